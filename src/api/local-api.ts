@@ -1,0 +1,86 @@
+/**
+ * An in-process prediction API around a victim: applies the defenses in order (ART's
+ * postprocessor loop — no defense calls another), counts every answered example, enforces the
+ * budget before doing any work, and times itself. One place owns the order of stages.
+ */
+import { tf } from '../compute/backend.js';
+import type { Rng } from '../compute/rng.js';
+import type { DecisionTree } from '../models/decision-tree.js';
+import type { Model } from '../models/model.js';
+import { BudgetExhaustedError, UsageError } from '../errors.js';
+import type { ApiInfo, ApiResponse, Defense, Ledger, PredictionApi, QueryCtx, Reveal } from './types.js';
+
+export interface LocalApiOptions {
+  budget?: number;
+  rng: Rng;
+  domain: { min: number; max: number };
+  /** reveal leaf ids too (tree victims only) */
+  revealLeaves?: boolean;
+  clientId?: string;
+}
+
+export class LocalPredictionApi implements PredictionApi {
+  readonly info: ApiInfo;
+  private readonly _ledger: Ledger;
+  private readonly defenseRngs: Rng[];
+
+  constructor(
+    private readonly victim: Model,
+    private readonly defenses: readonly Defense[],
+    private readonly opts: LocalApiOptions,
+  ) {
+    let reveals: Reveal = opts.revealLeaves ? 'leaf' : 'probs';
+    if (opts.revealLeaves && victim.kind !== 'tree') throw new UsageError(`only tree victims can reveal leaf ids (victim is ${victim.kind})`);
+    for (const d of defenses) {
+      if (d.output && reveals === 'labels') throw new UsageError(`defense '${d.name}' needs probabilities but an earlier defense reveals labels only; put it before that one`);
+      if (d.reveals === 'labels') reveals = 'labels';
+    }
+    this.info = { inputShape: victim.inputShape, numClasses: victim.numClasses, domain: opts.domain, reveals, defenses: defenses.map((d) => d.name) };
+    this._ledger = { queries: 0, budget: opts.budget ?? Infinity, batches: 0, apiSeconds: 0, powSeconds: 0 };
+    this.defenseRngs = defenses.map(() => opts.rng.fork());
+  }
+
+  get ledger(): Readonly<Ledger> {
+    return this._ledger;
+  }
+
+  async query(x: tf.Tensor): Promise<ApiResponse> {
+    const n = x.shape[0];
+    const l = this._ledger;
+    if (x.rank < 2 || x.shape.slice(1).join() !== this.info.inputShape.join()) {
+      throw new UsageError(`query shape [${x.shape.join(', ')}] does not match the API's input shape [n, ${this.info.inputShape.join(', ')}]`);
+    }
+    if (l.queries + n > l.budget) throw new BudgetExhaustedError(l.queries, l.budget, n);
+    const t0 = performance.now();
+    const ctx = (i: number): QueryCtx => ({ answered: l.queries, batch: l.batches, rng: this.defenseRngs[i], clientId: this.opts.clientId ?? 'local' });
+    let pow = 0;
+    let resp: ApiResponse = {};
+    let leafIds: Int32Array | undefined;
+    const owned: tf.Tensor[] = [];
+    try {
+      let xin = x;
+      this.defenses.forEach((d, i) => {
+        if (d.price) pow += d.price(xin, ctx(i)).powSeconds;
+        if (d.input) {
+          xin = d.input(xin, ctx(i));
+          owned.push(xin);
+        }
+      });
+      if (this.opts.revealLeaves) leafIds = (this.victim as DecisionTree).leafIds((await xin.data()) as Float32Array, n);
+      resp = { probs: this.victim.predict(xin) };
+      this.defenses.forEach((d, i) => {
+        if (!d.output || !resp.probs) return;
+        const prev = resp.probs;
+        resp = d.output(prev, ctx(i));
+        if (resp.probs !== prev) prev.dispose(); // a stage hands back new tensors; the input is ours to free
+      });
+    } finally {
+      tf.dispose(owned.filter((t) => t !== x));
+    }
+    l.queries += n;
+    l.batches += 1;
+    l.powSeconds += pow;
+    l.apiSeconds += (performance.now() - t0) / 1000;
+    return leafIds ? { ...resp, leafIds } : resp;
+  }
+}

@@ -1,0 +1,76 @@
+/**
+ * The prediction API's contract. Attacks see only this: they query, and read the ledger.
+ * Defenses are pure stages the API applies in order (input → model → output → price).
+ */
+import type { Tensor, Tensor1D, Tensor2D } from '@tensorflow/tfjs';
+import type { Rng } from '../compute/rng.js';
+import type { ParamValues } from '../params.js';
+
+export type Probs = Tensor2D; // [n, k], rows sum to 1
+export type Labels = Tensor1D; // [n] int32 class indices
+
+/** What the API chose to reveal for a batch. The caller owns (and disposes) the tensors. */
+export interface ApiResponse {
+  probs?: Probs;
+  labels?: Labels;
+  /** leaf identifiers, for tree victims served like BigML */
+  leafIds?: Int32Array;
+}
+
+export type QueryBudget = number;
+
+export interface Ledger {
+  /** examples answered */
+  queries: number;
+  /** examples allowed (Infinity when unlimited) */
+  budget: QueryBudget;
+  /** query() calls */
+  batches: number;
+  /** wall seconds spent answering (victim + defenses) */
+  apiSeconds: number;
+  /** proof-of-work seconds the client paid (measured or priced) */
+  powSeconds: number;
+}
+
+export type Reveal = 'probs' | 'labels' | 'leaf';
+
+export interface ApiInfo {
+  inputShape: number[];
+  numClasses: number;
+  domain: { min: number; max: number };
+  /** what a response carries after the defenses */
+  reveals: Reveal;
+  defenses: string[];
+}
+
+export interface PredictionApi {
+  readonly info: ApiInfo;
+  readonly ledger: Readonly<Ledger>;
+  /** [n, ...inputShape] → response; throws BudgetExhaustedError when n exceeds what is left */
+  query(x: Tensor): Promise<ApiResponse>;
+}
+
+/** Per-query context handed to every defense stage. */
+export interface QueryCtx {
+  /** examples answered before this batch */
+  answered: number;
+  /** index of this batch */
+  batch: number;
+  /** the defense's own seeded generator (no Math.random anywhere) */
+  rng: Rng;
+  clientId: string;
+}
+
+/**
+ * A defense: up to three pure stages, applied in order by the API. It never sees the attacker.
+ * `output` receives probabilities and returns what to reveal; it may reveal less (labels only).
+ */
+export interface Defense {
+  readonly name: string;
+  readonly params: ParamValues;
+  /** what the defense leaves visible: 'probs' keeps probabilities, 'labels' reduces to labels */
+  readonly reveals?: 'probs' | 'labels';
+  input?(x: Tensor, ctx: QueryCtx): Tensor;
+  output?(probs: Probs, ctx: QueryCtx): ApiResponse;
+  price?(x: Tensor, ctx: QueryCtx): { powSeconds: number };
+}

@@ -1,0 +1,70 @@
+/** `manifest.json` beside a run's CSV: the command, spec, git commit, versions and backend. */
+import { execFileSync } from 'node:child_process';
+import { readFileSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import type { BackendInfo } from '../compute/backend.js';
+
+const require = createRequire(import.meta.url);
+
+export function mseVersion(): string {
+  return (require('../../package.json') as { version: string }).version;
+}
+
+export function gitCommit(): string | undefined {
+  try {
+    return execFileSync('git', ['rev-parse', 'HEAD'], { cwd: path.dirname(require.resolve('../../package.json')), stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  } catch {
+    return undefined;
+  }
+}
+
+export function versions(): Record<string, string> {
+  const v = (pkg: string): string => {
+    try {
+      return (require(`${pkg}/package.json`) as { version: string }).version;
+    } catch {
+      return 'absent';
+    }
+  };
+  return { mse: mseVersion(), node: process.versions.node, '@tensorflow/tfjs': v('@tensorflow/tfjs'), '@tensorflow/tfjs-backend-wasm': v('@tensorflow/tfjs-backend-wasm') };
+}
+
+export interface Manifest {
+  run_id: string;
+  created: string;
+  command: string[];
+  spec: unknown;
+  git_commit?: string;
+  versions: Record<string, string>;
+  backend: { name: string; tf_backend: string; threads: number };
+  host: { platform: string; cpus: number; memory_gb: number };
+  datasets: Record<string, { variant: string; notes: string[] }>;
+}
+
+export function makeManifest(runId: string, backend: BackendInfo, spec: unknown, datasets: Manifest['datasets'] = {}): Manifest {
+  return {
+    run_id: runId,
+    created: new Date().toISOString(),
+    command: process.argv.slice(1),
+    spec,
+    git_commit: gitCommit(),
+    versions: versions(),
+    backend: { name: backend.name, tf_backend: backend.tfBackend, threads: backend.threads },
+    host: { platform: `${os.platform()}-${os.arch()}`, cpus: os.availableParallelism(), memory_gb: Math.round(os.totalmem() / 2 ** 30) },
+    datasets,
+  };
+}
+
+export function writeManifest(dir: string, m: Manifest): void {
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, 'manifest.json');
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(m, null, 2) + '\n');
+  renameSync(tmp, file);
+}
+
+export function readManifest(dir: string): Manifest {
+  return JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
+}

@@ -1,0 +1,45 @@
+/**
+ * The result row: one per bench cell, keyed by a hash of the cell's spec. Metric columns are
+ * deterministic for a seed; timing columns are not (`compare` ignores them by default).
+ */
+import { createHash } from 'node:crypto';
+
+export const RESULT_COLUMNS = [
+  'cell_id', 'run_id', 'mse_version', 'backend', 'dataset', 'dataset_variant', 'victim', 'victim_acc',
+  'defense', 'defense_params', 'attack', 'attack_params', 'budget', 'seed', 'queries',
+  'surrogate_acc', 'agreement_test', 'agreement_unif', 'param_error', 'defended_acc',
+  'perturbation_l1', 'perturbation_kl', 'attacker_cpu_s', 'pow_s', 'wall_s', 'status',
+] as const;
+
+export type ResultColumn = (typeof RESULT_COLUMNS)[number];
+export type ResultRow = Record<ResultColumn, string | number>;
+
+/** Columns that vary run to run for the same seed. */
+export const TIMING_COLUMNS: readonly ResultColumn[] = ['attacker_cpu_s', 'pow_s', 'wall_s', 'run_id', 'backend', 'mse_version'];
+
+export interface CellSpec {
+  dataset: string;
+  victim: string;
+  defense: string;
+  defense_params: string;
+  attack: string;
+  attack_params: string;
+  budget: number;
+  seed: number;
+}
+
+/** Stable id of a cell: the same spec always hashes to the same id, whatever the run. */
+export function cellId(c: CellSpec): string {
+  const canon = JSON.stringify([c.dataset, c.victim, c.defense, c.defense_params, c.attack, c.attack_params, c.budget, c.seed]);
+  return createHash('sha256').update(canon).digest('hex').slice(0, 16);
+}
+
+/** Fill a row from partial values; numbers are written with enough digits to round-trip. */
+export function makeRow(values: Partial<Record<ResultColumn, string | number | undefined>>): ResultRow {
+  const row = {} as ResultRow;
+  for (const c of RESULT_COLUMNS) {
+    const v = values[c];
+    row[c] = v === undefined || (typeof v === 'number' && Number.isNaN(v)) ? '' : v;
+  }
+  return row;
+}

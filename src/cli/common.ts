@@ -1,0 +1,44 @@
+/** Shared CLI plumbing: start the backend (and say which one), progress bars, colour. */
+import chalk from 'chalk';
+import { SingleBar, Presets } from 'cli-progress';
+import { initBackend, parseBackend, type BackendInfo } from '../compute/backend.js';
+import type { GlobalOptions } from './index.js';
+
+export async function startBackend(g: GlobalOptions, announce = true): Promise<BackendInfo> {
+  const b = await initBackend(g.backend === 'auto' ? 'auto' : parseBackend(g.backend), { threads: g.threads });
+  if (announce && !g.quiet) process.stderr.write(chalk.dim(`backend: ${b.name} (tf.getBackend() = ${b.tfBackend}, ${b.threads} thread${b.threads === 1 ? '' : 's'})\n`));
+  return b;
+}
+
+export function useBars(g: GlobalOptions): boolean {
+  return !g.quiet && process.stderr.isTTY === true && !process.env.CI;
+}
+
+export function progressBar(g: GlobalOptions, label: string): { update(v: number, total: number): void; stop(): void } {
+  if (!useBars(g)) return { update: () => undefined, stop: () => undefined };
+  const bar = new SingleBar({ format: `${label} [{bar}] {percentage}% {value}/{total} | {duration_formatted} elapsed, eta {eta_formatted}`, stream: process.stderr, hideCursor: true }, Presets.shades_classic);
+  let started = false;
+  return {
+    update(v, total) {
+      if (!started) {
+        bar.start(total, 0);
+        started = true;
+      }
+      bar.setTotal(total);
+      bar.update(v);
+    },
+    stop() {
+      if (started) bar.stop();
+    },
+  };
+}
+
+export function table(rows: string[][]): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => stripAnsi(r[c] ?? '').length)));
+  return rows.map((r) => r.map((cell, c) => cell + ' '.repeat(widths[c] - stripAnsi(cell).length)).join('  ').trimEnd()).join('\n');
+}
+
+function stripAnsi(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/\u001b\[[0-9;]*m/g, '');
+}

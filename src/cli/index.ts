@@ -1,0 +1,103 @@
+/**
+ * The `mse` entry point: builds the root command and nothing else. Each command lives in its own
+ * file and is imported lazily, so `--help` is instant. This is the only place that prints errors
+ * and chooses exit codes: 2 for usage errors, 1 for everything else.
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { MseError } from '../errors.js';
+
+export interface GlobalOptions {
+  backend: string;
+  threads?: number;
+  dataDir?: string;
+  quiet?: boolean;
+}
+
+function intArg(min = 0) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isInteger(n) || n < min) throw new InvalidArgumentError(`must be an integer ≥ ${min}.`);
+    return n;
+  };
+}
+
+export function buildProgram(): Command {
+  const program = new Command('mse')
+    .description('Benchmark model-extraction attacks against prediction-API defenses.')
+    .version(process.env.npm_package_version ?? '0.1.0', '-V, --version')
+    .addOption(new Option('--backend <name>', 'compute backend: auto (fastest available), node-gpu, node, wasm, cpu').default('auto'))
+    .option('--threads <n>', 'compute threads for the wasm backend (default: cores, or MSE_THREADS)', intArg(1))
+    .option('--data-dir <dir>', 'look here first for dataset files (then MSE_DATA_DIR, datasets/, /usr/share/datasets)')
+    .option('-q, --quiet', 'no progress bars')
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(`mse: ${str.replace(/^error: /, 'error: ')}`) })
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', `
+Examples:
+  $ mse doctor                                  # backend, versions, which datasets are here
+  $ mse train --dataset mnist --model cnn       # train (and cache) a victim, print its test accuracy
+  $ mse datasets                                # dataset availability and where files were found
+  $ mse list models                             # what is available`);
+
+  program
+    .command('doctor')
+    .description('print the compute backend, versions, data directories and locally available datasets')
+    .addHelpText('after', '\nExamples:\n  $ mse doctor\n  $ mse --backend cpu doctor\n  $ MSE_DATA_DIR=../shared/datasets mse doctor')
+    .action(async () => (await import('./doctor.js')).doctor(program.opts<GlobalOptions>()));
+
+  program
+    .command('train')
+    .description('train a victim model (cached by dataset, model, parameters and seed) and report its test accuracy')
+    .requiredOption('-d, --dataset <name>', 'dataset (see `mse list datasets`)')
+    .requiredOption('-m, --model <spec>', 'model kind with optional parameters, e.g. cnn, mlp:hidden=256,128, tree:depth=6')
+    .option('-s, --seed <n>', 'random seed (initialisation, shuffling)', intArg(0), 1)
+    .option('--no-cache', 'retrain even if a cached victim exists, and do not cache')
+    .option('--save <file>', 'also write the trained model to this JSON file')
+    .option('--json', 'print the result as JSON')
+    .addHelpText('after', '\nExamples:\n  $ mse train --dataset mnist --model cnn\n  $ mse train -d fashion-mnist -m cnn:epochs=2 --seed 3\n  $ mse train -d adult -m logistic --save adult-lr.json\n  $ mse train -d iris -m mlp:hidden=20,activation=tanh --json')
+    .action(async (opts) => (await import('./train.js')).train(program.opts<GlobalOptions>(), opts));
+
+  program
+    .command('datasets')
+    .description('list datasets and their local availability; fetch or verify their files')
+    .argument('[action]', 'list | fetch | verify', 'list')
+    .argument('[names...]', 'datasets to fetch or verify (default: all)')
+    .option('--json', 'print as JSON')
+    .addHelpText('after', '\nExamples:\n  $ mse datasets\n  $ mse datasets fetch mnist fashion-mnist     # download into datasets/ with checksum checks\n  $ mse datasets verify                        # re-check every local file against its sha256')
+    .action(async (action: string, names: string[], opts) => (await import('./datasets.js')).datasets(program.opts<GlobalOptions>(), action, names, opts));
+
+  program
+    .command('list')
+    .description('list available models, datasets, defenses and backends')
+    .argument('[what]', 'models | datasets | defenses | backends | all', 'all')
+    .addHelpText('after', '\nExamples:\n  $ mse list\n  $ mse list models')
+    .action(async (what: string) => (await import('./list.js')).list(what));
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  let code = 0;
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    code = report(err);
+  }
+  // The wasm backend's thread pool must not keep the process alive.
+  process.exit(code);
+}
+
+function report(err: unknown): number {
+  if (err instanceof CommanderError) {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+    return 2; // commander already printed the one-line message
+  }
+  if (err instanceof MseError) {
+    process.stderr.write(`mse: error: ${err.message}${err.hint ? ` (${err.hint})` : ''}\n`);
+    return err.exitCode;
+  }
+  const e = err as Error;
+  process.stderr.write(`mse: internal error: ${e?.stack ?? String(err)}\n`);
+  return 1;
+}

@@ -1,0 +1,40 @@
+/**
+ * Registers mse's extra kernels on the wasm backend. Must run after the wasm backend is
+ * initialised: the stock kernels' setup (cwrap of their C++ entry points) runs at backend
+ * init, and we keep using them as building blocks after our versions replace them.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { makeBatchMatMul } from './batch-mat-mul.js';
+import { makeConv2DBackpropFilter } from './conv2d-backprop-filter.js';
+import { makeConv2DBackpropInput } from './conv2d-backprop-input.js';
+import { makeMaxPoolGrad } from './max-pool-grad.js';
+import { kernelFunc } from './wasm-util.js';
+
+let registered = false;
+
+/** Names of the kernels mse registers (or replaces) on wasm. */
+export const WASM_EXTRA_KERNELS = [tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput, tf.MaxPoolGrad, tf.BatchMatMul] as const;
+
+/**
+ * `MSE_WASM_KERNELS=stock` keeps tfjs's own kernels wherever it has one and only adds the missing
+ * Conv2DBackpropFilter: the baseline `bench:perf` compares against.
+ */
+export function registerWasmKernels(): void {
+  if (registered) return;
+  const stockOnly = process.env.MSE_WASM_KERNELS === 'stock';
+  const stockMatMul = kernelFunc(tf.BatchMatMul);
+  const stockConv2d = kernelFunc(tf.Conv2D);
+  const configs = [
+    makeConv2DBackpropFilter(stockMatMul),
+    makeConv2DBackpropInput(stockConv2d),
+    makeMaxPoolGrad(),
+    makeBatchMatMul(stockMatMul),
+  ];
+  for (const cfg of configs) {
+    const exists = tf.getKernel(cfg.kernelName, 'wasm') !== undefined;
+    if (exists && stockOnly) continue;
+    if (exists) tf.unregisterKernel(cfg.kernelName, 'wasm');
+    tf.registerKernel(cfg);
+  }
+  registered = true;
+}

@@ -1,0 +1,7 @@
+export { DATASETS, DATASET_NAMES, loadDataset, availability, getEntry, assertDatasetName } from './registry.js';
+export type { DatasetEntry, Availability } from './registry.js';
+export { SYNTHETIC, makeSynthetic } from './synthetic.js';
+export { searchDirs, cacheDir, resolveFile, findFile, checksumOk } from './resolve.js';
+export type { DataFile, ResolveOptions } from './resolve.js';
+export type { Dataset, Split } from './types.js';
+export { exampleSize, subset, classCounts } from './types.js';

@@ -1,0 +1,62 @@
+/**
+ * Typed errors. Library code throws these with a hint; only `cli/index.ts` prints and exits
+ * (exit 2 for usage errors, 1 for everything else), so expected failures read as one clear line.
+ */
+export class MseError extends Error {
+  readonly code: string;
+  readonly hint?: string;
+  readonly exitCode: number = 1;
+  constructor(code: string, message: string, hint?: string) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+    this.hint = hint;
+  }
+}
+
+/** Bad flag, unknown name, malformed value: the user can fix the command line. Exit code 2. */
+export class UsageError extends MseError {
+  override readonly exitCode = 2;
+  constructor(message: string, hint?: string) {
+    super('usage', message, hint);
+  }
+}
+
+/** A dataset file is missing, corrupt, truncated or has the wrong checksum. */
+export class DataError extends MseError {
+  constructor(message: string, hint?: string) {
+    super('data', message, hint);
+  }
+}
+
+/** The API refused a query because the client's budget is spent; attacks catch it and stop cleanly. */
+export class BudgetExhaustedError extends MseError {
+  readonly used: number;
+  readonly budget: number;
+  constructor(used: number, budget: number, requested: number) {
+    super('budget', `query budget exhausted: ${used} of ${budget} used, ${requested} more requested`);
+    this.used = used;
+    this.budget = budget;
+  }
+}
+
+/** "Did you mean …? Available: …" for an unknown registry key (lm-eval-harness habit). */
+export function unknownChoice(kind: string, got: string, choices: readonly string[]): UsageError {
+  const near = choices
+    .map((c) => ({ c, d: editDistance(c, got) }))
+    .filter((x) => x.d <= Math.max(2, Math.floor(got.length / 3)))
+    .sort((a, b) => a.d - b.d)[0];
+  const dym = near ? ` Did you mean '${near.c}'?` : '';
+  return new UsageError(`unknown ${kind} '${got}'.${dym} Available: ${choices.join(', ')}`);
+}
+
+function editDistance(a: string, b: string): number {
+  const dp = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) dp[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      dp[i][j] = Math.min(dp[i - 1][j] + 1, dp[i][j - 1] + 1, dp[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+  }
+  return dp[a.length][b.length];
+}

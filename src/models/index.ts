@@ -1,0 +1,11 @@
+export { MODEL_KINDS } from './model.js';
+export type { Model, ModelKind, Probs, Logits, SerializedModel } from './model.js';
+export { Net, paramShapes } from './net.js';
+export type { LayerSpec, Head, NetConfig, Activation } from './net.js';
+export { DecisionTree, TREE_DEFAULTS } from './decision-tree.js';
+export { fit, predictAll, argmaxRows, accuracyOf } from './train.js';
+export type { TrainOptions, TrainData, TrainStats } from './train.js';
+export { MODELS, parseModelSpec, createNet, trainOptions, loadModel } from './zoo.js';
+export type { ModelSpec } from './zoo.js';
+export { getVictim, trainVictim, victimKey, victimCacheDir, evaluate } from './victim.js';
+export type { Victim, VictimOptions } from './victim.js';

@@ -1,0 +1,31 @@
+/**
+ * What every victim and surrogate is. `predict` returns probabilities (rows sum to 1); the caller
+ * owns and disposes the result. Trainable models also expose logits, variables and a loss.
+ */
+import type * as tfType from '@tensorflow/tfjs';
+
+export type Probs = tfType.Tensor2D; // [n, k], rows sum to 1
+export type Logits = tfType.Tensor2D; // [n, k] (or [n, 1] for a binary logistic head)
+
+export const MODEL_KINDS = ['logistic', 'softmax', 'ovr', 'mlp', 'cnn', 'tree'] as const;
+export type ModelKind = (typeof MODEL_KINDS)[number];
+
+export interface Model {
+  readonly kind: ModelKind;
+  readonly inputShape: number[];
+  readonly numClasses: number;
+  predict(x: tfType.Tensor): Probs;
+  /** flat parameters in a documented order (weights then biases, layer by layer), for parameter error */
+  params?(): Float32Array;
+  /** a JSON-serialisable snapshot that `loadModel` restores exactly */
+  serialize(): SerializedModel;
+  dispose(): void;
+}
+
+export interface SerializedModel {
+  format: 'mse-model/1';
+  kind: ModelKind;
+  inputShape: number[];
+  numClasses: number;
+  [key: string]: unknown;
+}

@@ -1,0 +1,214 @@
+/**
+ * A small feed-forward network over raw tf.Variables: dense, conv2d, max-pool, flatten, with a
+ * softmax, binary-sigmoid or one-vs-rest head. Logistic/softmax/OvR regression, the MLP and the
+ * CNN are all Nets with different layer lists. Dense and conv layers use tfjs's fused ops (bias +
+ * ReLU in the same kernel, XNNPACK on wasm); weights use Glorot-uniform init from a seeded Rng.
+ */
+import { tf } from '../compute/backend.js';
+import { Rng } from '../compute/rng.js';
+import type { Logits, Model, ModelKind, Probs, SerializedModel } from './model.js';
+
+export type Activation = 'linear' | 'relu' | 'tanh';
+export type LayerSpec =
+  | { type: 'dense'; units: number; activation?: Activation }
+  | { type: 'conv2d'; filters: number; kernel: number; stride?: number; padding?: 'same' | 'valid'; activation?: Activation }
+  | { type: 'maxpool'; size: number; stride?: number }
+  | { type: 'flatten' };
+
+/** softmax: p = softmax(z); sigmoid: binary, z is [n,1], p = [1−σ(z), σ(z)]; ovr: p_i = σ(z_i)/Σ_j σ(z_j) (Tramèr §4.1.2) */
+export type Head = 'softmax' | 'sigmoid' | 'ovr';
+
+export interface NetConfig {
+  kind: ModelKind;
+  inputShape: number[];
+  numClasses: number;
+  layers: LayerSpec[];
+  head: Head;
+}
+
+interface Param {
+  w: tf.Variable;
+  b: tf.Variable;
+}
+
+export class Net implements Model {
+  readonly kind: ModelKind;
+  readonly inputShape: number[];
+  readonly numClasses: number;
+  readonly layers: LayerSpec[];
+  readonly head: Head;
+  private readonly weights: Array<Param | undefined>;
+
+  constructor(cfg: NetConfig, init: Rng | Float32Array[]) {
+    this.kind = cfg.kind;
+    this.inputShape = cfg.inputShape;
+    this.numClasses = cfg.numClasses;
+    this.layers = cfg.layers;
+    this.head = cfg.head;
+    const shapes = paramShapes(cfg);
+    let k = 0;
+    this.weights = shapes.map((s) => {
+      if (!s) return undefined;
+      const [wv, bv] = Array.isArray(init) ? [init[k++], init[k++]] : [glorot(s.w, init), new Float32Array(s.b[0])];
+      return { w: tf.variable(tf.tensor(wv, s.w)), b: tf.variable(tf.tensor(bv, s.b)) };
+    });
+  }
+
+  get config(): NetConfig {
+    return { kind: this.kind, inputShape: this.inputShape, numClasses: this.numClasses, layers: this.layers, head: this.head };
+  }
+
+  get variables(): tf.Variable[] {
+    return this.weights.flatMap((p) => (p ? [p.w, p.b] : []));
+  }
+
+  /** [n, ...inputShape] → logits */
+  logits(x: tf.Tensor): Logits {
+    return tf.tidy(() => {
+      let h = x.reshape([-1, ...this.inputShape]);
+      this.layers.forEach((l, i) => {
+        const p = this.weights[i];
+        switch (l.type) {
+          case 'dense': {
+            const act = l.activation ?? 'linear';
+            const flat = h.rank === 2 ? (h as tf.Tensor2D) : (h.reshape([h.shape[0], -1]) as tf.Tensor2D);
+            h = tf.fused.matMul({ a: flat, b: p!.w as tf.Tensor2D, bias: p!.b, activation: act === 'tanh' ? 'linear' : act });
+            if (act === 'tanh') h = tf.tanh(h);
+            break;
+          }
+          case 'conv2d': {
+            const act = l.activation ?? 'linear';
+            h = tf.fused.conv2d({ x: h as tf.Tensor4D, filter: p!.w as tf.Tensor4D, strides: l.stride ?? 1, pad: l.padding ?? 'valid', bias: p!.b, activation: act === 'tanh' ? 'linear' : act });
+            if (act === 'tanh') h = tf.tanh(h);
+            break;
+          }
+          case 'maxpool':
+            h = tf.maxPool(h as tf.Tensor4D, l.size, l.stride ?? l.size, 'valid');
+            break;
+          case 'flatten':
+            h = h.reshape([h.shape[0], -1]);
+            break;
+        }
+      });
+      return h as Logits;
+    });
+  }
+
+  /** Probabilities from logits according to the head. */
+  probsFromLogits(z: Logits): Probs {
+    return tf.tidy(() => {
+      switch (this.head) {
+        case 'softmax':
+          return tf.softmax(z);
+        case 'sigmoid': {
+          const p = tf.sigmoid(z);
+          return tf.concat([tf.sub(1, p), p], 1) as Probs;
+        }
+        case 'ovr': {
+          const s = tf.sigmoid(z);
+          return tf.div(s, tf.sum(s, 1, true)) as Probs;
+        }
+      }
+    });
+  }
+
+  predict(x: tf.Tensor): Probs {
+    return tf.tidy(() => this.probsFromLogits(this.logits(x)));
+  }
+
+  /**
+   * Mean training loss against targets `y` ([n, k], one-hot or soft):
+   * softmax → cross-entropy; sigmoid → binary cross-entropy on y[:,1]; ovr → Σ_k binary CE per class
+   * (k independent one-vs-rest classifiers, as LibLinear trains them).
+   */
+  loss(x: tf.Tensor, y: tf.Tensor2D): tf.Scalar {
+    return tf.tidy(() => {
+      const z = this.logits(x);
+      switch (this.head) {
+        case 'softmax':
+          return tf.neg(tf.mean(tf.sum(tf.mul(y, tf.logSoftmax(z)), 1))) as tf.Scalar;
+        case 'sigmoid':
+          return tf.losses.sigmoidCrossEntropy(y.slice([0, 1], [-1, 1]), z) as tf.Scalar;
+        case 'ovr':
+          return tf.mul(tf.losses.sigmoidCrossEntropy(y, z), this.numClasses) as tf.Scalar;
+      }
+    });
+  }
+
+  params(): Float32Array {
+    const arrays = this.variables.map((v) => v.dataSync() as Float32Array);
+    const out = new Float32Array(arrays.reduce((a, b) => a + b.length, 0));
+    let o = 0;
+    for (const a of arrays) {
+      out.set(a, o);
+      o += a.length;
+    }
+    return out;
+  }
+
+  serialize(): SerializedModel {
+    return {
+      format: 'mse-model/1',
+      ...this.config,
+      weights: this.variables.map((v) => Buffer.from((v.dataSync() as Float32Array).buffer.slice(0)).toString('base64')),
+    };
+  }
+
+  static deserialize(s: SerializedModel): Net {
+    const cfg = s as unknown as NetConfig & { weights: string[] };
+    const arrays = cfg.weights.map((b64) => {
+      const buf = Buffer.from(b64, 'base64');
+      return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+    });
+    return new Net({ kind: cfg.kind, inputShape: cfg.inputShape, numClasses: cfg.numClasses, layers: cfg.layers, head: cfg.head }, arrays);
+  }
+
+  numParams(): number {
+    return this.variables.reduce((a, v) => a + v.size, 0);
+  }
+
+  dispose(): void {
+    for (const v of this.variables) v.dispose();
+  }
+}
+
+/** Weight and bias shapes per layer (undefined for parameter-free layers). */
+export function paramShapes(cfg: NetConfig): Array<{ w: number[]; b: number[] } | undefined> {
+  let shape = [...cfg.inputShape];
+  return cfg.layers.map((l) => {
+    switch (l.type) {
+      case 'dense': {
+        const fanIn = shape.reduce((a, b) => a * b, 1);
+        shape = [l.units];
+        return { w: [fanIn, l.units], b: [l.units] };
+      }
+      case 'conv2d': {
+        const [h, w, c] = shape;
+        const s = l.stride ?? 1;
+        const same = (l.padding ?? 'valid') === 'same';
+        const oh = same ? Math.ceil(h / s) : Math.floor((h - l.kernel) / s) + 1;
+        const ow = same ? Math.ceil(w / s) : Math.floor((w - l.kernel) / s) + 1;
+        shape = [oh, ow, l.filters];
+        return { w: [l.kernel, l.kernel, c, l.filters], b: [l.filters] };
+      }
+      case 'maxpool': {
+        const [h, w, c] = shape;
+        const s = l.stride ?? l.size;
+        shape = [Math.floor((h - l.size) / s) + 1, Math.floor((w - l.size) / s) + 1, c];
+        return undefined;
+      }
+      case 'flatten':
+        shape = [shape.reduce((a, b) => a * b, 1)];
+        return undefined;
+    }
+  });
+}
+
+/** Glorot/Xavier uniform: U(±√(6 / (fan_in + fan_out))). */
+function glorot(shape: number[], rng: Rng): Float32Array {
+  const receptive = shape.length === 4 ? shape[0] * shape[1] : 1;
+  const fanIn = shape[shape.length - 2] * receptive;
+  const fanOut = shape[shape.length - 1] * receptive;
+  const lim = Math.sqrt(6 / (fanIn + fanOut));
+  return rng.fillUniform(new Float32Array(shape.reduce((a, b) => a * b, 1)), -lim, lim);
+}

@@ -1,0 +1,125 @@
+/**
+ * The training loop for Nets: seeded shuffling, mini-batches copied into one reusable buffer,
+ * Adam or SGD-with-momentum, optional L2, soft or hard targets. Every tensor lives inside a tidy
+ * or is disposed in `finally`, so memory stays flat across epochs (a test checks it).
+ */
+import { tf } from '../compute/backend.js';
+import type { Rng } from '../compute/rng.js';
+import type { Net } from './net.js';
+
+export interface TrainOptions {
+  epochs: number;
+  batchSize: number;
+  optimizer: 'adam' | 'sgd';
+  lr: number;
+  /** SGD momentum */
+  momentum?: number;
+  /** L2 penalty λ·½‖W‖² added to the mean loss (weights only, not biases) */
+  l2?: number;
+  rng: Rng;
+  /** called after each batch with examples seen so far */
+  onBatch?: (seen: number, total: number, loss: number | undefined) => void;
+}
+
+export interface TrainData {
+  x: Float32Array;
+  n: number;
+  /** hard labels (one-hot is built per batch) … */
+  y?: Int32Array;
+  /** … or soft targets [n, k] */
+  targets?: Float32Array;
+}
+
+export interface TrainStats {
+  examples: number;
+  seconds: number;
+  finalLoss: number;
+}
+
+export async function fit(net: Net, data: TrainData, opts: TrainOptions): Promise<TrainStats> {
+  const d = net.inputShape.reduce((a, b) => a * b, 1);
+  const k = net.numClasses;
+  if (data.n === 0) return { examples: 0, seconds: 0, finalLoss: NaN };
+  const bs = Math.min(opts.batchSize, data.n);
+  const optimizer = opts.optimizer === 'adam' ? tf.train.adam(opts.lr) : tf.train.momentum(opts.lr, opts.momentum ?? 0.9);
+  const vars = net.variables;
+  const weightVars = vars.filter((_, i) => i % 2 === 0);
+  const xb = new Float32Array(bs * d);
+  const yb = new Float32Array(bs * k);
+  const total = opts.epochs * data.n;
+  let seen = 0;
+  let lastLoss = NaN;
+  let batches = 0;
+  const t0 = performance.now();
+  try {
+    for (let e = 0; e < opts.epochs; e++) {
+      const perm = opts.rng.permutation(data.n);
+      for (let s = 0; s < data.n; s += bs) {
+        const m = Math.min(bs, data.n - s);
+        yb.fill(0);
+        for (let i = 0; i < m; i++) {
+          const r = perm[s + i];
+          xb.set(data.x.subarray(r * d, (r + 1) * d), i * d);
+          if (data.targets) yb.set(data.targets.subarray(r * k, (r + 1) * k), i * k);
+          else yb[i * k + data.y![r]] = 1;
+        }
+        const last = s + bs >= data.n && e === opts.epochs - 1;
+        // reading the loss forces a sync: only on the last batch and every 25th when reporting
+        const wantLoss = last || (opts.onBatch !== undefined && batches++ % 25 === 0);
+        const lossT: tf.Scalar | undefined = tf.tidy(() => {
+          const xt = tf.tensor(m === bs ? xb : xb.subarray(0, m * d), [m, ...net.inputShape]);
+          const yt = tf.tensor2d(m === bs ? yb : yb.subarray(0, m * k), [m, k]);
+          return optimizer.minimize(() => {
+            const base = net.loss(xt, yt);
+            if (!opts.l2) return base;
+            const pen = tf.addN(weightVars.map((w) => tf.sum(tf.square(w))));
+            return tf.add(base, tf.mul(0.5 * opts.l2, pen)) as tf.Scalar;
+          }, wantLoss, vars) ?? undefined;
+        }) as tf.Scalar | undefined;
+        if (lossT) {
+          lastLoss = (await lossT.data())[0];
+          lossT.dispose();
+        }
+        seen += m;
+        opts.onBatch?.(seen, total, lastLoss);
+      }
+    }
+  } finally {
+    optimizer.dispose();
+  }
+  return { examples: seen, seconds: (performance.now() - t0) / 1000, finalLoss: lastLoss };
+}
+
+/** Probabilities for every row of `x`, batched; returns [n·k] row-major. */
+export async function predictAll(model: { predict(x: tf.Tensor): tf.Tensor2D; inputShape: number[]; numClasses: number }, x: Float32Array, n: number, batch = 1024): Promise<Float32Array> {
+  const d = model.inputShape.reduce((a, b) => a * b, 1);
+  const k = model.numClasses;
+  const out = new Float32Array(n * k);
+  for (let s = 0; s < n; s += batch) {
+    const m = Math.min(batch, n - s);
+    const p = tf.tidy(() => model.predict(tf.tensor(x.subarray(s * d, (s + m) * d), [m, ...model.inputShape])));
+    try {
+      out.set((await p.data()) as Float32Array, s * k);
+    } finally {
+      p.dispose();
+    }
+  }
+  return out;
+}
+
+export function argmaxRows(p: Float32Array, k: number): Int32Array {
+  const n = p.length / k;
+  const out = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    let best = 0;
+    for (let j = 1; j < k; j++) if (p[i * k + j] > p[i * k + best]) best = j;
+    out[i] = best;
+  }
+  return out;
+}
+
+export function accuracyOf(pred: Int32Array, y: Int32Array): number {
+  let c = 0;
+  for (let i = 0; i < y.length; i++) if (pred[i] === y[i]) c++;
+  return y.length ? c / y.length : NaN;
+}

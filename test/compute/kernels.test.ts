@@ -1,0 +1,146 @@
+import { describe, expect, it, beforeAll } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../src/compute/backend.js';
+import { Rng } from '../../src/compute/rng.js';
+
+// Each custom wasm kernel against the cpu backend (tfjs's reference implementation), on random
+// shapes covering stride 1 and 2, 'same' and 'valid' padding and batch > 1.
+
+type Pad = 'same' | 'valid';
+const rng = new Rng(7);
+
+function rand(shape: number[]): { shape: number[]; data: Float32Array } {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const data = new Float32Array(n);
+  for (let i = 0; i < n; i++) data[i] = rng.normal();
+  return { shape, data };
+}
+
+async function onBackend(name: 'cpu' | 'wasm', f: () => tf.Tensor): Promise<Float32Array> {
+  await tf.setBackend(name);
+  const t = f();
+  const v = (await t.data()) as Float32Array;
+  t.dispose();
+  return v;
+}
+
+function maxRelErr(a: Float32Array, b: Float32Array): number {
+  expect(a.length).toBe(b.length);
+  let scale = 1e-6;
+  for (const v of b) scale = Math.max(scale, Math.abs(v));
+  let e = 0;
+  for (let i = 0; i < a.length; i++) e = Math.max(e, Math.abs(a[i] - b[i]));
+  return e / scale;
+}
+
+const cases: Array<{ n: number; h: number; w: number; ci: number; co: number; f: number; s: number; pad: Pad }> = [];
+for (const s of [1, 2]) {
+  for (const pad of ['same', 'valid'] as Pad[]) {
+    for (let k = 0; k < 2; k++) {
+      cases.push({
+        n: 2 + rng.int(3),
+        h: 7 + rng.int(6),
+        w: 6 + rng.int(7),
+        ci: 1 + rng.int(4),
+        co: 1 + rng.int(5),
+        f: [1, 2, 3, 5][rng.int(4)],
+        s,
+        pad,
+      });
+    }
+  }
+}
+
+describe('wasm extra kernels match the cpu backend', () => {
+  beforeAll(async () => {
+    await initBackend('wasm');
+  });
+
+  it.each(cases)('Conv2DBackpropFilter %o', async (c) => {
+    const x = rand([c.n, c.h, c.w, c.ci]);
+    const filterShape: [number, number, number, number] = [c.f, c.f, c.ci, c.co];
+    const info = tf.backend_util.computeConv2DInfo([c.n, c.h, c.w, c.ci], filterShape, c.s, 1, c.pad);
+    const dy = rand(info.outShape);
+    const run = () =>
+      tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: tf.tensor(x.data, x.shape), dy: tf.tensor(dy.data, dy.shape) }, {
+        strides: c.s, pad: c.pad, dataFormat: 'NHWC', filterShape,
+      } as unknown as tf.NamedAttrMap) as tf.Tensor;
+    const want = await onBackend('cpu', run);
+    const got = await onBackend('wasm', run);
+    expect(maxRelErr(got, want)).toBeLessThan(1e-5);
+  });
+
+  it.each(cases)('Conv2DBackpropInput %o', async (c) => {
+    const inputShape: [number, number, number, number] = [c.n, c.h, c.w, c.ci];
+    const w = rand([c.f, c.f, c.ci, c.co]);
+    const info = tf.backend_util.computeConv2DInfo(inputShape, [c.f, c.f, c.ci, c.co], c.s, 1, c.pad);
+    const dy = rand(info.outShape);
+    const run = () =>
+      tf.engine().runKernel(tf.Conv2DBackpropInput, { dy: tf.tensor(dy.data, dy.shape), filter: tf.tensor(w.data, w.shape) }, {
+        strides: c.s, pad: c.pad, dataFormat: 'NHWC', inputShape,
+      } as unknown as tf.NamedAttrMap) as tf.Tensor;
+    const want = await onBackend('cpu', run);
+    const got = await onBackend('wasm', run);
+    expect(maxRelErr(got, want)).toBeLessThan(1e-5);
+  });
+
+  it.each(cases)('MaxPoolGrad %o', async (c) => {
+    const shape = [c.n, c.h, c.w, c.ci];
+    const x = rand(shape);
+    const size = Math.max(2, c.f);
+    const run = () =>
+      tf.tidy(() => {
+        const xt = tf.tensor4d(x.data, shape as [number, number, number, number]);
+        return tf.grad((v: tf.Tensor4D) => tf.maxPool(v, size, c.s, c.pad).square().sum())(xt);
+      });
+    const want = await onBackend('cpu', run);
+    const got = await onBackend('wasm', run);
+    expect(maxRelErr(got, want)).toBeLessThan(1e-5);
+  });
+
+  it.each([
+    [false, false], [true, false], [false, true], [true, true],
+  ])('BatchMatMul transposeA=%s transposeB=%s (batched)', async (ta, tb) => {
+    const [b, m, k, n] = [3, 5 + rng.int(40), 3 + rng.int(50), 2 + rng.int(30)];
+    const a = rand(ta ? [b, k, m] : [b, m, k]);
+    const bb = rand(tb ? [b, n, k] : [b, k, n]);
+    const run = () => tf.matMul(tf.tensor(a.data, a.shape) as tf.Tensor3D, tf.tensor(bb.data, bb.shape) as tf.Tensor3D, ta, tb);
+    const want = await onBackend('cpu', run);
+    const got = await onBackend('wasm', run);
+    expect(maxRelErr(got, want)).toBeLessThan(1e-5);
+  });
+
+  it('a conv net trains end to end on wasm with gradients equal to cpu', async () => {
+    const x = rand([4, 12, 12, 2]);
+    const w1 = rand([3, 3, 2, 4]);
+    const w2 = rand([5, 5, 4, 3]);
+    const run = () =>
+      tf.tidy(() => {
+        const f = (a: tf.Tensor4D, b: tf.Tensor4D) => {
+          const h = tf.relu(tf.conv2d(tf.tensor4d(x.data, [4, 12, 12, 2]), a, 1, 'same'));
+          const p = tf.maxPool(h, 2, 2, 'valid');
+          return tf.conv2d(p, b, 2, 'same').square().mean();
+        };
+        const [g1, g2] = tf.grads(f)([tf.tensor4d(w1.data, [3, 3, 2, 4]), tf.tensor4d(w2.data, [5, 5, 4, 3])]);
+        return tf.concat([g1.flatten(), g2.flatten()]);
+      });
+    const want = await onBackend('cpu', run);
+    const got = await onBackend('wasm', run);
+    expect(maxRelErr(got, want)).toBeLessThan(1e-4);
+  });
+
+  it('kernels leak no tensors or heap buffers', async () => {
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    const numIds = () => (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
+    const idsBefore = numIds();
+    const g = tf.tidy(() => {
+      const xt = tf.randomNormal([2, 9, 9, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+      const wt = tf.randomNormal([3, 3, 3, 4], 0, 1, 'float32', 2) as tf.Tensor4D;
+      return tf.grads((a: tf.Tensor4D, b: tf.Tensor4D) => tf.maxPool(tf.conv2d(a, b, 2, 'same'), 2, 1, 'same').sum())([xt, wt]);
+    });
+    tf.dispose(g);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(numIds()).toBe(idsBefore);
+  });
+});
