@@ -28,7 +28,7 @@ export interface DataFile {
 export interface ResolveOptions {
   /** --data-dir */
   dataDir?: string;
-  /** never download (also MSE_OFFLINE=1) */
+  /** never download (default: MSE_OFFLINE=1) */
   offline?: boolean;
   /** show a download progress bar */
   progress?: boolean;
@@ -95,7 +95,7 @@ export function findFile(dir: string, file: DataFile, opts: ResolveOptions = {})
 }
 
 export function isOffline(opts: ResolveOptions): boolean {
-  return opts.offline === true || process.env.MSE_OFFLINE === '1';
+  return opts.offline ?? process.env.MSE_OFFLINE === '1';
 }
 
 /** Locate `file`, downloading it into the cache if needed (and allowed). */

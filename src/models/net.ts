@@ -50,7 +50,7 @@ export class Net implements Model {
     this.weights = shapes.map((s) => {
       if (!s) return undefined;
       const [wv, bv] = Array.isArray(init) ? [init[k++], init[k++]] : [glorot(s.w, init), new Float32Array(s.b[0])];
-      return { w: tf.variable(tf.tensor(wv, s.w)), b: tf.variable(tf.tensor(bv, s.b)) };
+      return { w: variable(wv, s.w), b: variable(bv, s.b) };
     });
   }
 
@@ -170,6 +170,14 @@ export class Net implements Model {
   dispose(): void {
     for (const v of this.variables) v.dispose();
   }
+}
+
+/** tf.variable keeps its initial tensor alive as a separate tensor: free it. */
+function variable(values: Float32Array, shape: number[]): tf.Variable {
+  const t = tf.tensor(values, shape);
+  const v = tf.variable(t);
+  t.dispose();
+  return v;
 }
 
 /** Weight and bias shapes per layer (undefined for parameter-free layers). */

@@ -86,6 +86,8 @@ export async function fit(net: Net, data: TrainData, opts: TrainOptions): Promis
     }
   } finally {
     optimizer.dispose();
+    // tfjs 4.22's MomentumOptimizer.dispose() forgets the learning-rate scalar it inherits from SGD
+    (optimizer as unknown as { c?: tf.Tensor }).c?.dispose();
   }
   return { examples: seen, seconds: (performance.now() - t0) / 1000, finalLoss: lastLoss };
 }

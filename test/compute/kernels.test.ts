@@ -91,7 +91,7 @@ describe('wasm extra kernels match the cpu backend', () => {
     const run = () =>
       tf.tidy(() => {
         const xt = tf.tensor4d(x.data, shape as [number, number, number, number]);
-        return tf.grad((v: tf.Tensor4D) => tf.maxPool(v, size, c.s, c.pad).square().sum())(xt);
+        return tf.grad((v: tf.Tensor) => tf.maxPool(v as tf.Tensor4D, size, c.s, c.pad).square().sum())(xt);
       });
     const want = await onBackend('cpu', run);
     const got = await onBackend('wasm', run);
@@ -104,7 +104,7 @@ describe('wasm extra kernels match the cpu backend', () => {
     const [b, m, k, n] = [3, 5 + rng.int(40), 3 + rng.int(50), 2 + rng.int(30)];
     const a = rand(ta ? [b, k, m] : [b, m, k]);
     const bb = rand(tb ? [b, n, k] : [b, k, n]);
-    const run = () => tf.matMul(tf.tensor(a.data, a.shape) as tf.Tensor3D, tf.tensor(bb.data, bb.shape) as tf.Tensor3D, ta, tb);
+    const run = () => tf.matMul(tf.tensor(a.data, a.shape), tf.tensor(bb.data, bb.shape), ta, tb);
     const want = await onBackend('cpu', run);
     const got = await onBackend('wasm', run);
     expect(maxRelErr(got, want)).toBeLessThan(1e-5);
@@ -116,10 +116,10 @@ describe('wasm extra kernels match the cpu backend', () => {
     const w2 = rand([5, 5, 4, 3]);
     const run = () =>
       tf.tidy(() => {
-        const f = (a: tf.Tensor4D, b: tf.Tensor4D) => {
-          const h = tf.relu(tf.conv2d(tf.tensor4d(x.data, [4, 12, 12, 2]), a, 1, 'same'));
+        const f = (a: tf.Tensor, b: tf.Tensor) => {
+          const h = tf.relu(tf.conv2d(tf.tensor4d(x.data, [4, 12, 12, 2]), a as tf.Tensor4D, 1, 'same'));
           const p = tf.maxPool(h, 2, 2, 'valid');
-          return tf.conv2d(p, b, 2, 'same').square().mean();
+          return tf.conv2d(p, b as tf.Tensor4D, 2, 'same').square().mean();
         };
         const [g1, g2] = tf.grads(f)([tf.tensor4d(w1.data, [3, 3, 2, 4]), tf.tensor4d(w2.data, [5, 5, 4, 3])]);
         return tf.concat([g1.flatten(), g2.flatten()]);
@@ -137,7 +137,7 @@ describe('wasm extra kernels match the cpu backend', () => {
     const g = tf.tidy(() => {
       const xt = tf.randomNormal([2, 9, 9, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
       const wt = tf.randomNormal([3, 3, 3, 4], 0, 1, 'float32', 2) as tf.Tensor4D;
-      return tf.grads((a: tf.Tensor4D, b: tf.Tensor4D) => tf.maxPool(tf.conv2d(a, b, 2, 'same'), 2, 1, 'same').sum())([xt, wt]);
+      return tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.maxPool(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same'), 2, 1, 'same').sum())([xt, wt]);
     });
     tf.dispose(g);
     expect(tf.memory().numTensors).toBe(before);

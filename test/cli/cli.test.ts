@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { HAVE_SHARED, SHARED_DATA } from '../testing/fixtures.js';
+
+// Drives the built CLI (npm test builds first) the way a user does.
+function mse(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, ['bin/mse.js', ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', ...env }, timeout: 120_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('mse CLI', () => {
+  it('--help lists the commands, each command has examples', () => {
+    const r = mse(['--help']);
+    expect(r.code).toBe(0);
+    for (const c of ['doctor', 'train', 'datasets', 'list']) expect(r.out).toContain(c);
+    for (const c of ['doctor', 'train', 'datasets', 'list']) expect(mse([c, '--help']).out).toContain('Examples:');
+  });
+
+  it('doctor prints the backend that is really active and the data directories', () => {
+    const r = mse(['doctor'], HAVE_SHARED ? { MSE_DATA_DIR: SHARED_DATA } : {});
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/backend\s+wasm \(tf.getBackend\(\) = wasm/);
+    expect(r.out).toContain('@tensorflow/tfjs');
+    if (HAVE_SHARED) expect(r.out).toMatch(/fashion-mnist\s+image\s+ok/);
+  });
+
+  it('usage errors: one line, exit code 2, with the valid choices', () => {
+    const unknown = mse(['train', '-d', 'mnst', '-m', 'cnn']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.err.trim().split('\n')).toHaveLength(1);
+    expect(unknown.err).toMatch(/unknown dataset 'mnst'\. Did you mean 'mnist'\?/);
+    const badModel = mse(['train', '-d', 'iris', '-m', 'mlp:hidden=0']);
+    expect([badModel.code, badModel.err.trim()]).toEqual([2, "mse: error: model mlp: hidden must be ≥ 1, got '0'"]);
+    expect(mse(['train', '-d', 'iris', '-m', 'mlp', '--seed', 'x']).code).toBe(2);
+    expect(mse(['--backend', 'gpu', 'doctor']).code).toBe(2);
+    expect(mse(['frobnicate']).code).toBe(2);
+    expect(mse(['train', '-d', 'moons', '-m', 'cnn']).err).toMatch(/cnn needs image inputs/);
+  });
+
+  it.skipIf(!HAVE_SHARED)('train prints test accuracy and records the backend; --save writes a loadable model', () => {
+    const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'mse-cli-')), 'iris.json');
+    const r = mse(['train', '-d', 'iris', '-m', 'softmax', '--json', '--no-cache', '--save', out], { MSE_DATA_DIR: SHARED_DATA });
+    expect(r.code).toBe(0);
+    const res = JSON.parse(r.out) as { test_acc: number; backend: string; dataset: string };
+    expect(res.backend).toBe('wasm');
+    expect(res.test_acc).toBeGreaterThan(0.85);
+    expect(JSON.parse(readFileSync(out, 'utf8')).kind).toBe('softmax');
+  });
+
+  it('a dataset with a corrupt file fails with one line naming the file and the fix', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mse-bad-'));
+    spawnSync('bash', ['-c', `mkdir -p ${dir}/sklearn && echo 'not iris' > ${dir}/sklearn/iris.csv`]);
+    const r = mse(['train', '-d', 'iris', '-m', 'softmax', '--data-dir', dir]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/iris\.csv: checksum mismatch .*delete it/);
+  });
+});
