@@ -1,13 +1,15 @@
 /**
  * `npm run bench:perf` — training and inference speed of the zoo's MLP and CNN, against references
- * measured in the same invocation:
- *   - mse as shipped (wasm + mse's kernels, T threads),
- *   - stock tfjs-wasm (MSE_WASM_KERNELS=stock: only the missing Conv2DBackpropFilter added), T threads,
- *   - PyTorch CPU (scripts/torch_reference.py) with T threads, when `import torch` works.
- * Prints examples/s and the ratio mse/PyTorch per model. A benchmark, never a test: it fails nothing.
+ * measured in the same invocation, each side using T cores (default: all):
+ *   - mse as shipped (wasm + mse's kernels): one process of T threads, and T processes of one
+ *     thread (how a sweep uses the machine: one cell per worker);
+ *   - stock tfjs-wasm (MSE_WASM_KERNELS=stock: only the missing Conv2DBackpropFilter added);
+ *   - PyTorch CPU (scripts/torch_reference.py), one process of T threads and T of one thread,
+ *     when `import torch` works.
+ * Prints examples/s and best-mse ÷ best-PyTorch per model and phase. A benchmark, never a test.
  * Usage: npm run bench:perf [-- --threads 2 --train 4096 --infer 8192]
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -58,31 +60,40 @@ async function measure(threads: number, nTrain: number, nInfer: number): Promise
   return { backend: b.name, threads: b.threads, mlp, cnn, leaked_tensors: tf.memory().numTensors - before };
 }
 
-function child(kernels: 'mse' | 'stock', threads: number, nTrain: number, nInfer: number): Result | string {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', '--threads', String(threads), '--train', String(nTrain), '--infer', String(nInfer)], {
-    cwd: ROOT,
-    encoding: 'utf8',
-    env: { ...process.env, MSE_WASM_KERNELS: kernels === 'stock' ? 'stock' : '' },
-    timeout: 900_000,
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => (code === 0 ? resolve(out.trim().split('\n').pop()!) : reject(new Error(err.trim().split('\n').slice(-3).join(' ')))));
   });
-  if (r.status !== 0) return `failed: ${(r.stderr || r.error?.message || '').trim().split('\n').slice(-3).join(' ')}`;
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as Result;
 }
 
-function torch(threads: number, nTrain: number, nInfer: number): Result | string {
+/** `procs` concurrent processes of `threads` threads each; speeds are summed (aggregate throughput). */
+async function mse(kernels: 'mse' | 'stock', procs: number, threads: number, nTrain: number, nInfer: number): Promise<Result> {
+  const args = ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', '--threads', String(threads), '--train', String(nTrain), '--infer', String(nInfer)];
+  const outs = await Promise.all(Array.from({ length: procs }, () => run(process.execPath, args, { MSE_WASM_KERNELS: kernels === 'stock' ? 'stock' : '' })));
+  return sum(outs.map((o) => JSON.parse(o) as Result));
+}
+
+function sum(rs: Result[]): Result {
+  const add = (k: 'mlp' | 'cnn'): Speeds => ({ train_ex_s: rs.reduce((a, r) => a + r[k].train_ex_s, 0), infer_ex_s: rs.reduce((a, r) => a + r[k].infer_ex_s, 0) });
+  return { ...rs[0], mlp: add('mlp'), cnn: add('cnn'), leaked_tensors: rs.reduce((a, r) => a + (r.leaked_tensors ?? 0), 0) };
+}
+
+function findTorch(): string | undefined {
+  return ['python3', '/usr/bin/python3'].find((py) => spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
+}
+
+async function torch(py: string, procs: number, threads: number, nTrain: number, nInfer: number): Promise<Result & { torch?: string; blas?: string }> {
   const script = path.join(ROOT, 'scripts', 'torch_reference.py');
-  for (const py of ['python3', '/usr/bin/python3']) {
-    if (spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' }).status !== 0) continue;
-    // pin the whole process to `threads` compute threads: torch's pool, and a single-threaded BLAS under it
-    const r = spawnSync(py, [script, '--threads', String(threads), '--train', String(nTrain), '--infer', String(nInfer)], {
-      encoding: 'utf8',
-      env: { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: '1', MKL_NUM_THREADS: '1' },
-      timeout: 900_000,
-    });
-    if (r.status !== 0) return `failed: ${r.stderr.trim().split('\n').pop()}`;
-    return JSON.parse(r.stdout.trim()) as Result;
-  }
-  return 'skipped: `import torch` fails (Debian: apt-get install python3-torch libopenblas0-pthread)';
+  // each process pinned to `threads` compute threads: torch's pool, and a single-threaded BLAS under it
+  const env = { OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: '1', MKL_NUM_THREADS: '1' };
+  const outs = await Promise.all(Array.from({ length: procs }, () => run(py, [script, '--threads', String(threads), '--train', String(nTrain), '--infer', String(nInfer)], env)));
+  return sum(outs.map((o) => JSON.parse(o) as Result));
 }
 
 async function main(): Promise<void> {
@@ -93,28 +104,48 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify(await measure(threads, nTrain, nInfer)) + '\n');
     process.exit(0);
   }
-  console.log(`bench:perf — ${threads} thread(s) on each side; CNN: ${nTrain} training / ${nInfer} inference examples, MLP: 4× that; batch 64 (train), 256 (inference)`);
-  const ours = child('mse', threads, nTrain, nInfer);
-  const stock = child('stock', threads, nTrain, nInfer);
-  const ref = torch(threads, nTrain, nInfer);
-  if (typeof ours === 'string') throw new Error(`mse run ${ours}`);
-  console.log(`mse backend: ${ours.backend} (${ours.threads} threads); tensors leaked across the whole bench: ${ours.leaked_tensors}`);
-  if (typeof ref === 'string') console.log(`PyTorch reference ${ref}`);
-  else console.log(`PyTorch ${(ref as unknown as { torch: string }).torch}, ${ref.threads} thread(s), BLAS ${(ref as unknown as { blas: string }).blas}`);
+  const T = threads;
+  console.log(`bench:perf — ${T} cores' worth on each side; CNN: ${nTrain} training / ${nInfer} inference examples per process, MLP: 4× that; batch 64 (train), 256 (inference)`);
+  // one configuration at a time, so they never compete for the cores
+  const configs: Array<[string, () => Promise<Result>]> = [
+    [`mse 1×${T}t`, () => mse('mse', 1, T, nTrain, nInfer)],
+    [`mse ${T}×1t`, () => mse('mse', T, 1, nTrain, nInfer)],
+    [`stock-wasm 1×${T}t`, () => mse('stock', 1, T, nTrain, nInfer)],
+  ];
+  const py = findTorch();
+  if (py) {
+    configs.push([`PyTorch 1×${T}t`, () => torch(py, 1, T, nTrain, nInfer)]);
+    if (T > 1) configs.push([`PyTorch ${T}×1t`, () => torch(py, T, 1, nTrain, nInfer)]);
+  } else {
+    console.log('PyTorch reference skipped: `import torch` fails (Debian: apt-get install python3-torch libopenblas0-pthread)');
+  }
+  const results = new Map<string, Result>();
+  for (const [name, f] of configs) {
+    try {
+      results.set(name, await f());
+    } catch (err) {
+      console.log(`${name}: failed: ${(err as Error).message}`);
+    }
+  }
+  const ours = results.get(`mse 1×${T}t`);
+  if (ours) console.log(`mse backend: ${ours.backend}; tensors left after the bench: ${ours.leaked_tensors}`);
+  const t1 = results.get(`PyTorch 1×${T}t`) as (Result & { torch?: string; blas?: string }) | undefined;
+  if (t1) console.log(`PyTorch ${t1.torch} (BLAS ${t1.blas})`);
+  console.log('examples/s; "P×Nt" = P processes of N threads, speeds summed; ratio = best mse ÷ best PyTorch');
+  const names = [...results.keys()];
   const targets: Record<string, number> = { 'mlp train': 0.5, 'cnn train': 0.5, 'cnn infer': 0.8 };
-  const rows = [['model', 'phase', 'mse ex/s', 'stock-wasm ex/s', 'mse/stock', 'PyTorch ex/s', 'mse/PyTorch', 'target']];
+  const rows = [['model', 'phase', ...names, 'mse/PyTorch', 'target']];
   for (const m of ['mlp', 'cnn'] as const) {
     for (const [ph, key] of [['train', 'train_ex_s'], ['infer', 'infer_ex_s']] as const) {
-      const o = ours[m][key];
-      const s = typeof stock === 'string' ? NaN : stock[m][key];
-      const p = typeof ref === 'string' ? NaN : ref[m][key];
+      const v = (n: string) => results.get(n)?.[m][key] ?? NaN;
+      const best = (prefix: string) => Math.max(...names.filter((n) => n.startsWith(prefix)).map(v));
+      const ratio = best('mse ') / best('PyTorch ');
       const t = targets[`${m} ${ph}`];
-      rows.push([m, ph, o.toFixed(0), Number.isNaN(s) ? '-' : s.toFixed(0), Number.isNaN(s) ? '-' : `${(o / s).toFixed(2)}×`, Number.isNaN(p) ? '-' : p.toFixed(0), Number.isNaN(p) ? '-' : `${(o / p).toFixed(2)}×`, t ? `≥ ${t}× ${Number.isNaN(p) ? '' : o / p >= t ? 'met' : 'NOT met'}` : '']);
+      rows.push([m, ph, ...names.map((n) => v(n).toFixed(0)), Number.isFinite(ratio) ? `${ratio.toFixed(2)}×` : '-', t ? `≥ ${t}×${Number.isFinite(ratio) ? (ratio >= t ? ' met' : ' not met') : ''}` : '']);
     }
   }
   const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   for (const r of rows) console.log(r.map((v, c) => v.padEnd(w[c])).join('  '));
-  if (typeof stock === 'string') console.log(`stock-wasm run ${stock}`);
 }
 
 main().catch((err) => {

@@ -40,7 +40,8 @@ async function tryNode(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node
   try {
     await import(pkg);
   } catch (err) {
-    return `${pkg} not installed (${(err as Error).message.split('\n')[0]})`;
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ERR_MODULE_NOT_FOUND' ? `${pkg} not installed` : `${pkg} failed to load (${(err as Error).message.split('\n')[0]})`;
   }
   if (!(await tf.setBackend('tensorflow'))) return `${pkg} loaded but the tensorflow backend failed to initialise`;
   return undefined;
@@ -84,6 +85,8 @@ async function activate(choice: BackendChoice, threads: number): Promise<string 
  */
 export async function initBackend(preferred: BackendChoice | 'auto' = 'auto', opts: BackendOptions = {}): Promise<BackendInfo> {
   const threads = opts.threads ?? defaultThreads();
+  // PROD silences tfjs's console hints (e.g. "install tfjs-node"); mse prints its own backend line.
+  tf.env().set('PROD', true);
   const want = preferred === 'auto' && process.env.MSE_BACKEND ? parseBackend(process.env.MSE_BACKEND) : preferred;
   if (active && (want === 'auto' || want === active.name)) return active;
   const order: readonly BackendChoice[] = want === 'auto' ? BACKENDS : [want];

@@ -110,6 +110,41 @@ describe('wasm extra kernels match the cpu backend', () => {
     expect(maxRelErr(got, want)).toBeLessThan(1e-5);
   });
 
+  // each branch of the transpose strategy: transpose the operand, or compute the transposed product
+  it.each([
+    ['Aᵀ·B, A small', [2, 50, 4], [2, 50, 60], true, false],
+    ['Aᵀ·B, B small', [2, 50, 60], [2, 50, 4], true, false],
+    ['A·Bᵀ, B big', [2, 4, 50], [2, 60, 50], false, true],
+    ['A·Bᵀ, B small', [2, 60, 50], [2, 4, 50], false, true],
+    ['A·Bᵀ, broadcast batch', [1, 4, 50], [3, 60, 50], false, true],
+  ] as const)('BatchMatMul %s', async (_name, sa, sb, ta, tb) => {
+    const a = rand([...sa]);
+    const bb = rand([...sb]);
+    const run = () => tf.matMul(tf.tensor(a.data, a.shape), tf.tensor(bb.data, bb.shape), ta, tb);
+    const want = await onBackend('cpu', run);
+    const got = await onBackend('wasm', run);
+    expect(maxRelErr(got, want)).toBeLessThan(1e-5);
+  });
+
+  it('MaxPoolGrad 2×2/2 fast path routes each gradient to the first maximum, ties included (ReLU zeros)', async () => {
+    const shape: [number, number, number, number] = [2, 8, 6, 3];
+    const x = rand(shape);
+    for (let i = 0; i < x.data.length; i++) x.data[i] = Math.max(0, Math.round(x.data[i])); // many equal values
+    const run = () => tf.tidy(() => tf.grad((v: tf.Tensor) => tf.maxPool(v as tf.Tensor4D, 2, 2, 'valid').mul(tf.range(1, 2 * 4 * 3 * 3 + 1).reshape([2, 4, 3, 3])).sum())(tf.tensor4d(x.data, shape)));
+    const want = await onBackend('cpu', run);
+    const got = await onBackend('wasm', run);
+    expect(Array.from(got)).toEqual(Array.from(want));
+  });
+
+  it('Identity aliases instead of copying, and the alias survives disposing the source', async () => {
+    await tf.setBackend('wasm');
+    const x = tf.tensor([1, 2, 3]);
+    const y = tf.engine().runKernel('Identity', { x }, {}) as tf.Tensor;
+    x.dispose();
+    expect(Array.from(await y.data())).toEqual([1, 2, 3]);
+    y.dispose();
+  });
+
   it('a conv net trains end to end on wasm with gradients equal to cpu', async () => {
     const x = rand([4, 12, 12, 2]);
     const w1 = rand([3, 3, 2, 4]);

@@ -1,8 +1,11 @@
 /**
  * BatchMatMul with transposed operands for the wasm backend. Dense layers' gradients are
- * matMul(dy, W, false, true) and matMul(x, dy, true, false); the stock kernel handles a transposed
- * operand on a slow path. We transpose the operand once on the heap (a cheap O(n) copy) and call
- * the stock kernel without transposes, which hits XNNPACK's packed GEMM.
+ * matMul(dy, W, false, true) and matMul(x, dy, true, false); the stock kernel runs a transposed
+ * operand through a naive loop (≈10× slower than its XNNPACK GEMM). We only ever call the stock
+ * kernel untransposed, after moving the cheapest set of matrices (a plain O(n) copy):
+ *   C = Aᵀ·B   either transpose A, or C = (Bᵀ·A)ᵀ
+ *   C = A·Bᵀ   either transpose B, or C = (B·Aᵀ)ᵀ      (dX = dy·Wᵀ: W is big, dy and dX small)
+ *   C = Aᵀ·Bᵀ  C = (B·A)ᵀ
  */
 import * as tf from '@tensorflow/tfjs';
 import { asWasm, callKernel, dispose, f32, type KernelArgs, type TensorInfo } from './wasm-util.js';
@@ -15,17 +18,37 @@ export function makeBatchMatMul(stock: tf.KernelFunc): tf.KernelConfig {
   };
 }
 
+const size = (t: TensorInfo) => t.shape.reduce((a, b) => a * b, 1);
+
 function batchMatMul(args: KernelArgs, stock: tf.KernelFunc): TensorInfo {
   const backend = asWasm(args.backend);
   const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
   const { transposeA, transposeB } = args.attrs as unknown as tf.BatchMatMulAttrs;
-  if (!transposeA && !transposeB) return callKernel(stock, backend, { a, b }, { transposeA: false, transposeB: false });
-  const a2 = transposeA ? transposeLast2(backend, a) : a;
-  const b2 = transposeB ? transposeLast2(backend, b) : b;
-  const out = callKernel(stock, backend, { a: a2, b: b2 }, { transposeA: false, transposeB: false });
-  if (transposeA) dispose(backend, a2);
-  if (transposeB) dispose(backend, b2);
-  return out;
+  const mm = (x: TensorInfo, y: TensorInfo) => callKernel(stock, backend, { a: x, b: y }, { transposeA: false, transposeB: false });
+  if (!transposeA && !transposeB) return mm(a, b);
+  const temps: TensorInfo[] = [];
+  const T = (t: TensorInfo): TensorInfo => {
+    const r = transposeLast2(backend, t);
+    temps.push(r);
+    return r;
+  };
+  try {
+    if (transposeA && transposeB) return transposeLast2(backend, mm(b, a), true);
+    const batchA = size(a) / (a.shape[a.shape.length - 1] * a.shape[a.shape.length - 2]);
+    const batchB = size(b) / (b.shape[b.shape.length - 1] * b.shape[b.shape.length - 2]);
+    const m = transposeA ? a.shape[a.shape.length - 1] : a.shape[a.shape.length - 2];
+    const n = transposeB ? b.shape[b.shape.length - 2] : b.shape[b.shape.length - 1];
+    const outSize = Math.max(batchA, batchB) * m * n;
+    const sameBatch = batchA === batchB;
+    if (transposeA) {
+      if (!sameBatch || size(a) <= size(b) + outSize) return mm(T(a), b);
+      return transposeLast2(backend, mm(T(b), a), true);
+    }
+    if (!sameBatch || size(b) <= size(a) + outSize) return mm(a, T(b));
+    return transposeLast2(backend, mm(b, T(a)), true);
+  } finally {
+    dispose(backend, ...temps);
+  }
 }
 
 /** [..., r, c] → [..., c, r] into a fresh heap buffer; `consume` disposes the input. */

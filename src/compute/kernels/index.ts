@@ -7,13 +7,14 @@ import * as tf from '@tensorflow/tfjs';
 import { makeBatchMatMul } from './batch-mat-mul.js';
 import { makeConv2DBackpropFilter } from './conv2d-backprop-filter.js';
 import { makeConv2DBackpropInput } from './conv2d-backprop-input.js';
+import { makeIdentity } from './identity.js';
 import { makeMaxPoolGrad } from './max-pool-grad.js';
 import { kernelFunc } from './wasm-util.js';
 
 let registered = false;
 
 /** Names of the kernels mse registers (or replaces) on wasm. */
-export const WASM_EXTRA_KERNELS = [tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput, tf.MaxPoolGrad, tf.BatchMatMul] as const;
+export const WASM_EXTRA_KERNELS = [tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput, tf.MaxPoolGrad, tf.BatchMatMul, tf.Identity] as const;
 
 /**
  * `MSE_WASM_KERNELS=stock` keeps tfjs's own kernels wherever it has one and only adds the missing
@@ -24,11 +25,13 @@ export function registerWasmKernels(): void {
   const stockOnly = process.env.MSE_WASM_KERNELS === 'stock';
   const stockMatMul = kernelFunc(tf.BatchMatMul);
   const stockConv2d = kernelFunc(tf.Conv2D);
+  const ourMatMul = makeBatchMatMul(stockMatMul).kernelFunc;
   const configs = [
     makeConv2DBackpropFilter(stockMatMul),
-    makeConv2DBackpropInput(stockConv2d),
+    makeConv2DBackpropInput(stockConv2d, ourMatMul),
     makeMaxPoolGrad(),
     makeBatchMatMul(stockMatMul),
+    makeIdentity(),
   ];
   for (const cfg of configs) {
     const exists = tf.getKernel(cfg.kernelName, 'wasm') !== undefined;

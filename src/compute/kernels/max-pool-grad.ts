@@ -35,6 +35,36 @@ function maxPoolGrad(args: KernelArgs): TensorInfo {
   const x = f32(backend, input);
   const g = f32(backend, dy);
   dx.fill(0);
+  if (FH === 2 && FW === 2 && SH === 2 && SW === 2 && padT === 0 && padL === 0 && 2 * OH <= H && 2 * OW <= W) {
+    // The LeNet case (2×2, stride 2, valid): windows do not overlap, four loads per channel.
+    const row = W * C;
+    for (let n = 0; n < N; n++) {
+      for (let oh = 0; oh < OH; oh++) {
+        for (let ow = 0; ow < OW; ow++) {
+          const b0 = ((n * H + 2 * oh) * W + 2 * ow) * C;
+          const gb = ((n * OH + oh) * OW + ow) * C;
+          for (let c = 0; c < C; c++) {
+            let i = b0 + c;
+            let m = x[i];
+            const i1 = i + C;
+            const i2 = i + row;
+            const i3 = i2 + C;
+            if (x[i1] > m) {
+              m = x[i1];
+              i = i1;
+            }
+            if (x[i2] > m) {
+              m = x[i2];
+              i = i2;
+            }
+            if (x[i3] > m) i = i3;
+            dx[i] = g[gb + c];
+          }
+        }
+      }
+    }
+    return out;
+  }
   const best = new Float32Array(C);
   const arg = new Int32Array(C);
   for (let n = 0; n < N; n++) {
