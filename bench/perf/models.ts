@@ -1,8 +1,9 @@
 /**
  * `npm run bench:perf` — training and inference speed of the zoo's MLP and CNN, against references
  * measured in the same invocation, each side using T cores (default: all):
- *   - mse as shipped (wasm + mse's kernels): one process of T threads, and T processes of one
- *     thread (how a sweep uses the machine: one cell per worker);
+ *   - mse as shipped (wasm + mse's kernels, with the native BLAS when built): one process of T
+ *     threads, and T processes of one thread (how a sweep uses the machine: one cell per worker);
+ *   - mse without the native BLAS (MSE_NATIVE=0: mse's pure-wasm kernels);
  *   - stock tfjs-wasm (MSE_WASM_KERNELS=stock: only the missing Conv2DBackpropFilter added);
  *   - PyTorch CPU (scripts/torch_reference.py), one process of T threads and T of one thread,
  *     when `import torch` works.
@@ -15,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/compute/backend.js';
+import { chooseCoreType } from '../../src/compute/native.js';
 import { Rng } from '../../src/compute/rng.js';
 import { fit, predictAll } from '../../src/models/train.js';
 import { createNet, parseModelSpec } from '../../src/models/zoo.js';
@@ -57,7 +59,7 @@ async function measure(threads: number, nTrain: number, nInfer: number): Promise
   };
   const mlp = await one('mlp:hidden=256,128,activation=relu', [784], nTrain * 4, nInfer * 4);
   const cnn = await one('cnn', [28, 28, 1], nTrain, nInfer);
-  return { backend: b.name, threads: b.threads, mlp, cnn, leaked_tensors: tf.memory().numTensors - before };
+  return { backend: b.label, threads: b.threads, mlp, cnn, leaked_tensors: tf.memory().numTensors - before };
 }
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
@@ -73,9 +75,10 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<strin
 }
 
 /** `procs` concurrent processes of `threads` threads each; speeds are summed (aggregate throughput). */
-async function mse(kernels: 'mse' | 'stock', procs: number, threads: number, nTrain: number, nInfer: number): Promise<Result> {
+async function mse(kernels: 'mse' | 'wasm-only' | 'stock', procs: number, threads: number, nTrain: number, nInfer: number): Promise<Result> {
   const args = ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', '--threads', String(threads), '--train', String(nTrain), '--infer', String(nInfer)];
-  const outs = await Promise.all(Array.from({ length: procs }, () => run(process.execPath, args, { MSE_WASM_KERNELS: kernels === 'stock' ? 'stock' : '' })));
+  const env = { MSE_WASM_KERNELS: kernels === 'stock' ? 'stock' : '', MSE_NATIVE: kernels === 'mse' ? (process.env.MSE_NATIVE ?? '') : '0' };
+  const outs = await Promise.all(Array.from({ length: procs }, () => run(process.execPath, args, env)));
   return sum(outs.map((o) => JSON.parse(o) as Result));
 }
 
@@ -91,7 +94,9 @@ function findTorch(): string | undefined {
 async function torch(py: string, procs: number, threads: number, nTrain: number, nInfer: number): Promise<Result & { torch?: string; blas?: string }> {
   const script = path.join(ROOT, 'scripts', 'torch_reference.py');
   // each process pinned to `threads` compute threads: torch's pool, and a single-threaded BLAS under it
-  const env = { OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: '1', MKL_NUM_THREADS: '1' };
+  // …and the same OpenBLAS kernel family mse picks (Debian's OpenBLAS falls back to SSE3 on new Xeons)
+  const coretype = process.env.OPENBLAS_CORETYPE ?? chooseCoreType();
+  const env = { OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: '1', MKL_NUM_THREADS: '1', ...(coretype ? { OPENBLAS_CORETYPE: coretype } : {}) };
   const outs = await Promise.all(Array.from({ length: procs }, () => run(py, [script, '--threads', String(threads), '--train', String(nTrain), '--infer', String(nInfer)], env)));
   return sum(outs.map((o) => JSON.parse(o) as Result));
 }
@@ -110,6 +115,7 @@ async function main(): Promise<void> {
   const configs: Array<[string, () => Promise<Result>]> = [
     [`mse 1×${T}t`, () => mse('mse', 1, T, nTrain, nInfer)],
     [`mse ${T}×1t`, () => mse('mse', T, 1, nTrain, nInfer)],
+    [`mse-wasm-only 1×${T}t`, () => mse('wasm-only', 1, T, nTrain, nInfer)],
     [`stock-wasm 1×${T}t`, () => mse('stock', 1, T, nTrain, nInfer)],
   ];
   const py = findTorch();
@@ -139,7 +145,7 @@ async function main(): Promise<void> {
     for (const [ph, key] of [['train', 'train_ex_s'], ['infer', 'infer_ex_s']] as const) {
       const v = (n: string) => results.get(n)?.[m][key] ?? NaN;
       const best = (prefix: string) => Math.max(...names.filter((n) => n.startsWith(prefix)).map(v));
-      const ratio = best('mse ') / best('PyTorch ');
+      const ratio = Math.max(v(`mse 1×${T}t`), v(`mse ${T}×1t`)) / best('PyTorch ');
       const t = targets[`${m} ${ph}`];
       rows.push([m, ph, ...names.map((n) => v(n).toFixed(0)), Number.isFinite(ratio) ? `${ratio.toFixed(2)}×` : '-', t ? `≥ ${t}×${Number.isFinite(ratio) ? (ratio >= t ? ' met' : ' not met') : ''}` : '']);
     }

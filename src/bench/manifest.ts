@@ -38,7 +38,7 @@ export interface Manifest {
   spec: unknown;
   git_commit?: string;
   versions: Record<string, string>;
-  backend: { name: string; tf_backend: string; threads: number };
+  backend: { name: string; tf_backend: string; label: string; threads: number; native: string };
   host: { platform: string; cpus: number; memory_gb: number };
   datasets: Record<string, { variant: string; notes: string[] }>;
 }
@@ -51,7 +51,7 @@ export function makeManifest(runId: string, backend: BackendInfo, spec: unknown,
     spec,
     git_commit: gitCommit(),
     versions: versions(),
-    backend: { name: backend.name, tf_backend: backend.tfBackend, threads: backend.threads },
+    backend: { name: backend.name, tf_backend: backend.tfBackend, label: backend.label, threads: backend.threads, native: backend.native },
     host: { platform: `${os.platform()}-${os.arch()}`, cpus: os.availableParallelism(), memory_gb: Math.round(os.totalmem() / 2 ** 30) },
     datasets,
   };

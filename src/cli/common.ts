@@ -6,7 +6,10 @@ import type { GlobalOptions } from './index.js';
 
 export async function startBackend(g: GlobalOptions, announce = true): Promise<BackendInfo> {
   const b = await initBackend(g.backend === 'auto' ? 'auto' : parseBackend(g.backend), { threads: g.threads });
-  if (announce && !g.quiet) process.stderr.write(chalk.dim(`backend: ${b.name} (tf.getBackend() = ${b.tfBackend}, ${b.threads} thread${b.threads === 1 ? '' : 's'})\n`));
+  if (announce && !g.quiet) {
+    const blas = b.label.endsWith('+openblas') ? ', native BLAS' : '';
+    process.stderr.write(chalk.dim(`backend: ${b.name} (tf.getBackend() = ${b.tfBackend}${blas}, ${b.threads} thread${b.threads === 1 ? '' : 's'})\n`));
+  }
   return b;
 }
 

@@ -11,6 +11,8 @@ export async function doctor(g: GlobalOptions): Promise<void> {
   const out: string[] = [];
   out.push(chalk.bold('compute'));
   out.push(`  backend        ${chalk.green(b.name)} (tf.getBackend() = ${b.tfBackend}, threads = ${b.threads})`);
+  if (b.name === 'wasm') out.push(`  native BLAS    ${b.label.endsWith('+openblas') ? chalk.green(b.native) : chalk.yellow(b.native)}`);
+  out.push(`  recorded as    ${b.label}`);
   for (const s of b.skipped) out.push(chalk.dim(`  skipped        ${s}`));
   out.push(chalk.bold('versions'));
   for (const [k, v] of Object.entries(versions())) out.push(`  ${k.padEnd(30)} ${v}`);

@@ -39,7 +39,7 @@ export async function train(g: GlobalOptions, o: TrainOpts): Promise<void> {
     model: spec.kind,
     params: formatParams(spec.params),
     seed: o.seed,
-    backend: b.name,
+    backend: b.label,
     train_examples: ds.train.n,
     test_examples: ds.test.n,
     test_acc: v.testAcc,
@@ -54,6 +54,6 @@ export async function train(g: GlobalOptions, o: TrainOpts): Promise<void> {
   process.stdout.write(
     `${ds.name} (${ds.variant}) ${spec.kind}${result.params ? `:${result.params}` : ''} seed=${o.seed}: ` +
       `test accuracy ${chalk.bold((100 * v.testAcc).toFixed(2) + '%')} on ${ds.test.n} examples ` +
-      `[backend ${b.name}, ${v.cached ? 'loaded from cache' : `trained in ${v.trainSeconds.toFixed(1)} s`}]\n`,
+      `[backend ${b.label}, ${v.cached ? 'loaded from cache' : `trained in ${v.trainSeconds.toFixed(1)} s`}]\n`,
   );
 }

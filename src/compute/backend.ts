@@ -9,6 +9,7 @@ import * as tfwasm from '@tensorflow/tfjs-backend-wasm';
 import { UsageError, MseError } from '../errors.js';
 import { registerWasmKernels } from './kernels/index.js';
 import { defaultThreads, installNodeWasmThreads, withDoubledCpuCount } from './wasm-threads.js';
+import { nativeBlas, nativeStatus } from './native.js';
 
 export const BACKENDS = ['node-gpu', 'node', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKENDS)[number];
@@ -18,8 +19,12 @@ export interface BackendInfo {
   name: BackendChoice;
   /** what tf.getBackend() says (tensorflow | wasm | cpu) */
   tfBackend: string;
-  /** compute threads the backend uses (wasm: XNNPACK pool size) */
+  /** compute threads (wasm: the XNNPACK pool, or OpenBLAS's when the native BLAS is used) */
   threads: number;
+  /** 'OpenBLAS (…)' when mse's wasm kernels run their GEMMs natively, else why not */
+  native: string;
+  /** what result rows record: tf.getBackend(), plus '+openblas' when the native BLAS is in use */
+  label: string;
   /** why earlier candidates were skipped */
   skipped: string[];
 }
@@ -69,7 +74,11 @@ async function activate(choice: BackendChoice, threads: number): Promise<string 
     case 'node':
       return tryNode('@tensorflow/tfjs-node');
     case 'wasm': {
-      const why = await activateWasm(threads);
+      // With the native BLAS, GEMMs and convolutions run in OpenBLAS's own threads; the rest of the
+      // wasm work is elementwise, where the single-threaded build is faster (no shared memory).
+      const blas = nativeBlas();
+      if (blas) blas.setThreads(threads);
+      const why = await activateWasm(blas ? 1 : threads);
       if (why === undefined) registerWasmKernels();
       return why;
     }
@@ -95,8 +104,10 @@ export async function initBackend(preferred: BackendChoice | 'auto' = 'auto', op
     const why = await activate(choice, threads);
     if (why === undefined) {
       await tf.ready();
-      const used = choice === 'wasm' ? tfwasm.getThreadsCount() : choice === 'cpu' ? 1 : threads;
-      active = { name: choice, tfBackend: tf.getBackend(), threads: used, skipped };
+      const blas = choice === 'wasm' ? nativeBlas() : null;
+      const used = choice === 'wasm' ? (blas ? threads : tfwasm.getThreadsCount()) : choice === 'cpu' ? 1 : threads;
+      const native = choice === 'wasm' ? nativeStatus() : 'not used by this backend';
+      active = { name: choice, tfBackend: tf.getBackend(), threads: used, native, label: blas ? `${tf.getBackend()}+openblas` : tf.getBackend(), skipped };
       return active;
     }
     skipped.push(`${choice}: ${why}`);

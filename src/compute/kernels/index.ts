@@ -10,6 +10,9 @@ import { makeConv2DBackpropInput } from './conv2d-backprop-input.js';
 import { makeIdentity } from './identity.js';
 import { makeMaxPoolGrad } from './max-pool-grad.js';
 import { kernelFunc } from './wasm-util.js';
+import { nativeBlas } from '../native.js';
+import { makeNativeBatchMatMul, makeNativeFusedMatMul } from './native-gemm.js';
+import { makeNativeConv2D, makeNativeConv2DBackpropFilter, makeNativeConv2DBackpropInput, makeNativeFusedConv2D } from './native-conv.js';
 
 let registered = false;
 
@@ -26,13 +29,25 @@ export function registerWasmKernels(): void {
   const stockMatMul = kernelFunc(tf.BatchMatMul);
   const stockConv2d = kernelFunc(tf.Conv2D);
   const ourMatMul = makeBatchMatMul(stockMatMul).kernelFunc;
-  const configs = [
-    makeConv2DBackpropFilter(stockMatMul),
-    makeConv2DBackpropInput(stockConv2d, ourMatMul),
-    makeMaxPoolGrad(),
-    makeBatchMatMul(stockMatMul),
-    makeIdentity(),
-  ];
+  const blas = stockOnly ? null : nativeBlas();
+  const configs = blas
+    ? [
+        makeNativeConv2DBackpropFilter(blas),
+        makeNativeConv2DBackpropInput(blas),
+        makeNativeBatchMatMul(blas),
+        makeNativeFusedMatMul(blas, kernelFunc(tf._FusedMatMul)),
+        makeNativeConv2D(blas, stockConv2d),
+        makeNativeFusedConv2D(blas, kernelFunc(tf.FusedConv2D)),
+        makeMaxPoolGrad(),
+        makeIdentity(),
+      ]
+    : [
+        makeConv2DBackpropFilter(stockMatMul),
+        makeConv2DBackpropInput(stockConv2d, ourMatMul),
+        makeMaxPoolGrad(),
+        makeBatchMatMul(stockMatMul),
+        makeIdentity(),
+      ];
   for (const cfg of configs) {
     const exists = tf.getKernel(cfg.kernelName, 'wasm') !== undefined;
     if (exists && stockOnly) continue;

@@ -51,9 +51,12 @@ for (const s of [1, 2]) {
   }
 }
 
-describe('wasm extra kernels match the cpu backend', () => {
+/** The kernel checks, run once per kernel set (native BLAS and pure wasm) by the *.test.ts files beside this one. */
+export function kernelSuite(title: string, expectNative: boolean): void {
+describe(title, () => {
   beforeAll(async () => {
-    await initBackend('wasm');
+    const b = await initBackend('wasm');
+    expect(b.label.endsWith('+openblas')).toBe(expectNative);
   });
 
   it.each(cases)('Conv2DBackpropFilter %o', async (c) => {
@@ -164,6 +167,23 @@ describe('wasm extra kernels match the cpu backend', () => {
     expect(maxRelErr(got, want)).toBeLessThan(1e-4);
   });
 
+  it('a batch whose patch matrix exceeds one scratch chunk (conv forward, both gradients)', async () => {
+    // 14 × 60·60 output pixels × 5·5·8 taps = 10M patch values > the 8M-value chunk
+    const x = rand([14, 64, 64, 8]);
+    const w = rand([5, 5, 8, 3]);
+    const run = () =>
+      tf.tidy(() => {
+        const xt = tf.tensor4d(x.data, [14, 64, 64, 8]);
+        const wt = tf.tensor4d(w.data, [5, 5, 8, 3]);
+        const f = (a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'valid').square().sum();
+        const [gx, gw] = tf.grads(f)([xt, wt]);
+        return tf.concat([tf.conv2d(xt, wt, 1, 'valid').flatten(), gx.flatten(), gw.flatten()]);
+      });
+    const want = await onBackend('cpu', run);
+    const got = await onBackend('wasm', run);
+    expect(maxRelErr(got, want)).toBeLessThan(1e-4);
+  });
+
   it('kernels leak no tensors or heap buffers', async () => {
     await tf.setBackend('wasm');
     const before = tf.memory().numTensors;
@@ -179,3 +199,4 @@ describe('wasm extra kernels match the cpu backend', () => {
     expect(numIds()).toBe(idsBefore);
   });
 });
+}

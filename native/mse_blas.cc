@@ -1,0 +1,222 @@
+/*
+ * mse_blas: optional native GEMM and patch kernels for mse's wasm compute layer.
+ *
+ * tfjs's wasm backend keeps tensors in the wasm heap, which JavaScript sees as an ArrayBuffer. These
+ * functions take Float32Array views of that heap and work on them in place with OpenBLAS's sgemm
+ * (AVX2/AVX-512, about twice the GEMM throughput of wasm SIMD128 here). No tensor is copied in or
+ * out. OpenBLAS is loaded from Debian's libopenblas0 (prototypes declared below, so only the runtime
+ * library is needed). Built by scripts/build-native.mjs; when it is absent mse uses pure wasm.
+ */
+#include <node_api.h>
+#include <stdint.h>
+#include <string.h>
+
+enum { CblasRowMajor = 101 };
+enum { CblasNoTrans = 111, CblasTrans = 112 };
+extern "C" {
+void cblas_sgemm(int order, int ta, int tb, int m, int n, int k, float alpha, const float *a, int lda, const float *b,
+                 int ldb, float beta, float *c, int ldc);
+void openblas_set_num_threads(int n);
+int openblas_get_num_threads(void);
+char *openblas_get_config(void);
+}
+
+#define CHECK(call)                                                      \
+  do {                                                                   \
+    if ((call) != napi_ok) {                                             \
+      napi_throw_error(env, NULL, "mse_blas: bad arguments: " #call);    \
+      return NULL;                                                       \
+    }                                                                    \
+  } while (0)
+
+static int f32arg(napi_env env, napi_value v, float **data, size_t *len) {
+  napi_typedarray_type t;
+  void *p;
+  napi_value ab;
+  size_t off;
+  if (napi_get_typedarray_info(env, v, &t, len, &p, &ab, &off) != napi_ok || t != napi_float32_array) return 0;
+  *data = (float *)p;
+  return 1;
+}
+
+static int64_t iarg(napi_env env, napi_value v) {
+  int64_t x = 0;
+  napi_get_value_int64(env, v, &x);
+  return x;
+}
+
+#define F32(i, name)                                                                  \
+  float *name;                                                                         \
+  size_t name##_len;                                                                   \
+  if (!f32arg(env, argv[i], &name, &name##_len)) {                                     \
+    napi_throw_type_error(env, NULL, "mse_blas: argument " #i " must be a Float32Array"); \
+    return NULL;                                                                       \
+  }
+
+/* sgemm(a, b, c, batch, m, n, k, transA, transB, strideA, strideB, beta)
+ * c[i] = op(a[i]) · op(b[i]) + beta·c[i] for i < batch, row-major; stride 0 broadcasts. */
+static napi_value sgemm(napi_env env, napi_callback_info info) {
+  size_t argc = 12;
+  napi_value argv[12];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 12) {
+    napi_throw_error(env, NULL, "mse_blas.sgemm: 12 arguments expected");
+    return NULL;
+  }
+  F32(0, a);
+  F32(1, b);
+  F32(2, c);
+  int64_t batch = iarg(env, argv[3]), m = iarg(env, argv[4]), n = iarg(env, argv[5]), k = iarg(env, argv[6]);
+  int64_t ta = iarg(env, argv[7]), tb = iarg(env, argv[8]), sa = iarg(env, argv[9]), sb = iarg(env, argv[10]);
+  double beta;
+  napi_get_value_double(env, argv[11], &beta);
+  if ((size_t)((batch - 1) * sa + m * k) > a_len || (size_t)((batch - 1) * sb + k * n) > b_len || (size_t)(batch * m * n) > c_len) {
+    napi_throw_range_error(env, NULL, "mse_blas.sgemm: operand smaller than its shape");
+    return NULL;
+  }
+  for (int64_t i = 0; i < batch; i++) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m, (int)n, (int)k, 1.0f,
+                a + i * sa, ta ? (int)m : (int)k, b + i * sb, tb ? (int)k : (int)n, (float)beta, c + i * m * n, (int)n);
+  }
+  return NULL;
+}
+
+/* biasAct(c, bias, rows, cols, act): c[r, j] += bias[j] (if bias has cols entries); act 1 = relu. */
+static napi_value bias_act(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  F32(0, c);
+  F32(1, bias);
+  int64_t rows = iarg(env, argv[2]), cols = iarg(env, argv[3]), act = iarg(env, argv[4]);
+  if ((size_t)(rows * cols) > c_len) {
+    napi_throw_range_error(env, NULL, "mse_blas.biasAct: output smaller than its shape");
+    return NULL;
+  }
+  int has_bias = bias_len >= (size_t)cols && cols > 0;
+  for (int64_t r = 0; r < rows; r++) {
+    float *row = c + r * cols;
+    if (has_bias)
+      for (int64_t j = 0; j < cols; j++) row[j] += bias[j];
+    if (act == 1)
+      for (int64_t j = 0; j < cols; j++) row[j] = row[j] > 0 ? row[j] : 0;
+  }
+  return NULL;
+}
+
+/* im2col(x, col, N, H, W, C, FH, FW, SH, SW, padT, padL, OH, OW): col [N·OH·OW, FH·FW·C] from NHWC x. */
+static napi_value im2col(napi_env env, napi_callback_info info) {
+  size_t argc = 14;
+  napi_value argv[14];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  F32(0, x);
+  F32(1, col);
+  int64_t N = iarg(env, argv[2]), H = iarg(env, argv[3]), W = iarg(env, argv[4]), C = iarg(env, argv[5]);
+  int64_t FH = iarg(env, argv[6]), FW = iarg(env, argv[7]), SH = iarg(env, argv[8]), SW = iarg(env, argv[9]);
+  int64_t pt = iarg(env, argv[10]), pl = iarg(env, argv[11]), OH = iarg(env, argv[12]), OW = iarg(env, argv[13]);
+  if ((size_t)(N * OH * OW * FH * FW * C) > col_len || (size_t)(N * H * W * C) > x_len) {
+    napi_throw_range_error(env, NULL, "mse_blas.im2col: buffer smaller than its shape");
+    return NULL;
+  }
+  float *o = col;
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t oh = 0; oh < OH; oh++)
+      for (int64_t ow = 0; ow < OW; ow++)
+        for (int64_t fh = 0; fh < FH; fh++) {
+          int64_t ih = oh * SH + fh - pt;
+          int64_t iw0 = ow * SW - pl;
+          if (ih < 0 || ih >= H) {
+            memset(o, 0, sizeof(float) * FW * C);
+            o += FW * C;
+            continue;
+          }
+          if (iw0 >= 0 && iw0 + FW <= W) { /* whole row of the window inside: one contiguous run */
+            memcpy(o, x + ((n * H + ih) * W + iw0) * C, sizeof(float) * FW * C);
+            o += FW * C;
+            continue;
+          }
+          for (int64_t fw = 0; fw < FW; fw++) {
+            int64_t iw = ow * SW + fw - pl;
+            if (iw < 0 || iw >= W) memset(o, 0, sizeof(float) * C);
+            else memcpy(o, x + ((n * H + ih) * W + iw) * C, sizeof(float) * C);
+            o += C;
+          }
+        }
+  return NULL;
+}
+
+/* col2im(col, dx, …same shape args): dx = 0, then dx[n, ih, iw, :] += col rows (the adjoint of im2col). */
+static napi_value col2im(napi_env env, napi_callback_info info) {
+  size_t argc = 14;
+  napi_value argv[14];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  F32(0, col);
+  F32(1, dx);
+  int64_t N = iarg(env, argv[2]), H = iarg(env, argv[3]), W = iarg(env, argv[4]), C = iarg(env, argv[5]);
+  int64_t FH = iarg(env, argv[6]), FW = iarg(env, argv[7]), SH = iarg(env, argv[8]), SW = iarg(env, argv[9]);
+  int64_t pt = iarg(env, argv[10]), pl = iarg(env, argv[11]), OH = iarg(env, argv[12]), OW = iarg(env, argv[13]);
+  if ((size_t)(N * OH * OW * FH * FW * C) > col_len || (size_t)(N * H * W * C) > dx_len) {
+    napi_throw_range_error(env, NULL, "mse_blas.col2im: buffer smaller than its shape");
+    return NULL;
+  }
+  memset(dx, 0, sizeof(float) * N * H * W * C);
+  const float *o = col;
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t oh = 0; oh < OH; oh++)
+      for (int64_t ow = 0; ow < OW; ow++)
+        for (int64_t fh = 0; fh < FH; fh++) {
+          int64_t ih = oh * SH + fh - pt;
+          if (ih < 0 || ih >= H) {
+            o += FW * C;
+            continue;
+          }
+          int64_t iw0 = ow * SW - pl;
+          if (iw0 >= 0 && iw0 + FW <= W) {
+            float *t = dx + ((n * H + ih) * W + iw0) * C;
+            for (int64_t j = 0; j < FW * C; j++) t[j] += o[j];
+            o += FW * C;
+            continue;
+          }
+          for (int64_t fw = 0; fw < FW; fw++) {
+            int64_t iw = iw0 + fw;
+            if (iw >= 0 && iw < W) {
+              float *t = dx + ((n * H + ih) * W + iw) * C;
+              for (int64_t c = 0; c < C; c++) t[c] += o[c];
+            }
+            o += C;
+          }
+        }
+  return NULL;
+}
+
+static napi_value set_threads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  openblas_set_num_threads((int)iarg(env, argv[0]));
+  napi_value out;
+  CHECK(napi_create_int32(env, openblas_get_num_threads(), &out));
+  return out;
+}
+
+static napi_value config(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  CHECK(napi_create_string_utf8(env, openblas_get_config(), NAPI_AUTO_LENGTH, &out));
+  return out;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"sgemm", NULL, sgemm, NULL, NULL, NULL, napi_default, NULL},
+      {"biasAct", NULL, bias_act, NULL, NULL, NULL, napi_default, NULL},
+      {"im2col", NULL, im2col, NULL, NULL, NULL, napi_default, NULL},
+      {"col2im", NULL, col2im, NULL, NULL, NULL, napi_default, NULL},
+      {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
+      {"config", NULL, config, NULL, NULL, NULL, napi_default, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return NULL;
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
