@@ -45,7 +45,7 @@ describe('mse CLI', () => {
     const r = mse(['train', '-d', 'iris', '-m', 'softmax', '--json', '--no-cache', '--save', out], { MSE_DATA_DIR: SHARED_DATA });
     expect(r.code).toBe(0);
     const res = JSON.parse(r.out) as { test_acc: number; backend: string; dataset: string };
-    expect(res.backend).toBe('wasm');
+    expect(res.backend).toMatch(/^wasm(\+openblas)?$/);
     expect(res.test_acc).toBeGreaterThan(0.85);
     expect(JSON.parse(readFileSync(out, 'utf8')).kind).toBe('softmax');
   });
