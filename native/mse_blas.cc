@@ -9,6 +9,7 @@
  */
 #include <node_api.h>
 #include <stdint.h>
+#include <math.h>
 #include <string.h>
 
 enum { CblasRowMajor = 101 };
@@ -189,6 +190,71 @@ static napi_value col2im(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* momentum(w, vel, g, outW, outVel, lr, mu): outVel = mu·vel + g; outW = w − lr·outVel (tf.train.momentum). */
+static napi_value momentum(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  F32(0, w);
+  F32(1, vel);
+  F32(2, g);
+  F32(3, ow);
+  F32(4, ov);
+  double lr, mu;
+  napi_get_value_double(env, argv[5], &lr);
+  napi_get_value_double(env, argv[6], &mu);
+  size_t n = w_len;
+  if (vel_len != n || g_len != n || ow_len != n || ov_len != n) {
+    napi_throw_range_error(env, NULL, "mse_blas.momentum: length mismatch");
+    return NULL;
+  }
+  const float flr = (float)lr, fmu = (float)mu;
+  for (size_t i = 0; i < n; i++) {
+    float v = fmu * vel[i] + g[i];
+    ov[i] = v;
+    ow[i] = w[i] - flr * v;
+  }
+  return NULL;
+}
+
+/* adam(w, m, v, g, outW, outM, outV, lr, b1, b2, eps, b1t, b2t): tf.train.adam's update, with
+ * b1t = β1^t and b2t = β2^t for this step. */
+static napi_value adam(napi_env env, napi_callback_info info) {
+  size_t argc = 13;
+  napi_value argv[13];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  F32(0, w);
+  F32(1, m);
+  F32(2, v);
+  F32(3, g);
+  F32(4, ow);
+  F32(5, om);
+  F32(6, ov);
+  double lr, b1, b2, eps, b1t, b2t;
+  napi_get_value_double(env, argv[7], &lr);
+  napi_get_value_double(env, argv[8], &b1);
+  napi_get_value_double(env, argv[9], &b2);
+  napi_get_value_double(env, argv[10], &eps);
+  napi_get_value_double(env, argv[11], &b1t);
+  napi_get_value_double(env, argv[12], &b2t);
+  size_t n = w_len;
+  if (m_len != n || v_len != n || g_len != n || ow_len != n || om_len != n || ov_len != n) {
+    napi_throw_range_error(env, NULL, "mse_blas.adam: length mismatch");
+    return NULL;
+  }
+  const float fb1 = (float)b1, fb2 = (float)b2, c1 = (float)(1.0 / (1.0 - b1t)), c2 = (float)(1.0 / (1.0 - b2t));
+  const float flr = (float)lr, feps = (float)eps;
+  for (size_t i = 0; i < n; i++) {
+    float gi = g[i];
+    float mi = fb1 * m[i] + (1.0f - fb1) * gi;
+    float vi = fb2 * v[i] + (1.0f - fb2) * gi * gi;
+    om[i] = mi;
+    ov[i] = vi;
+    ow[i] = w[i] - flr * (mi * c1) / (sqrtf(vi * c2) + feps);
+  }
+  return NULL;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -212,6 +278,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"biasAct", NULL, bias_act, NULL, NULL, NULL, napi_default, NULL},
       {"im2col", NULL, im2col, NULL, NULL, NULL, napi_default, NULL},
       {"col2im", NULL, col2im, NULL, NULL, NULL, napi_default, NULL},
+      {"momentum", NULL, momentum, NULL, NULL, NULL, napi_default, NULL},
+      {"adam", NULL, adam, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"config", NULL, config, NULL, NULL, NULL, napi_default, NULL},
   };

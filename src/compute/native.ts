@@ -13,6 +13,8 @@ export interface NativeBlas {
   biasAct(c: Float32Array, bias: Float32Array, rows: number, cols: number, act: number): void;
   im2col(x: Float32Array, col: Float32Array, ...dims: number[]): void;
   col2im(col: Float32Array, dx: Float32Array, ...dims: number[]): void;
+  momentum(w: Float32Array, vel: Float32Array, g: Float32Array, outW: Float32Array, outVel: Float32Array, lr: number, mu: number): void;
+  adam(w: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, outW: Float32Array, outM: Float32Array, outV: Float32Array, lr: number, b1: number, b2: number, eps: number, b1t: number, b2t: number): void;
   setThreads(n: number): number;
   config(): string;
 }

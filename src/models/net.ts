@@ -6,6 +6,7 @@
  */
 import { tf } from '../compute/backend.js';
 import { Rng } from '../compute/rng.js';
+import * as ops from './ops.js';
 import type { Logits, Model, ModelKind, Probs, SerializedModel } from './model.js';
 
 export type Activation = 'linear' | 'relu' | 'tanh';
@@ -62,24 +63,31 @@ export class Net implements Model {
     return this.weights.flatMap((p) => (p ? [p.w, p.b] : []));
   }
 
-  /** [n, ...inputShape] → logits */
-  logits(x: tf.Tensor): Logits {
+  /**
+   * [n, ...inputShape] → logits. `inputGradient: false` (training) skips ∂/∂x in the first layer;
+   * keep the default wherever a gradient with respect to the input is wanted.
+   */
+  logits(x: tf.Tensor, opts: { inputGradient?: boolean } = {}): Logits {
+    const skipInputGrad = opts.inputGradient === false;
     return tf.tidy(() => {
       let h = x.reshape([-1, ...this.inputShape]);
+      let first = skipInputGrad; // while true, the current weighted layer's input is the data
       this.layers.forEach((l, i) => {
         const p = this.weights[i];
         switch (l.type) {
           case 'dense': {
             const act = l.activation ?? 'linear';
             const flat = h.rank === 2 ? (h as tf.Tensor2D) : (h.reshape([h.shape[0], -1]) as tf.Tensor2D);
-            h = tf.fused.matMul({ a: flat, b: p!.w as tf.Tensor2D, bias: p!.b, activation: act === 'tanh' ? 'linear' : act });
+            h = ops.dense(flat, p!.w as tf.Tensor2D, p!.b as tf.Tensor1D, act === 'tanh' ? 'linear' : act, !first);
             if (act === 'tanh') h = tf.tanh(h);
+            first = false;
             break;
           }
           case 'conv2d': {
             const act = l.activation ?? 'linear';
-            h = tf.fused.conv2d({ x: h as tf.Tensor4D, filter: p!.w as tf.Tensor4D, strides: l.stride ?? 1, pad: l.padding ?? 'valid', bias: p!.b, activation: act === 'tanh' ? 'linear' : act });
+            h = ops.conv2d(h as tf.Tensor4D, p!.w as tf.Tensor4D, p!.b as tf.Tensor1D, l.stride ?? 1, l.padding ?? 'valid', act === 'tanh' ? 'linear' : act, !first);
             if (act === 'tanh') h = tf.tanh(h);
+            first = false;
             break;
           }
           case 'maxpool':
@@ -123,10 +131,10 @@ export class Net implements Model {
    */
   loss(x: tf.Tensor, y: tf.Tensor2D): tf.Scalar {
     return tf.tidy(() => {
-      const z = this.logits(x);
+      const z = this.logits(x, { inputGradient: false });
       switch (this.head) {
         case 'softmax':
-          return tf.neg(tf.mean(tf.sum(tf.mul(y, tf.logSoftmax(z)), 1))) as tf.Scalar;
+          return ops.softmaxCrossEntropy(z, y);
         case 'sigmoid':
           return tf.losses.sigmoidCrossEntropy(y.slice([0, 1], [-1, 1]), z) as tf.Scalar;
         case 'ovr':

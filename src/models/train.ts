@@ -6,6 +6,7 @@
 import { tf } from '../compute/backend.js';
 import type { Rng } from '../compute/rng.js';
 import type { Net } from './net.js';
+import { makeOptimizer } from './optimizer.js';
 
 export interface TrainOptions {
   epochs: number;
@@ -41,7 +42,7 @@ export async function fit(net: Net, data: TrainData, opts: TrainOptions): Promis
   const k = net.numClasses;
   if (data.n === 0) return { examples: 0, seconds: 0, finalLoss: NaN };
   const bs = Math.min(opts.batchSize, data.n);
-  const optimizer = opts.optimizer === 'adam' ? tf.train.adam(opts.lr) : tf.train.momentum(opts.lr, opts.momentum ?? 0.9);
+  const optimizer = makeOptimizer(opts);
   const vars = net.variables;
   const weightVars = vars.filter((_, i) => i % 2 === 0);
   const xb = new Float32Array(bs * d);
@@ -74,7 +75,7 @@ export async function fit(net: Net, data: TrainData, opts: TrainOptions): Promis
             if (!opts.l2) return base;
             const pen = tf.addN(weightVars.map((w) => tf.sum(tf.square(w))));
             return tf.add(base, tf.mul(0.5 * opts.l2, pen)) as tf.Scalar;
-          }, wantLoss, vars) ?? undefined;
+          }, wantLoss, vars);
         }) as tf.Scalar | undefined;
         if (lossT) {
           lastLoss = (await lossT.data())[0];
@@ -86,8 +87,6 @@ export async function fit(net: Net, data: TrainData, opts: TrainOptions): Promis
     }
   } finally {
     optimizer.dispose();
-    // tfjs 4.22's MomentumOptimizer.dispose() forgets the learning-rate scalar it inherits from SGD
-    (optimizer as unknown as { c?: tf.Tensor }).c?.dispose();
   }
   return { examples: seen, seconds: (performance.now() - t0) / 1000, finalLoss: lastLoss };
 }

@@ -12,6 +12,7 @@ import { makeMaxPoolGrad } from './max-pool-grad.js';
 import { kernelFunc } from './wasm-util.js';
 import { nativeBlas } from '../native.js';
 import { makeNativeBatchMatMul, makeNativeFusedMatMul } from './native-gemm.js';
+import { makeNativeAdam, makeNativeMomentum } from './native-optim.js';
 import { makeNativeConv2D, makeNativeConv2DBackpropFilter, makeNativeConv2DBackpropInput, makeNativeFusedConv2D } from './native-conv.js';
 
 let registered = false;
@@ -40,6 +41,8 @@ export function registerWasmKernels(): void {
         makeNativeFusedConv2D(blas, kernelFunc(tf.FusedConv2D)),
         makeMaxPoolGrad(),
         makeIdentity(),
+        makeNativeMomentum(blas),
+        makeNativeAdam(blas),
       ]
     : [
         makeConv2DBackpropFilter(stockMatMul),
