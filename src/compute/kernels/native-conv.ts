@@ -24,13 +24,38 @@ function supported(info: Info, dataFormat?: string): boolean {
   return info.dilationHeight === 1 && info.dilationWidth === 1 && dataFormat !== 'NCHW' && info.dataFormat === 'channelsLast';
 }
 
-/** Batch chunks [n0, n1) whose patch matrix fits the scratch buffer. */
-function* chunks(info: Info): Generator<[number, number]> {
-  const per = info.outHeight * info.outWidth * info.filterHeight * info.filterWidth * info.inChannels;
-  const step = Math.max(1, Math.floor(SCRATCH_FLOATS / Math.max(1, per)));
-  for (let n0 = 0; n0 < info.batchSize; n0 += step) yield [n0, Math.min(info.batchSize, n0 + step)];
+type Shape4 = [number, number, number, number];
+
+function convInfo(xShape: number[], filterShape: number[], strides: number | [number, number], dilations: number | [number, number], pad: tf.Conv2DAttrs['pad'], rounding: tf.Conv2DAttrs['dimRoundingMode']): Info {
+  return tf.backend_util.computeConv2DInfo(xShape as Shape4, filterShape as Shape4, strides, dilations, pad, rounding, false, 'channelsLast');
 }
 
+interface Chunk {
+  /** examples in the chunk */
+  n: number;
+  /** patch rows: n·OH·OW */
+  m: number;
+  /** element range of the chunk in the input [N, H, W, CI] */
+  inRange: [number, number];
+  /** element range of the chunk in the output [N, OH, OW, CO] */
+  outRange: [number, number];
+}
+
+/** K = FH·FW·CI, the patch length. */
+const patch = (info: Info) => info.filterHeight * info.filterWidth * info.inChannels;
+
+/** Batch chunks whose patch matrix [m, K] fits the scratch buffer. */
+function* chunks(info: Info): Generator<Chunk> {
+  const pix = info.outHeight * info.outWidth;
+  const inSize = info.inHeight * info.inWidth * info.inChannels;
+  const step = Math.max(1, Math.floor(SCRATCH_FLOATS / Math.max(1, pix * patch(info))));
+  for (let n0 = 0; n0 < info.batchSize; n0 += step) {
+    const n1 = Math.min(info.batchSize, n0 + step);
+    yield { n: n1 - n0, m: (n1 - n0) * pix, inRange: [n0 * inSize, n1 * inSize], outRange: [n0 * pix * info.outChannels, n1 * pix * info.outChannels] };
+  }
+}
+
+/** The shape arguments of the native im2col/col2im, for a chunk of n examples. */
 function dims(info: Info, n: number): number[] {
   return [n, info.inHeight, info.inWidth, info.inChannels, info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left, info.outHeight, info.outWidth];
 }
@@ -39,22 +64,17 @@ function forward(blas: NativeBlas, args: KernelArgs, act: 'linear' | 'relu', bia
   const backend = asWasm(args.backend);
   const { x, filter } = args.inputs as { x: TensorInfo; filter: TensorInfo };
   const a = args.attrs as unknown as tf.Conv2DAttrs;
-  const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number], a.strides, a.dilations, a.pad, a.dimRoundingMode, false, 'channelsLast');
+  const info = convInfo(x.shape, filter.shape, a.strides, a.dilations, a.pad, a.dimRoundingMode);
   const out = backend.makeOutput(info.outShape, 'float32');
-  const xs = f32(backend, x);
-  const w = f32(backend, filter);
-  const o = f32(backend, out);
-  const K = info.filterHeight * info.filterWidth * info.inChannels;
-  const CO = info.outChannels;
-  const pix = info.outHeight * info.outWidth;
-  const inSize = info.inHeight * info.inWidth * info.inChannels;
-  for (const [n0, n1] of chunks(info)) {
-    const m = (n1 - n0) * pix;
-    const col = buffer(m * K);
-    blas.im2col(xs.subarray(n0 * inSize, n1 * inSize), col, ...dims(info, n1 - n0));
-    blas.sgemm(col, w, o.subarray(n0 * pix * CO, n1 * pix * CO), 1, m, CO, K, 0, 0, 0, 0, 0);
+  const [xs, w, o] = [f32(backend, x), f32(backend, filter), f32(backend, out)];
+  const K = patch(info);
+  for (const c of chunks(info)) {
+    const col = buffer(c.m * K);
+    blas.im2col(xs.subarray(...c.inRange), col, ...dims(info, c.n));
+    blas.sgemm(col, w, o.subarray(...c.outRange), 1, c.m, info.outChannels, K, 0, 0, 0, 0, 0);
   }
-  if (bias || act === 'relu') blas.biasAct(o, bias ? f32(backend, bias) : new Float32Array(0), info.batchSize * pix, CO, act === 'relu' ? 1 : 0);
+  const rows = info.batchSize * info.outHeight * info.outWidth;
+  if (bias || act === 'relu') blas.biasAct(o, bias ? f32(backend, bias) : new Float32Array(0), rows, info.outChannels, act === 'relu' ? 1 : 0);
   return out;
 }
 
@@ -65,7 +85,7 @@ export function makeNativeConv2D(blas: NativeBlas, stock: tf.KernelFunc): tf.Ker
     kernelFunc: (args) => {
       const a = args.attrs as unknown as tf.Conv2DAttrs;
       const { x, filter } = args.inputs as { x: TensorInfo; filter: TensorInfo };
-      const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number], a.strides, a.dilations, a.pad, a.dimRoundingMode, false, 'channelsLast');
+      const info = convInfo(x.shape, filter.shape, a.strides, a.dilations, a.pad, a.dimRoundingMode);
       return supported(info, a.dataFormat) ? forward(blas, args as unknown as KernelArgs, 'linear') : (stock(args) as TensorInfo);
     },
   };
@@ -78,7 +98,7 @@ export function makeNativeFusedConv2D(blas: NativeBlas, stock: tf.KernelFunc): t
     kernelFunc: (args) => {
       const a = args.attrs as unknown as tf.FusedConv2DAttrs;
       const { x, filter, bias, preluActivationWeights } = args.inputs as { x: TensorInfo; filter: TensorInfo; bias?: TensorInfo; preluActivationWeights?: TensorInfo };
-      const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], filter.shape as [number, number, number, number], a.strides, a.dilations, a.pad, a.dimRoundingMode, false, 'channelsLast');
+      const info = convInfo(x.shape, filter.shape, a.strides, a.dilations, a.pad, a.dimRoundingMode);
       const biasOk = !bias || bias.shape.reduce((p, q) => p * q, 1) === info.outChannels;
       if (!supported(info, a.dataFormat) || (a.activation !== 'linear' && a.activation !== 'relu') || preluActivationWeights || !biasOk) return stock(args) as TensorInfo;
       return forward(blas, args as unknown as KernelArgs, a.activation, bias);
@@ -95,22 +115,16 @@ export function makeNativeConv2DBackpropFilter(blas: NativeBlas): tf.KernelConfi
       const { x, dy } = args.inputs as { x: TensorInfo; dy: TensorInfo };
       const a = args.attrs as unknown as tf.Conv2DBackpropFilterAttrs;
       if (a.dataFormat === 'NCHW') throw new Error('Conv2DBackpropFilter (wasm, mse): only NHWC is supported');
-      const info = tf.backend_util.computeConv2DInfo(x.shape as [number, number, number, number], a.filterShape, a.strides, 1, a.pad, a.dimRoundingMode, false, 'channelsLast');
+      const info = convInfo(x.shape, a.filterShape, a.strides, 1, a.pad, a.dimRoundingMode);
       const out = backend.makeOutput(a.filterShape, 'float32');
-      const xs = f32(backend, x);
-      const g = f32(backend, dy);
-      const dw = f32(backend, out);
-      const K = info.filterHeight * info.filterWidth * info.inChannels;
-      const CO = info.outChannels;
-      const pix = info.outHeight * info.outWidth;
-      const inSize = info.inHeight * info.inWidth * info.inChannels;
-      let first = true;
-      for (const [n0, n1] of chunks(info)) {
-        const m = (n1 - n0) * pix;
-        const col = buffer(m * K);
-        blas.im2col(xs.subarray(n0 * inSize, n1 * inSize), col, ...dims(info, n1 - n0));
-        blas.sgemm(col, g.subarray(n0 * pix * CO, n1 * pix * CO), dw, 1, K, CO, m, 1, 0, 0, 0, first ? 0 : 1);
-        first = false;
+      const [xs, g, dw] = [f32(backend, x), f32(backend, dy), f32(backend, out)];
+      const K = patch(info);
+      let beta = 0; // the first chunk overwrites, later ones accumulate
+      for (const c of chunks(info)) {
+        const col = buffer(c.m * K);
+        blas.im2col(xs.subarray(...c.inRange), col, ...dims(info, c.n));
+        blas.sgemm(col, g.subarray(...c.outRange), dw, 1, K, info.outChannels, c.m, 1, 0, 0, 0, beta);
+        beta = 1;
       }
       return out;
     },
@@ -126,20 +140,14 @@ export function makeNativeConv2DBackpropInput(blas: NativeBlas): tf.KernelConfig
       const { dy, filter } = args.inputs as { dy: TensorInfo; filter: TensorInfo };
       const a = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
       if (a.dataFormat === 'NCHW') throw new Error('Conv2DBackpropInput (wasm, mse): only NHWC is supported');
-      const info = tf.backend_util.computeConv2DInfo(a.inputShape, filter.shape as [number, number, number, number], a.strides, 1, a.pad, a.dimRoundingMode, false, 'channelsLast');
+      const info = convInfo(a.inputShape, filter.shape, a.strides, 1, a.pad, a.dimRoundingMode);
       const out = backend.makeOutput(a.inputShape, 'float32');
-      const g = f32(backend, dy);
-      const w = f32(backend, filter);
-      const dx = f32(backend, out);
-      const K = info.filterHeight * info.filterWidth * info.inChannels;
-      const CO = info.outChannels;
-      const pix = info.outHeight * info.outWidth;
-      const inSize = info.inHeight * info.inWidth * info.inChannels;
-      for (const [n0, n1] of chunks(info)) {
-        const m = (n1 - n0) * pix;
-        const dcol = buffer(m * K);
-        blas.sgemm(g.subarray(n0 * pix * CO, n1 * pix * CO), w, dcol, 1, m, K, CO, 0, 1, 0, 0, 0);
-        blas.col2im(dcol, dx.subarray(n0 * inSize, n1 * inSize), ...dims(info, n1 - n0));
+      const [g, w, dx] = [f32(backend, dy), f32(backend, filter), f32(backend, out)];
+      const K = patch(info);
+      for (const c of chunks(info)) {
+        const dcol = buffer(c.m * K);
+        blas.sgemm(g.subarray(...c.outRange), w, dcol, 1, c.m, K, info.outChannels, 0, 1, 0, 0, 0);
+        blas.col2im(dcol, dx.subarray(...c.inRange), ...dims(info, c.n));
       }
       return out;
     },
