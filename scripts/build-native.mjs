@@ -25,7 +25,7 @@ function haveOpenBlas() {
   }
 }
 
-function main() {
+async function main() {
   if (process.env.MSE_NATIVE === '0') return say('skipped (MSE_NATIVE=0)');
   if (!haveOpenBlas()) return say('skipped: libopenblas.so.0 not found (Debian: apt-get install libopenblas0-pthread); using pure wasm');
   const gyp = nodeGyp();
@@ -41,6 +41,9 @@ function main() {
     return say(`build failed, using pure wasm (${why || `exit ${r.status}`})`);
   }
   try {
+    // the kernel family mse will pick at run time (dist/ was just built by tsc)
+    const coretype = await import('../dist/compute/native.js').then((m) => m.chooseCoreType()).catch(() => undefined);
+    if (coretype) process.env.OPENBLAS_CORETYPE = coretype;
     // smoke test: [1 2; 3 4] · [5 6; 7 8] = [19 22; 43 50]
     const blas = createRequire(import.meta.url)(addon);
     const c = new Float32Array(4);
@@ -53,4 +56,4 @@ function main() {
   }
 }
 
-main();
+await main();

@@ -18,6 +18,14 @@ import { createNet, loadModel, trainOptions, type ModelSpec } from './zoo.js';
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
+/** Write via a temp file and rename, so a killed process never leaves half a file. */
+export function writeAtomic(file: string, text: string): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, text);
+  renameSync(tmp, file);
+}
+
 export function victimCacheDir(): string {
   return path.join(process.env.MSE_CACHE_DIR ?? path.join(PACKAGE_ROOT, '.mse-cache'), 'victims');
 }
@@ -29,6 +37,8 @@ export interface Victim {
   cached: boolean;
   key: string;
   path?: string;
+  /** why the trained victim could not be written to the cache (it is still returned) */
+  cacheError?: string;
 }
 
 export interface VictimOptions {
@@ -86,12 +96,12 @@ export async function getVictim(ds: Dataset, spec: ModelSpec, seed: number, opts
     }
   }
   const v = await trainVictim(ds, spec, seed, opts);
-  if (!opts.noCache) {
-    const entry: CachedVictim = { key, dataset: ds.name, variant: ds.variant, spec, seed, testAcc: v.testAcc, trainSeconds: v.trainSeconds, backend: activeBackend().name, model: v.model.serialize() };
-    mkdirSync(path.dirname(file), { recursive: true });
-    const tmp = `${file}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify(entry));
-    renameSync(tmp, file);
+  if (opts.noCache) return { ...v, cached: false, key };
+  const entry: CachedVictim = { key, dataset: ds.name, variant: ds.variant, spec, seed, testAcc: v.testAcc, trainSeconds: v.trainSeconds, backend: activeBackend().label, model: v.model.serialize() };
+  try {
+    writeAtomic(file, JSON.stringify(entry));
+  } catch (err) {
+    return { ...v, cached: false, key, cacheError: `${(err as NodeJS.ErrnoException).code ?? (err as Error).message} writing ${file}` };
   }
-  return { ...v, cached: false, key, path: opts.noCache ? undefined : file };
+  return { ...v, cached: false, key, path: file };
 }

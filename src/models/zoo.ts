@@ -28,7 +28,9 @@ interface ModelDef {
   layers?(ds: Dataset, p: ParamValues): { layers: LayerSpec[]; head: NetConfig['head'] };
 }
 
-const linearTrain = (ds: Dataset) => ({ epochs: ds.train.n > 20000 ? 10 : 60, batchSize: 64, optimizer: 'adam' as const, lr: 0.01, l2: 1 / Math.max(1, ds.train.n) });
+// at least ~500 Adam steps: tiny tables (iris: 105 rows, 2 batches an epoch) need many epochs
+const smallEpochs = (n: number) => (n > 20000 ? 10 : Math.min(300, Math.max(60, Math.ceil(32000 / Math.max(1, n)))));
+const linearTrain = (ds: Dataset) => ({ epochs: smallEpochs(ds.train.n), batchSize: 64, optimizer: 'adam' as const, lr: 0.01, l2: 1 / Math.max(1, ds.train.n) });
 
 export const MODELS: Record<ModelKind, ModelDef> = {
   logistic: {
@@ -59,7 +61,7 @@ export const MODELS: Record<ModelKind, ModelDef> = {
       hidden: { type: 'int-list', min: 1, help: 'hidden layer sizes, e.g. hidden=256,128' },
       activation: { type: 'string', choices: ['relu', 'tanh'], help: 'hidden activation' },
     },
-    train: (ds) => (ds.kind === 'image' ? { epochs: 5, batchSize: 64, optimizer: 'adam', lr: 1e-3 } : { epochs: ds.train.n > 20000 ? 10 : 100, batchSize: 64, optimizer: 'adam', lr: 0.01 }),
+    train: (ds) => (ds.kind === 'image' ? { epochs: 5, batchSize: 64, optimizer: 'adam', lr: 1e-3 } : { epochs: ds.train.n > 20000 ? 10 : Math.max(100, smallEpochs(ds.train.n)), batchSize: 64, optimizer: 'adam', lr: 0.01 }),
     layers: (ds, p) => {
       const hidden = (p.hidden as number[] | undefined) ?? (ds.kind === 'image' ? [256, 128] : [20]);
       const act = ((p.activation as string | undefined) ?? (ds.kind === 'image' ? 'relu' : 'tanh')) as Activation;
