@@ -58,6 +58,20 @@ Examples:
     .action(async (opts) => (await import('./train.js')).train(program.opts<GlobalOptions>(), opts));
 
   program
+    .command('attack')
+    .description('run one extraction attack against one (defended) victim and report attacker success, cost and defender utility')
+    .requiredOption('-d, --dataset <name>', 'dataset (see `mse list datasets`)')
+    .option('-v, --victim <spec>', 'victim model (default: cnn for images, logistic for binary tables, softmax otherwise)')
+    .option('--defense <spec>', 'defense, repeatable, applied in order (default: none)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('-a, --attack <spec>', 'attack (default: eq-lr for logistic victims, retrain-uniform otherwise); see `mse list attacks`')
+    .option('-b, --budget <n>', "query budget: a count (500, 5k) or a multiple of the victim's unknown parameters (1x, 0.5x)", '1x')
+    .option('-s, --seed <n>', 'random seed (victim, queries, attacker)', intArg(0), 1)
+    .option('-o, --out <dir>', 'append the result row to <dir>/results.csv (skips a cell already there) and write <dir>/manifest.json')
+    .option('--json', 'print the result row as JSON')
+    .addHelpText('after', '\nExamples:\n  $ mse attack -d adult -v logistic -a eq-lr -b 1x\n  $ mse attack -d breast-cancer -a retrain-uniform -b 50x --seed 2\n  $ mse attack -d linear -a eq-lr -b 11 --out results/demo --json')
+    .action(async (opts) => (await import('./attack.js')).attack(program.opts<GlobalOptions>(), opts));
+
+  program
     .command('datasets')
     .description('list datasets and their local availability; fetch or verify their files')
     .argument('[action]', 'list | fetch | verify', 'list')
@@ -69,7 +83,7 @@ Examples:
   program
     .command('list')
     .description('list available models, datasets, defenses and backends')
-    .argument('[what]', 'models | datasets | defenses | backends | all', 'all')
+    .argument('[what]', 'models | datasets | attacks | defenses | backends | all', 'all')
     .addHelpText('after', '\nExamples:\n  $ mse list\n  $ mse list models')
     .action(async (what: string) => (await import('./list.js')).list(what));
 

@@ -3,10 +3,11 @@ import { unknownChoice } from '../errors.js';
 import { BACKENDS } from '../compute/backend.js';
 import { DATASETS, SYNTHETIC } from '../data/index.js';
 import { DEFENSES } from '../defenses/registry.js';
+import { ATTACKS } from '../attacks/registry.js';
 import { MODELS } from '../models/zoo.js';
 import type { ParamDecls } from '../params.js';
 
-const WHAT = ['models', 'datasets', 'defenses', 'backends', 'all'] as const;
+const WHAT = ['models', 'datasets', 'attacks', 'defenses', 'backends', 'all'] as const;
 
 function params(p: ParamDecls): string {
   const keys = Object.entries(p).map(([k, d]) => `${k}${d.default !== undefined ? `=${String(d.default)}` : ''}`);
@@ -24,6 +25,10 @@ export async function list(what: string): Promise<void> {
     out.push('datasets:');
     for (const d of DATASETS) out.push(`  ${d.name.padEnd(15)} ${d.kind.padEnd(8)} ${d.description}`);
     for (const s of SYNTHETIC) out.push(`  ${s.padEnd(15)} ${'tabular'.padEnd(8)} synthetic (generated)`);
+  }
+  if (what === 'attacks' || what === 'all') {
+    out.push('attacks:');
+    for (const [k, a] of Object.entries(ATTACKS)) out.push(`  ${k.padEnd(15)} ${a.describe}${params(a.params)}`);
   }
   if (what === 'defenses' || what === 'all') {
     out.push('defenses:');

@@ -15,8 +15,8 @@ describe('mse CLI', () => {
   it('--help lists the commands, each command has examples', () => {
     const r = mse(['--help']);
     expect(r.code).toBe(0);
-    for (const c of ['doctor', 'train', 'datasets', 'list']) expect(r.out).toContain(c);
-    for (const c of ['doctor', 'train', 'datasets', 'list']) expect(mse([c, '--help']).out).toContain('Examples:');
+    for (const c of ['doctor', 'train', 'attack', 'datasets', 'list']) expect(r.out).toContain(c);
+    for (const c of ['doctor', 'train', 'attack', 'datasets', 'list']) expect(mse([c, '--help']).out).toContain('Examples:');
   });
 
   it('doctor prints the backend that is really active and the data directories', () => {
@@ -56,5 +56,41 @@ describe('mse CLI', () => {
     const r = mse(['train', '-d', 'iris', '-m', 'softmax', '--data-dir', dir]);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/iris\.csv: checksum mismatch .*delete it/);
+  });
+});
+
+describe('mse attack', () => {
+  it('eq-lr on a synthetic logistic victim: exact extraction, one CSV row per cell, resumable', () => {
+    const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'mse-attack-')), 'run');
+    const args = ['attack', '-d', 'linear', '-v', 'logistic', '-a', 'eq-lr', '-b', '1x', '--out', out, '--json'];
+    const r = mse(args);
+    expect(r.code).toBe(0);
+    const row = JSON.parse(r.out) as Record<string, string | number>;
+    expect(row.queries).toBe(11); // d + 1 = 11 unknowns
+    expect(row.agreement_test).toBe(1);
+    expect(row.param_error as number).toBeLessThan(1e-3);
+    expect(row.status).toBe('ok');
+    expect(String(row.backend)).toMatch(/^wasm/);
+    const again = mse(args);
+    expect(again.code).toBe(0);
+    expect(again.err).toMatch(/already in/);
+    expect(mse([...args.slice(0, -1), '--seed', '2']).code).toBe(0);
+    const lines = readFileSync(path.join(out, 'results.csv'), 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(3); // header + two cells
+    expect(JSON.parse(readFileSync(path.join(out, 'manifest.json'), 'utf8')).backend.tf_backend).toBe('wasm');
+  });
+
+  it('an attack that cannot run says so in the row instead of producing garbage', () => {
+    const r = mse(['attack', '-d', 'blobs', '-v', 'softmax', '-a', 'eq-lr', '-b', '10x', '--json']);
+    expect(r.code).toBe(0);
+    const row = JSON.parse(r.out) as Record<string, string | number>;
+    expect(row.status).toMatch(/^not-applicable: eq-lr cannot run here/);
+    expect(row.queries).toBe(0);
+    expect(row.agreement_test).toBe('');
+  });
+
+  it('bad budgets and names are usage errors', () => {
+    expect(mse(['attack', '-d', 'linear', '-b', 'lots']).code).toBe(2);
+    expect(mse(['attack', '-d', 'linear', '-a', 'eq-lrr']).err).toMatch(/Did you mean 'eq-lr'/);
   });
 });

@@ -1,0 +1,38 @@
+/**
+ * Attack registry: name → typed parameters and a factory (registry key = file name = CLI value).
+ * A new attack is one file plus one line here.
+ */
+import { unknownChoice } from '../errors.js';
+import { parseSpec, resolveParams, type ParamDecls, type ParamValues } from '../params.js';
+import { eqLr } from './eq-lr.js';
+import { retrainUniform } from './retrain-uniform.js';
+import type { Attack } from './types.js';
+
+export interface AttackDef {
+  describe: string;
+  params: ParamDecls;
+  create(p: ParamValues): Attack;
+}
+
+export const ATTACKS: Record<string, AttackDef> = {
+  'eq-lr': {
+    describe: 'equation solving for binary logistic regression from probabilities (Tramèr 2016 §4.1.1)',
+    params: { multiple: { type: 'int', min: 1, default: 100, help: 'use at most this many times d+1 queries (least squares beyond d+1)' } },
+    create: eqLr,
+  },
+  'retrain-uniform': {
+    describe: 'retrain the assumed model family on uniform queries labelled by the API (Tramèr 2016 §6)',
+    params: {
+      epochs: { type: 'int', min: 1, default: 200, help: 'training epochs over the queries' },
+      lr: { type: 'number', min: 0, default: 0.01, help: 'Adam learning rate' },
+    },
+    create: retrainUniform,
+  },
+};
+
+export function parseAttack(text: string): Attack {
+  const { name, raw } = parseSpec(text);
+  const def = ATTACKS[name];
+  if (!def) throw unknownChoice('attack', name, Object.keys(ATTACKS));
+  return def.create(resolveParams(`attack ${name}`, def.params, raw));
+}
