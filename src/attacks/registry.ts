@@ -5,6 +5,8 @@
 import { unknownChoice } from '../errors.js';
 import { parseSpec, resolveParams, type ParamDecls, type ParamValues } from '../params.js';
 import { eqLr } from './eq-lr.js';
+import { eqMlp } from './eq-mlp.js';
+import { eqMulticlass } from './eq-softmax.js';
 import { retrainUniform } from './retrain-uniform.js';
 import type { Attack } from './types.js';
 
@@ -19,6 +21,32 @@ export const ATTACKS: Record<string, AttackDef> = {
     describe: 'equation solving for binary logistic regression from probabilities (Tramèr 2016 §4.1.1)',
     params: { multiple: { type: 'int', min: 1, default: 100, help: 'use at most this many times d+1 queries (least squares beyond d+1)' } },
     create: eqLr,
+  },
+  'eq-softmax': {
+    describe: 'equation solving for softmax regression: cross-entropy fit to the soft answers by L-BFGS (Tramèr 2016 §4.1.2)',
+    params: {
+      multiple: { type: 'int', min: 1, default: 100, help: 'use at most this many times c·(d+1) queries' },
+      l2: { type: 'number', min: 0, default: 1e-9, help: 'tiny L2 that picks one of the shift-equivalent solutions' },
+      iterations: { type: 'int', min: 1, default: 1000, help: 'L-BFGS iteration cap' },
+    },
+    create: eqMulticlass('softmax'),
+  },
+  'eq-ovr': {
+    describe: 'equation solving for one-vs-rest logistic regression, by L-BFGS (Tramèr 2016 §4.1.2)',
+    params: {
+      multiple: { type: 'int', min: 1, default: 100, help: 'use at most this many times c·(d+1) queries' },
+      l2: { type: 'number', min: 0, default: 1e-9, help: 'tiny L2 regulariser' },
+      iterations: { type: 'int', min: 1, default: 1000, help: 'L-BFGS iteration cap' },
+    },
+    create: eqMulticlass('ovr'),
+  },
+  'eq-mlp': {
+    describe: 'equation solving for an MLP of known shape: train on the soft answers (Tramèr 2016 §4.1.2)',
+    params: {
+      epochs: { type: 'int', min: 1, default: 300, help: 'training epochs over the queries' },
+      lr: { type: 'number', min: 0, default: 0.01, help: 'Adam learning rate' },
+    },
+    create: eqMlp,
   },
   'retrain-uniform': {
     describe: 'retrain the assumed model family on uniform queries labelled by the API (Tramèr 2016 §6)',
