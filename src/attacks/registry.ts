@@ -7,6 +7,7 @@ import { parseSpec, resolveParams, type ParamDecls, type ParamValues } from '../
 import { eqLr } from './eq-lr.js';
 import { eqMlp } from './eq-mlp.js';
 import { eqMulticlass } from './eq-softmax.js';
+import { retrainAdaptive } from './retrain-adaptive.js';
 import { retrainUniform } from './retrain-uniform.js';
 import type { Attack } from './types.js';
 
@@ -55,6 +56,15 @@ export const ATTACKS: Record<string, AttackDef> = {
       lr: { type: 'number', min: 0, default: 0.01, help: 'Adam learning rate' },
     },
     create: retrainUniform,
+  },
+  'retrain-adaptive': {
+    describe: 'adaptive retraining: rounds of queries near the local surrogate’s decision boundary (Tramèr 2016 §6)',
+    params: {
+      rounds: { type: 'int', min: 1, default: 5, help: 'query rounds (the paper: 5)' },
+      epochs: { type: 'int', min: 1, default: 200, help: 'training epochs per fit' },
+      lr: { type: 'number', min: 0, default: 0.01, help: 'Adam learning rate' },
+    },
+    create: retrainAdaptive,
   },
 };
 

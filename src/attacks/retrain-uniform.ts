@@ -7,6 +7,7 @@
 import { tf } from '../compute/backend.js';
 import type { Rng } from '../compute/rng.js';
 import type { PredictionApi } from '../api/types.js';
+import type { Net } from '../models/net.js';
 import { fit } from '../models/train.js';
 import { createNet, parseModelSpec } from '../models/zoo.js';
 import type { ParamValues } from '../params.js';
@@ -36,6 +37,17 @@ export async function queryLabels(api: PredictionApi, x: Float32Array, n: number
   }
 }
 
+/** A fresh surrogate of the assumed family (logistic/softmax/OvR/MLP), trained on hard labels. */
+export async function trainOnLabels(attack: string, know: AttackerKnowledge, x: Float32Array, y: Int32Array, n: number, params: ParamValues, rng: Rng): Promise<Net> {
+  const kind = know.family?.kind ?? (know.numClasses === 2 ? 'logistic' : 'softmax');
+  if (kind === 'tree' || kind === 'cnn') throw new AttackNotApplicable(attack, `it retrains linear models and MLPs, not ${kind}`);
+  const spec = parseModelSpec(kind === 'mlp' && know.family?.hidden ? `mlp:hidden=${know.family.hidden.join(',')}` : kind);
+  const ds = { name: 'queries', inputShape: know.inputShape, numClasses: know.numClasses, kind: 'tabular' as const };
+  const surrogate = createNet(spec, ds, rng.fork());
+  await fit(surrogate, { x, y, n }, { epochs: params.epochs as number, batchSize: Math.min(64, n), optimizer: 'adam', lr: params.lr as number, rng: rng.fork() });
+  return surrogate;
+}
+
 export function retrainUniform(params: ParamValues): Attack {
   return {
     name: 'retrain-uniform',
@@ -52,13 +64,7 @@ export function retrainUniform(params: ParamValues): Attack {
         const n = Math.min(batch, m - s);
         y.set(await queryLabels(api, x.subarray(s * d, (s + n) * d), n, know.inputShape), s);
       }
-      const kind = know.family?.kind ?? (know.numClasses === 2 ? 'logistic' : 'softmax');
-      if (kind === 'tree' || kind === 'cnn') throw new AttackNotApplicable('retrain-uniform', `it retrains linear models and MLPs, not ${kind}`);
-      const spec = parseModelSpec(kind === 'mlp' && know.family?.hidden ? `mlp:hidden=${know.family.hidden.join(',')}` : kind);
-      const ds = { name: 'queries', inputShape: know.inputShape, numClasses: know.numClasses, kind: 'tabular' as const };
-      const surrogate = createNet(spec, ds, rng.fork());
-      const epochs = params.epochs as number;
-      await fit(surrogate, { x, y, n: m }, { epochs, batchSize: Math.min(64, m), optimizer: 'adam', lr: params.lr as number, rng: rng.fork() });
+      const surrogate = await trainOnLabels('retrain-uniform', know, x, y, m, params, rng);
       return { surrogate, queries: m, budgetExhausted: false, notes: [] };
     },
   };

@@ -89,3 +89,25 @@ describe('retrain-uniform (Tramèr 2016 §6)', () => {
     for (const m of [big.surrogate, small.surrogate, v]) m.dispose();
   });
 });
+
+describe('retrain-adaptive (Tramèr 2016 §6, adapt-local)', () => {
+  it('beats uniform retraining at the same label-only budget (mean over seeds) and spends exactly the budget', async () => {
+    const v = victim();
+    const budget = 10 * (d + 1);
+    const mean = async (attack: string) => {
+      let s = 0;
+      for (const seed of [1, 2, 3]) {
+        const api = new LocalPredictionApi(v, [top1], { rng: new Rng(seed), domain, budget });
+        const res = await parseAttack(attack).run(api, know, new Rng(seed + 10));
+        expect(api.ledger.queries).toBe(budget);
+        s += (await fidelity(v, res.surrogate, unif, 5000)).agreement;
+        res.surrogate.dispose();
+      }
+      return s / 3;
+    };
+    const uniform = await mean('retrain-uniform');
+    const adaptive = await mean('retrain-adaptive');
+    expect(adaptive).toBeGreaterThan(uniform);
+    v.dispose();
+  });
+});
