@@ -66,7 +66,8 @@ export class LocalPredictionApi implements PredictionApi {
           owned.push(xin);
         }
       });
-      if (this.opts.revealLeaves) leafIds = (this.victim as DecisionTree).leafIds((await xin.data()) as Float32Array, n);
+      // a labels-only defense after the tree hides its leaf ids too
+      if (this.info.reveals === 'leaf') leafIds = (this.victim as DecisionTree).leafIds((await xin.data()) as Float32Array, n);
       resp = { probs: this.victim.predict(xin) };
       this.defenses.forEach((d, i) => {
         if (!d.output || !resp.probs) return;

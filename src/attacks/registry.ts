@@ -9,6 +9,7 @@ import { eqMlp } from './eq-mlp.js';
 import { eqMulticlass } from './eq-softmax.js';
 import { retrainAdaptive } from './retrain-adaptive.js';
 import { retrainUniform } from './retrain-uniform.js';
+import { treePath } from './tree-path.js';
 import type { Attack } from './types.js';
 
 export interface AttackDef {
@@ -65,6 +66,11 @@ export const ATTACKS: Record<string, AttackDef> = {
       lr: { type: 'number', min: 0, default: 0.01, help: 'Adam learning rate' },
     },
     create: retrainAdaptive,
+  },
+  'tree-path': {
+    describe: 'decision-tree path-finding with a leaf-id oracle (Tramèr 2016 §4.2, Algorithm 1)',
+    params: { epsilon: { type: 'number', min: 1e-9, default: 1e-3, help: 'threshold precision of the line searches' } },
+    create: treePath,
   },
 };
 

@@ -68,7 +68,8 @@ export async function runCell(c: CellInput): Promise<CellOutput> {
   const v = await getVictim(ds, victimSpec, c.seed);
   const rng = new Rng(c.seed);
   const defenses: Defense[] = (c.defenses.length ? c.defenses : ['none']).map(parseDefense);
-  const api = new LocalPredictionApi(v.model, defenses, { rng: rng.fork(), domain: ds.domain, budget: c.budget });
+  // tree victims are served like BigML: each answer carries the leaf's identifier
+  const api = new LocalPredictionApi(v.model, defenses, { rng: rng.fork(), domain: ds.domain, budget: c.budget, revealLeaves: victimSpec.kind === 'tree' });
   const know: AttackerKnowledge = { inputShape: ds.inputShape, numClasses: ds.numClasses, domain: ds.domain, family: { kind: victimSpec.kind, hidden: victimSpec.params.hidden as number[] | undefined } };
   const base = { cell_id: cellId(spec), run_id: c.runId, mse_version: mseVersion(), backend: activeBackend().label, ...spec, dataset_variant: ds.variant, victim_acc: v.testAcc };
   const notes: string[] = [];

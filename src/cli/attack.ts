@@ -36,7 +36,8 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
   const ds = await loadDataset(o.dataset, { dataDir: g.dataDir, progress: !g.quiet });
   for (const n of ds.notes) process.stderr.write(chalk.yellow(`note: ${n}\n`));
   const victim = o.victim ?? (ds.kind === 'image' ? 'cnn' : ds.numClasses === 2 ? 'logistic' : 'softmax');
-  const attackName = o.attack ?? (victim === 'logistic' ? 'eq-lr' : 'retrain-uniform');
+  const kind = parseModelSpec(victim).kind;
+  const attackName = o.attack ?? ({ logistic: 'eq-lr', softmax: 'eq-softmax', ovr: 'eq-ovr', mlp: 'eq-mlp', tree: 'tree-path', cnn: 'retrain-uniform' } as const)[kind];
   const budget = resolveBudget(budgetSpec, ds, parseModelSpec(victim));
   const input = { dataset: o.dataset, victim, defenses: o.defense, attack: attackName, budget, seed: o.seed, runId: o.out ? path.basename(o.out) : 'adhoc', data: { dataDir: g.dataDir } };
   let csv: ResultsCsv | undefined;
