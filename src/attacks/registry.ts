@@ -8,6 +8,7 @@ import { eqLr } from './eq-lr.js';
 import { eqMlp } from './eq-mlp.js';
 import { eqMulticlass } from './eq-softmax.js';
 import { retrainAdaptive } from './retrain-adaptive.js';
+import { retrainLinesearch } from './retrain-linesearch.js';
 import { retrainUniform } from './retrain-uniform.js';
 import { treePath } from './tree-path.js';
 import type { Attack } from './types.js';
@@ -57,6 +58,15 @@ export const ATTACKS: Record<string, AttackDef> = {
       lr: { type: 'number', min: 0, default: 0.01, help: 'Adam learning rate' },
     },
     create: retrainUniform,
+  },
+  'retrain-linesearch': {
+    describe: 'line-search retraining: bisect between differently labelled queries on the oracle (Tramèr 2016 §6)',
+    params: {
+      epsilon: { type: 'number', min: 1e-9, default: 0.1, help: 'stop bisecting a segment shorter than this (Euclidean)' },
+      epochs: { type: 'int', min: 1, default: 200, help: 'training epochs' },
+      lr: { type: 'number', min: 0, default: 0.01, help: 'Adam learning rate' },
+    },
+    create: retrainLinesearch,
   },
   'retrain-adaptive': {
     describe: 'adaptive retraining: rounds of queries near the local surrogate’s decision boundary (Tramèr 2016 §6)',

@@ -111,3 +111,17 @@ describe('retrain-adaptive (Tramèr 2016 §6, adapt-local)', () => {
     v.dispose();
   });
 });
+
+describe('retrain-linesearch (Tramèr 2016 §6, adapt-oracle)', () => {
+  it('spends its label-only budget on boundary bisections and learns the boundary', async () => {
+    const v = victim();
+    const budget = 20 * (d + 1);
+    const api = new LocalPredictionApi(v, [top1], { rng: new Rng(1), domain, budget });
+    const res = await parseAttack('retrain-linesearch').run(api, know, new Rng(5));
+    expect(api.ledger.queries).toBe(res.queries);
+    expect(res.queries).toBeGreaterThan(budget / 2); // more than the uniform half: bisections happened
+    expect((await fidelity(v, res.surrogate, unif, 5000)).agreement).toBeGreaterThan(0.9);
+    res.surrogate.dispose();
+    v.dispose();
+  });
+});

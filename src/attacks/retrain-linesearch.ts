@@ -1,0 +1,62 @@
+/**
+ * Line-search retraining from labels (Tramèr et al. 2016 §6, "adapt-oracle"): half the budget on
+ * uniform points; the rest bisects, on the oracle, the segment between each point and the first
+ * point of every other class (in query order) until the two ends are within ε, keeping every
+ * midpoint with its label. The midpoints crowd the victim's decision boundary; then the assumed
+ * family is fitted to all answers. (The paper sizes the uniform phase from the estimated bisection
+ * cost; a fixed half is simpler and spends the same budget.)
+ */
+import type { Rng } from '../compute/rng.js';
+import type { PredictionApi } from '../api/types.js';
+import type { ParamValues } from '../params.js';
+import { uniformQueries } from './query.js';
+import { queryLabels, trainOnLabels } from './retrain-uniform.js';
+import { AttackNotApplicable, remaining, type Attack, type AttackResult, type AttackerKnowledge } from './types.js';
+
+export function retrainLinesearch(params: ParamValues): Attack {
+  return {
+    name: 'retrain-linesearch',
+    params,
+    async run(api: PredictionApi, know: AttackerKnowledge, rng: Rng): Promise<AttackResult> {
+      if (api.info.reveals === 'leaf') throw new AttackNotApplicable('retrain-linesearch', 'tree victims are extracted by path-finding (tree-path)');
+      const m = remaining(api);
+      if (!Number.isFinite(m) || m < 2) throw new AttackNotApplicable('retrain-linesearch', 'it needs a finite query budget of at least 2');
+      const d = know.inputShape.reduce((a, b) => a * b, 1);
+      const eps = params.epsilon as number;
+      const x = new Float32Array(m * d);
+      const y = new Int32Array(m);
+      const n0 = Math.ceil(m / 2);
+      x.set(uniformQueries(rng, n0, know));
+      y.set(await queryLabels(api, x.subarray(0, n0 * d), n0, know.inputShape));
+      let n = n0;
+      const label = async (p: Float32Array): Promise<number> => {
+        x.set(p, n * d);
+        const l = (await queryLabels(api, p, 1, know.inputShape))[0];
+        y[n++] = l;
+        return l;
+      };
+      // pairs (i, first earlier point of each other class), bisected until within ε
+      outer: for (let i = 1; i < n0; i++) {
+        const seen = new Set<number>([y[i]]);
+        for (let j = 0; j < i; j++) {
+          if (seen.has(y[j])) continue;
+          seen.add(y[j]);
+          let a = x.slice(i * d, (i + 1) * d);
+          let b = x.slice(j * d, (j + 1) * d);
+          const la = y[i];
+          for (;;) {
+            let dist = 0;
+            for (let t = 0; t < d; t++) dist += (a[t] - b[t]) ** 2;
+            if (Math.sqrt(dist) <= eps) break;
+            if (n >= m) break outer;
+            const mid = a.map((v, t) => (v + b[t]) / 2);
+            if ((await label(mid)) === la) a = mid;
+            else b = mid;
+          }
+        }
+      }
+      const surrogate = await trainOnLabels('retrain-linesearch', know, x, y, n, params, rng);
+      return { surrogate, queries: n, budgetExhausted: false, notes: n < m ? [`${m - n} queries left unused: every cross-class pair was bisected to ε`] : [] };
+    },
+  };
+}
