@@ -72,6 +72,15 @@ Examples:
     .action(async (opts) => (await import('./attack.js')).attack(program.opts<GlobalOptions>(), opts));
 
   program
+    .command('reproduce')
+    .description("run a paper's reproduction spec (bench/papers/<paper>.json), write CSV + table, check every figure against its expected band")
+    .argument('<paper>', 'paper id, e.g. tramer-2016')
+    .option('--scale <name>', 'ci (minutes) or full', 'ci')
+    .option('-o, --out <dir>', 'output directory (default results/<paper>-<scale>); re-running resumes')
+    .addHelpText('after', '\nExamples:\n  $ mse reproduce tramer-2016                # the CI-sized version\n  $ mse reproduce tramer-2016 --scale full --out results/tramer-full')
+    .action(async (paper: string, opts) => (await import('./reproduce.js')).reproduce(program.opts<GlobalOptions>(), paper, opts));
+
+  program
     .command('datasets')
     .description('list datasets and their local availability; fetch or verify their files')
     .argument('[action]', 'list | fetch | verify', 'list')
@@ -98,8 +107,9 @@ export async function main(argv: string[]): Promise<void> {
   } catch (err) {
     code = report(err);
   }
-  // The wasm backend's thread pool must not keep the process alive.
-  process.exit(code);
+  // The wasm backend's thread pool must not keep the process alive; a command may have set
+  // process.exitCode (a failed check) without throwing.
+  process.exit(code || Number(process.exitCode ?? 0));
 }
 
 function report(err: unknown): number {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { HAVE_SHARED, SHARED_DATA } from '../testing/fixtures.js';
@@ -92,5 +92,39 @@ describe('mse attack', () => {
   it('bad budgets and names are usage errors', () => {
     expect(mse(['attack', '-d', 'linear', '-b', 'lots']).code).toBe(2);
     expect(mse(['attack', '-d', 'linear', '-a', 'eq-lrr']).err).toMatch(/Did you mean 'eq-lr'/);
+  });
+});
+
+describe('mse reproduce', () => {
+  function spec(band: [number, number]): string {
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'mse-spec-')), 'toy.json');
+    const body = { paper: 'toy', title: 'toy', mirrors: 'a unit test', scales: { ci: { seeds: [1, 2], cells: [{ dataset: 'linear', victim: 'logistic', attack: 'eq-lr', budget: '1x', expect: { agreement_test: band } }] } } };
+    writeFileSync(file, JSON.stringify(body));
+    return file;
+  }
+
+  it('writes the CSV and table, passes figures inside their bands, and resumes without redoing cells', () => {
+    const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'mse-repro-')), 'run');
+    const s = spec([0.999, 1]);
+    const r = mse(['reproduce', s, '--out', out]);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/\| eq-lr \| linear \| logistic \| 1x \| 11 \| 0 \| 0 \| /);
+    expect(r.out).toContain('1 passed, 0 failed');
+    expect(readFileSync(path.join(out, 'table.md'), 'utf8')).toContain('| eq-lr |');
+    const again = mse(['reproduce', s, '--out', out]);
+    expect(again.err).not.toMatch(/\[1\/2\]/); // nothing re-run
+    expect(readFileSync(path.join(out, 'results.csv'), 'utf8').trim().split('\n')).toHaveLength(3); // header + 2 seeds
+  });
+
+  it('fails (exit 1) when a figure leaves its band', () => {
+    const r = mse(['reproduce', spec([0, 0.5]), '--out', path.join(mkdtempSync(path.join(os.tmpdir(), 'mse-repro-')), 'run')]);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/FAIL eq-lr linear\/logistic 1x: agreement_test = 1\.000 \(band 0–0\.5\)/);
+  });
+
+  it('an unknown paper is a usage error listing the papers', () => {
+    const r = mse(['reproduce', 'tramer-2061']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/Did you mean 'tramer-2016'/);
   });
 });
