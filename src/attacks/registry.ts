@@ -19,6 +19,13 @@ export interface AttackDef {
   create(p: ParamValues): Attack;
 }
 
+/** eq-softmax and eq-ovr share their solver's parameters. */
+const EQ_MULTICLASS: ParamDecls = {
+  multiple: { type: 'int', min: 1, default: 100, help: 'use at most this many times c·(d+1) queries' },
+  l2: { type: 'number', min: 0, default: 1e-9, help: 'tiny L2 that picks one of the equivalent solutions' },
+  iterations: { type: 'int', min: 1, default: 1000, help: 'L-BFGS iteration cap' },
+};
+
 export const ATTACKS: Record<string, AttackDef> = {
   'eq-lr': {
     describe: 'equation solving for binary logistic regression from probabilities (Tramèr 2016 §4.1.1)',
@@ -27,20 +34,12 @@ export const ATTACKS: Record<string, AttackDef> = {
   },
   'eq-softmax': {
     describe: 'equation solving for softmax regression: cross-entropy fit to the soft answers by L-BFGS (Tramèr 2016 §4.1.2)',
-    params: {
-      multiple: { type: 'int', min: 1, default: 100, help: 'use at most this many times c·(d+1) queries' },
-      l2: { type: 'number', min: 0, default: 1e-9, help: 'tiny L2 that picks one of the shift-equivalent solutions' },
-      iterations: { type: 'int', min: 1, default: 1000, help: 'L-BFGS iteration cap' },
-    },
+    params: EQ_MULTICLASS,
     create: eqMulticlass('softmax'),
   },
   'eq-ovr': {
     describe: 'equation solving for one-vs-rest logistic regression, by L-BFGS (Tramèr 2016 §4.1.2)',
-    params: {
-      multiple: { type: 'int', min: 1, default: 100, help: 'use at most this many times c·(d+1) queries' },
-      l2: { type: 'number', min: 0, default: 1e-9, help: 'tiny L2 regulariser' },
-      iterations: { type: 'int', min: 1, default: 1000, help: 'L-BFGS iteration cap' },
-    },
+    params: EQ_MULTICLASS,
     create: eqMulticlass('ovr'),
   },
   'eq-mlp': {

@@ -8,7 +8,7 @@ import { tf } from '../compute/backend.js';
 import type { Rng } from '../compute/rng.js';
 import type { PredictionApi } from '../api/types.js';
 import type { Net } from '../models/net.js';
-import { fit } from '../models/train.js';
+import { argmaxRows, fit } from '../models/train.js';
 import { createNet, parseModelSpec } from '../models/zoo.js';
 import type { ParamValues } from '../params.js';
 import { AttackNotApplicable, remaining, type Attack, type AttackResult, type AttackerKnowledge } from './types.js';
@@ -20,15 +20,7 @@ export async function queryLabels(api: PredictionApi, x: Float32Array, n: number
     const r = await api.query(xt);
     try {
       if (r.labels) return Int32Array.from((await r.labels.data()) as Int32Array);
-      const k = r.probs!.shape[1];
-      const p = (await r.probs!.data()) as Float32Array;
-      const out = new Int32Array(n);
-      for (let i = 0; i < n; i++) {
-        let best = 0;
-        for (let j = 1; j < k; j++) if (p[i * k + j] > p[i * k + best]) best = j;
-        out[i] = best;
-      }
-      return out;
+      return argmaxRows((await r.probs!.data()) as Float32Array, r.probs!.shape[1]);
     } finally {
       tf.dispose([r.probs ?? [], r.labels ?? []]);
     }

@@ -24,6 +24,8 @@ export interface PaperCell {
   budget: string;
   defenses?: string[];
   expect: Partial<Record<ResultColumn, [number, number]>>;
+  /** why a band differs from the paper's claim */
+  note?: string;
 }
 
 export interface PaperSpec {
