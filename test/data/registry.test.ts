@@ -60,6 +60,7 @@ describe('dataset registry', () => {
       ['diabetes', 768, 8, 2],
       ['mushroom', 8124, 117, 2],
       ['adult', 45222, 104, 2],
+      ['adult-race', 45222, 101, 5],
       ['kmnist', 10000, 784, 10],
     ])('%s: %i records, %i features, %i classes', async (name, n, d, k) => {
       const ds = await loadDataset(name, opts);
