@@ -1,3 +1,3 @@
 export { LocalPredictionApi } from './local-api.js';
 export type { LocalApiOptions } from './local-api.js';
-export type { ApiResponse, ApiInfo, Defense, Ledger, PredictionApi, QueryCtx, QueryBudget, Probs, Labels, Reveal } from './types.js';
+export type { ApiResponse, ApiInfo, Defense, Ledger, PredictionApi, QueryCtx, QueryBudget, Labels, Reveal } from './types.js';

@@ -2,11 +2,13 @@
  * The prediction API's contract. Attacks see only this: they query, and read the ledger.
  * Defenses are pure stages the API applies in order (input → model → output → price).
  */
-import type { Tensor, Tensor1D, Tensor2D } from '@tensorflow/tfjs';
+import type { Tensor, Tensor1D } from '@tensorflow/tfjs';
 import type { Rng } from '../compute/rng.js';
 import type { ParamValues } from '../params.js';
 
-export type Probs = Tensor2D; // [n, k], rows sum to 1
+import type { Probs } from '../models/model.js';
+
+export type { Probs }; // [n, k], rows sum to 1
 export type Labels = Tensor1D; // [n] int32 class indices
 
 /** What the API chose to reveal for a batch. The caller owns (and disposes) the tensors. */

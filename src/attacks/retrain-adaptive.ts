@@ -5,7 +5,6 @@
  * round on the candidates the surrogate is least sure about (smallest top-1 − top-2 margin, i.e.
  * nearest its decision boundary) and ¼ on fresh uniform points. A final fit uses every answer.
  */
-import { tf } from '../compute/backend.js';
 import type { Rng } from '../compute/rng.js';
 import type { PredictionApi } from '../api/types.js';
 import { predictAll } from '../models/train.js';

@@ -42,7 +42,7 @@ function conv2DBackpropInput(args: KernelArgs, conv2d: tf.KernelFunc, batchMatMu
     false,
     'channelsLast',
   );
-  const { batchSize: N, inHeight: H, inWidth: W, inChannels: CI, outHeight: OH, outWidth: OW, outChannels: CO } = info;
+  const { inHeight: H, inWidth: W, inChannels: CI, outHeight: OH, outWidth: OW, outChannels: CO } = info;
   const { filterHeight: FH, filterWidth: FW, strideHeight: SH, strideWidth: SW } = info;
   const waste = (H * W) / (OH * OW) - 1;
   if (waste * CO > 24 || SH > 1 || SW > 1) return col2im(backend, dy, filter, info, batchMatMul);

@@ -17,9 +17,6 @@ import { makeNativeConv2D, makeNativeConv2DBackpropFilter, makeNativeConv2DBackp
 
 let registered = false;
 
-/** Names of the kernels mse registers (or replaces) on wasm. */
-export const WASM_EXTRA_KERNELS = [tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput, tf.MaxPoolGrad, tf.BatchMatMul, tf.Identity] as const;
-
 /**
  * `MSE_WASM_KERNELS=stock` keeps tfjs's own kernels wherever it has one and only adds the missing
  * Conv2DBackpropFilter: the baseline `bench:perf` compares against.

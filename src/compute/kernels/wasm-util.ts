@@ -19,13 +19,6 @@ export function f32(backend: BackendWasm, t: TensorInfo): Float32Array {
   return backend.typedArrayFromHeap(t) as Float32Array;
 }
 
-/** Allocate a zero-initialised float32 output on the wasm heap. */
-export function makeZeros(backend: BackendWasm, shape: number[]): TensorInfo {
-  const out = backend.makeOutput(shape, 'float32');
-  f32(backend, out).fill(0);
-  return out;
-}
-
 /** Look up the kernel function another backend kernel provides (captured before we override). */
 export function kernelFunc(name: string, backendName = 'wasm'): tf.KernelFunc {
   const k = tf.getKernel(name, backendName);
