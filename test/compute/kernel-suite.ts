@@ -139,6 +139,26 @@ describe(title, () => {
     expect(Array.from(got)).toEqual(Array.from(want));
   });
 
+  it.each([
+    ['linear', 1, 'valid'],
+    ['relu', 2, 'same'],
+  ] as const)('FusedConv2D and _FusedMatMul with bias, %s activation (stride %i, %s)', async (act, st, pad) => {
+    const x = rand([3, 9, 8, 4]);
+    const w = rand([3, 3, 4, 5]);
+    const b = rand([5]);
+    const a2 = rand([2, 7, 6]);
+    const w2 = rand([2, 6, 5]);
+    const run = () =>
+      tf.tidy(() => {
+        const conv = tf.fused.conv2d({ x: tf.tensor4d(x.data, [3, 9, 8, 4]), filter: tf.tensor4d(w.data, [3, 3, 4, 5]), strides: st, pad, bias: tf.tensor1d(b.data), activation: act });
+        const mm = tf.fused.matMul({ a: tf.tensor3d(a2.data, [2, 7, 6]), b: tf.tensor3d(w2.data, [2, 6, 5]), bias: tf.tensor1d(b.data), activation: act });
+        return tf.concat([conv.flatten(), mm.flatten()]);
+      });
+    const want = await onBackend('cpu', run);
+    const got = await onBackend('wasm', run);
+    expect(maxRelErr(got, want)).toBeLessThan(1e-5);
+  });
+
   it('Identity aliases instead of copying, and the alias survives disposing the source', async () => {
     await tf.setBackend('wasm');
     const x = tf.tensor([1, 2, 3]);

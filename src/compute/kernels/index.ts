@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import { makeBatchMatMul } from './batch-mat-mul.js';
 import { makeConv2DBackpropFilter } from './conv2d-backprop-filter.js';
 import { makeConv2DBackpropInput } from './conv2d-backprop-input.js';
+import { makeFusedMatMul } from './fused-mat-mul.js';
 import { makeIdentity } from './identity.js';
 import { makeMaxPoolGrad } from './max-pool-grad.js';
 import { kernelFunc } from './wasm-util.js';
@@ -46,6 +47,7 @@ export function registerWasmKernels(): void {
         makeConv2DBackpropInput(stockConv2d, ourMatMul),
         makeMaxPoolGrad(),
         makeBatchMatMul(stockMatMul),
+        makeFusedMatMul(kernelFunc(tf._FusedMatMul), ourMatMul),
         makeIdentity(),
       ];
   for (const cfg of configs) {
