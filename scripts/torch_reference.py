@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
 """Reference timings for `npm run bench:perf`: the same MLP and CNN as mse's model zoo, trained
 with the same optimiser, batch size and example counts, on random inputs (speed does not depend
-on the values). Prints one JSON object. Usage: torch_reference.py --threads 2 --train 4096 --infer 8192
+on the values). Prints one JSON object.
+
+  torch_reference.py --threads 2 --train 4096 --infer 8192            # both models, both phases
+  torch_reference.py --model cnn --phase train --n 4096 --sync        # one timed phase; with --sync it
+      prints "ready" after warming up and starts timing when a line arrives on stdin, so several
+      processes can be timed over the same interval
 """
 import argparse
 import json
+import sys
 import time
 
 import torch
@@ -24,36 +30,40 @@ def cnn():
         nn.Flatten(), nn.Linear(800, 500), nn.ReLU(), nn.Linear(500, 10))
 
 
-def bench(make, shape, n_train, n_infer, batch, infer_batch):
+SHAPES = {"mlp": (mlp, (784,)), "cnn": (cnn, (1, 28, 28))}
+
+
+def phase(name, kind, n, batch, infer_batch, sync):
+    make, shape = SHAPES[name]
     torch.manual_seed(0)
     model = make()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.rand(batch, *shape)
-    y = torch.softmax(torch.randn(batch, 10), dim=1)
+    if kind == "train":
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        x = torch.rand(batch, *shape)
+        y = torch.softmax(torch.randn(batch, 10), dim=1)
 
-    def step():
-        opt.zero_grad()
-        loss = -(y * F.log_softmax(model(x), dim=1)).sum(dim=1).mean()
-        loss.backward()
-        opt.step()
+        def step():
+            opt.zero_grad()
+            loss = -(y * F.log_softmax(model(x), dim=1)).sum(dim=1).mean()
+            loss.backward()
+            opt.step()
+        reps, per = max(1, n // batch), batch
+    else:
+        xi = torch.rand(infer_batch, *shape)
 
+        def step():
+            with torch.no_grad():
+                torch.softmax(model(xi), dim=1)
+        reps, per = max(1, n // infer_batch), infer_batch
     for _ in range(3):
         step()
-    steps = max(1, n_train // batch)
+    if sync:
+        print("ready", flush=True)
+        sys.stdin.readline()
     t = time.perf_counter()
-    for _ in range(steps):
+    for _ in range(reps):
         step()
-    train = steps * batch / (time.perf_counter() - t)
-
-    xi = torch.rand(infer_batch, *shape)
-    with torch.no_grad():
-        torch.softmax(model(xi), dim=1)
-        reps = max(1, n_infer // infer_batch)
-        t = time.perf_counter()
-        for _ in range(reps):
-            torch.softmax(model(xi), dim=1)
-        infer = reps * infer_batch / (time.perf_counter() - t)
-    return {"train_ex_s": train, "infer_ex_s": infer}
+    return reps * per, time.perf_counter() - t
 
 
 def main():
@@ -63,12 +73,23 @@ def main():
     p.add_argument("--infer", type=int, default=8192)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--infer-batch", type=int, default=256)
+    p.add_argument("--model", choices=["mlp", "cnn"])
+    p.add_argument("--phase", choices=["train", "infer"])
+    p.add_argument("--n", type=int)
+    p.add_argument("--sync", action="store_true")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    cfg = torch.__config__.show()
     out = {"torch": torch.__version__, "threads": torch.get_num_threads(),
-           "blas": torch.__config__.show().split("BLAS_INFO=")[1].split(",")[0] if "BLAS_INFO=" in torch.__config__.show() else "?"}
-    out["mlp"] = bench(mlp, (784,), a.train * 4, a.infer * 4, a.batch, a.infer_batch)
-    out["cnn"] = bench(cnn, (1, 28, 28), a.train, a.infer, a.batch, a.infer_batch)
+           "blas": cfg.split("BLAS_INFO=")[1].split(",")[0] if "BLAS_INFO=" in cfg else "?"}
+    if a.model:
+        examples, seconds = phase(a.model, a.phase, a.n, a.batch, a.infer_batch, a.sync)
+        out.update({"examples": examples, "seconds": seconds})
+    else:
+        for name, scale in (("mlp", 4), ("cnn", 1)):
+            tr = phase(name, "train", a.train * scale, a.batch, a.infer_batch, False)
+            inf = phase(name, "infer", a.infer * scale, a.batch, a.infer_batch, False)
+            out[name] = {"train_ex_s": tr[0] / tr[1], "infer_ex_s": inf[0] / inf[1]}
     print(json.dumps(out))
 
 

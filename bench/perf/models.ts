@@ -7,6 +7,8 @@
  *   - stock tfjs-wasm (MSE_WASM_KERNELS=stock: only the missing Conv2DBackpropFilter added);
  *   - PyTorch CPU (scripts/torch_reference.py), one process of T threads and T of one thread,
  *     when `import torch` works.
+ * Each model/phase is timed in fresh processes that warm up, then start together on a signal, so
+ * the P-process figures measure P workers running over the same interval (Σ examples ÷ slowest).
  * Prints examples/s and best-mse ÷ best-PyTorch per model and phase. A benchmark, never a test.
  * Usage: npm run bench:perf [-- --threads 2 --train 4096 --infer 8192]
  */
@@ -35,56 +37,95 @@ function arg(name: string, def: number): number {
   return i >= 0 ? Number(process.argv[i + 1]) : def;
 }
 
-async function measure(threads: number, nTrain: number, nInfer: number): Promise<Result> {
+type Model = 'mlp' | 'cnn';
+type Phase = 'train' | 'infer';
+const SPECS: Record<Model, { spec: string; shape: number[] }> = {
+  mlp: { spec: 'mlp:hidden=256,128,activation=relu', shape: [784] },
+  cnn: { spec: 'cnn', shape: [28, 28, 1] },
+};
+
+/** Child: warm up one model/phase, print "ready", time it once "go" arrives on stdin. */
+async function child(model: Model, phase: Phase, threads: number, n: number): Promise<void> {
   const b = await initBackend('wasm', { threads });
-  const rng = new Rng(0);
   const before = tf.memory().numTensors;
-  const one = async (spec: string, shape: number[], trainN: number, inferN: number): Promise<Speeds> => {
-    const ds = { name: 'random', inputShape: shape, numClasses: 10, kind: 'image' as const };
-    const net = createNet(parseModelSpec(spec), ds, rng.fork());
-    const d = shape.reduce((a, c) => a * c, 1);
-    const x = rng.fillUniform(new Float32Array(Math.max(trainN, inferN) * d), 0, 1);
-    const y = Int32Array.from({ length: trainN }, () => rng.int(10));
-    const opts = { epochs: 1, batchSize: 64, optimizer: 'sgd' as const, lr: 0.01, momentum: 0.9, rng: rng.fork() };
-    await fit(net, { x, y, n: 256 }, opts); // warm-up: XNNPACK operator creation, heap growth
-    const t0 = performance.now();
-    await fit(net, { x, y, n: trainN }, opts);
-    const train = trainN / ((performance.now() - t0) / 1000);
-    await predictAll(net, x, 512, 256);
-    const t1 = performance.now();
-    await predictAll(net, x, inferN, 256);
-    const infer = inferN / ((performance.now() - t1) / 1000);
-    net.dispose();
-    return { train_ex_s: train, infer_ex_s: infer };
-  };
-  const mlp = await one('mlp:hidden=256,128,activation=relu', [784], nTrain * 4, nInfer * 4);
-  const cnn = await one('cnn', [28, 28, 1], nTrain, nInfer);
-  return { backend: b.label, threads: b.threads, mlp, cnn, leaked_tensors: tf.memory().numTensors - before };
+  const rng = new Rng(0);
+  const { spec, shape } = SPECS[model];
+  const ds = { name: 'random', inputShape: shape, numClasses: 10, kind: 'image' as const };
+  const net = createNet(parseModelSpec(spec), ds, rng.fork());
+  const d = shape.reduce((a, c) => a * c, 1);
+  const x = rng.fillUniform(new Float32Array(n * d), 0, 1);
+  const y = Int32Array.from({ length: n }, () => rng.int(10));
+  const opts = { epochs: 1, batchSize: 64, optimizer: 'sgd' as const, lr: 0.01, momentum: 0.9, rng: rng.fork() };
+  if (phase === 'train') await fit(net, { x, y, n: Math.min(n, 512) }, opts);
+  else await predictAll(net, x, Math.min(n, 512), 256); // warm-up: operator creation, heap growth
+  process.stdout.write('ready\n');
+  await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
+  const t0 = performance.now();
+  if (phase === 'train') await fit(net, { x, y, n }, opts);
+  else await predictAll(net, x, n, 256);
+  const seconds = (performance.now() - t0) / 1000;
+  net.dispose();
+  process.stdout.write(JSON.stringify({ backend: b.label, threads: b.threads, examples: n, seconds, leaked_tensors: tf.memory().numTensors - before }) + '\n');
+  process.exit(0);
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+interface Timed {
+  examples: number;
+  seconds: number;
+  backend?: string;
+  leaked_tensors?: number;
+  torch?: string;
+  blas?: string;
+}
+
+/** Start `procs` processes, wait until all are warm, start them together; aggregate = Σ examples / slowest time. */
+function synced(cmd: string, args: string[], env: NodeJS.ProcessEnv, procs: number): Promise<{ rate: number; first: Timed }> {
   return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('error', reject);
-    p.on('close', (code) => (code === 0 ? resolve(out.trim().split('\n').pop()!) : reject(new Error(err.trim().split('\n').slice(-3).join(' ')))));
+    const kids = Array.from({ length: procs }, () => spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] }));
+    const outs = kids.map(() => '');
+    const errs = kids.map(() => '');
+    let ready = 0;
+    let done = 0;
+    const results: Timed[] = [];
+    kids.forEach((k, i) => {
+      k.stderr.on('data', (c: Buffer) => (errs[i] += c.toString()));
+      k.stdout.on('data', (c: Buffer) => {
+        outs[i] += c.toString();
+        if (outs[i].startsWith('ready\n') && !(k as unknown as { ready?: boolean }).ready) {
+          (k as unknown as { ready?: boolean }).ready = true;
+          if (++ready === procs) for (const kk of kids) kk.stdin.write('go\n');
+        }
+      });
+      k.on('error', reject);
+      k.on('close', (code) => {
+        if (code !== 0) return reject(new Error(errs[i].trim().split('\n').slice(-3).join(' ') || `exit ${code}`));
+        results.push(JSON.parse(outs[i].trim().split('\n').pop()!) as Timed);
+        if (++done === procs) {
+          const slowest = Math.max(...results.map((r) => r.seconds));
+          resolve({ rate: results.reduce((a, r) => a + r.examples, 0) / slowest, first: results[0] });
+        }
+      });
+    });
   });
 }
 
-/** `procs` concurrent processes of `threads` threads each; speeds are summed (aggregate throughput). */
-async function mse(kernels: 'mse' | 'wasm-only' | 'stock', procs: number, threads: number, nTrain: number, nInfer: number): Promise<Result> {
-  const args = ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', '--threads', String(threads), '--train', String(nTrain), '--infer', String(nInfer)];
-  const env = { MSE_WASM_KERNELS: kernels === 'stock' ? 'stock' : '', MSE_NATIVE: kernels === 'mse' ? (process.env.MSE_NATIVE ?? '') : '0' };
-  const outs = await Promise.all(Array.from({ length: procs }, () => run(process.execPath, args, env)));
-  return sum(outs.map((o) => JSON.parse(o) as Result));
+const PHASES: Array<[Model, Phase]> = [['mlp', 'train'], ['mlp', 'infer'], ['cnn', 'train'], ['cnn', 'infer']];
+
+function counts(model: Model, phase: Phase, nTrain: number, nInfer: number): number {
+  return (phase === 'train' ? nTrain : nInfer) * (model === 'mlp' ? 4 : 1);
 }
 
-function sum(rs: Result[]): Result {
-  const add = (k: 'mlp' | 'cnn'): Speeds => ({ train_ex_s: rs.reduce((a, r) => a + r[k].train_ex_s, 0), infer_ex_s: rs.reduce((a, r) => a + r[k].infer_ex_s, 0) });
-  return { ...rs[0], mlp: add('mlp'), cnn: add('cnn'), leaked_tensors: rs.reduce((a, r) => a + (r.leaked_tensors ?? 0), 0) };
+async function mse(kernels: 'mse' | 'wasm-only' | 'stock', procs: number, threads: number, nTrain: number, nInfer: number): Promise<Result> {
+  const env = { MSE_WASM_KERNELS: kernels === 'stock' ? 'stock' : '', MSE_NATIVE: kernels === 'mse' ? (process.env.MSE_NATIVE ?? '') : '0' };
+  const res: Result = { mlp: { train_ex_s: 0, infer_ex_s: 0 }, cnn: { train_ex_s: 0, infer_ex_s: 0 }, leaked_tensors: 0 };
+  for (const [m, ph] of PHASES) {
+    const args = ['--import', 'tsx', fileURLToPath(import.meta.url), '--child', '--model', m, '--phase', ph, '--threads', String(threads), '--n', String(counts(m, ph, nTrain, nInfer))];
+    const r = await synced(process.execPath, args, env, procs);
+    res[m][ph === 'train' ? 'train_ex_s' : 'infer_ex_s'] = r.rate;
+    res.backend = r.first.backend;
+    res.leaked_tensors = (res.leaked_tensors ?? 0) + (r.first.leaked_tensors ?? 0);
+  }
+  return res;
 }
 
 function findTorch(): string | undefined {
@@ -93,12 +134,18 @@ function findTorch(): string | undefined {
 
 async function torch(py: string, procs: number, threads: number, nTrain: number, nInfer: number): Promise<Result & { torch?: string; blas?: string }> {
   const script = path.join(ROOT, 'scripts', 'torch_reference.py');
-  // each process pinned to `threads` compute threads: torch's pool, and a single-threaded BLAS under it
-  // …and the same OpenBLAS kernel family mse picks (Debian's OpenBLAS falls back to SSE3 on new Xeons)
+  // each process pinned to `threads` compute threads: torch's pool, and a single-threaded BLAS under it,
+  // with the same OpenBLAS kernel family mse picks (Debian's OpenBLAS falls back to SSE3 on new Xeons)
   const coretype = process.env.OPENBLAS_CORETYPE ?? chooseCoreType();
   const env = { OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: '1', MKL_NUM_THREADS: '1', ...(coretype ? { OPENBLAS_CORETYPE: coretype } : {}) };
-  const outs = await Promise.all(Array.from({ length: procs }, () => run(py, [script, '--threads', String(threads), '--train', String(nTrain), '--infer', String(nInfer)], env)));
-  return sum(outs.map((o) => JSON.parse(o) as Result));
+  const res: Result & { torch?: string; blas?: string } = { mlp: { train_ex_s: 0, infer_ex_s: 0 }, cnn: { train_ex_s: 0, infer_ex_s: 0 } };
+  for (const [m, ph] of PHASES) {
+    const r = await synced(py, [script, '--threads', String(threads), '--model', m, '--phase', ph, '--n', String(counts(m, ph, nTrain, nInfer)), '--sync'], env, procs);
+    res[m][ph === 'train' ? 'train_ex_s' : 'infer_ex_s'] = r.rate;
+    res.torch = r.first.torch;
+    res.blas = r.first.blas;
+  }
+  return res;
 }
 
 async function main(): Promise<void> {
@@ -106,8 +153,8 @@ async function main(): Promise<void> {
   const nTrain = arg('train', 4096);
   const nInfer = arg('infer', 8192);
   if (process.argv.includes('--child')) {
-    process.stdout.write(JSON.stringify(await measure(threads, nTrain, nInfer)) + '\n');
-    process.exit(0);
+    const get = (k: string) => process.argv[process.argv.indexOf(`--${k}`) + 1];
+    return child(get('model') as Model, get('phase') as Phase, threads, Number(get('n')));
   }
   const T = threads;
   console.log(`bench:perf — ${T} cores' worth on each side; CNN: ${nTrain} training / ${nInfer} inference examples per process, MLP: 4× that; batch 64 (train), 256 (inference)`);
@@ -134,7 +181,7 @@ async function main(): Promise<void> {
     }
   }
   const ours = results.get(`mse 1×${T}t`);
-  if (ours) console.log(`mse backend: ${ours.backend}; tensors left after the bench: ${ours.leaked_tensors}`);
+  if (ours) console.log(`mse backend: ${ours.backend}; tensors left behind by the timed phases: ${ours.leaked_tensors}`);
   const t1 = results.get(`PyTorch 1×${T}t`) as (Result & { torch?: string; blas?: string }) | undefined;
   if (t1) console.log(`PyTorch ${t1.torch} (BLAS ${t1.blas})`);
   console.log('examples/s; "P×Nt" = P processes of N threads, speeds summed; ratio = best mse ÷ best PyTorch');
