@@ -4,8 +4,7 @@
  * everything. Evaluation queries (test set, uniform set, defender utility) never count against the
  * attacker's budget: they go to separate, unmetered APIs.
  */
-import { tf } from '../compute/backend.js';
-import { activeBackend } from '../compute/backend.js';
+import { activeBackend, tf } from '../compute/backend.js';
 import { Rng } from '../compute/rng.js';
 import { LocalPredictionApi } from '../api/local-api.js';
 import type { ApiResponse, Defense } from '../api/types.js';
@@ -128,6 +127,7 @@ async function defendedUtility(victim: import('../models/model.js').Model, defen
   const api = new LocalPredictionApi(victim, defenses, { rng, domain: ds.domain });
   const k = ds.numClasses;
   const n = ds.test.n;
+  const d = ds.inputShape.reduce((a, b) => a * b, 1);
   const y = await probsOf(victim, ds.test.x, n);
   let correct = 0;
   let l1 = 0;
@@ -136,7 +136,7 @@ async function defendedUtility(victim: import('../models/model.js').Model, defen
   const batch = 1024;
   for (let s = 0; s < n; s += batch) {
     const m = Math.min(batch, n - s);
-    const xt = tf.tensor(ds.test.x.subarray(s * ds.inputShape.reduce((a, b) => a * b, 1), (s + m) * ds.inputShape.reduce((a, b) => a * b, 1)), [m, ...ds.inputShape]);
+    const xt = tf.tensor(ds.test.x.subarray(s * d, (s + m) * d), [m, ...ds.inputShape]);
     let r: ApiResponse = {};
     try {
       r = await api.query(xt);

@@ -4,7 +4,7 @@
  * exact), so batched calls run as mse's BatchMatMul followed by bias and activation on the heap.
  */
 import * as tf from '@tensorflow/tfjs';
-import { asWasm, callKernel, f32, type KernelArgs, type TensorInfo } from './wasm-util.js';
+import { asWasm, callKernel, f32, fusedMatMulArgs, type KernelArgs, type TensorInfo } from './wasm-util.js';
 
 const ACTIVATIONS: Record<string, (v: number, alpha: number) => number> = {
   linear: (v) => v,
@@ -20,12 +20,10 @@ export function makeFusedMatMul(stock: tf.KernelFunc, batchMatMul: tf.KernelFunc
     kernelName: tf._FusedMatMul,
     backendName: 'wasm',
     kernelFunc: (args) => {
-      const { inputs, backend: kb, attrs } = args as KernelArgs;
-      const backend = asWasm(kb);
-      const { a, b, bias, preluActivationWeights } = inputs as { a: TensorInfo; b: TensorInfo; bias?: TensorInfo; preluActivationWeights?: TensorInfo };
-      const { transposeA, transposeB, activation, leakyreluAlpha } = attrs as unknown as { transposeA: boolean; transposeB: boolean; activation: string; leakyreluAlpha?: number };
+      const backend = asWasm((args as KernelArgs).backend);
+      const { a, b, bias, prelu, transposeA, transposeB, activation, leakyreluAlpha } = fusedMatMulArgs(args as KernelArgs);
       const batch = (t: TensorInfo) => t.shape.slice(0, -2).reduce((x, y) => x * y, 1);
-      if ((batch(a) === 1 && batch(b) === 1) || preluActivationWeights || !ACTIVATIONS[activation]) return stock(args) as TensorInfo;
+      if ((batch(a) === 1 && batch(b) === 1) || prelu || !ACTIVATIONS[activation]) return stock(args) as TensorInfo;
       const out = callKernel(batchMatMul, backend, { a, b }, { transposeA, transposeB });
       const o = f32(backend, out);
       const n = out.shape[out.shape.length - 1];

@@ -5,7 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { NativeBlas } from '../native.js';
-import { asWasm, f32, type KernelArgs, type TensorInfo } from './wasm-util.js';
+import { asWasm, f32, fusedMatMulArgs, type KernelArgs, type TensorInfo } from './wasm-util.js';
 
 interface MatMulPlan {
   batch: number;
@@ -55,13 +55,11 @@ export function makeNativeFusedMatMul(blas: NativeBlas, stock: tf.KernelFunc): t
     kernelName: tf._FusedMatMul,
     backendName: 'wasm',
     kernelFunc: (args) => {
-      const { inputs, backend: kb, attrs } = args as KernelArgs;
-      const backend = asWasm(kb);
-      const { a, b, bias, preluActivationWeights } = inputs as { a: TensorInfo; b: TensorInfo; bias?: TensorInfo; preluActivationWeights?: TensorInfo };
-      const { transposeA, transposeB, activation } = attrs as unknown as { transposeA: boolean; transposeB: boolean; activation: string };
+      const backend = asWasm((args as KernelArgs).backend);
+      const { a, b, bias, prelu, transposeA, transposeB, activation } = fusedMatMulArgs(args as KernelArgs);
       const p = plan(a, b, transposeA, transposeB);
       const biasOk = !bias || bias.shape.reduce((x, y) => x * y, 1) === p.n;
-      if ((activation !== 'linear' && activation !== 'relu') || preluActivationWeights || !biasOk) return stock(args) as TensorInfo;
+      if ((activation !== 'linear' && activation !== 'relu') || prelu || !biasOk) return stock(args) as TensorInfo;
       const out = backend.makeOutput(p.outShape, 'float32');
       const c = f32(backend, out);
       blas.sgemm(f32(backend, a), f32(backend, b), c, p.batch, p.m, p.n, p.k, transposeA ? 1 : 0, transposeB ? 1 : 0, p.strideA, p.strideB, 0);

@@ -39,3 +39,13 @@ export function reshapeInfo(backend: BackendWasm, t: TensorInfo, shape: number[]
   backend.incRef(t.dataId);
   return { dataId: t.dataId, shape, dtype: t.dtype };
 }
+
+/** _FusedMatMul's inputs and attributes, as both of mse's versions of it read them. */
+export function fusedMatMulArgs(args: KernelArgs): {
+  a: TensorInfo; b: TensorInfo; bias?: TensorInfo; prelu?: TensorInfo;
+  transposeA: boolean; transposeB: boolean; activation: string; leakyreluAlpha?: number;
+} {
+  const { a, b, bias, preluActivationWeights } = args.inputs as { a: TensorInfo; b: TensorInfo; bias?: TensorInfo; preluActivationWeights?: TensorInfo };
+  const at = args.attrs as unknown as { transposeA: boolean; transposeB: boolean; activation: string; leakyreluAlpha?: number };
+  return { a, b, bias, prelu: preluActivationWeights, ...at };
+}
