@@ -1,10 +1,10 @@
 /**
- * Line-search retraining from labels (Tramèr et al. 2016 §6, "adapt-oracle"): half the budget on
- * uniform points; the rest bisects, on the oracle, the segment between each point and the first
- * point of every other class (in query order) until the two ends are within ε, keeping every
- * midpoint with its label. The midpoints crowd the victim's decision boundary; then the assumed
- * family is fitted to all answers. (The paper sizes the uniform phase from the estimated bisection
- * cost; a fixed half is simpler and spends the same budget.)
+ * Line-search retraining from labels (Tramèr et al. 2016 §6, "adapt-oracle", `line_search_oracle`):
+ * uniform points are added in chunks of ⌈(m−1)/4⌉ while the estimated cost of bisecting every
+ * cross-label pair, Σ ⌈log₂(dist/ε)⌉, still fits in the remaining budget; then the segment between
+ * each point and the first point of every other class (in query order) is bisected on the oracle
+ * until its ends are within ε, keeping every midpoint with its label. The midpoints crowd the
+ * victim's decision boundary; the assumed family is then fitted to all answers.
  */
 import type { Rng } from '../compute/rng.js';
 import type { PredictionApi } from '../api/types.js';
@@ -25,9 +25,15 @@ export function retrainLinesearch(params: ParamValues): Attack {
       const eps = params.epsilon as number;
       const x = new Float32Array(m * d);
       const y = new Int32Array(m);
-      const n0 = Math.ceil(m / 2);
-      x.set(uniformQueries(rng, n0, know));
-      y.set(await queryLabels(api, x.subarray(0, n0 * d), n0, know.inputShape));
+      const chunk = Math.max(1, Math.ceil((m - 1) / 4));
+      let n0 = 0;
+      for (;;) {
+        const k = Math.min(chunk, m - n0);
+        x.set(uniformQueries(rng, k, know), n0 * d);
+        y.set(await queryLabels(api, x.subarray(n0 * d, (n0 + k) * d), k, know.inputShape), n0);
+        n0 += k;
+        if (n0 >= m || bisectionCost(x, y, n0, d, eps) >= m - n0) break;
+      }
       let n = n0;
       const label = async (p: Float32Array): Promise<number> => {
         x.set(p, n * d);
@@ -59,4 +65,21 @@ export function retrainLinesearch(params: ParamValues): Attack {
       return { surrogate, queries: n, budgetExhausted: false, notes: n < m ? [`${m - n} queries left unused: every cross-class pair was bisected to ε`] : [] };
     },
   };
+}
+
+/** Σ over (i, first earlier point of each other class) of the bisection steps ⌈log₂(dist/ε)⌉. */
+function bisectionCost(x: Float32Array, y: Int32Array, n: number, d: number, eps: number): number {
+  let cost = 0;
+  for (let i = 1; i < n; i++) {
+    const seen = new Set<number>([y[i]]);
+    for (let j = 0; j < i; j++) {
+      if (seen.has(y[j])) continue;
+      seen.add(y[j]);
+      let dist = 0;
+      for (let t = 0; t < d; t++) dist += (x[i * d + t] - x[j * d + t]) ** 2;
+      dist = Math.sqrt(dist);
+      if (dist > eps) cost += Math.ceil(Math.log2(dist / eps));
+    }
+  }
+  return cost;
 }

@@ -16,11 +16,54 @@ export interface AttackerKnowledge {
   /** the feature box uniform queries are drawn from */
   domain: { min: number; max: number };
   /** the model family, for attacks that assume one (equation solving) */
-  family?: { kind: ModelKind; hidden?: number[] };
-  /** natural out-of-distribution images (Knockoff's transfer set) */
-  pool?: Split;
-  /** a few in-distribution examples (JBDA's seed set) */
+  family?: { kind: ModelKind; hidden?: number[]; activation?: 'relu' | 'tanh' };
+  /**
+   * natural images from another distribution (Knockoff's transfer set P_A); `y` holds the pool's own
+   * labels, which the adaptive attacker uses as bandit actions (never the victim's labels)
+   */
+  pool?: Pool;
+  /** a few in-distribution examples (JBDA's seed set); their labels are not used, the API labels them */
   seed?: Split;
+}
+
+export interface Pool extends Split {
+  name: string;
+  numClasses: number;
+  classNames: string[];
+}
+
+/** What an attack brings besides the API, resolved by the runner before `run` (datasets are the attacker's own). */
+export interface AttackNeeds {
+  /** a dataset name to use as the transfer pool */
+  pool?: string;
+  /** how many in-distribution seed examples */
+  seedSize?: number;
+}
+
+export interface AttackProgress {
+  phase: 'query' | 'train';
+  done: number;
+  total: number;
+  /** e.g. "budget 5000, epoch 3/10" */
+  label?: string;
+}
+
+export interface RunOptions {
+  /**
+   * Budgets (ascending, each ≤ the API's budget) at which to report a surrogate trained on that
+   * prefix of the query log: a learning curve for the cost of one pass of queries.
+   */
+  checkpoints?: number[];
+  onProgress?: (p: AttackProgress) => void;
+}
+
+/** A surrogate trained on the first `queries` answers of the log. */
+export interface CurvePoint {
+  budget: number;
+  queries: number;
+  surrogate: Model;
+  /** the attacker's CPU seconds for this point: its share of the query phase plus this surrogate's training */
+  attackerSeconds: number;
 }
 
 export interface AttackResult {
@@ -30,12 +73,18 @@ export interface AttackResult {
   /** true when the budget ran out before the attack finished its plan */
   budgetExhausted: boolean;
   notes: string[];
+  /** when RunOptions.checkpoints was given and the attack supports it; `surrogate` is the last point's */
+  curve?: CurvePoint[];
 }
 
 export interface Attack {
   readonly name: string;
   readonly params: ParamValues;
-  run(api: PredictionApi, know: AttackerKnowledge, rng: Rng): Promise<AttackResult>;
+  /** true when `run` honours RunOptions.checkpoints (one query pass, a surrogate per budget) */
+  readonly learningCurve?: boolean;
+  /** the attacker's own data this attack needs, given the victim's dataset */
+  needs?(victimDataset: string): AttackNeeds;
+  run(api: PredictionApi, know: AttackerKnowledge, rng: Rng, opts?: RunOptions): Promise<AttackResult>;
 }
 
 /** The attack cannot run in this setting (wrong victim family, labels-only API, …). */

@@ -9,15 +9,17 @@ import { Rng } from '../compute/rng.js';
 import { LocalPredictionApi } from '../api/local-api.js';
 import type { ApiResponse, Defense } from '../api/types.js';
 import { parseAttack } from '../attacks/registry.js';
-import { AttackNotApplicable, type AttackerKnowledge } from '../attacks/types.js';
+import { AttackNotApplicable, type Attack, type AttackerKnowledge, type AttackProgress, type AttackResult, type Pool } from '../attacks/types.js';
 import { loadDataset } from '../data/registry.js';
 import type { ResolveOptions } from '../data/resolve.js';
-import type { Dataset } from '../data/types.js';
+import { exampleSize, subset, type Dataset } from '../data/types.js';
+import { UsageError } from '../errors.js';
+import type { Model } from '../models/model.js';
 import { parseDefense } from '../defenses/registry.js';
 import { fidelity, probsOf, testAccuracy, uniformInputs } from '../metrics/agreement.js';
 import { paramError } from '../metrics/param-error.js';
 import { getVictim } from '../models/victim.js';
-import { parseModelSpec } from '../models/zoo.js';
+import { parseModelSpec, type ModelSpec } from '../models/zoo.js';
 import { formatParams } from '../params.js';
 import { mseVersion } from './manifest.js';
 import { cellId, makeRow, type CellSpec, type ResultRow } from './result-row.js';
@@ -27,17 +29,26 @@ export interface CellInput {
   victim: string;
   defenses: string[];
   attack: string;
+  /** the query budget; with `budgets`, their maximum */
   budget: number;
+  /**
+   * A learning curve: budgets evaluated in one pass by attacks that support it (each surrogate is
+   * trained on that prefix of the query log); one row per budget. Other attacks run once per budget.
+   */
+  budgets?: number[];
   seed: number;
   runId: string;
   data?: ResolveOptions;
   /** |U| for R_unif (Tramèr: 10,000) */
   unifSize?: number;
-  onProgress?: (phase: string) => void;
+  onProgress?: (phase: string, p?: AttackProgress) => void;
 }
 
 export interface CellOutput {
+  /** the row of the largest budget */
   row: ResultRow;
+  /** one row per budget, ascending */
+  rows: ResultRow[];
   dataset: Dataset;
   notes: string[];
 }
@@ -58,32 +69,112 @@ export function cellSpecOf(c: CellInput): CellSpec {
   };
 }
 
+/** The budgets a cell input stands for, ascending and distinct. */
+export function budgetsOf(c: CellInput): number[] {
+  return [...new Set(c.budgets ?? [c.budget])].sort((a, b) => a - b);
+}
+
+/** The attacker's own data (transfer pool, seed set) that an attack asks for. */
+async function attackerKnowledge(attack: Attack, ds: Dataset, victim: ModelSpec, seed: number, data?: ResolveOptions): Promise<AttackerKnowledge> {
+  const know: AttackerKnowledge = { inputShape: ds.inputShape, numClasses: ds.numClasses, domain: ds.domain, family: { kind: victim.kind, hidden: victim.params.hidden as number[] | undefined, activation: victim.params.activation as 'relu' | 'tanh' | undefined } };
+  const needs = attack.needs?.(ds.name) ?? {};
+  if (needs.pool) know.pool = await loadPool(needs.pool, ds, data);
+  if (needs.seedSize) {
+    // a separate stream: adding a seed set must not shift the victim's, the API's or the attack's randomness
+    const r = new Rng((seed ^ 0x5eedc0de) >>> 0);
+    const idx = r.permutation(ds.train.n).slice(0, Math.min(needs.seedSize, ds.train.n));
+    know.seed = subset(ds.train, idx, exampleSize(ds));
+  }
+  return know;
+}
+
+let pooled: { key: string; pool: Pool } | undefined;
+
+/** A dataset's every image (train and test) as a transfer pool, kept for the next cell. */
+async function loadPool(name: string, victimDs: Dataset, data?: ResolveOptions): Promise<Pool> {
+  const key = JSON.stringify([name, data?.dataDir ?? '']);
+  if (pooled?.key !== key) {
+    pooled = undefined;
+    const p = await loadDataset(name, data);
+    const d = exampleSize(p);
+    const x = new Float32Array((p.train.n + p.test.n) * d);
+    x.set(p.train.x);
+    x.set(p.test.x, p.train.n * d);
+    const y = new Int32Array(p.train.n + p.test.n);
+    y.set(p.train.y);
+    y.set(p.test.y, p.train.n);
+    pooled = { key, pool: { name: p.name, x, y, n: y.length, numClasses: p.numClasses, classNames: p.classNames } };
+    if (p.inputShape.join('x') !== victimDs.inputShape.join('x')) {
+      pooled = undefined;
+      throw new UsageError(`pool ${name} has inputs of shape ${p.inputShape.join('×')}, the victim (${victimDs.name}) takes ${victimDs.inputShape.join('×')}`);
+    }
+  }
+  return pooled.pool;
+}
+
 export async function runCell(c: CellInput): Promise<CellOutput> {
   const t0 = performance.now();
-  const spec = cellSpecOf(c);
+  const budgets = budgetsOf(c);
+  const attack = parseAttack(c.attack);
   const ds = await loadDataset(c.dataset, c.data);
   const victimSpec = parseModelSpec(c.victim);
   c.onProgress?.('victim');
   const v = await getVictim(ds, victimSpec, c.seed);
-  const rng = new Rng(c.seed);
-  const defenses: Defense[] = (c.defenses.length ? c.defenses : ['none']).map(parseDefense);
-  // tree victims are served like BigML: each answer carries the leaf's identifier
-  const api = new LocalPredictionApi(v.model, defenses, { rng: rng.fork(), domain: ds.domain, budget: c.budget, revealLeaves: victimSpec.kind === 'tree' });
-  const know: AttackerKnowledge = { inputShape: ds.inputShape, numClasses: ds.numClasses, domain: ds.domain, family: { kind: victimSpec.kind, hidden: victimSpec.params.hidden as number[] | undefined } };
-  const base = { cell_id: cellId(spec), run_id: c.runId, mse_version: mseVersion(), backend: activeBackend().label, ...spec, dataset_variant: ds.variant, victim_acc: v.testAcc };
   const notes: string[] = [];
-  const d = ds.inputShape.reduce((a, b) => a * b, 1);
+  try {
+    const know = await attackerKnowledge(attack, ds, victimSpec, c.seed, c.data);
+    const defenses: Defense[] = (c.defenses.length ? c.defenses : ['none']).map(parseDefense);
+    // defender utility on the test set, through an unmetered copy of the defended API
+    c.onProgress?.('utility');
+    const utility = await defendedUtility(v.model, defenses, ds, utilityRng(c.seed));
+    const rows: ResultRow[] = [];
+    // attacks without learning curves run once per budget, each from the same seed
+    const passes = budgets.length > 1 && !attack.learningCurve ? budgets.map((b) => [b]) : [budgets];
+    for (const pass of passes) {
+      rows.push(...(await runPass(c, attack, ds, v, victimSpec, defenses, know, utility, pass, notes, t0)));
+    }
+    return { row: rows[rows.length - 1], rows, dataset: ds, notes };
+  } finally {
+    v.model.dispose();
+  }
+}
 
-  // defender utility on the test set, through an unmetered copy of the defended API
-  c.onProgress?.('utility');
-  const utility = await defendedUtility(v.model, defenses, ds, rng.fork());
+function utilityRng(seed: number): Rng {
+  const rng = new Rng(seed);
+  rng.fork(); // the API's stream
+  return rng.fork();
+}
+
+/** One run of the attack against a fresh API with budget max(pass); one row per budget in `pass`. */
+async function runPass(
+  c: CellInput,
+  attack: Attack,
+  ds: Dataset,
+  v: { model: Model; testAcc: number },
+  victimSpec: ModelSpec,
+  defenses: Defense[],
+  know: AttackerKnowledge,
+  utility: { acc: number; l1?: number; kl?: number },
+  pass: number[],
+  notes: string[],
+  t0: number,
+): Promise<ResultRow[]> {
+  const budget = pass[pass.length - 1];
+  const rng = new Rng(c.seed);
+  // tree victims are served like BigML: each answer carries the leaf's identifier
+  const api = new LocalPredictionApi(v.model, defenses, { rng: rng.fork(), domain: ds.domain, budget, revealLeaves: victimSpec.kind === 'tree' });
+  rng.fork(); // the utility stream (see utilityRng)
+  const specOf = (b: number) => cellSpecOf({ ...c, budget: b });
+  const base = (b: number) => ({ cell_id: cellId(specOf(b)), run_id: c.runId, mse_version: mseVersion(), backend: activeBackend().label, ...specOf(b), dataset_variant: ds.variant, victim_acc: v.testAcc });
+  const d = exampleSize(ds);
+  const defender = { defended_acc: utility.acc, perturbation_l1: utility.l1, perturbation_kl: utility.kl };
 
   c.onProgress?.('attack');
+  let result: AttackResult | undefined;
   let status = 'ok';
-  let result;
   const cpuAttack0 = process.cpuUsage();
   try {
-    result = await parseAttack(c.attack).run(api, know, rng.fork());
+    result = await attack.run(api, know, rng.fork(), { checkpoints: pass, onProgress: (p) => c.onProgress?.('attack', p) });
     notes.push(...result.notes);
     if (result.budgetExhausted) status = 'ok-budget-exhausted';
   } catch (err) {
@@ -91,39 +182,43 @@ export async function runCell(c: CellInput): Promise<CellOutput> {
     status = `not-applicable: ${err.message}`;
   }
   const attackCpu = process.cpuUsage(cpuAttack0);
-  let metrics = {};
-  if (result) {
-    c.onProgress?.('metrics');
-    const unifN = c.unifSize ?? 10000;
-    const unif = uniformInputs(new Rng(c.seed ^ 0x5eed), unifN, d, ds.domain);
-    const pe = paramError(v.model, result.surrogate);
-    metrics = {
-      surrogate_acc: await testAccuracy(result.surrogate, ds.test.x, ds.test.y),
-      agreement_test: (await fidelity(v.model, result.surrogate, ds.test.x, ds.test.n)).agreement,
-      agreement_unif: (await fidelity(v.model, result.surrogate, unif, unifN)).agreement,
-      param_error: pe ? pe.relL2 : undefined,
-    };
-    result.surrogate.dispose();
+  if (!result) return pass.map((b) => makeRow({ ...base(b), queries: api.ledger.queries, ...defender, pow_s: api.ledger.powSeconds, wall_s: (performance.now() - t0) / 1000, status }));
+
+  // the attacker's own compute: CPU seconds during the attack, less the time the API spent answering
+  const wholeCpu = Math.max(0, (attackCpu.user + attackCpu.system) / 1e6 - api.ledger.apiSeconds);
+  const points = result.curve ?? [{ budget, queries: api.ledger.queries, surrogate: result.surrogate, attackerSeconds: wholeCpu }];
+  const unifN = c.unifSize ?? 10000;
+  const unif = uniformInputs(new Rng(c.seed ^ 0x5eed), unifN, d, ds.domain);
+  const rows: ResultRow[] = [];
+  try {
+    for (const p of points) {
+      c.onProgress?.('metrics');
+      const pe = paramError(v.model, p.surrogate);
+      rows.push(
+        makeRow({
+          ...base(p.budget),
+          queries: p.queries,
+          surrogate_acc: await testAccuracy(p.surrogate, ds.test.x, ds.test.y),
+          agreement_test: (await fidelity(v.model, p.surrogate, ds.test.x, ds.test.n)).agreement,
+          agreement_unif: (await fidelity(v.model, p.surrogate, unif, unifN)).agreement,
+          param_error: pe ? pe.relL2 : undefined,
+          ...defender,
+          attacker_cpu_s: p.attackerSeconds,
+          // PoW time scales with the queries in this prefix
+          pow_s: api.ledger.queries ? (api.ledger.powSeconds * p.queries) / api.ledger.queries : 0,
+          wall_s: (performance.now() - t0) / 1000,
+          status,
+        }),
+      );
+    }
+  } finally {
+    for (const s of new Set([result.surrogate, ...points.map((p) => p.surrogate)])) s.dispose();
   }
-  const row = makeRow({
-    ...base,
-    queries: api.ledger.queries,
-    ...metrics,
-    defended_acc: utility.acc,
-    perturbation_l1: utility.l1,
-    perturbation_kl: utility.kl,
-    // the attacker's own compute: CPU seconds during the attack, less the time the API spent answering
-    attacker_cpu_s: Math.max(0, (attackCpu.user + attackCpu.system) / 1e6 - api.ledger.apiSeconds),
-    pow_s: api.ledger.powSeconds,
-    wall_s: (performance.now() - t0) / 1000,
-    status,
-  });
-  v.model.dispose();
-  return { row, dataset: ds, notes };
+  return rows;
 }
 
 /** Top-1 accuracy of what the defended API returns, and its mean L1 and KL(y‖ỹ) distance from the victim's posteriors. */
-async function defendedUtility(victim: import('../models/model.js').Model, defenses: Defense[], ds: Dataset, rng: Rng): Promise<{ acc: number; l1?: number; kl?: number }> {
+async function defendedUtility(victim: Model, defenses: Defense[], ds: Dataset, rng: Rng): Promise<{ acc: number; l1?: number; kl?: number }> {
   const api = new LocalPredictionApi(victim, defenses, { rng, domain: ds.domain });
   const k = ds.numClasses;
   const n = ds.test.n;

@@ -26,6 +26,8 @@ export interface PaperCell {
   expect: Partial<Record<ResultColumn, [number, number]>>;
   /** why a band differs from the paper's claim */
   note?: string;
+  /** the paper's own figures for this cell, shown beside ours */
+  paper?: { queries?: number; R_test?: number; R_unif?: number; time_s?: number };
 }
 
 export interface PaperSpec {
@@ -92,7 +94,8 @@ export async function reproduce(name: string, scale: string, outDir: string, dat
   }
   const rows = new Map(readResults(csvPath).map((r) => [r.cell_id, r]));
   const checks: CheckedFigure[] = [];
-  const lines = ['| attack | dataset | victim | budget | queries | R_test | R_unif | param error | time (s) | status |', '|---|---|---|---|---|---|---|---|---|---|'];
+  const lines = ['| attack | dataset | victim | budget | queries | R_test | R_unif | param error | time (s) | paper: queries, R_test, R_unif, time (s) | status |', '|---|---|---|---|---|---|---|---|---|---|---|'];
+  const notes: string[] = [];
   for (const cell of sc.cells) {
     const mine = planned.filter((p) => p.cell === cell).map((p) => rows.get(p.id)).filter((r): r is Record<string, string> => r !== undefined);
     const mean = (k: string) => {
@@ -106,9 +109,16 @@ export async function reproduce(name: string, scale: string, outDir: string, dat
     }
     const f = (v: number, digits = 4) => (Number.isNaN(v) ? '–' : Number.isInteger(v) ? String(v) : v.toPrecision(digits));
     const status = [...new Set(mine.map((r) => r.status))].join(', ');
-    lines.push(`| ${cell.attack} | ${cell.dataset} | ${cell.victim} | ${cell.budget} | ${f(mean('queries'))} | ${f(1 - mean('agreement_test'))} | ${f(1 - mean('agreement_unif'))} | ${f(mean('param_error'), 3)} | ${f(mean('wall_s'), 3)} | ${status} |`);
+    const p = cell.paper;
+    const paper = p ? [p.queries, p.R_test, p.R_unif, p.time_s].map((v) => (v === undefined ? '–' : f(v))).join(', ') : '';
+    let row = `| ${cell.attack} | ${cell.dataset} | ${cell.victim} | ${cell.budget} | ${f(mean('queries'))} | ${f(1 - mean('agreement_test'))} | ${f(1 - mean('agreement_unif'))} | ${f(mean('param_error'), 3)} | ${f(mean('wall_s'), 3)} | ${paper} | ${status}`;
+    if (cell.note) {
+      notes.push(`${notes.length + 1}. ${label}: ${cell.note}`);
+      row += ` [${notes.length}]`;
+    }
+    lines.push(`${row} |`);
   }
-  const table = [`# ${spec.title}`, '', `Reproduces: ${spec.mirrors}. Scale \`${scale}\`, seeds ${sc.seeds.join(', ')}; means over seeds. R = 1 − agreement.`, '', ...lines, ''].join('\n');
+  const table = [`# ${spec.title}`, '', `Reproduces: ${spec.mirrors}. Scale \`${scale}\`, seeds ${sc.seeds.join(', ')}; means over seeds. R = 1 − agreement.`, '', ...lines, '', ...(notes.length ? ['Notes:', '', ...notes, ''] : [])].join('\n');
   if (planned.length === 0) throw new MseError('reproduce', `${name}/${scale} has no cells`);
   return { table, checks, csv: csvPath };
 }

@@ -11,7 +11,8 @@ import { cellId } from '../bench/result-row.js';
 import { assertDatasetName, loadDataset } from '../data/index.js';
 import { parseDefense } from '../defenses/registry.js';
 import { parseModelSpec } from '../models/zoo.js';
-import { startBackend, table } from './common.js';
+import { progressBar, startBackend, table } from './common.js';
+import type { AttackProgress } from '../attacks/types.js';
 import type { GlobalOptions } from './index.js';
 
 interface AttackOpts {
@@ -28,7 +29,7 @@ interface AttackOpts {
 export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
   // validate every name before any slow work
   assertDatasetName(o.dataset);
-  const budgetSpec = parseBudget(o.budget);
+  const budgetSpecs = o.budget.split(',').map((b) => parseBudget(b));
   o.defense.forEach(parseDefense);
   if (o.attack) parseAttack(o.attack);
   if (o.victim) parseModelSpec(o.victim);
@@ -37,32 +38,56 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
   for (const n of ds.notes) process.stderr.write(chalk.yellow(`note: ${n}\n`));
   const victim = o.victim ?? (ds.kind === 'image' ? 'cnn' : ds.numClasses === 2 ? 'logistic' : 'softmax');
   const kind = parseModelSpec(victim).kind;
-  const attackName = o.attack ?? ({ logistic: 'eq-lr', softmax: 'eq-softmax', ovr: 'eq-ovr', mlp: 'eq-mlp', tree: 'tree-path', cnn: 'retrain-uniform' } as const)[kind];
-  const budget = resolveBudget(budgetSpec, ds, parseModelSpec(victim));
-  const input = { dataset: o.dataset, victim, defenses: o.defense, attack: attackName, budget, seed: o.seed, runId: o.out ? path.basename(o.out) : 'adhoc', data: { dataDir: g.dataDir } };
+  const attackName = o.attack ?? defaultAttack(kind);
+  const budgets = [...new Set(budgetSpecs.map((s) => resolveBudget(s, ds, parseModelSpec(victim))))].sort((a, b) => a - b);
+  const base = { dataset: o.dataset, victim, defenses: o.defense, attack: attackName, seed: o.seed, runId: o.out ? path.basename(o.out) : 'adhoc', data: { dataDir: g.dataDir } };
+  let todo = budgets;
   let csv: ResultsCsv | undefined;
   if (o.out) {
     csv = new ResultsCsv(path.join(o.out, 'results.csv'));
-    const id = cellId(cellSpecOf(input));
-    if (csv.has(id)) {
-      process.stderr.write(`cell ${id} is already in ${csv.file}; nothing to do\n`);
+    const have = csv;
+    todo = budgets.filter((budget) => !have.has(cellId(cellSpecOf({ ...base, budget }))));
+    if (todo.length === 0) {
+      process.stderr.write(`${budgets.length === 1 ? 'this cell is' : 'every budget is'} already in ${csv.file}; nothing to do\n`);
       csv.close();
       return;
     }
   }
-  const { row, notes } = await runCell(input);
+  const input = { ...base, budget: todo[todo.length - 1], budgets: todo, onProgress: progressReporter(g) };
+  const { rows, notes } = await runCell(input);
+  input.onProgress('done');
   for (const n of notes) process.stderr.write(chalk.dim(`note: ${n}\n`));
   if (csv && o.out) {
-    if (!existsSync(path.join(o.out, 'manifest.json'))) writeManifest(o.out, makeManifest(path.basename(o.out), b, { command: 'attack', ...input }, { [ds.name]: { variant: ds.variant, notes: ds.notes } }));
-    csv.write(row);
+    if (!existsSync(path.join(o.out, 'manifest.json'))) writeManifest(o.out, makeManifest(path.basename(o.out), b, { command: 'attack', ...base, budgets: todo }, { [ds.name]: { variant: ds.variant, notes: ds.notes } }));
+    for (const row of rows) csv.write(row);
     csv.close();
   }
   if (o.json) {
-    process.stdout.write(JSON.stringify(row) + '\n');
+    for (const row of rows) process.stdout.write(JSON.stringify(row) + '\n');
     return;
   }
   const fmt = (v: string | number) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(4)) : v);
   const keys = ['dataset', 'victim', 'victim_acc', 'defense', 'attack', 'budget', 'queries', 'surrogate_acc', 'agreement_test', 'agreement_unif', 'param_error', 'defended_acc', 'attacker_cpu_s', 'wall_s', 'backend', 'status'] as const;
-  process.stdout.write(table(keys.map((k) => [k, fmt(row[k])])) + '\n');
-  if (csv) process.stderr.write(chalk.dim(`appended to ${csv.file}\n`));
+  process.stdout.write(table(keys.map((k) => [k, ...rows.map((row) => fmt(row[k]))])) + '\n');
+  if (csv) process.stderr.write(chalk.dim(`appended ${rows.length} row${rows.length === 1 ? '' : 's'} to ${csv.file}\n`));
+}
+
+/** The attack a user most likely means for this victim family. */
+export function defaultAttack(kind: string): string {
+  return ({ logistic: 'eq-lr', softmax: 'eq-softmax', ovr: 'eq-ovr', mlp: 'eq-mlp', tree: 'tree-path', cnn: 'knockoff' } as Record<string, string>)[kind] ?? 'retrain-uniform';
+}
+
+/** One bar for the attack's queries, then one for the surrogate's training (examples, with the epoch in the label). */
+function progressReporter(g: GlobalOptions): (phase: string, p?: AttackProgress) => void {
+  let current: { phase: string; bar: ReturnType<typeof progressBar> } | undefined;
+  return (phase, p) => {
+    const key = p ? p.phase : phase;
+    if (current && current.phase !== key) {
+      current.bar.stop();
+      current = undefined;
+    }
+    if (!p) return;
+    if (!current) current = { phase: key, bar: progressBar(g, p.phase === 'query' ? 'queries ' : 'training') };
+    current.bar.update(p.done, p.total, p.label);
+  };
 }

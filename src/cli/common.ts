@@ -17,18 +17,18 @@ export function useBars(g: GlobalOptions): boolean {
   return !g.quiet && process.stderr.isTTY === true && !process.env.CI;
 }
 
-export function progressBar(g: GlobalOptions, label: string): { update(v: number, total: number): void; stop(): void } {
+export function progressBar(g: GlobalOptions, label: string): { update(v: number, total: number, info?: string): void; stop(): void } {
   if (!useBars(g)) return { update: () => undefined, stop: () => undefined };
-  const bar = new SingleBar({ format: `${label} [{bar}] {percentage}% {value}/{total} | {duration_formatted} elapsed, eta {eta_formatted}`, stream: process.stderr, hideCursor: true }, Presets.shades_classic);
+  const bar = new SingleBar({ format: `${label} [{bar}] {percentage}% {value}/{total} | {duration_formatted} elapsed, eta {eta_formatted} {info}`, stream: process.stderr, hideCursor: true }, Presets.shades_classic);
   let started = false;
   return {
-    update(v, total) {
+    update(v, total, info = '') {
       if (!started) {
-        bar.start(total, 0);
+        bar.start(total, 0, { info });
         started = true;
       }
       bar.setTotal(total);
-      bar.update(v);
+      bar.update(v, { info });
     },
     stop() {
       if (started) bar.stop();

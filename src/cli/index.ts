@@ -63,12 +63,12 @@ Examples:
     .requiredOption('-d, --dataset <name>', 'dataset (see `mse list datasets`)')
     .option('-v, --victim <spec>', 'victim model (default: cnn for images, logistic for binary tables, softmax otherwise)')
     .option('--defense <spec>', 'defense, repeatable, applied in order (default: none)', (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .option('-a, --attack <spec>', 'attack (default: the equation-solving attack for the victim family, tree-path for trees); see `mse list attacks`')
-    .option('-b, --budget <n>', "query budget: a count (500, 5k) or a multiple of the victim's unknown parameters (1x, 0.5x)", '1x')
+    .option('-a, --attack <spec>', 'attack (default: knockoff for image victims, the equation-solving attack for the victim family, tree-path for trees); see `mse list attacks`')
+    .option('-b, --budget <list>', "query budget: a count (500, 5k) or a multiple of the victim's unknown parameters (1x, 0.5x); a list (1k,5k,10k) is a learning curve, one row each (Knockoff/JBDA train on prefixes of one query pass)", '1x')
     .option('-s, --seed <n>', 'random seed (victim, queries, attacker)', intArg(0), 1)
     .option('-o, --out <dir>', 'append the result row to <dir>/results.csv (skips a cell already there) and write <dir>/manifest.json')
     .option('--json', 'print the result row as JSON')
-    .addHelpText('after', '\nExamples:\n  $ mse attack -d adult -v logistic -a eq-lr -b 1x\n  $ mse attack -d breast-cancer -a retrain-uniform -b 50x --seed 2\n  $ mse attack -d linear -a eq-lr -b 11 --out results/demo --json\n  $ mse attack -d mushroom -v tree:depth=6 -a tree-path -b 20k')
+    .addHelpText('after', '\nExamples:\n  $ mse attack -d adult -v logistic -a eq-lr -b 1x\n  $ mse attack -d breast-cancer -a retrain-uniform -b 50x --seed 2\n  $ mse attack -d linear -a eq-lr -b 11 --out results/demo --json\n  $ mse attack -d mushroom -v tree:depth=6 -a tree-path -b 20k\n  $ mse attack -d mnist -a knockoff:pool=fashion-mnist -b 1k,5k,10k\n  $ mse attack -d mnist -a knockoff:labels=top1,epochs=5 -b 5k --defense top1')
     .action(async (opts) => (await import('./attack.js')).attack(program.opts<GlobalOptions>(), opts));
 
   program

@@ -7,6 +7,7 @@ import type { Defense } from '../api/types.js';
 import { unknownChoice } from '../errors.js';
 import { parseSpec, resolveParams, type ParamDecls, type ParamValues } from '../params.js';
 import { none } from './none.js';
+import { top1 } from './top1.js';
 
 export interface DefenseDef {
   describe: string;
@@ -16,6 +17,7 @@ export interface DefenseDef {
 
 export const DEFENSES: Record<string, DefenseDef> = {
   none: { describe: 'undefended: the victim’s probabilities as they are', params: {}, create: () => none() },
+  top1: { describe: 'labels only: reveal the predicted class, not the probabilities', params: {}, create: () => top1() },
 };
 
 export function parseDefense(text: string): Defense {

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { LocalPredictionApi } from '../../src/api/local-api.js';
+import { Float64Mlp } from '../../src/attacks/eq-mlp.js';
 import { parseAttack } from '../../src/attacks/registry.js';
 import { AttackNotApplicable, type AttackerKnowledge } from '../../src/attacks/types.js';
 import { initBackend } from '../../src/compute/backend.js';
@@ -73,5 +74,48 @@ describe('eq-mlp', () => {
     expect((await fidelity(v, res.surrogate, u, 4000)).agreement).toBeGreaterThan(0.95);
     res.surrogate.dispose();
     v.dispose();
+  });
+
+  it('with L-BFGS (the default at ≥ 1×) matches the victim\'s probabilities closely, not just its labels', async () => {
+    const r = new Rng(9);
+    const v = new Net({ kind: 'mlp', inputShape: [3], numClasses: 3, layers: [{ type: 'flatten' }, { type: 'dense', units: 6, activation: 'tanh' }, { type: 'dense', units: 3 }], head: 'softmax' }, r);
+    const unknowns = 6 * 4 + 3 * 7;
+    const api = new LocalPredictionApi(v, [], { rng: new Rng(1), domain, budget: 3 * unknowns });
+    const res = await parseAttack('eq-mlp').run(api, { inputShape: [3], numClasses: 3, domain, family: { kind: 'mlp', hidden: [6], activation: 'tanh' } }, new Rng(3));
+    const u = uniformInputs(new Rng(5), 4000, 3, domain);
+    const f = await fidelity(v, res.surrogate, u, 4000);
+    expect(f.agreement).toBeGreaterThan(0.99);
+    expect(f.tv).toBeLessThan(0.01);
+    res.surrogate.dispose();
+    v.dispose();
+  });
+});
+
+describe('Float64Mlp (eq-mlp\'s objective)', () => {
+  it('has the gradient of its loss (central differences)', () => {
+    const net = new Float64Mlp([4, 3], ['tanh', 'linear'], 2);
+    const rng = new Rng(4);
+    const th = Float64Array.from({ length: net.size }, () => rng.normal());
+    const m = 5;
+    const x = Float32Array.from({ length: m * 2 }, () => rng.normal());
+    const y = new Float32Array(m * 3);
+    for (let i = 0; i < m; i++) {
+      const a = rng.uniform(0, 1);
+      y[i * 3] = a;
+      y[i * 3 + 1] = (1 - a) / 2;
+      y[i * 3 + 2] = (1 - a) / 2;
+    }
+    const g = new Float64Array(net.size);
+    net.lossAndGrad(th, g, x, y, m, 0.01);
+    const scratch = new Float64Array(net.size);
+    for (let k = 0; k < net.size; k++) {
+      const h = 1e-6;
+      const p = Float64Array.from(th);
+      p[k] += h;
+      const fp = net.lossAndGrad(p, scratch, x, y, m, 0.01);
+      p[k] -= 2 * h;
+      const fm = net.lossAndGrad(p, scratch, x, y, m, 0.01);
+      expect(g[k]).toBeCloseTo((fp - fm) / (2 * h), 6);
+    }
   });
 });

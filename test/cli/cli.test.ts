@@ -89,6 +89,24 @@ describe('mse attack', () => {
     expect(row.agreement_test).toBe('');
   });
 
+  it('a budget list is a learning curve: one query pass, one row per budget, and a resumed run adds only new budgets', () => {
+    const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'mse-curve-')), 'run');
+    const args = ['attack', '-d', 'moons', '-v', 'mlp', '-a', 'knockoff:pool=circles,epochs=30,lr=0.03', '--out', out, '--json'];
+    const r = mse([...args, '-b', '100,300']);
+    expect(r.code).toBe(0);
+    const rows = r.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, string | number>);
+    expect(rows.map((x) => [x.budget, x.queries])).toEqual([
+      [100, 100],
+      [300, 300],
+    ]);
+    expect(new Set(rows.map((x) => x.cell_id)).size).toBe(2);
+    expect(rows[1].agreement_test as number).toBeGreaterThan(0.7);
+    expect(mse([...args, '-b', '300,100']).err).toMatch(/every budget is already in/);
+    const more = mse([...args, '-b', '100,300,600']);
+    expect(more.out.trim().split('\n')).toHaveLength(1);
+    expect(readFileSync(path.join(out, 'results.csv'), 'utf8').trim().split('\n')).toHaveLength(4);
+  });
+
   it('bad budgets and names are usage errors', () => {
     expect(mse(['attack', '-d', 'linear', '-b', 'lots']).code).toBe(2);
     expect(mse(['attack', '-d', 'linear', '-a', 'eq-lrr']).err).toMatch(/Did you mean 'eq-lr'/);

@@ -1,0 +1,147 @@
+/**
+ * What the DNN-era attackers (Knockoff, JBDA) share: their query log, how answers become training
+ * targets, and training a fresh surrogate on each budget's prefix of the log, so one pass of queries
+ * yields the whole learning curve.
+ */
+import { tf } from '../compute/backend.js';
+import { Rng } from '../compute/rng.js';
+import type { ApiResponse, PredictionApi } from '../api/types.js';
+import type { Net } from '../models/net.js';
+import { fit } from '../models/train.js';
+import { createNet, parseModelSpec } from '../models/zoo.js';
+import type { ParamDecls, ParamValues } from '../params.js';
+import { AttackNotApplicable, type AttackerKnowledge, type CurvePoint, type RunOptions } from './types.js';
+
+/** Parameters every surrogate-training attack takes (`knockoff:epochs=20,labels=top1`). */
+export const SURROGATE_PARAMS: ParamDecls = {
+  arch: { type: 'string', default: 'auto', help: "the attacker's model: 'auto' (the victim's family; cnn for images) or a model spec such as mlp or cnn" },
+  epochs: { type: 'int', min: 1, default: 10, help: 'surrogate training epochs (per checkpoint)' },
+  batch: { type: 'int', min: 1, default: 64, help: 'surrogate training batch size' },
+  lr: { type: 'number', min: 0, default: 1e-3, help: 'Adam learning rate for the surrogate' },
+  labels: { type: 'string', choices: ['auto', 'soft', 'top1'], default: 'auto', help: "train on the API's probabilities (soft), on its top-1 only, or soft when revealed (auto)" },
+};
+
+/** Everything the attacker has asked and been told, in query order. */
+export class QueryLog {
+  readonly x: Float32Array;
+  /** soft targets [capacity·k]: the revealed probabilities, or one-hot labels */
+  readonly targets: Float32Array;
+  n = 0;
+  /** whether any answer carried probabilities */
+  sawProbs = false;
+  /** attacker CPU seconds (API time excluded) when the log reached each length, for per-budget costs */
+  private readonly cpuMarks: Array<{ n: number; s: number }> = [{ n: 0, s: 0 }];
+  private cpu0 = process.cpuUsage();
+  private api0: number;
+
+  constructor(
+    readonly capacity: number,
+    readonly d: number,
+    readonly k: number,
+    private readonly api: PredictionApi,
+    private readonly inputShape: number[],
+    private readonly labels: string,
+  ) {
+    this.x = new Float32Array(capacity * d);
+    this.targets = new Float32Array(capacity * k);
+    this.api0 = api.ledger.apiSeconds;
+  }
+
+  get remaining(): number {
+    return Math.min(this.capacity - this.n, this.api.ledger.budget - this.api.ledger.queries);
+  }
+
+  /** Query rows [n·d] (at most `remaining`, in batches); append them and their targets; returns the targets [n·k]. */
+  async ask(x: Float32Array, n: number, batch = 256): Promise<Float32Array> {
+    const take = Math.min(n, this.remaining);
+    const start = this.n;
+    for (let s = 0; s < take; s += batch) {
+      const m = Math.min(batch, take - s);
+      const rows = x.subarray(s * this.d, (s + m) * this.d);
+      const xt = tf.tensor(rows, [m, ...this.inputShape]);
+      let r: ApiResponse = {};
+      try {
+        r = await this.api.query(xt);
+        const t = await toTargets(r, m, this.k, this.labels);
+        if (r.probs) this.sawProbs = true;
+        this.x.set(rows, this.n * this.d);
+        this.targets.set(t, this.n * this.k);
+        this.n += m;
+      } finally {
+        tf.dispose([xt, r.probs ?? [], r.labels ?? []]);
+      }
+    }
+    const c = process.cpuUsage(this.cpu0);
+    this.cpuMarks.push({ n: this.n, s: Math.max(0, (c.user + c.system) / 1e6 - (this.api.ledger.apiSeconds - this.api0)) });
+    return this.targets.subarray(start * this.k, this.n * this.k);
+  }
+
+  /** attacker CPU seconds spent producing the first `n` entries */
+  cpuAt(n: number): number {
+    const mark = this.cpuMarks.find((m) => m.n >= n) ?? this.cpuMarks[this.cpuMarks.length - 1];
+    return mark.s;
+  }
+}
+
+/** An answer as training targets: probabilities when revealed (and wanted), else one-hot of the top-1. */
+export async function toTargets(r: ApiResponse, m: number, k: number, labels: string): Promise<Float32Array> {
+  if (r.probs && labels !== 'top1') return Float32Array.from((await r.probs.data()) as Float32Array);
+  const out = new Float32Array(m * k);
+  if (r.labels) {
+    const l = (await r.labels.data()) as Int32Array;
+    for (let i = 0; i < m; i++) out[i * k + l[i]] = 1;
+    return out;
+  }
+  if (!r.probs) throw new AttackNotApplicable('surrogate training', 'the API returned neither probabilities nor labels');
+  const p = (await r.probs.data()) as Float32Array;
+  for (let i = 0; i < m; i++) {
+    let best = 0;
+    for (let j = 1; j < k; j++) if (p[i * k + j] > p[i * k + best]) best = j;
+    out[i * k + best] = 1;
+  }
+  return out;
+}
+
+/** A fresh, untrained surrogate of the attacker's architecture. */
+export function newSurrogate(know: AttackerKnowledge, params: ParamValues, rng: Rng): Net {
+  const arch = params.arch as string;
+  const image = know.inputShape.length === 3;
+  const fam = know.family?.kind;
+  const text = arch !== 'auto' ? arch : fam === 'cnn' || fam === 'mlp' ? fam : image ? 'cnn' : 'mlp';
+  const spec = parseModelSpec(text);
+  if (spec.kind === 'tree') throw new AttackNotApplicable('surrogate training', 'the surrogate must be a network (cnn, mlp, softmax, …), not a tree');
+  return createNet(spec, { name: 'queries', inputShape: know.inputShape, numClasses: know.numClasses, kind: image ? 'image' : 'tabular' }, rng);
+}
+
+/**
+ * Train a fresh surrogate on each checkpoint's prefix of the log (all from the same seed, so a
+ * checkpoint's surrogate is the one a run with exactly that budget would train from the same log).
+ */
+export async function trainCurve(log: QueryLog, know: AttackerKnowledge, params: ParamValues, trainSeed: number, opts: RunOptions = {}, epochs = params.epochs as number): Promise<CurvePoint[]> {
+  const points = [...new Set((opts.checkpoints ?? [log.n]).map((c) => Math.min(c, log.n)))].sort((a, b) => a - b);
+  const requested = opts.checkpoints ?? [log.n];
+  const out: CurvePoint[] = [];
+  for (const n of points) {
+    const rng = new Rng(trainSeed);
+    const net = newSurrogate(know, params, rng.fork());
+    const c0 = process.cpuUsage();
+    await fit(
+      net,
+      { x: log.x.subarray(0, n * log.d), targets: log.targets.subarray(0, n * log.k), n },
+      {
+        epochs,
+        batchSize: params.batch as number,
+        optimizer: 'adam',
+        lr: params.lr as number,
+        rng: rng.fork(),
+        onBatch: (seen, total) => opts.onProgress?.({ phase: 'train', done: seen, total, label: `${n} queries, epoch ${Math.min(epochs, Math.floor(seen / n) + 1)}/${epochs}` }),
+      },
+    );
+    const c = process.cpuUsage(c0);
+    const seconds = log.cpuAt(n) + (c.user + c.system) / 1e6;
+    // every requested budget this prefix serves: budgets past the log's end share its last surrogate
+    // (dispose each distinct surrogate once)
+    for (const b of requested.filter((b) => Math.min(b, log.n) === n)) out.push({ budget: b, queries: n, surrogate: net, attackerSeconds: seconds });
+  }
+  return out.sort((a, b) => a.budget - b.budget);
+}
