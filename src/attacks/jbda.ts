@@ -47,7 +47,9 @@ export function jbda(variant: JbdaVariant): (params: ParamValues) => Attack {
       while (log.remaining > 0) {
         const net = newSurrogate(know, params, rng.fork());
         try {
-          await fit(net, { x: log.x.subarray(0, log.n * d), targets: log.targets.subarray(0, log.n * k), n: log.n }, { epochs: params.roundepochs as number, batchSize: params.batch as number, optimizer: 'adam', lr: params.lr as number, rng: rng.fork() });
+          const st = await fit(net, { x: log.x.subarray(0, log.n * d), targets: log.targets.subarray(0, log.n * k), n: log.n }, { epochs: params.roundepochs as number, batchSize: params.batch as number, optimizer: 'adam', lr: params.lr as number, rng: rng.fork() });
+          log.trainSeconds += st.seconds;
+          log.trainExamples += st.examples;
           // augment every point so far, or a random subset when the budget cannot take them all
           const n = Math.min(log.n, log.remaining);
           const idx = n === log.n ? Int32Array.from({ length: n }, (_, i) => i) : rng.permutation(log.n).slice(0, n).sort();
@@ -75,6 +77,7 @@ export function jbda(variant: JbdaVariant): (params: ParamValues) => Attack {
       }
       notes.push(`${round} augmentation rounds from ${Math.min(seed.n, budget)} seed examples`);
       const curve = await trainCurve(log, know, params, trainSeed, opts);
+      notes.push(log.throughput());
       return { surrogate: curve[curve.length - 1].surrogate, queries: log.n, budgetExhausted: false, notes, curve };
     },
   });

@@ -137,6 +137,7 @@ export function knockoffAdaptive(params: ParamValues): Attack {
       const top = pi.map((p, a) => [p, a] as const).sort((u, v) => v[0] - u[0]).slice(0, 3);
       notes.push(`bandit after ${actions.length} steps favours ${top.map(([p, a]) => `${pool.classNames[a] ?? a} (${(100 * p).toFixed(0)}%)`).join(', ')}`);
       const curve = await trainCurve(log, know, params, trainSeed, opts);
+      notes.push(log.throughput());
       return { surrogate: curve[curve.length - 1].surrogate, queries: log.n, budgetExhausted: false, notes, curve };
     },
   };

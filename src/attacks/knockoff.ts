@@ -64,6 +64,7 @@ export function knockoff(params: ParamValues): Attack {
       }
       if (params.labels === 'soft' && !log.sawProbs) notes.push('the API revealed labels only: trained on one-hot targets');
       const curve = await trainCurve(log, know, params, trainSeed, opts);
+      notes.push(log.throughput());
       return { surrogate: curve[curve.length - 1].surrogate, queries: log.n, budgetExhausted: false, notes, curve };
     },
   };

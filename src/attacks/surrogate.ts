@@ -33,6 +33,11 @@ export class QueryLog {
   private readonly cpuMarks: Array<{ n: number; s: number }> = [{ n: 0, s: 0 }];
   private cpu0 = process.cpuUsage();
   private api0: number;
+  /** wall seconds spent in ask() (querying, API time included) */
+  askSeconds = 0;
+  /** wall seconds spent training surrogates in trainCurve, and the examples they saw */
+  trainSeconds = 0;
+  trainExamples = 0;
 
   constructor(
     readonly capacity: number,
@@ -55,6 +60,7 @@ export class QueryLog {
   async ask(x: Float32Array, n: number, batch = 256): Promise<Float32Array> {
     const take = Math.min(n, this.remaining);
     const start = this.n;
+    const w0 = performance.now();
     for (let s = 0; s < take; s += batch) {
       const m = Math.min(batch, take - s);
       const rows = x.subarray(s * this.d, (s + m) * this.d);
@@ -71,9 +77,16 @@ export class QueryLog {
         tf.dispose([xt, r.probs ?? [], r.labels ?? []]);
       }
     }
+    this.askSeconds += (performance.now() - w0) / 1000;
     const c = process.cpuUsage(this.cpu0);
     this.cpuMarks.push({ n: this.n, s: Math.max(0, (c.user + c.system) / 1e6 - (this.api.ledger.apiSeconds - this.api0)) });
     return this.targets.subarray(start * this.k, this.n * this.k);
+  }
+
+  /** "20000 queries at 1234/s; training 200000 examples at 1400/s" for the attack's notes */
+  throughput(): string {
+    const rate = (n: number, s: number) => (s > 0 ? `${Math.round(n / s)}/s` : '–');
+    return `throughput: ${this.n} queries at ${rate(this.n, this.askSeconds)}; surrogate training ${this.trainExamples} examples at ${rate(this.trainExamples, this.trainSeconds)}`;
   }
 
   /** attacker CPU seconds spent producing the first `n` entries */
@@ -125,7 +138,7 @@ export async function trainCurve(log: QueryLog, know: AttackerKnowledge, params:
     const rng = new Rng(trainSeed);
     const net = newSurrogate(know, params, rng.fork());
     const c0 = process.cpuUsage();
-    await fit(
+    const stats = await fit(
       net,
       { x: log.x.subarray(0, n * log.d), targets: log.targets.subarray(0, n * log.k), n },
       {
@@ -137,6 +150,8 @@ export async function trainCurve(log: QueryLog, know: AttackerKnowledge, params:
         onBatch: (seen, total) => opts.onProgress?.({ phase: 'train', done: seen, total, label: `${n} queries, epoch ${Math.min(epochs, Math.floor(seen / n) + 1)}/${epochs}` }),
       },
     );
+    log.trainSeconds += stats.seconds;
+    log.trainExamples += stats.examples;
     const c = process.cpuUsage(c0);
     const seconds = log.cpuAt(n) + (c.user + c.system) / 1e6;
     // every requested budget this prefix serves: budgets past the log's end share its last surrogate

@@ -11,13 +11,16 @@ import { loadDataset } from '../data/registry.js';
 import type { ResolveOptions } from '../data/resolve.js';
 import { parseModelSpec } from '../models/zoo.js';
 import { parseBudget, resolveBudget } from './budget.js';
-import { cellSpecOf, runCell } from './cell.js';
+import { cellSpecOf, runCell, type CellInput } from './cell.js';
+import { parseAttack } from '../attacks/registry.js';
 import { ResultsCsv, readResults } from './csv-writer.js';
 import { cellId, type ResultColumn } from './result-row.js';
 
 const PAPERS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'papers');
 
 export interface PaperCell {
+  /** a name for `relations` */
+  id?: string;
   dataset: string;
   victim: string;
   attack: string;
@@ -26,8 +29,8 @@ export interface PaperCell {
   expect: Partial<Record<ResultColumn, [number, number]>>;
   /** why a band differs from the paper's claim */
   note?: string;
-  /** the paper's own figures for this cell, shown beside ours */
-  paper?: { queries?: number; R_test?: number; R_unif?: number; time_s?: number };
+  /** the paper's own figures for this cell, shown beside ours (e.g. queries, R_test, R_unif, time_s) */
+  paper?: Record<string, number>;
 }
 
 export interface PaperSpec {
@@ -35,7 +38,20 @@ export interface PaperSpec {
   title: string;
   mirrors: string;
   paper_numbers?: Record<string, string>;
-  scales: Record<string, { seeds: number[]; cells: PaperCell[] }>;
+  /** the table's metric columns (default: Tramèr's queries, R_test, R_unif, param_error, wall_s) */
+  columns?: string[];
+  scales: Record<string, { seeds: number[]; cells: PaperCell[]; relations?: Relation[] }>;
+}
+
+const COLUMN_TITLES: Record<string, string> = { param_error: 'param error', wall_s: 'time (s)', surrogate_acc: 'attacker acc', agreement_test: 'agreement', victim_acc: 'victim acc', defended_acc: 'defended acc', attacker_cpu_s: 'attacker CPU (s)' };
+
+/** A comparison the paper makes between two cells: mean(metric) of `greater` exceeds `less`'s by at least `by`. */
+export interface Relation {
+  metric: ResultColumn;
+  greater: string;
+  less: string;
+  by?: number;
+  note?: string;
 }
 
 export function listPapers(): string[] {
@@ -74,35 +90,53 @@ export async function reproduce(name: string, scale: string, outDir: string, dat
   const csvPath = path.join(outDir, 'results.csv');
   const csv = new ResultsCsv(csvPath);
   const planned: Array<{ cell: PaperCell; seed: number; id: string; label: string }> = [];
+  // cells that differ only in budget, for an attack with learning curves, share one query pass
+  const passes = new Map<string, { input: CellInput; budgets: number[]; labels: string[] }>();
+  for (const cell of sc.cells) {
+    const ds = await loadDataset(cell.dataset, data);
+    const budget = resolveBudget(parseBudget(cell.budget), ds, parseModelSpec(cell.victim));
+    const curve = parseAttack(cell.attack).learningCurve === true;
+    for (const seed of sc.seeds) {
+      const input: CellInput = { dataset: cell.dataset, victim: cell.victim, defenses: cell.defenses ?? [], attack: cell.attack, budget, seed, runId: path.basename(outDir), data };
+      const id = cellId(cellSpecOf(input));
+      const label = `${cell.attack} ${cell.dataset}/${cell.victim}${cell.defenses?.length ? ` [${cell.defenses.join(' ')}]` : ''} ${cell.budget} seed ${seed}`;
+      planned.push({ cell, seed, id, label });
+      if (csv.has(id)) continue;
+      const key = curve ? JSON.stringify([cell.dataset, cell.victim, cell.defenses ?? [], cell.attack, seed]) : id;
+      const pass = passes.get(key) ?? { input, budgets: [], labels: [] };
+      pass.budgets.push(budget);
+      pass.labels.push(label);
+      passes.set(key, pass);
+    }
+  }
   try {
-    for (const cell of sc.cells) {
-      const ds = await loadDataset(cell.dataset, data);
-      const budget = resolveBudget(parseBudget(cell.budget), ds, parseModelSpec(cell.victim));
-      for (const seed of sc.seeds) {
-        const input = { dataset: cell.dataset, victim: cell.victim, defenses: cell.defenses ?? [], attack: cell.attack, budget, seed, runId: path.basename(outDir), data };
-        const id = cellId(cellSpecOf(input));
-        const label = `${cell.attack} ${cell.dataset}/${cell.victim} ${cell.budget} seed ${seed}`;
-        planned.push({ cell, seed, id, label });
-        if (csv.has(id)) continue;
-        onCell?.(planned.length, sc.cells.length * sc.seeds.length, label);
-        const { row } = await runCell(input);
-        csv.write(row);
-      }
+    let done = planned.length - [...passes.values()].reduce((a, p) => a + p.budgets.length, 0);
+    for (const pass of passes.values()) {
+      const budgets = [...new Set(pass.budgets)].sort((a, b) => a - b);
+      onCell?.(done + 1, planned.length, pass.labels.length > 1 ? `${pass.labels[0]} (+${pass.labels.length - 1} budgets, one query pass)` : pass.labels[0]);
+      const { rows } = await runCell({ ...pass.input, budget: budgets[budgets.length - 1], budgets });
+      for (const row of rows) csv.write(row);
+      done += pass.budgets.length;
     }
   } finally {
     csv.close();
   }
   const rows = new Map(readResults(csvPath).map((r) => [r.cell_id, r]));
   const checks: CheckedFigure[] = [];
-  const lines = ['| attack | dataset | victim | budget | queries | R_test | R_unif | param error | time (s) | paper: queries, R_test, R_unif, time (s) | status |', '|---|---|---|---|---|---|---|---|---|---|---|'];
+  const columns = spec.columns ?? ['queries', 'R_test', 'R_unif', 'param_error', 'wall_s'];
+  const paperKeys = [...new Set(sc.cells.flatMap((c) => Object.keys(c.paper ?? {})))];
+  const header = ['attack', 'dataset', 'victim', 'defense', 'budget', ...columns.map((c) => COLUMN_TITLES[c] ?? c), ...(paperKeys.length ? [`paper: ${paperKeys.join(', ')}`] : []), 'status'];
+  const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
   const notes: string[] = [];
+  const means = new Map<string, (k: string) => number>();
   for (const cell of sc.cells) {
     const mine = planned.filter((p) => p.cell === cell).map((p) => rows.get(p.id)).filter((r): r is Record<string, string> => r !== undefined);
     const mean = (k: string) => {
       const v = mine.map((r) => r[k]).filter((s) => s !== '' && s !== undefined).map(Number);
       return v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN;
     };
-    const label = `${cell.attack} ${cell.dataset}/${cell.victim} ${cell.budget}`;
+    const label = `${cell.attack} ${cell.dataset}/${cell.victim} ${cell.defenses?.length ? `[${cell.defenses.join(' ')}] ` : ''}${cell.budget}`;
+    if (cell.id) means.set(cell.id, mean);
     for (const [metric, band] of Object.entries(cell.expect) as Array<[string, [number, number]]>) {
       const value = mean(metric);
       checks.push({ cell: label, metric, value, band, ok: value >= band[0] && value <= band[1] });
@@ -110,15 +144,24 @@ export async function reproduce(name: string, scale: string, outDir: string, dat
     const f = (v: number, digits = 4) => (Number.isNaN(v) ? '–' : Number.isInteger(v) ? String(v) : v.toPrecision(digits));
     const status = [...new Set(mine.map((r) => r.status))].join(', ');
     const p = cell.paper;
-    const paper = p ? [p.queries, p.R_test, p.R_unif, p.time_s].map((v) => (v === undefined ? '–' : f(v))).join(', ') : '';
-    let row = `| ${cell.attack} | ${cell.dataset} | ${cell.victim} | ${cell.budget} | ${f(mean('queries'))} | ${f(1 - mean('agreement_test'))} | ${f(1 - mean('agreement_unif'))} | ${f(mean('param_error'), 3)} | ${f(mean('wall_s'), 3)} | ${paper} | ${status}`;
+    const paper = paperKeys.length ? [p ? paperKeys.map((k) => (p[k] === undefined ? '–' : f(p[k]))).join(', ') : ''] : [];
+    const value = (c: string) => (c === 'R_test' ? 1 - mean('agreement_test') : c === 'R_unif' ? 1 - mean('agreement_unif') : mean(c));
+    const cellsOut = [cell.attack, cell.dataset, cell.victim, cell.defenses?.join(' ') ?? 'none', cell.budget, ...columns.map((c) => f(value(c), c === 'param_error' || c.endsWith('_s') ? 3 : 4)), ...paper, status];
+    let row = `| ${cellsOut.join(' | ')}`;
     if (cell.note) {
       notes.push(`${notes.length + 1}. ${label}: ${cell.note}`);
       row += ` [${notes.length}]`;
     }
     lines.push(`${row} |`);
   }
-  const table = [`# ${spec.title}`, '', `Reproduces: ${spec.mirrors}. Scale \`${scale}\`, seeds ${sc.seeds.join(', ')}; means over seeds. R = 1 − agreement.`, '', ...lines, '', ...(notes.length ? ['Notes:', '', ...notes, ''] : [])].join('\n');
+  for (const r of sc.relations ?? []) {
+    const a = means.get(r.greater);
+    const b = means.get(r.less);
+    if (!a || !b) throw new UsageError(`${name}/${scale}: relation names an unknown cell id (${a ? r.less : r.greater})`);
+    const by = r.by ?? 0;
+    checks.push({ cell: `${r.greater} > ${r.less}${by ? ` + ${by}` : ''}`, metric: r.metric, value: a(r.metric) - b(r.metric), band: [by, Infinity], ok: a(r.metric) - b(r.metric) >= by });
+  }
+  const table = [`# ${spec.title}`, '', `Reproduces: ${spec.mirrors}. Scale \`${scale}\`, seeds ${sc.seeds.join(', ')}; means over seeds${columns.some((c) => c.startsWith('R_')) ? '. R = 1 − agreement' : ''}.`, '', ...lines, '', ...(notes.length ? ['Notes:', '', ...notes, ''] : [])].join('\n');
   if (planned.length === 0) throw new MseError('reproduce', `${name}/${scale} has no cells`);
   return { table, checks, csv: csvPath };
 }

@@ -6,7 +6,11 @@
 import type { Defense } from '../api/types.js';
 import { unknownChoice } from '../errors.js';
 import { parseSpec, resolveParams, type ParamDecls, type ParamValues } from '../params.js';
+import { noise } from './noise.js';
 import { none } from './none.js';
+import { reverseSigmoid } from './reverse-sigmoid.js';
+import { round } from './round.js';
+import { topk } from './topk.js';
 import { top1 } from './top1.js';
 
 export interface DefenseDef {
@@ -18,6 +22,17 @@ export interface DefenseDef {
 export const DEFENSES: Record<string, DefenseDef> = {
   none: { describe: 'undefended: the victim’s probabilities as they are', params: {}, create: () => none() },
   top1: { describe: 'labels only: reveal the predicted class, not the probabilities', params: {}, create: () => top1() },
+  topk: { describe: 'reveal the k largest probabilities, renormalised', params: { k: { type: 'int', min: 1, default: 1, help: 'probabilities kept' } }, create: topk },
+  round: { describe: 'round probabilities to r decimals and renormalise (Tramèr 2016 §7)', params: { decimals: { type: 'int', min: 0, max: 10, default: 2, help: 'decimals kept' } }, create: round },
+  noise: { describe: 'Gaussian noise on the probabilities, clipped and renormalised', params: { sigma: { type: 'number', min: 0, default: 0.1, help: 'noise standard deviation' } }, create: noise },
+  'reverse-sigmoid': {
+    describe: 'reverse sigmoid deceptive perturbation (Lee et al. 2018, eqs. 3–4)',
+    params: {
+      beta: { type: 'number', min: 0, default: 1, help: 'β: perturbation magnitude' },
+      gamma: { type: 'number', min: 1e-9, default: 0.1, help: 'γ: convergence parameter (γ = 1 makes it an affine mix toward uniform)' },
+    },
+    create: reverseSigmoid,
+  },
 };
 
 export function parseDefense(text: string): Defense {

@@ -1,0 +1,151 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { LocalPredictionApi } from '../../src/api/local-api.js';
+import { parseAttack } from '../../src/attacks/registry.js';
+import { initBackend } from '../../src/compute/backend.js';
+import { Rng } from '../../src/compute/rng.js';
+import { parseDefense } from '../../src/defenses/registry.js';
+import { argmaxRows } from '../../src/models/train.js';
+import { Net } from '../../src/models/net.js';
+import { paramError } from '../../src/metrics/param-error.js';
+import { UsageError } from '../../src/errors.js';
+
+beforeAll(async () => {
+  await initBackend('wasm', { threads: 1 });
+});
+
+const k = 5;
+const domain = { min: -1, max: 1 };
+
+/** Random posteriors with a spread of confidences, [n, k]. */
+function posteriors(n: number, seed = 1): Float32Array {
+  const r = new Rng(seed);
+  const out = new Float32Array(n * k);
+  for (let i = 0; i < n; i++) {
+    const t = r.uniform(0.3, 6);
+    let s = 0;
+    for (let j = 0; j < k; j++) s += out[i * k + j] = Math.exp(t * r.normal());
+    for (let j = 0; j < k; j++) out[i * k + j] /= s;
+  }
+  return out;
+}
+
+/** Apply a defense's output stage to posteriors as the API does. */
+function apply(spec: string, p: Float32Array, seed = 1): { probs?: Float32Array; labels?: Int32Array } {
+  const d = parseDefense(spec);
+  const pt = tf.tensor2d(p, [p.length / k, k]);
+  const r = d.output!(pt, { answered: 0, batch: 0, rng: new Rng(seed), clientId: 'test' });
+  const out = { probs: r.probs ? (r.probs.dataSync() as Float32Array) : undefined, labels: r.labels ? (r.labels.dataSync() as Int32Array) : undefined };
+  tf.dispose([pt, r.probs ?? [], r.labels ?? []]);
+  return out;
+}
+
+function expectDistributions(p: Float32Array): void {
+  for (let i = 0; i < p.length / k; i++) {
+    let s = 0;
+    for (let j = 0; j < k; j++) {
+      expect(p[i * k + j]).toBeGreaterThanOrEqual(0);
+      s += p[i * k + j];
+    }
+    expect(s).toBeCloseTo(1, 5);
+  }
+}
+
+describe('baseline defenses', () => {
+  const y = posteriors(300);
+  const top = argmaxRows(y, k);
+
+  it('top1 reveals exactly the victim’s labels', () => {
+    expect(Array.from(apply('top1', y).labels!)).toEqual(Array.from(top));
+  });
+
+  it('topk keeps the k largest, renormalised, and the argmax', () => {
+    const p = apply('topk:k=2', y).probs!;
+    expectDistributions(p);
+    for (let i = 0; i < 300; i++) expect(Array.from(p.subarray(i * k, (i + 1) * k)).filter((v) => v > 0).length).toBeLessThanOrEqual(2);
+    expect(Array.from(argmaxRows(p, k))).toEqual(Array.from(top));
+  });
+
+  it('round keeps r decimals of each probability (up to renormalisation)', () => {
+    const p = apply('round:decimals=1', y).probs!;
+    expectDistributions(p);
+    for (let i = 0; i < 300; i++) {
+      const row = Array.from(y.subarray(i * k, (i + 1) * k)).map((v) => Math.round(v * 10) / 10);
+      const s = row.reduce((a, b) => a + b, 0);
+      if (s > 0) row.forEach((v, j) => expect(p[i * k + j]).toBeCloseTo(v / s, 5));
+    }
+    // fewer decimals, a larger perturbation
+    const l1 = (q: Float32Array) => q.reduce((a, v, i) => a + Math.abs(v - y[i]), 0);
+    expect(l1(apply('round:decimals=1', y).probs!)).toBeGreaterThan(l1(apply('round:decimals=3', y).probs!));
+  });
+
+  it('noise is seeded: the same seed gives the same answers, another seed others; larger σ perturbs more', () => {
+    const a = apply('noise:sigma=0.05', y, 7).probs!;
+    expectDistributions(a);
+    expect(Array.from(apply('noise:sigma=0.05', y, 7).probs!)).toEqual(Array.from(a));
+    expect(Array.from(apply('noise:sigma=0.05', y, 8).probs!)).not.toEqual(Array.from(a));
+    const l1 = (q: Float32Array) => q.reduce((s, v, i) => s + Math.abs(v - y[i]), 0);
+    expect(l1(apply('noise:sigma=0.2', y, 7).probs!)).toBeGreaterThan(l1(a));
+  });
+});
+
+describe('reverse-sigmoid (Lee et al. 2018, eqs. 3–4)', () => {
+  const y = posteriors(300, 2);
+
+  it('matches the formula, entry by entry', () => {
+    const beta = 0.7;
+    const gamma = 0.2;
+    const p = apply(`reverse-sigmoid:beta=${beta},gamma=${gamma}`, y).probs!;
+    expectDistributions(p);
+    const sig = (z: number) => 1 / (1 + Math.exp(-z));
+    for (let i = 0; i < 50; i++) {
+      const row = Array.from(y.subarray(i * k, (i + 1) * k));
+      const d = row.map((v) => {
+        const c = Math.min(Math.max(v, 1e-9), 1 - 1e-9);
+        return Math.min(1, Math.max(0, v - beta * (sig(gamma * Math.log(c / (1 - c))) - 0.5)));
+      });
+      const s = d.reduce((a, b) => a + b, 0);
+      d.forEach((v, j) => expect(p[i * k + j]).toBeCloseTo(v / s, 4));
+    }
+  });
+
+  it('β = γ = 1 answers exactly uniform; γ = 1, β < 1 is an affine mix toward uniform that keeps the argmax', () => {
+    const u = apply('reverse-sigmoid:beta=1,gamma=1', y).probs!;
+    for (const v of u) expect(v).toBeCloseTo(1 / k, 5);
+    const beta = 0.5;
+    const m = apply(`reverse-sigmoid:beta=${beta},gamma=1`, y).probs!;
+    for (let i = 0; i < 300; i++) {
+      const s = Array.from(y.subarray(i * k, (i + 1) * k)).reduce((a, v) => a + (1 - beta) * v + beta / 2, 0);
+      for (let j = 0; j < k; j++) expect(m[i * k + j]).toBeCloseTo(((1 - beta) * y[i * k + j] + beta / 2) / s, 5);
+    }
+    expect(Array.from(argmaxRows(m, k))).toEqual(Array.from(argmaxRows(y, k)));
+  });
+
+  it('validates its parameters', () => {
+    expect(() => parseDefense('reverse-sigmoid:beta=-1')).toThrow(UsageError);
+    expect(() => parseDefense('reverse-sigmoid:delta=1')).toThrow(UsageError);
+  });
+});
+
+describe('defenses against equation solving (Tramèr 2016 §7)', () => {
+  it('rounding raises eq-lr’s parameter error, and coarser rounding raises it more', async () => {
+    const d = 10;
+    const r = new Rng(21);
+    const w = Float32Array.from({ length: d }, () => r.normal(0, 1));
+    const v = new Net({ kind: 'logistic', inputShape: [d], numClasses: 2, layers: [{ type: 'flatten' }, { type: 'dense', units: 1 }], head: 'sigmoid' }, [w, Float32Array.of(0.3)]);
+    const err = async (defenses: string[]) => {
+      const api = new LocalPredictionApi(v, defenses.map(parseDefense), { rng: new Rng(1), domain, budget: 20 * (d + 1) });
+      const res = await parseAttack('eq-lr').run(api, { inputShape: [d], numClasses: 2, domain, family: { kind: 'logistic' } }, new Rng(2));
+      const e = paramError(v, res.surrogate)!.relL2;
+      res.surrogate.dispose();
+      return e;
+    };
+    const exact = await err([]);
+    const r4 = await err(['round:decimals=4']);
+    const r2 = await err(['round:decimals=2']);
+    expect(exact).toBeLessThan(1e-4);
+    expect(r4).toBeGreaterThan(exact);
+    expect(r2).toBeGreaterThan(r4);
+    v.dispose();
+  });
+});
