@@ -72,7 +72,7 @@ export class LocalPredictionApi implements PredictionApi {
       this.defenses.forEach((d, i) => {
         if (!d.output || !resp.probs) return;
         const prev = resp.probs;
-        resp = d.output(prev, ctx(i));
+        resp = d.output(prev, { ...ctx(i), input: xin });
         if (resp.probs !== prev) prev.dispose(); // a stage hands back new tensors; the input is ours to free
       });
     } finally {

@@ -6,6 +6,7 @@
 import type { Defense } from '../api/types.js';
 import { unknownChoice } from '../errors.js';
 import { parseSpec, resolveParams, type ParamDecls, type ParamValues } from '../params.js';
+import { mad } from './mad.js';
 import { noise } from './noise.js';
 import { none } from './none.js';
 import { reverseSigmoid } from './reverse-sigmoid.js';
@@ -19,12 +20,22 @@ export interface DefenseDef {
   create(p: ParamValues): Defense;
 }
 
+const MAD: ParamDecls = {
+  eps: { type: 'number', min: 0, default: 1, help: 'ε: the perturbation budget dist(ỹ, y) ≤ ε' },
+  ydist: { type: 'string', choices: ['l1', 'l2', 'kl'], default: 'l1', help: 'the distance ε bounds' },
+  oracle: { type: 'string', choices: ['extreme', 'random', 'argmin'], default: 'extreme', help: 'target vertex: MAD’s (extreme), or the random / least-likely ablations' },
+  argmax: { type: 'bool', default: false, help: 'MAD-argmax: keep every answer’s top-1 class' },
+  proxy: { type: 'string', default: 'auto', help: 'the defender’s randomly initialised surrogate: auto (cnn for images, mlp otherwise) or a model kind' },
+};
+
 export const DEFENSES: Record<string, DefenseDef> = {
   none: { describe: 'undefended: the victim’s probabilities as they are', params: {}, create: () => none() },
   top1: { describe: 'labels only: reveal the predicted class, not the probabilities', params: {}, create: () => top1() },
   topk: { describe: 'reveal the k largest probabilities, renormalised', params: { k: { type: 'int', min: 1, default: 1, help: 'probabilities kept' } }, create: topk },
   round: { describe: 'round probabilities to r decimals and renormalise (Tramèr 2016 §7)', params: { decimals: { type: 'int', min: 0, max: 10, default: 2, help: 'decimals kept' } }, create: round },
   noise: { describe: 'Gaussian noise on the probabilities, clipped and renormalised', params: { sigma: { type: 'number', min: 0, default: 0.1, help: 'noise standard deviation' } }, create: noise },
+  mad: { describe: 'prediction poisoning: maximise the angular deviation of the attacker’s gradient within ε (Orekondy 2020)', params: MAD, create: mad('mad') },
+  poison: { describe: 'alias of mad (prediction poisoning, Orekondy 2020)', params: MAD, create: mad('poison') },
   'reverse-sigmoid': {
     describe: 'reverse sigmoid deceptive perturbation (Lee et al. 2018, eqs. 3–4)',
     params: {

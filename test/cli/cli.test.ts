@@ -126,7 +126,7 @@ describe('mse reproduce', () => {
     const s = spec([0.999, 1]);
     const r = mse(['reproduce', s, '--out', out]);
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/\| eq-lr \| linear \| logistic \| 1x \| 11 \| 0 \| 0 \| /);
+    expect(r.out).toMatch(/\| eq-lr \| linear \| logistic \| none \| 1x \| 11 \| 0 \| 0 \| /);
     expect(r.out).toContain('1 passed, 0 failed');
     expect(readFileSync(path.join(out, 'table.md'), 'utf8')).toContain('| eq-lr |');
     const again = mse(['reproduce', s, '--out', out]);
@@ -138,6 +138,24 @@ describe('mse reproduce', () => {
     const r = mse(['reproduce', spec([0, 0.5]), '--out', path.join(mkdtempSync(path.join(os.tmpdir(), 'mse-repro-')), 'run')]);
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/FAIL eq-lr linear\/logistic 1x: agreement_test = 1\.000 \(band 0–0\.5\)/);
+  });
+
+  it('checks relations between cells (a paper\'s "A beats B"), failing when the order is wrong', () => {
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'mse-spec-')), 'rel.json');
+    const cells = [
+      { id: 'eq', dataset: 'linear', victim: 'logistic', attack: 'eq-lr', budget: '1x', expect: {} },
+      { id: 'labels', dataset: 'linear', victim: 'logistic', attack: 'retrain-uniform:epochs=20', budget: '1x', expect: {} },
+    ];
+    const body = (greater: string, less: string) => ({ paper: 'rel', title: 'rel', mirrors: 'a unit test', scales: { ci: { seeds: [1], cells, relations: [{ metric: 'agreement_unif', greater, less, by: 0.01 }] } } });
+    writeFileSync(file, JSON.stringify(body('eq', 'labels')));
+    const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'mse-repro-')), 'run');
+    const ok = mse(['reproduce', file, '--out', out]);
+    expect(ok.code).toBe(0);
+    expect(ok.out).toMatch(/ok +eq > labels \+ 0\.01: agreement_unif/);
+    writeFileSync(file, JSON.stringify(body('labels', 'eq')));
+    const bad = mse(['reproduce', file, '--out', out]);
+    expect(bad.code).toBe(1);
+    expect(bad.out).toMatch(/FAIL labels > eq/);
   });
 
   it('an unknown paper is a usage error listing the papers', () => {

@@ -1,0 +1,248 @@
+/**
+ * `mad` / `poison`: prediction poisoning by Maximizing Angular Deviation (Orekondy, Schiele, Fritz,
+ * ICLR 2020). Each posterior y is perturbed to ỹ within dist(ỹ, y) ≤ ε on the simplex so that the
+ * attacker's gradient step, computed through a surrogate's last layer, turns as far as possible
+ * from the one y would give:
+ *     max_ỹ ‖ Gᵀỹ/‖Gᵀỹ‖ − Gᵀy/‖Gᵀy‖ ‖²                                        (Orekondy 2020, eq. 5)
+ * For a softmax last layer z = Wh + b with surrogate posterior p, row k of G is vec((p − e_k)hᵀ), so
+ * for any ỹ on the simplex Gᵀỹ = vec((p − ỹ)hᵀ) and the objective reduces to the K-dimensional
+ *     obj(ỹ) = ‖ (p − ỹ)/‖p − ỹ‖ − (p − y)/‖p − y‖ ‖²                    (independent of h)
+ * which needs only p: no per-query Jacobian. As in the reference code:
+ *   1. the oracle picks a target vertex y*: `extreme` — the one-hot e_k of largest obj; with
+ *      argmax=true (MAD-argmax) — the best of the 2^(K−1) uniform distributions over class sets that
+ *      contain the top-1 k* (+1e-5 on k*), greedy set growth when K > 10; `random`/`argmin` ablations;
+ *   2. the line search ỹ = (1 − α)y + αy*, α = min(1, ε/‖y − y*‖_p) for L1/L2 (closed form), or the
+ *      largest α with KL(y‖ỹ) ≤ ε by bisection. A convex combination stays on the simplex; for
+ *      MAD-argmax y* shares y's argmax, so ỹ keeps it.
+ * Batched: the surrogate runs once per batch and every row's oracle and line search are vectorised
+ * loops over K-vectors (the reference perturbs one query at a time with autograd Jacobians).
+ * The surrogate is a randomly initialised network of the victim's family ("chance-level", as in the
+ * paper's README), drawn from the defense's seeded stream.
+ */
+import { tf } from '../compute/backend.js';
+import type { Defense, QueryCtx } from '../api/types.js';
+import type { Net } from '../models/net.js';
+import { createNet, parseModelSpec } from '../models/zoo.js';
+import type { ParamValues } from '../params.js';
+import { UsageError } from '../errors.js';
+
+export function mad(name: 'mad' | 'poison'): (params: ParamValues) => Defense {
+  return (params) => {
+    const eps = params.eps as number;
+    const ydist = params.ydist as 'l1' | 'l2' | 'kl';
+    const oracle = params.oracle as 'extreme' | 'random' | 'argmin';
+    const keepArgmax = params.argmax as boolean;
+    if (keepArgmax && oracle !== 'extreme') throw new UsageError(`${name}: argmax=true chooses its own oracle; leave oracle=${oracle} out`);
+    let surrogate: Net | undefined;
+    return {
+      name,
+      params,
+      output: (probs, ctx) => {
+        if (eps === 0) return { probs: probs.clone() };
+        if (!ctx.input) throw new Error(`${name} needs the query's input (the API passes it to output stages)`);
+        const [n, k] = probs.shape;
+        const y = probs.dataSync() as Float32Array;
+        let p: Float32Array | undefined;
+        if (oracle === 'extreme') {
+          surrogate ??= proxyFor(params.proxy as string, ctx, k);
+          const pt = tf.tidy(() => surrogate!.predict(ctx.input!));
+          p = pt.dataSync() as Float32Array;
+          pt.dispose();
+        }
+        const out = new Float32Array(n * k);
+        const target = new Float64Array(k);
+        const yi = new Float64Array(k);
+        for (let i = 0; i < n; i++) {
+          for (let j = 0; j < k; j++) yi[j] = y[i * k + j];
+          if (keepArgmax) argmaxOracle(yi, p!.subarray(i * k, (i + 1) * k), target);
+          else if (oracle === 'extreme') extremeOracle(yi, p!.subarray(i * k, (i + 1) * k), target);
+          else {
+            target.fill(0);
+            if (oracle === 'random') target[ctx.rng.int(k)] = 1;
+            else target[argminOf(yi)] = 1;
+          }
+          const a = mixWeight(yi, target, eps, ydist);
+          for (let j = 0; j < k; j++) out[i * k + j] = (1 - a) * yi[j] + a * target[j];
+        }
+        return { probs: tf.tensor2d(out, [n, k]) };
+      },
+    };
+  };
+}
+
+function proxyFor(proxy: string, ctx: QueryCtx, k: number): Net {
+  const shape = ctx.input!.shape.slice(1);
+  const kind = proxy === 'auto' ? (shape.length === 3 ? 'cnn' : 'mlp') : proxy;
+  return createNet(parseModelSpec(kind), { name: 'proxy', inputShape: shape, numClasses: k, kind: shape.length === 3 ? 'image' : 'tabular' }, ctx.rng.fork());
+}
+
+/** obj(c) = ‖(p − c)/‖p − c‖ − (p − y)/‖p − y‖‖² (Orekondy 2020, eq. 5 in closed form). */
+export function madObjective(p: ArrayLike<number>, y: ArrayLike<number>, c: ArrayLike<number>): number {
+  const k = p.length;
+  let ny = 0;
+  let nc = 0;
+  for (let j = 0; j < k; j++) {
+    ny += (p[j] - y[j]) ** 2;
+    nc += (p[j] - c[j]) ** 2;
+  }
+  ny = Math.sqrt(ny) || 1e-12;
+  nc = Math.sqrt(nc) || 1e-12;
+  let s = 0;
+  for (let j = 0; j < k; j++) s += ((p[j] - c[j]) / nc - (p[j] - y[j]) / ny) ** 2;
+  return s;
+}
+
+function extremeOracle(y: Float64Array, p: ArrayLike<number>, target: Float64Array): void {
+  const k = y.length;
+  let best = 0;
+  let bestObj = -Infinity;
+  const e = new Float64Array(k);
+  const u = new Float64Array(k);
+  direction(p, y, u);
+  for (let c = 0; c < k; c++) {
+    e.fill(0);
+    e[c] = 1;
+    const o = scoreAt(p, u, e, 0);
+    if (o > bestObj) {
+      bestObj = o;
+      best = c;
+    }
+  }
+  target.fill(0);
+  target[best] = 1;
+}
+
+/** The unit direction (p − y)/‖p − y‖ against which candidates are scored. */
+function direction(p: ArrayLike<number>, y: ArrayLike<number>, u: Float64Array): void {
+  let n = 0;
+  for (let j = 0; j < u.length; j++) n += (u[j] = p[j] - y[j]) ** 2;
+  n = Math.sqrt(n) || 1e-12;
+  for (let j = 0; j < u.length; j++) u[j] /= n;
+}
+
+/** obj(c) = 2 − 2·cos∠(p − c, p − y), the same value as madObjective, from the precomputed direction u. */
+function scoreAt(p: ArrayLike<number>, u: Float64Array, c: Float64Array, off: number): number {
+  let nc = 0;
+  let dot = 0;
+  for (let j = 0; j < u.length; j++) {
+    const d = p[j] - c[off + j];
+    nc += d * d;
+    dot += d * u[j];
+  }
+  return 2 - (2 * dot) / (Math.sqrt(nc) || 1e-12);
+}
+
+/** MAD-argmax candidates for K classes and top-1 `top`: every class set containing top, uniform over it, +1e-5 on top. */
+const candidateTables = new Map<string, Float64Array>();
+function candidates(k: number, top: number): Float64Array {
+  const key = `${k}:${top}`;
+  let t = candidateTables.get(key);
+  if (!t) {
+    const others = Array.from({ length: k }, (_, j) => j).filter((j) => j !== top);
+    const count = 1 << others.length;
+    t = new Float64Array(count * k);
+    for (let bits = 0; bits < count; bits++) {
+      const row = t.subarray(bits * k, (bits + 1) * k);
+      let m = 1;
+      row[top] = 1;
+      others.forEach((j, b) => {
+        if (bits & (1 << b)) {
+          row[j] = 1;
+          m++;
+        }
+      });
+      row[top] += 1e-5;
+      for (let j = 0; j < k; j++) row[j] /= m + 1e-5;
+    }
+    candidateTables.set(key, t);
+  }
+  return t;
+}
+
+/** MAD-argmax: the best uniform distribution over a class set containing the top-1 (exhaustive for K ≤ 10). */
+function argmaxOracle(y: Float64Array, p: ArrayLike<number>, target: Float64Array): void {
+  const k = y.length;
+  const top = argmaxOf(y);
+  const u = new Float64Array(k);
+  direction(p, y, u);
+  if (k <= 10) {
+    const table = candidates(k, top);
+    let best = 0;
+    let bestObj = -Infinity;
+    for (let c = 0; c < table.length / k; c++) {
+      const o = scoreAt(p, u, table, c * k);
+      if (o > bestObj) {
+        bestObj = o;
+        best = c;
+      }
+    }
+    target.set(table.subarray(best * k, (best + 1) * k));
+    return;
+  }
+  // greedy: grow the set from {top}, adding the class that helps most, while it helps
+  const cand = new Float64Array(k);
+  const fill = (inSet: Set<number>, extra: number) => {
+    let m = 0;
+    for (let j = 0; j < k; j++) m += cand[j] = inSet.has(j) || j === extra ? 1 : 0;
+    cand[top] += 1e-5;
+    for (let j = 0; j < k; j++) cand[j] /= m + 1e-5;
+  };
+  const inSet = new Set([top]);
+  fill(inSet, -1);
+  let bestObj = scoreAt(p, u, cand, 0);
+  target.set(cand);
+  for (let evals = 0; evals < 1024; ) {
+    let add = -1;
+    for (let c = 0; c < k; c++) {
+      if (inSet.has(c)) continue;
+      fill(inSet, c);
+      const o = scoreAt(p, u, cand, 0);
+      evals++;
+      if (o > bestObj) {
+        bestObj = o;
+        add = c;
+      }
+    }
+    if (add < 0) break;
+    inSet.add(add);
+    fill(inSet, -1);
+    target.set(cand);
+  }
+}
+
+/** The line search's α: the largest step toward y* within dist ≤ ε. */
+function mixWeight(y: Float64Array, t: Float64Array, eps: number, ydist: 'l1' | 'l2' | 'kl'): number {
+  const k = y.length;
+  if (ydist !== 'kl') {
+    let d = 0;
+    for (let j = 0; j < k; j++) d += ydist === 'l1' ? Math.abs(y[j] - t[j]) : (y[j] - t[j]) ** 2;
+    d = ydist === 'l1' ? d : Math.sqrt(d);
+    return Math.max(0, Math.min(1, eps / (d + 1e-7)));
+  }
+  const kl = (a: number) => {
+    let s = 0;
+    for (let j = 0; j < k; j++) if (y[j] > 0) s += y[j] * Math.log(y[j] / Math.max((1 - a) * y[j] + a * t[j], 1e-30));
+    return s;
+  };
+  if (kl(1) <= eps) return 1;
+  let lo = 0;
+  let hi = 1;
+  for (let it = 0; it < 40; it++) {
+    const mid = (lo + hi) / 2;
+    if (kl(mid) <= eps) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function argmaxOf(v: ArrayLike<number>): number {
+  let b = 0;
+  for (let j = 1; j < v.length; j++) if (v[j] > v[b]) b = j;
+  return b;
+}
+
+function argminOf(v: ArrayLike<number>): number {
+  let b = 0;
+  for (let j = 1; j < v.length; j++) if (v[j] < v[b]) b = j;
+  return b;
+}
