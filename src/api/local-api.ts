@@ -52,7 +52,7 @@ export class LocalPredictionApi implements PredictionApi {
     }
     if (l.queries + n > l.budget) throw new BudgetExhaustedError(l.queries, l.budget, n);
     const t0 = performance.now();
-    const ctx = (i: number): QueryCtx => ({ answered: l.queries, batch: l.batches, rng: this.defenseRngs[i], clientId: this.opts.clientId ?? 'local' });
+    const ctx = (i: number): QueryCtx => ({ answered: l.queries, batch: l.batches, rng: this.defenseRngs[i], clientId: this.opts.clientId ?? 'local', domain: this.opts.domain });
     let pow = 0;
     let resp: ApiResponse = {};
     let leafIds: Int32Array | undefined;

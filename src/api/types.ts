@@ -61,6 +61,8 @@ export interface QueryCtx {
   /** the defense's own seeded generator (no Math.random anywhere) */
   rng: Rng;
   clientId: string;
+  /** the API's feature box */
+  domain?: { min: number; max: number };
   /** for output stages: the batch's input as the victim saw it (MAD evaluates its surrogate on it) */
   input?: Tensor;
 }

@@ -6,6 +6,7 @@
 import type { Defense } from '../api/types.js';
 import { unknownChoice } from '../errors.js';
 import { parseSpec, resolveParams, type ParamDecls, type ParamValues } from '../params.js';
+import { inputNoise } from './input-noise.js';
 import { mad } from './mad.js';
 import { noise } from './noise.js';
 import { none } from './none.js';
@@ -34,6 +35,14 @@ export const DEFENSES: Record<string, DefenseDef> = {
   topk: { describe: 'reveal the k largest probabilities, renormalised', params: { k: { type: 'int', min: 1, default: 1, help: 'probabilities kept' } }, create: topk },
   round: { describe: 'round probabilities to r decimals and renormalise (Tramèr 2016 §7)', params: { decimals: { type: 'int', min: 0, max: 10, default: 2, help: 'decimals kept' } }, create: round },
   noise: { describe: 'Gaussian noise on the probabilities, clipped and renormalised', params: { sigma: { type: 'number', min: 0, default: 0.1, help: 'noise standard deviation' } }, create: noise },
+  'input-noise': {
+    describe: 'garble each input before the victim sees it: x + c·(x − μ) + N(0, σ²) (Grana 2020)',
+    params: {
+      sigma: { type: 'number', min: 0, default: 0.1, help: 'σ of the independent part' },
+      corr: { type: 'number', default: 0, help: 'c: the part correlated with the input, which biases the attacker' },
+    },
+    create: inputNoise,
+  },
   mad: { describe: 'prediction poisoning: maximise the angular deviation of the attacker’s gradient within ε (Orekondy 2020)', params: MAD, create: mad('mad') },
   poison: { describe: 'alias of mad (prediction poisoning, Orekondy 2020)', params: MAD, create: mad('poison') },
   'reverse-sigmoid': {

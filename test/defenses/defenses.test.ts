@@ -248,3 +248,29 @@ describe('mad / poison (Orekondy 2020)', () => {
     victim.dispose();
   });
 });
+
+describe('input-noise (Grana 2020)', () => {
+  it('independent noise leaves eq-lr consistent; a correlated part keeps its parameter error bounded away from zero', async () => {
+    const d = 5;
+    const r = new Rng(31);
+    const w = Float32Array.from({ length: d }, () => r.normal(0, 1));
+    const v = new Net({ kind: 'logistic', inputShape: [d], numClasses: 2, layers: [{ type: 'flatten' }, { type: 'dense', units: 1 }], head: 'sigmoid' }, [w, Float32Array.of(0.2)]);
+    const err = async (spec: string, multiple: number) => {
+      const api = new LocalPredictionApi(v, [parseDefense(spec)], { rng: new Rng(1), domain, budget: multiple * (d + 1) });
+      const res = await parseAttack(`eq-lr:multiple=${multiple}`).run(api, { inputShape: [d], numClasses: 2, domain, family: { kind: 'logistic' } }, new Rng(2));
+      const e = paramError(v, res.surrogate)!.relL2;
+      res.surrogate.dispose();
+      return e;
+    };
+    const indepFew = await err('input-noise:sigma=0.1', 2);
+    const indepMany = await err('input-noise:sigma=0.1', 400);
+    const corrMany = await err('input-noise:sigma=0.1,corr=0.2', 400);
+    expect(indepFew).toBeGreaterThan(0.01);
+    expect(indepMany).toBeLessThan(indepFew / 3); // more queries average independent noise away
+    // plim b̂ = b·(1 + c): relative error → |c| = 0.2 however many queries (the bias dominates the noise)
+    expect(corrMany).toBeGreaterThan(0.15);
+    expect(corrMany).toBeLessThan(0.25);
+    v.dispose();
+  });
+});
+
