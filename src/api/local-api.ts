@@ -60,7 +60,6 @@ export class LocalPredictionApi implements PredictionApi {
     try {
       let xin = x;
       this.defenses.forEach((d, i) => {
-        if (d.price) pow += d.price(xin, ctx(i)).powSeconds;
         if (d.input) {
           xin = d.input(xin, ctx(i));
           owned.push(xin);
@@ -69,6 +68,10 @@ export class LocalPredictionApi implements PredictionApi {
       // a labels-only defense after the tree hides its leaf ids too
       if (this.info.reveals === 'leaf') leafIds = (this.victim as DecisionTree).leafIds((await xin.data()) as Float32Array, n);
       resp = { probs: this.victim.predict(xin) };
+      // the price is set from the victim's answer (Dziedzic 2022: the client pays before reading it)
+      this.defenses.forEach((d, i) => {
+        if (d.price) pow += d.price(xin, { ...ctx(i), probs: resp.probs }).powSeconds;
+      });
       this.defenses.forEach((d, i) => {
         if (!d.output || !resp.probs) return;
         const prev = resp.probs;

@@ -63,6 +63,8 @@ export interface QueryCtx {
   clientId: string;
   /** the API's feature box */
   domain?: { min: number; max: number };
+  /** for price stages: the victim's posteriors for this batch */
+  probs?: Probs;
   /** for output stages: the batch's input as the victim saw it (MAD evaluates its surrogate on it) */
   input?: Tensor;
 }
@@ -76,7 +78,22 @@ export interface Defense {
   readonly params: ParamValues;
   /** what the defense leaves visible: 'probs' keeps probabilities, 'labels' reduces to labels */
   readonly reveals?: 'probs' | 'labels';
+  /**
+   * Prepare from what the defender owns (the victim, its data), once, before the first query.
+   * Only defenses that calibrate themselves (proof-of-work) have it; the runner calls it.
+   */
+  bind?(env: DefenderEnv): Promise<void>;
   input?(x: Tensor, ctx: QueryCtx): Tensor;
   output?(probs: Probs, ctx: QueryCtx): ApiResponse;
+  /** the price of this batch, paid before its answers are revealed; `ctx.probs` holds the victim's posteriors */
   price?(x: Tensor, ctx: QueryCtx): { powSeconds: number };
+}
+
+/** What a defender has: its model and its own data (never the attacker's). */
+export interface DefenderEnv {
+  victim: import('../models/model.js').Model;
+  /** the victim's training data */
+  train: import('../data/types.js').Split;
+  /** held-out in-distribution data: the model of an honest user */
+  heldOut: import('../data/types.js').Split;
 }

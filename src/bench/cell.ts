@@ -124,6 +124,8 @@ export async function runCell(c: CellInput): Promise<CellOutput> {
   try {
     const know = await attackerKnowledge(attack, ds, victimSpec, c.seed, c.data);
     const defenses: Defense[] = (c.defenses.length ? c.defenses : ['none']).map(parseDefense);
+    // defenses that calibrate themselves (proof-of-work) see the defender's model and data, once
+    for (const d of defenses) await d.bind?.({ victim: v.model, train: ds.train, heldOut: ds.test });
     // defender utility on the test set, through an unmetered copy of the defended API
     c.onProgress?.('utility');
     const utility = await defendedUtility(v.model, defenses, ds, utilityRng(c.seed));
@@ -154,7 +156,7 @@ async function runPass(
   victimSpec: ModelSpec,
   defenses: Defense[],
   know: AttackerKnowledge,
-  utility: { acc: number; l1?: number; kl?: number },
+  utility: { acc: number; agreement: number; l1?: number; kl?: number; slowdown: number },
   pass: number[],
   notes: string[],
   t0: number,
@@ -162,12 +164,12 @@ async function runPass(
   const budget = pass[pass.length - 1];
   const rng = new Rng(c.seed);
   // tree victims are served like BigML: each answer carries the leaf's identifier
-  const api = new LocalPredictionApi(v.model, defenses, { rng: rng.fork(), domain: ds.domain, budget, revealLeaves: victimSpec.kind === 'tree' });
+  const api = new LocalPredictionApi(v.model, defenses, { rng: rng.fork(), domain: ds.domain, budget, revealLeaves: victimSpec.kind === 'tree', clientId: `attacker-${budget}` });
   rng.fork(); // the utility stream (see utilityRng)
   const specOf = (b: number) => cellSpecOf({ ...c, budget: b });
   const base = (b: number) => ({ cell_id: cellId(specOf(b)), run_id: c.runId, mse_version: mseVersion(), backend: activeBackend().label, ...specOf(b), dataset_variant: ds.variant, victim_acc: v.testAcc });
   const d = exampleSize(ds);
-  const defender = { defended_acc: utility.acc, perturbation_l1: utility.l1, perturbation_kl: utility.kl };
+  const defender = { defended_acc: utility.acc, defended_agreement: utility.agreement, perturbation_l1: utility.l1, perturbation_kl: utility.kl, honest_slowdown: utility.slowdown };
 
   c.onProgress?.('attack');
   let result: AttackResult | undefined;
@@ -218,13 +220,19 @@ async function runPass(
 }
 
 /** Top-1 accuracy of what the defended API returns, and its mean L1 and KL(y‖ỹ) distance from the victim's posteriors. */
-async function defendedUtility(victim: Model, defenses: Defense[], ds: Dataset, rng: Rng): Promise<{ acc: number; l1?: number; kl?: number }> {
-  const api = new LocalPredictionApi(victim, defenses, { rng, domain: ds.domain });
+/**
+ * The defender's side, on the test set through an unmetered copy of the defended API (client
+ * "honest"): top-1 accuracy of the answers and their agreement with the undefended victim, mean L1
+ * and KL(y‖ỹ) from the true posteriors, and the honest user's slowdown, (API + PoW seconds) / API seconds.
+ */
+async function defendedUtility(victim: Model, defenses: Defense[], ds: Dataset, rng: Rng): Promise<{ acc: number; agreement: number; l1?: number; kl?: number; slowdown: number }> {
+  const api = new LocalPredictionApi(victim, defenses, { rng, domain: ds.domain, clientId: 'honest' });
   const k = ds.numClasses;
   const n = ds.test.n;
   const d = ds.inputShape.reduce((a, b) => a * b, 1);
   const y = await probsOf(victim, ds.test.x, n);
   let correct = 0;
+  let agree = 0;
   let l1 = 0;
   let kl = 0;
   let probsSeen = true;
@@ -250,10 +258,14 @@ async function defendedUtility(victim: Model, defenses: Defense[], ds: Dataset, 
           }
         }
         if (top === ds.test.y[s + i]) correct++;
+        let vtop = 0;
+        for (let j = 1; j < k; j++) if (y[(s + i) * k + j] > y[(s + i) * k + vtop]) vtop = j;
+        if (top === vtop) agree++;
       }
     } finally {
       tf.dispose([xt, r.probs ?? [], r.labels ?? []]);
     }
   }
-  return { acc: correct / n, l1: probsSeen ? l1 / n : undefined, kl: probsSeen ? kl / n : undefined };
+  const l = api.ledger;
+  return { acc: correct / n, agreement: agree / n, l1: probsSeen ? l1 / n : undefined, kl: probsSeen ? kl / n : undefined, slowdown: l.apiSeconds > 0 ? (l.apiSeconds + l.powSeconds) / l.apiSeconds : 1 };
 }

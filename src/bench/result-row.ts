@@ -8,14 +8,14 @@ export const RESULT_COLUMNS = [
   'cell_id', 'run_id', 'mse_version', 'backend', 'dataset', 'dataset_variant', 'victim', 'victim_acc',
   'defense', 'defense_params', 'attack', 'attack_params', 'budget', 'seed', 'queries',
   'surrogate_acc', 'agreement_test', 'agreement_unif', 'param_error', 'defended_acc',
-  'perturbation_l1', 'perturbation_kl', 'attacker_cpu_s', 'pow_s', 'wall_s', 'status',
+  'defended_agreement', 'perturbation_l1', 'perturbation_kl', 'honest_slowdown', 'attacker_cpu_s', 'pow_s', 'wall_s', 'status',
 ] as const;
 
 export type ResultColumn = (typeof RESULT_COLUMNS)[number];
 export type ResultRow = Record<ResultColumn, string | number>;
 
 /** Columns that vary run to run for the same seed. */
-export const TIMING_COLUMNS: readonly ResultColumn[] = ['attacker_cpu_s', 'pow_s', 'wall_s', 'run_id', 'backend', 'mse_version'];
+export const TIMING_COLUMNS: readonly ResultColumn[] = ['attacker_cpu_s', 'pow_s', 'honest_slowdown', 'wall_s', 'run_id', 'backend', 'mse_version'];
 
 export interface CellSpec {
   dataset: string;

@@ -67,7 +67,7 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
     return;
   }
   const fmt = (v: string | number) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(4)) : v);
-  const keys = ['dataset', 'victim', 'victim_acc', 'defense', 'attack', 'budget', 'queries', 'surrogate_acc', 'agreement_test', 'agreement_unif', 'param_error', 'defended_acc', 'attacker_cpu_s', 'wall_s', 'backend', 'status'] as const;
+  const keys = ['dataset', 'victim', 'victim_acc', 'defense', 'attack', 'budget', 'queries', 'surrogate_acc', 'agreement_test', 'agreement_unif', 'param_error', 'defended_acc', 'defended_agreement', 'perturbation_l1', 'honest_slowdown', 'attacker_cpu_s', 'pow_s', 'wall_s', 'backend', 'status'] as const;
   process.stdout.write(table(keys.map((k) => [k, ...rows.map((row) => fmt(row[k]))])) + '\n');
   if (csv) process.stderr.write(chalk.dim(`appended ${rows.length} row${rows.length === 1 ? '' : 's'} to ${csv.file}\n`));
 }

@@ -9,6 +9,7 @@ import { parseSpec, resolveParams, type ParamDecls, type ParamValues } from '../
 import { inputNoise } from './input-noise.js';
 import { mad } from './mad.js';
 import { noise } from './noise.js';
+import { pow } from './pow.js';
 import { none } from './none.js';
 import { reverseSigmoid } from './reverse-sigmoid.js';
 import { round } from './round.js';
@@ -45,6 +46,21 @@ export const DEFENSES: Record<string, DefenseDef> = {
   },
   mad: { describe: 'prediction poisoning: maximise the angular deviation of the attacker’s gradient within ε (Orekondy 2020)', params: MAD, create: mad('mad') },
   poison: { describe: 'alias of mad (prediction poisoning, Orekondy 2020)', params: MAD, create: mad('poison') },
+  pow: {
+    describe: 'calibrated proof-of-work: a HashCash puzzle per batch, harder as the client’s PATE-kNN privacy cost outruns an honest user’s (Dziedzic 2022)',
+    params: {
+      batch: { type: 'int', min: 1, default: 64, help: 'queries per puzzle' },
+      base: { type: 'number', min: 1, default: 1.18, help: 'time grows as base^(excess privacy cost) (the paper: 1.18 for MNIST with pknn)' },
+      unit: { type: 'number', min: 0, default: 0, help: 'seconds per puzzle at zero excess cost; 0 = the victim’s own latency for a batch (honest users pay ≈ 2×)' },
+      k: { type: 'int', min: 1, default: 300, help: 'PATE-kNN neighbours' },
+      sigma: { type: 'number', min: 1e-9, default: 28, help: 'GNMax noise σ' },
+      delta: { type: 'number', min: 1e-30, max: 1, default: 1e-5, help: 'δ of the privacy cost' },
+      calib: { type: 'int', min: 1, default: 5000, help: 'held-out queries that trace the honest user (at most half the held-out set)' },
+      solve: { type: 'bool', default: false, help: 'also solve every puzzle (else price it from the measured hash rate)' },
+      maxbits: { type: 'int', min: 0, max: 32, default: 20, help: 'with solve=true, cap the difficulty actually solved' },
+    },
+    create: pow,
+  },
   'reverse-sigmoid': {
     describe: 'reverse sigmoid deceptive perturbation (Lee et al. 2018, eqs. 3–4)',
     params: {

@@ -65,13 +65,14 @@ describe('LocalPredictionApi', () => {
       name: 'top1', params: {}, reveals: 'labels',
       output: (p) => { calls.push('output'); return { labels: tf.argMax(p, 1) as tf.Tensor1D }; },
     };
-    const price: Defense = { name: 'pow', params: {}, price: () => { calls.push('price'); return { powSeconds: 0.5 }; } };
+    const price: Defense = { name: 'pow', params: {}, price: (_x, ctx) => { calls.push(`price(${ctx.probs?.shape.join('x')})`); return { powSeconds: 0.5 }; } };
     const api = new LocalPredictionApi(victim, [price, shift, top1], { rng: new Rng(2), domain });
     expect(api.info.reveals).toBe('labels');
     const x = tf.zeros([4, 4]);
     const before = tf.memory().numTensors;
     const r = await api.query(x);
-    expect(calls).toEqual(['price', 'input', 'output']);
+    // inputs are transformed first; the price sees the victim's posteriors before any output stage
+    expect(calls).toEqual(['input', 'price(4x3)', 'output']);
     expect(r.probs).toBeUndefined();
     const want = tf.tidy(() => tf.argMax(victim.predict(tf.add(x, 1)), 1));
     expect(Array.from(r.labels!.dataSync())).toEqual(Array.from(want.dataSync()));

@@ -1,0 +1,105 @@
+/**
+ * `pow` (Dziedzic, Kaleem, Lu, Papernot, ICLR 2022, "Increasing the Cost of Model Extraction with
+ * Calibrated Proof of Work"): every `batch` queries cost a HashCash puzzle whose difficulty grows with
+ * how far the client's cumulative privacy cost runs ahead of an honest user's:
+ *     ε_user(n)  PATE-kNN (GNMax, data-dependent RDP) cost of the client's n answered queries
+ *     ε_exp(n)   a line fitted to an honest user's trace (held-out in-distribution queries)
+ *     T(n)       = unit · base^|ε_user(n) − ε_exp(n)|, clamped to [unit, 2948.47 s]      (seconds per puzzle)
+ *     bits       = round(log₂(T · hash rate)), so that a puzzle takes T on this machine
+ * `unit` defaults to the victim's own latency for a batch, so an honest user pays about 2× the
+ * undefended latency (the paper's design goal) while a client whose queries leak more pays
+ * exponentially more. In bench runs the price is computed from the measured hash rate (the ledger's
+ * PoW seconds); `solve=true` also solves each puzzle for real (capped at `maxbits`). The puzzle code
+ * (issue, solve, verify) is `pow/hashcash.ts`, which `mse serve` uses on the wire.
+ */
+import type { Defense, DefenderEnv } from '../api/types.js';
+import { predictAll } from '../models/train.js';
+import type { ParamValues } from '../params.js';
+import { MseError } from '../errors.js';
+import { issueChallenge, measureHashRate, solve } from './pow/hashcash.js';
+import { PknnPrivacyCost } from './pow/privacy-cost.js';
+
+const MAX_SECONDS = 2948.47;
+
+export interface PowCalibration {
+  /** honest cost line ε_exp(n) = slope·n + intercept */
+  slope: number;
+  intercept: number;
+  /** seconds per puzzle at zero excess cost */
+  unit: number;
+  /** SHA-1 stamps per second on this machine */
+  hashRate: number;
+}
+
+export function pow(params: ParamValues): Defense & { calibration?: PowCalibration } {
+  const batch = params.batch as number;
+  const base = params.base as number;
+  const opts = { k: params.k as number, sigma: params.sigma as number, delta: params.delta as number };
+  let env: { rep: Float32Array; labels: Int32Array; k: number } | undefined;
+  const clients = new Map<string, PknnPrivacyCost>();
+  const defense: Defense & { calibration?: PowCalibration } = {
+    name: 'pow',
+    params,
+    async bind(e: DefenderEnv): Promise<void> {
+      const k = e.victim.numClasses;
+      const rep = logOf(await predictAll(e.victim, e.train.x, e.train.n));
+      env = { rep, labels: e.train.y, k };
+      // the honest user: held-out in-distribution queries, in batches, traced like any client
+      // the first part of the held-out data traces the honest user; the rest stays unseen by the calibration
+      const m = Math.min(params.calib as number, Math.ceil(e.heldOut.n / 2));
+      const d = e.victim.inputShape.reduce((a, b) => a * b, 1);
+      const honest = new PknnPrivacyCost(rep, e.train.y, k, opts);
+      const xs: number[] = [];
+      const ys: number[] = [];
+      const t0 = performance.now();
+      const probs = await predictAll(e.victim, e.heldOut.x.subarray(0, m * d), m);
+      const latencyPerQuery = (performance.now() - t0) / 1000 / Math.max(1, m);
+      const reps = logOf(probs);
+      for (let s = 0; s < m; s += batch) {
+        const b = Math.min(batch, m - s);
+        honest.add(reps.subarray(s * k, (s + b) * k), b);
+        xs.push(honest.queries);
+        ys.push(honest.epsilon());
+      }
+      const { slope, intercept } = lineFit(xs, ys);
+      const unit = (params.unit as number) > 0 ? (params.unit as number) : latencyPerQuery * batch;
+      defense.calibration = { slope, intercept, unit, hashRate: measureHashRate(100) };
+    },
+    price(_x, ctx) {
+      if (!env || !defense.calibration) throw new MseError('pow', 'the pow defense was used before it was calibrated (bind)');
+      if (!ctx.probs) throw new MseError('pow', 'the pow defense needs the victim’s posteriors for its price');
+      const m = ctx.probs.shape[0];
+      const tracker = clients.get(ctx.clientId) ?? new PknnPrivacyCost(env.rep, env.labels, env.k, opts);
+      clients.set(ctx.clientId, tracker);
+      tracker.add(logOf(ctx.probs.dataSync() as Float32Array), m);
+      const { slope, intercept, unit, hashRate } = defense.calibration;
+      const diff = Math.abs(tracker.epsilon() - (slope * tracker.queries + intercept));
+      const perPuzzle = Math.min(MAX_SECONDS, Math.max(unit, unit * base ** diff));
+      const bits = Math.max(0, Math.round(Math.log2(perPuzzle * hashRate)));
+      if (params.solve) solve(issueChallenge(Math.min(bits, params.maxbits as number), ctx.clientId));
+      // each puzzle covers `batch` queries; a smaller batch pays its share
+      return { powSeconds: ((2 ** bits / hashRate) * m) / batch };
+    },
+  };
+  return defense;
+}
+
+function logOf(p: Float32Array): Float32Array {
+  return p.map((v) => Math.log(Math.max(v, 1e-30)));
+}
+
+function lineFit(xs: number[], ys: number[]): { slope: number; intercept: number } {
+  const n = xs.length;
+  if (n < 2) return { slope: n ? ys[0] / Math.max(1, xs[0]) : 0, intercept: 0 };
+  const mx = xs.reduce((a, b) => a + b, 0) / n;
+  const my = ys.reduce((a, b) => a + b, 0) / n;
+  let sxy = 0;
+  let sxx = 0;
+  for (let i = 0; i < n; i++) {
+    sxy += (xs[i] - mx) * (ys[i] - my);
+    sxx += (xs[i] - mx) ** 2;
+  }
+  const slope = sxx > 0 ? sxy / sxx : 0;
+  return { slope, intercept: my - slope * mx };
+}
+
