@@ -9,6 +9,7 @@ import { argmaxRows } from '../../src/models/train.js';
 import { Net } from '../../src/models/net.js';
 import { paramError } from '../../src/metrics/param-error.js';
 import { UsageError } from '../../src/errors.js';
+import { fidelity, uniformInputs } from '../../src/metrics/agreement.js';
 import { madObjective } from '../../src/defenses/mad.js';
 import { createNet, parseModelSpec } from '../../src/models/zoo.js';
 
@@ -274,3 +275,51 @@ describe('input-noise (Grana 2020)', () => {
   });
 });
 
+
+describe('defenses against a Knockoff attacker (small scale)', () => {
+  const d = 8;
+  const k4 = 4;
+  const r = new Rng(21);
+  const w1 = Float32Array.from({ length: d * 16 }, () => r.normal(0, 1.2));
+  const w2 = Float32Array.from({ length: 16 * k4 }, () => r.normal(0, 0.7));
+  const pr = new Rng(5);
+  const n = 3000;
+  const pool = { name: 'gauss', x: Float32Array.from({ length: n * d }, () => Math.max(-1, Math.min(1, pr.normal(0, 0.6)))), y: new Int32Array(n), n, numClasses: 1, classNames: ['all'] };
+
+  /** mean agreement (2 seeds) of a 300-query Knockoff surrogate with the victim, on uniform inputs */
+  async function attackerAgreement(spec: string, labels = 'auto'): Promise<number> {
+    const v = new Net({ kind: 'mlp', inputShape: [d], numClasses: k4, layers: [{ type: 'flatten' }, { type: 'dense', units: 16, activation: 'tanh' }, { type: 'dense', units: k4 }], head: 'softmax' }, [w1, new Float32Array(16), w2, new Float32Array(k4)]);
+    const unif = uniformInputs(new Rng(99), 4000, d, domain);
+    let sum = 0;
+    for (const seed of [1, 2]) {
+      const api = new LocalPredictionApi(v, [parseDefense(spec)], { rng: new Rng(1), domain, budget: 300 });
+      const res = await parseAttack(`knockoff:arch=mlp,epochs=100,lr=0.03,batch=32,labels=${labels}`).run(api, { inputShape: [d], numClasses: k4, domain, pool }, new Rng(seed));
+      sum += (await fidelity(v, res.surrogate, unif, 4000)).agreement;
+      res.surrogate.dispose();
+    }
+    v.dispose();
+    return sum / 2;
+  }
+
+  it('MAD-argmax: a larger ε lowers the attacker’s agreement (answers keep the victim’s top-1); an argmax attacker falls back to the labels-only level', async () => {
+    const none = await attackerAgreement('none');
+    const e02 = await attackerAgreement('mad:eps=0.2,argmax=true');
+    const e05 = await attackerAgreement('mad:eps=0.5,argmax=true');
+    const e1 = await attackerAgreement('mad:eps=1,argmax=true');
+    expect(e02).toBeLessThan(none - 0.03);
+    expect(e05).toBeLessThan(e02 - 0.03);
+    expect(e1).toBeLessThan(e05 - 0.1);
+    const labelsOnly = await attackerAgreement('top1');
+    const argmaxAttacker = await attackerAgreement('mad:eps=1,argmax=true', 'top1');
+    expect(argmaxAttacker).toBeCloseTo(labelsOnly, 6);
+    expect(argmaxAttacker).toBeGreaterThan(e1 + 0.1);
+  });
+
+  it('reverse sigmoid: a larger β lowers the attacker’s agreement', async () => {
+    const none = await attackerAgreement('none');
+    const b02 = await attackerAgreement('reverse-sigmoid:beta=0.2');
+    const b08 = await attackerAgreement('reverse-sigmoid:beta=0.8');
+    expect(b02).toBeLessThan(none - 0.02);
+    expect(b08).toBeLessThan(b02 - 0.02);
+  });
+});
