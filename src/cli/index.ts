@@ -72,6 +72,24 @@ Examples:
     .action(async (opts) => (await import('./attack.js')).attack(program.opts<GlobalOptions>(), opts));
 
   program
+    .command('bench')
+    .description('sweep datasets × victims × defenses × attacks × seeds (× budgets) into results/<run>/results.csv and summarise attacker success vs defender utility')
+    .option('-d, --dataset <name>', 'dataset, repeatable', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('-v, --victim <spec>', 'victim model, repeatable (default: cnn for images, logistic/softmax for tables)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--defense <spec>', "defense, repeatable; a value list sweeps (mad:eps=0.1,0.5,1), '+' stacks (round:decimals=2+top1); `none` is always added unless --no-baseline", (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--no-baseline', 'do not add the undefended baseline')
+    .option('-a, --attack <spec>', 'attack, repeatable (default: knockoff for image victims, equation solving + a label-only attack for tables)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('-b, --budget <list>', 'budgets, e.g. 1k,5k,10k or 1x,10x (default by victim kind)')
+    .option('--seeds <n>', 'seeds 1..n (default 3; --quick: 1)', intArg(1))
+    .option('--spec <file>', 'a JSON sweep spec with datasets, victims, defenses, attacks, budgets, seeds (flags override its fields)')
+    .option('-j, --jobs <n>', 'worker processes, one single-threaded cell each (default: cores)', intArg(1))
+    .option('-o, --out <dir>', 'output directory (default results/bench-<time>); re-running the same command resumes')
+    .option('--quick', 'a small grid that finishes in about a minute on 2 cores (1 seed, small budgets, few epochs)')
+    .option('--json', 'print the summary as JSON')
+    .addHelpText('after', '\nExamples:\n  $ mse bench --defense poison --dataset mnist --quick\n  $ mse bench -d mnist --defense mad:eps=0.5,1,argmax=true --defense reverse-sigmoid:beta=0.2,0.8 -b 1k,5k --seeds 3 -o results/mnist-defenses\n  $ mse bench -d adult -d breast-cancer --defense round:decimals=2,3,4 --seeds 3\n  $ mse bench --spec bench/sweeps/quick.json --jobs 2')
+    .action(async (opts) => (await import('./bench.js')).bench(program.opts<GlobalOptions>(), opts));
+
+  program
     .command('reproduce')
     .description("run a paper's reproduction spec (bench/papers/<paper>.json), write CSV + table, check every figure against its expected band")
     .argument('<paper>', 'paper id, e.g. tramer-2016')

@@ -23,7 +23,7 @@ export interface DefenseDef {
 }
 
 const MAD: ParamDecls = {
-  eps: { type: 'number', min: 0, default: 1, help: 'ε: the perturbation budget dist(ỹ, y) ≤ ε' },
+  eps: { type: 'number', min: 0, default: 0.5, help: 'ε: the perturbation budget dist(ỹ, y) ≤ ε (default 0.5, the reference README’s; at L1 ε ≥ 1 confident answers flip)' },
   ydist: { type: 'string', choices: ['l1', 'l2', 'kl'], default: 'l1', help: 'the distance ε bounds' },
   oracle: { type: 'string', choices: ['extreme', 'random', 'argmin'], default: 'extreme', help: 'target vertex: MAD’s (extreme), or the random / least-likely ablations' },
   argmax: { type: 'bool', default: false, help: 'MAD-argmax: keep every answer’s top-1 class' },

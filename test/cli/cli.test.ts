@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { HAVE_SHARED, SHARED_DATA } from '../testing/fixtures.js';
 
 // Drives the built CLI (npm test builds first) the way a user does.
+const BIN = 'bin/mse.js';
 function mse(args: string[], env: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, ['bin/mse.js', ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', ...env }, timeout: 120_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
@@ -15,8 +16,8 @@ describe('mse CLI', () => {
   it('--help lists the commands, each command has examples', () => {
     const r = mse(['--help']);
     expect(r.code).toBe(0);
-    for (const c of ['doctor', 'train', 'attack', 'datasets', 'list']) expect(r.out).toContain(c);
-    for (const c of ['doctor', 'train', 'attack', 'datasets', 'list']) expect(mse([c, '--help']).out).toContain('Examples:');
+    for (const c of ['doctor', 'train', 'attack', 'bench', 'reproduce', 'datasets', 'list']) expect(r.out).toContain(c);
+    for (const c of ['doctor', 'train', 'attack', 'bench', 'datasets', 'list']) expect(mse([c, '--help']).out).toContain('Examples:');
   });
 
   it('doctor prints the backend that is really active and the data directories', () => {
@@ -110,6 +111,52 @@ describe('mse attack', () => {
   it('bad budgets and names are usage errors', () => {
     expect(mse(['attack', '-d', 'linear', '-b', 'lots']).code).toBe(2);
     expect(mse(['attack', '-d', 'linear', '-a', 'eq-lrr']).err).toMatch(/Did you mean 'eq-lr'/);
+  });
+});
+
+describe('mse bench', () => {
+  const args = (out: string, jobs: string) => ['bench', '-d', 'linear', '-a', 'eq-lr', '--defense', 'round:decimals=1,3', '-b', '1x,2x', '--seeds', '2', '-j', jobs, '-o', out];
+
+  it('sweeps the grid with the baseline, summarises over seeds, and a re-run does nothing', () => {
+    const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'mse-bench-')), 'run');
+    const r = mse([...args(out, '1'), '--json']);
+    expect(r.code).toBe(0);
+    const res = JSON.parse(r.out) as { cells: number; summary: Array<{ key: Record<string, string>; seeds: number; metrics: Record<string, { mean: number; ci: number }> }> };
+    expect(res.cells).toBe(6); // {none, round 1, round 3} × 2 seeds, each with budgets 11 and 22
+    expect(res.summary).toHaveLength(6);
+    expect(res.summary.every((g) => g.seeds === 2)).toBe(true);
+    const none = res.summary.find((g) => g.key.defense === 'none' && g.key.budget === '11')!;
+    const coarse = res.summary.find((g) => g.key.defense_params === 'decimals=1' && g.key.budget === '11')!;
+    expect(none.metrics.agreement_test.mean).toBe(1);
+    expect(coarse.metrics.agreement_test.mean).toBeLessThan(1); // rounding to 1 decimal hurts equation solving
+    expect(Number.isFinite(coarse.metrics.agreement_test.ci)).toBe(true);
+    const again = mse(args(out, '1'));
+    expect(again.code).toBe(0);
+    expect(again.err).toMatch(/6 already in/);
+    expect(readFileSync(path.join(out, 'results.csv'), 'utf8').trim().split('\n')).toHaveLength(13);
+  });
+
+  it('with workers, a killed sweep resumes and ends with every row exactly once', async () => {
+    const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'mse-bench-')), 'run');
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [BIN, ...args(out, '2')], { env: { ...process.env, NO_COLOR: '1' }, stdio: 'ignore' });
+    const csvFile = path.join(out, 'results.csv');
+    // kill it as soon as the first rows are on disk
+    for (let i = 0; i < 600 && !(existsSync(csvFile) && readFileSync(csvFile, 'utf8').trim().split('\n').length > 1); i++) await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.on('close', r));
+    const r = mse(args(out, '2'));
+    expect(r.code).toBe(0);
+    const ids = readFileSync(csvFile, 'utf8').trim().split('\n').slice(1).map((l) => l.split(',')[0]);
+    expect(ids).toHaveLength(12);
+    expect(new Set(ids).size).toBe(12);
+  });
+
+  it('bad sweep input is a one-line usage error', () => {
+    const r = mse(['bench', '-d', 'linear', '--defense', 'mad:eps=-1']);
+    expect(r.code).toBe(2);
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+    expect(mse(['bench']).code).toBe(2);
   });
 });
 

@@ -1,0 +1,165 @@
+/**
+ * A sweep's grid: datasets × victims × defense stacks × attacks × seeds, each cell carrying its list
+ * of budgets (one query pass per cell for attacks with learning curves). Flags and spec files share
+ * one parser: a parameter given several values (`mad:eps=0.1,0.5,1`) is swept, one cell per value;
+ * `+` stacks defenses (`round:decimals=2+top1`).
+ */
+import { readFileSync } from 'node:fs';
+import { ATTACKS } from '../attacks/registry.js';
+import { assertDatasetName, loadDataset } from '../data/registry.js';
+import type { ResolveOptions } from '../data/resolve.js';
+import { DEFENSES } from '../defenses/registry.js';
+import { MseError, UsageError, unknownChoice } from '../errors.js';
+import { MODELS, parseModelSpec } from '../models/zoo.js';
+import type { ModelKind } from '../models/model.js';
+import { parseSpec, type ParamDecls } from '../params.js';
+import { parseBudget, resolveBudget } from './budget.js';
+import { parseAttack } from '../attacks/registry.js';
+import { parseDefense } from '../defenses/registry.js';
+
+export interface GridSpec {
+  datasets: string[];
+  /** default: the dataset's usual victim (cnn for images, logistic/softmax for tables) */
+  victims?: string[];
+  /** each entry one alternative: a defense spec, or several joined by '+'; `none` is added unless baseline is false */
+  defenses?: string[];
+  baseline?: boolean;
+  /** default: Knockoff for image victims, the equation-solving attack for tabular ones */
+  attacks?: string[];
+  /** counts or multiples, e.g. ["1k", "5k"] or ["1x", "10x"]; default by victim kind */
+  budgets?: string[];
+  seeds: number[];
+}
+
+export interface GridCell {
+  dataset: string;
+  victim: string;
+  defenses: string[];
+  attack: string;
+  seed: number;
+  budgets: number[];
+}
+
+/** One spec with swept parameters → every combination, each a plain spec string. */
+export function expandSpec(text: string, decls: ParamDecls): string[] {
+  const { name, raw } = parseSpec(text);
+  let out: string[][] = [[]];
+  for (const [key, vals] of Object.entries(raw)) {
+    // a list-typed parameter's list is one value (mlp:hidden=256,128); anything else with several values is swept
+    const alts = decls[key]?.type === 'int-list' ? [vals.join(',')] : vals;
+    out = out.flatMap((prefix) => alts.map((v) => [...prefix, `${key}=${v}`]));
+  }
+  return out.map((kv) => (kv.length ? `${name}:${kv.join(',')}` : name));
+}
+
+function declsOf(kind: 'defense' | 'attack' | 'model', name: string): ParamDecls {
+  const table: Record<string, { params: ParamDecls }> = kind === 'defense' ? DEFENSES : kind === 'attack' ? ATTACKS : MODELS;
+  const def = table[name];
+  if (!def) throw unknownChoice(kind, name, Object.keys(table));
+  return def.params;
+}
+
+/** A defense alternative ("round:decimals=1,2+top1") → every stack it stands for. */
+export function expandDefenseStack(text: string): string[][] {
+  let stacks: string[][] = [[]];
+  for (const part of text.split('+').map((s) => s.trim())) {
+    const alts = expandSpec(part, declsOf('defense', parseSpec(part).name));
+    alts.forEach(parseDefense); // validate every value now, before any slow work
+    stacks = stacks.flatMap((s) => alts.map((a) => [...s, a]));
+  }
+  return stacks;
+}
+
+export function defaultVictim(ds: { kind: 'image' | 'tabular'; numClasses: number }): string {
+  return ds.kind === 'image' ? 'cnn' : ds.numClasses === 2 ? 'logistic' : 'softmax';
+}
+
+export function defaultAttacks(kind: ModelKind): string[] {
+  switch (kind) {
+    case 'cnn':
+      return ['knockoff'];
+    case 'logistic':
+      return ['eq-lr', 'retrain-adaptive'];
+    case 'softmax':
+      return ['eq-softmax', 'retrain-uniform'];
+    case 'ovr':
+      return ['eq-ovr'];
+    case 'mlp':
+      return ['eq-mlp'];
+    case 'tree':
+      return ['tree-path'];
+  }
+}
+
+export function defaultBudgets(kind: ModelKind, quick: boolean): string[] {
+  if (kind === 'cnn') return quick ? ['1k', '2k'] : ['1k', '5k', '10k'];
+  if (kind === 'tree') return ['100k'];
+  return quick ? ['1x'] : ['1x', '10x', '100x'];
+}
+
+export function readGridSpec(file: string): Partial<GridSpec> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new MseError('spec', `cannot read ${file}: ${(e as Error).message}`);
+  }
+  let spec: unknown;
+  try {
+    spec = JSON.parse(text);
+  } catch (e) {
+    throw new UsageError(`${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new UsageError(`${file} must hold a JSON object with datasets, victims, defenses, attacks, budgets, seeds`);
+  const o = spec as Record<string, unknown>;
+  const known = ['datasets', 'victims', 'defenses', 'attacks', 'budgets', 'seeds', 'baseline'];
+  for (const k of Object.keys(o)) if (!known.includes(k)) throw unknownChoice(`field in ${file}`, k, known);
+  const strings = (k: string) => {
+    const v = o[k];
+    if (v === undefined) return undefined;
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new UsageError(`${file}: ${k} must be a list of strings`);
+    return v as string[];
+  };
+  let seeds: number[] | undefined;
+  if (o.seeds !== undefined) {
+    if (typeof o.seeds === 'number' && Number.isInteger(o.seeds) && o.seeds > 0) seeds = Array.from({ length: o.seeds }, (_, i) => i + 1);
+    else if (Array.isArray(o.seeds) && o.seeds.every((s) => Number.isInteger(s))) seeds = o.seeds as number[];
+    else throw new UsageError(`${file}: seeds must be a count or a list of integers`);
+  }
+  if (o.baseline !== undefined && typeof o.baseline !== 'boolean') throw new UsageError(`${file}: baseline must be true or false`);
+  return { datasets: strings('datasets'), victims: strings('victims'), defenses: strings('defenses'), attacks: strings('attacks'), budgets: strings('budgets'), seeds, baseline: o.baseline as boolean | undefined };
+}
+
+/** Check every name and value without loading anything (so a typo fails before the backend starts). */
+export function validateGrid(g: GridSpec): void {
+  if (!g.datasets.length) throw new UsageError('give at least one --dataset (or a --spec with datasets)');
+  g.datasets.forEach(assertDatasetName);
+  (g.defenses ?? []).forEach(expandDefenseStack);
+  g.attacks?.flatMap((a) => expandSpec(a, declsOf('attack', parseSpec(a).name))).forEach(parseAttack);
+  g.victims?.flatMap((v) => expandSpec(v, declsOf('model', parseSpec(v).name))).forEach(parseModelSpec);
+  g.budgets?.forEach(parseBudget);
+  if (!g.seeds.length) throw new UsageError('no seeds');
+}
+
+/** Validate every name and value, load what budgets need, and list the cells (in a stable order). */
+export async function buildGrid(g: GridSpec, quick: boolean, data: ResolveOptions): Promise<GridCell[]> {
+  validateGrid(g);
+  const stacks = [...(g.baseline === false ? [] : [['none']]), ...(g.defenses ?? []).flatMap(expandDefenseStack)];
+  const uniqueStacks = [...new Map(stacks.map((s) => [s.join('+'), s])).values()];
+  if (!uniqueStacks.length) throw new UsageError('no defenses to run: give --defense or leave the baseline on');
+  const attackAlts = g.attacks?.flatMap((a) => expandSpec(a, declsOf('attack', parseSpec(a).name)));
+  attackAlts?.forEach(parseAttack);
+  g.budgets?.forEach(parseBudget);
+  const cells: GridCell[] = [];
+  for (const name of g.datasets) {
+    const ds = await loadDataset(name, data);
+    const victims = g.victims?.flatMap((v) => expandSpec(v, declsOf('model', parseSpec(v).name))) ?? [defaultVictim(ds)];
+    for (const victim of victims) {
+      const spec = parseModelSpec(victim);
+      const attacks = attackAlts ?? defaultAttacks(spec.kind).map((a) => (quick && a === 'knockoff' ? 'knockoff:epochs=3' : a));
+      const budgets = [...new Set((g.budgets ?? defaultBudgets(spec.kind, quick)).map((b) => resolveBudget(parseBudget(b), ds, spec)))].sort((a, b) => a - b);
+      for (const defenses of uniqueStacks) for (const attack of attacks) for (const seed of g.seeds) cells.push({ dataset: name, victim, defenses, attack, seed, budgets });
+    }
+  }
+  return cells;
+}

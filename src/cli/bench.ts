@@ -1,0 +1,178 @@
+/**
+ * `mse bench`: sweep a grid of (dataset × victim × defense × attack × seed) cells, each with its
+ * budgets, into <out>/results.csv (resumable: finished cells are skipped, rows are appended whole),
+ * then print a summary over seeds (mean ± 95% CI). With --jobs N > 1 cells run in N single-threaded
+ * worker processes (`mse attack --json`, V8's single-threaded GC); the parent alone writes the CSV.
+ */
+import chalk from 'chalk';
+import { spawn } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MultiBar, Presets } from 'cli-progress';
+import { runCell, cellSpecOf } from '../bench/cell.js';
+import { ResultsCsv, readResults } from '../bench/csv-writer.js';
+import { buildGrid, readGridSpec, validateGrid, type GridCell, type GridSpec } from '../bench/grid.js';
+import { makeManifest, writeManifest } from '../bench/manifest.js';
+import { cellId, type ResultRow } from '../bench/result-row.js';
+import { formatStat, summarise } from '../bench/summary.js';
+import { loadDataset } from '../data/registry.js';
+import { MseError, UsageError } from '../errors.js';
+import { getVictim } from '../models/victim.js';
+import { parseModelSpec } from '../models/zoo.js';
+import { startBackend, table, useBars } from './common.js';
+import type { GlobalOptions } from './index.js';
+
+export interface BenchOpts {
+  dataset: string[];
+  victim: string[];
+  defense: string[];
+  attack: string[];
+  budget?: string;
+  seeds?: number;
+  spec?: string;
+  jobs?: number;
+  out?: string;
+  quick?: boolean;
+  baseline: boolean;
+  json?: boolean;
+}
+
+const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'mse.js');
+const SUMMARY_METRICS = ['surrogate_acc', 'agreement_test', 'defended_acc', 'perturbation_l1', 'queries', 'attacker_cpu_s', 'pow_s'];
+
+export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
+  const fromFile = o.spec ? readGridSpec(o.spec) : {};
+  const grid: GridSpec = {
+    datasets: o.dataset.length ? o.dataset : (fromFile.datasets ?? []),
+    victims: o.victim.length ? o.victim : fromFile.victims,
+    defenses: o.defense.length ? o.defense : fromFile.defenses,
+    attacks: o.attack.length ? o.attack : fromFile.attacks,
+    budgets: o.budget ? o.budget.split(',') : fromFile.budgets,
+    seeds: o.seeds ? Array.from({ length: o.seeds }, (_, i) => i + 1) : (fromFile.seeds ?? (o.quick ? [1] : [1, 2, 3])),
+    baseline: o.baseline && fromFile.baseline !== false,
+  };
+  const jobs = o.jobs ?? os.availableParallelism();
+  if (!(jobs >= 1)) throw new UsageError('--jobs must be at least 1');
+  const data = { dataDir: g.dataDir };
+  validateGrid(grid);
+  const b = await startBackend(g, !o.json);
+  const cells = await buildGrid(grid, o.quick === true, data);
+  const out = o.out ?? path.join('results', `bench-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}`);
+  const runId = path.basename(out);
+  const csv = new ResultsCsv(path.join(out, 'results.csv'));
+  writeManifest(out, makeManifest(runId, b, { command: 'bench', grid, quick: o.quick === true, jobs }));
+  const idsOf = (c: GridCell) => c.budgets.map((budget) => cellId(cellSpecOf({ ...c, budget, runId })));
+  const todo = cells.map((c) => ({ cell: c, missing: c.budgets.filter((_, i) => !csv.has(idsOf(c)[i])) })).filter((t) => t.missing.length);
+  const total = cells.length;
+  let done = total - todo.length;
+  const label = (c: GridCell) => `${c.attack} ${c.dataset}/${c.victim} [${c.defenses.join('+')}] seed ${c.seed}`;
+  if (!o.json) process.stderr.write(chalk.dim(`${total} cells (${cells.reduce((a, c) => a + c.budgets.length, 0)} rows), ${done} already in ${csv.file}; ${Math.min(jobs, todo.length)} worker${jobs > 1 ? 's' : ''}\n`));
+
+  const bars = useBars(g) && !o.json ? new MultiBar({ format: '{label} [{bar}] {value}/{total} | eta {eta_formatted}', stream: process.stderr, hideCursor: true, clearOnComplete: true }, Presets.shades_classic) : undefined;
+  const gridBar = bars?.create(total, done, { label: 'cells'.padEnd(40) });
+  const failures: string[] = [];
+  const t0 = performance.now();
+  const finish = (c: GridCell, rows: ResultRow[] | undefined, err?: string) => {
+    done++;
+    if (rows) for (const row of rows) csv.write(row);
+    if (err) failures.push(`${label(c)}: ${err}`);
+    gridBar?.update(done);
+    if (!bars && !o.json) process.stderr.write(`${err ? chalk.red('FAIL') : chalk.green('done')} [${done}/${total}] ${label(c)} (${((performance.now() - t0) / 1000).toFixed(0)} s)${err ? `: ${err}` : ''}\n`);
+  };
+  try {
+    if (jobs === 1 || todo.length <= 1) {
+      for (const { cell, missing } of todo) {
+        const bar = bars?.create(1, 0, { label: label(cell).slice(0, 40).padEnd(40) });
+        try {
+          const { rows } = await runCell({ ...cell, budget: missing[missing.length - 1], budgets: missing, runId, data, onProgress: (_phase, p) => {
+              if (!p || !bar) return;
+              bar.setTotal(p.total);
+              bar.update(p.done);
+            },
+          });
+          finish(cell, rows);
+        } catch (e) {
+          if (!(e instanceof MseError)) throw e;
+          finish(cell, undefined, e.message);
+        } finally {
+          bar && bars?.remove(bar);
+        }
+      }
+    } else {
+      // victims once, here, so workers only read the cache
+      for (const key of new Set(todo.map((t) => JSON.stringify([t.cell.dataset, t.cell.victim, t.cell.seed])))) {
+        const [dsName, victim, seed] = JSON.parse(key) as [string, string, number];
+        const v = await getVictim(await loadDataset(dsName, data), parseModelSpec(victim), seed);
+        v.model.dispose();
+      }
+      const queue = [...todo];
+      await Promise.all(
+        Array.from({ length: Math.min(jobs, queue.length) }, async () => {
+          for (let t = queue.shift(); t; t = queue.shift()) {
+            const { cell, missing } = t;
+            const r = await runWorker(g, cell, missing, runId);
+            finish(cell, r.rows, r.error);
+          }
+        }),
+      );
+    }
+  } finally {
+    bars?.stop();
+    csv.close();
+  }
+
+  // the summary covers this grid's cells only (the CSV may hold other runs' rows)
+  const wanted = new Set(cells.flatMap(idsOf));
+  const rows = readResults(csv.file).filter((r) => wanted.has(r.cell_id));
+  const groups = summarise(rows, SUMMARY_METRICS);
+  if (o.json) {
+    process.stdout.write(JSON.stringify({ out, backend: b.label, cells: total, failures, summary: groups }) + '\n');
+  } else {
+    const seedsNote = grid.seeds.length >= 2 ? `mean ± 95% CI over ${grid.seeds.length} seeds` : 'one seed (use --seeds 3 for confidence intervals)';
+    const head = ['dataset', 'victim', 'defense', 'attack', 'budget', 'attacker acc', 'agreement', 'defended acc', 'L1', 'PoW s', 'status'].map((h) => chalk.bold(h));
+    const lines = groups.map((gr) => [
+      gr.key.dataset,
+      gr.key.victim,
+      `${gr.key.defense}${gr.key.defense_params ? `:${gr.key.defense_params}` : ''}`,
+      gr.key.attack,
+      gr.key.budget,
+      colourAcc(formatStat(gr.metrics.surrogate_acc)),
+      formatStat(gr.metrics.agreement_test),
+      formatStat(gr.metrics.defended_acc),
+      formatStat(gr.metrics.perturbation_l1),
+      formatStat(gr.metrics.pow_s, 2),
+      gr.statuses.join(', '),
+    ]);
+    process.stdout.write(`${table([head, ...lines])}\n${chalk.dim(`${seedsNote}; backend ${b.label}; rows in ${csv.file}`)}\n`);
+  }
+  if (failures.length) {
+    for (const f of failures) process.stderr.write(chalk.red(`failed: ${f}\n`));
+    process.exitCode = 1;
+  }
+}
+
+function colourAcc(s: string): string {
+  return chalk.cyan(s);
+}
+
+/** One cell in a fresh single-threaded process; its rows come back as JSON lines. */
+function runWorker(g: GlobalOptions, c: GridCell, budgets: number[], runId: string): Promise<{ rows?: ResultRow[]; error?: string }> {
+  const args = ['--single-threaded-gc', BIN, '--threads', '1', '-q', '--backend', g.backend, ...(g.dataDir ? ['--data-dir', g.dataDir] : []), 'attack', '-d', c.dataset, '-v', c.victim, ...c.defenses.flatMap((d) => ['--defense', d]), '-a', c.attack, '-b', budgets.join(','), '--seed', String(c.seed), '--json'];
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('close', (code) => {
+      if (code !== 0) return resolve({ error: stderr.trim().split('\n').pop() ?? `worker exited with ${code}` });
+      try {
+        const rows = stdout.trim().split('\n').filter(Boolean).map((l) => ({ ...(JSON.parse(l) as ResultRow), run_id: runId }));
+        resolve({ rows });
+      } catch {
+        resolve({ error: 'worker printed something other than result rows' });
+      }
+    });
+  });
+}
