@@ -90,6 +90,23 @@ Examples:
     .action(async (opts) => (await import('./bench.js')).bench(program.opts<GlobalOptions>(), opts));
 
   program
+    .command('compare')
+    .description('compare two result CSVs: per-metric deltas joined on cells, paired t-tests when seeds allow, cells in only one file')
+    .argument('<a>', 'the reference results.csv')
+    .argument('<b>', 'the new results.csv')
+    .option('--timing', 'also compare timing columns (attacker CPU, PoW, slowdown, wall time)')
+    .option('--tolerance <x>', 'with one seed, a change beyond this counts (relative for counts and seconds)', (v: string) => {
+      const n = Number(v);
+      if (!(n >= 0)) throw new InvalidArgumentError('must be a number ≥ 0.');
+      return n;
+    }, 0.01)
+    .option('--fail-on-regression', 'exit 1 when a metric moved (significantly, or beyond the tolerance) or a cell is missing from <b>')
+    .option('--all', 'list unchanged metrics too')
+    .option('--json', 'print the comparison as JSON')
+    .addHelpText('after', '\nExamples:\n  $ mse compare results/main/results.csv results/branch/results.csv\n  $ mse compare a.csv b.csv --fail-on-regression --tolerance 0.02')
+    .action(async (a: string, b: string, opts) => (await import('./compare.js')).compare(a, b, opts));
+
+  program
     .command('reproduce')
     .description("run a paper's reproduction spec (bench/papers/<paper>.json), write CSV + table, check every figure against its expected band")
     .argument('<paper>', 'paper id, e.g. tramer-2016')

@@ -152,6 +152,22 @@ describe('mse bench', () => {
     expect(new Set(ids).size).toBe(12);
   });
 
+  it('mse compare: identical runs pass --fail-on-regression; a run missing cells fails it', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mse-cmp-'));
+    const a = path.join(dir, 'a');
+    const b = path.join(dir, 'b');
+    expect(mse(['bench', '-d', 'linear', '-a', 'eq-lr', '--defense', 'round:decimals=1', '-b', '1x', '--seeds', '2', '-j', '1', '-o', a]).code).toBe(0);
+    expect(mse(['bench', '-d', 'linear', '-a', 'eq-lr', '-b', '1x', '--seeds', '2', '-j', '1', '-o', b]).code).toBe(0);
+    const same = mse(['compare', path.join(a, 'results.csv'), path.join(a, 'results.csv'), '--fail-on-regression']);
+    expect(same.code).toBe(0);
+    expect(same.out).toMatch(/no metric differs/);
+    const missing = mse(['compare', path.join(a, 'results.csv'), path.join(b, 'results.csv'), '--fail-on-regression']);
+    expect(missing.code).toBe(1);
+    expect(missing.out).toMatch(/only in .*a\/results.csv: linear\/logistic round:decimals=1 eq-lr/);
+    expect(missing.err).toMatch(/regression: .*missing from the new results/);
+    expect(mse(['compare', path.join(dir, 'nope.csv'), path.join(b, 'results.csv')]).code).toBe(1);
+  });
+
   it('bad sweep input is a one-line usage error', () => {
     const r = mse(['bench', '-d', 'linear', '--defense', 'mad:eps=-1']);
     expect(r.code).toBe(2);

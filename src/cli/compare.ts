@@ -1,0 +1,45 @@
+/** `mse compare a.csv b.csv`: per-metric deltas between two runs, joined on cells, with significance when seeds allow. */
+import chalk from 'chalk';
+import { existsSync } from 'node:fs';
+import { compareResults, regressions } from '../bench/compare.js';
+import { readResults } from '../bench/csv-writer.js';
+import { MseError } from '../errors.js';
+import { table } from './common.js';
+
+export interface CompareOpts {
+  timing?: boolean;
+  tolerance: number;
+  failOnRegression?: boolean;
+  all?: boolean;
+  json?: boolean;
+}
+
+export function compare(fileA: string, fileB: string, o: CompareOpts): void {
+  for (const f of [fileA, fileB]) if (!existsSync(f)) throw new MseError('compare', `${f} does not exist`, 'give two results.csv files written by mse bench, attack or reproduce');
+  const a = readResults(fileA);
+  const b = readResults(fileB);
+  const c = compareResults(a, b, { timing: o.timing, tolerance: o.tolerance });
+  const reg = regressions(c);
+  if (o.json) {
+    process.stdout.write(JSON.stringify({ ...c, regressions: reg }) + '\n');
+  } else {
+    const f = (v: number) => (Number.isInteger(v) ? String(v) : Math.abs(v) >= 100 ? v.toFixed(1) : v.toPrecision(4));
+    const lines: string[][] = [['cell', 'metric', 'a', 'b', 'Δ', 'seeds', 'significance'].map((h) => chalk.bold(h))];
+    for (const cell of c.cells) {
+      for (const d of cell.deltas) {
+        if (!o.all && d.delta === 0) continue;
+        const sig = d.n >= 2 ? (d.significant ? chalk.yellow(`t = ${d.t.toFixed(2)}, p < 0.05`) : `t = ${d.t.toFixed(2)}, n.s.`) : d.beyondTolerance ? chalk.yellow(`|Δ| > ${o.tolerance}`) : 'within tolerance';
+        lines.push([cell.key, d.metric, f(d.a), f(d.b), `${d.delta > 0 ? '+' : ''}${f(d.delta)}`, String(d.n), sig]);
+      }
+    }
+    const unchanged = c.cells.filter((cell) => cell.deltas.every((d) => d.delta === 0)).length;
+    process.stdout.write(lines.length > 1 ? `${table(lines)}\n` : 'no metric differs\n');
+    process.stdout.write(chalk.dim(`${c.cells.length} cells in both (${unchanged} identical${o.all ? '' : ', not listed'}); timing columns ${o.timing ? 'included' : 'ignored (--timing to include)'}\n`));
+    for (const k of c.onlyA) process.stdout.write(chalk.red(`only in ${fileA}: ${k}\n`));
+    for (const k of c.onlyB) process.stdout.write(chalk.cyan(`only in ${fileB}: ${k}\n`));
+  }
+  if (o.failOnRegression && reg.length) {
+    for (const r of reg) process.stderr.write(chalk.red(`regression: ${r}\n`));
+    process.exitCode = 1;
+  }
+}
