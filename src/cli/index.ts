@@ -90,6 +90,15 @@ Examples:
     .action(async (opts) => (await import('./bench.js')).bench(program.opts<GlobalOptions>(), opts));
 
   program
+    .command('report')
+    .description('trade-off tables (Pareto frontier marked) and figures (SVG + PNG) from a results CSV')
+    .argument('<run>', 'a run directory (results/<run>) or a results.csv')
+    .option('-o, --out <dir>', 'where to write report.md and the figures (default <run>/report)')
+    .option('--no-png', 'SVG only')
+    .addHelpText('after', '\nExamples:\n  $ mse report results/mnist-defenses\n  $ mse report results/bench-2026-11-23/results.csv --out /tmp/report')
+    .action(async (run: string, opts) => (await import('./report.js')).report(run, opts));
+
+  program
     .command('compare')
     .description('compare two result CSVs: per-metric deltas joined on cells, paired t-tests when seeds allow, cells in only one file')
     .argument('<a>', 'the reference results.csv')

@@ -1,0 +1,86 @@
+/**
+ * Figures as Vega-Lite specs, rendered headless by Vega to SVG and rasterised to PNG by resvg
+ * (system fonts; DejaVu Sans on Debian). No hand-drawn SVG.
+ */
+import { Resvg } from '@resvg/resvg-js';
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+
+export interface CurvePoint {
+  defense: string;
+  budget: number;
+  acc: number;
+  lo?: number;
+  hi?: number;
+}
+
+export interface TradeoffPoint {
+  defense: string;
+  defendedAcc: number;
+  attackerAcc: number;
+  pareto: boolean;
+}
+
+const FONT = 'DejaVu Sans, Arial, sans-serif';
+const CONFIG = { font: FONT, axis: { labelFontSize: 12, titleFontSize: 13 }, legend: { labelFontSize: 12, titleFontSize: 13, labelLimit: 360 }, title: { fontSize: 14 } };
+
+/** Attacker accuracy vs query budget, one line per defense (log budget axis), with 95% CI bands when seeds allow. */
+export function curveSpec(title: string, points: CurvePoint[], victimAcc?: number): TopLevelSpec {
+  const layers: object[] = [{ mark: { type: 'line', point: true, strokeWidth: 2 } }];
+  // the CI band draws behind the lines and stays out of the legend (its opacity would wash the swatches out)
+  if (points.some((p) => p.lo !== undefined)) layers.unshift({ mark: { type: 'errorband', opacity: 0.15 }, encoding: { y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color: { field: 'defense', type: 'nominal', legend: null } }, transform: [{ filter: 'isValid(datum.lo)' }] });
+  if (victimAcc !== undefined) layers.push({ data: { values: [{ v: victimAcc }] }, mark: { type: 'rule', strokeDash: [4, 4], color: '#555' }, encoding: { y: { field: 'v', type: 'quantitative' }, color: { value: '#555' }, x: null } });
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title,
+    width: 520,
+    height: 320,
+    config: CONFIG,
+    data: { values: points },
+    encoding: {
+      x: { field: 'budget', type: 'quantitative', scale: { type: 'log', nice: false }, title: 'queries (budget)' },
+      y: { field: 'acc', type: 'quantitative', scale: { domain: [0, 1] }, title: 'attacker (surrogate) test accuracy' },
+      color: { field: 'defense', type: 'nominal', title: 'defense' },
+    },
+    layer: layers,
+  } as TopLevelSpec;
+}
+
+/** Defender accuracy vs attacker accuracy (the prediction-poisoning paper's main plot), Pareto frontier drawn. */
+export function tradeoffSpec(title: string, points: TradeoffPoint[]): TopLevelSpec {
+  const frontier = points.filter((p) => p.pareto).sort((a, b) => a.defendedAcc - b.defendedAcc);
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title,
+    width: 520,
+    height: 320,
+    config: CONFIG,
+    layer: [
+      { data: { values: frontier }, mark: { type: 'line', color: '#888', strokeDash: [6, 3] }, encoding: { x: { field: 'defendedAcc', type: 'quantitative' }, y: { field: 'attackerAcc', type: 'quantitative' } } },
+      {
+        data: { values: points },
+        mark: { type: 'point', filled: true, size: 90 },
+        encoding: {
+          x: { field: 'defendedAcc', type: 'quantitative', scale: { zero: false }, title: 'defender accuracy (what honest users get)' },
+          y: { field: 'attackerAcc', type: 'quantitative', scale: { zero: false }, title: 'attacker (surrogate) test accuracy' },
+          color: { field: 'defense', type: 'nominal', title: 'defense' },
+          shape: { field: 'pareto', type: 'nominal', title: 'Pareto-optimal' },
+        },
+      },
+    ],
+  } as TopLevelSpec;
+}
+
+export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+export function svgToPng(svg: string, scale = 2): Buffer {
+  const r = new Resvg(svg, { font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' }, fitTo: { mode: 'zoom', value: scale }, background: 'white' });
+  return Buffer.from(r.render().asPng());
+}

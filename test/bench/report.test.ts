@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { paretoFront, shortSpec, writeReport } from '../../src/report/report.js';
+import { DEFENSES } from '../../src/defenses/registry.js';
+
+describe('report', () => {
+  it('marks the Pareto frontier: higher defended accuracy and lower attacker accuracy', () => {
+    const front = paretoFront([
+      { defended: 0.98, attacker: 0.95 }, // none: best utility
+      { defended: 0.98, attacker: 0.75 }, // dominates none
+      { defended: 0.97, attacker: 0.78 }, // dominated by the one above
+      { defended: 0.5, attacker: 0.1 }, // worst utility, best protection
+    ]);
+    expect([...front].sort()).toEqual([1, 3]);
+  });
+
+  it('labels leave out parameters at their defaults', () => {
+    expect(shortSpec('mad', 'argmax=true,eps=0.5,oracle=extreme,proxy=auto,ydist=l1', DEFENSES.mad.params)).toBe('mad:argmax=true');
+    expect(shortSpec('reverse-sigmoid', 'beta=1,gamma=0.1', DEFENSES['reverse-sigmoid'].params)).toBe('reverse-sigmoid');
+    expect(shortSpec('none', '', DEFENSES.none.params)).toBe('none');
+  });
+
+  it('writes markdown tables and rendered figures (SVG with axis titles, PNG)', async () => {
+    const row = (defense: string, params: string, budget: number, seed: number, acc: number, dacc: number) => ({
+      dataset: 'mnist', victim: 'cnn', victim_acc: '0.98', defense, defense_params: params, attack: 'knockoff', attack_params: '', budget: String(budget), seed: String(seed),
+      surrogate_acc: String(acc), agreement_test: String(acc), queries: String(budget), attacker_cpu_s: '1', pow_s: '0', defended_acc: String(dacc), perturbation_l1: '0', perturbation_kl: '0', honest_slowdown: '1', status: 'ok',
+    });
+    const rows = [1, 2].flatMap((s) => [row('none', '', 1000, s, 0.7 + s / 100, 0.98), row('none', '', 5000, s, 0.9 + s / 100, 0.98), row('top1', '', 1000, s, 0.5, 0.98), row('top1', '', 5000, s, 0.8, 0.98)]);
+    const out = mkdtempSync(path.join(os.tmpdir(), 'mse-report-'));
+    const r = await writeReport(rows, out);
+    expect(r.markdown).toMatch(/## mnist \/ cnn \/ knockoff/);
+    expect(r.markdown).toMatch(/\| none \| 5000 \| 0\.915 ± 0\.064 \|/);
+    expect(r.markdown).toMatch(/\| top1 \| 5000 \| 0\.800 ± 0\.000 \|.*★ \|/);
+    const svg = readFileSync(path.join(out, 'mnist-cnn-knockoff-curve.svg'), 'utf8');
+    expect(svg).toContain('<svg');
+    expect(svg).toContain('queries (budget)');
+    expect(svg).toContain('attacker (surrogate) test accuracy');
+    const png = readFileSync(path.join(out, 'mnist-cnn-knockoff-tradeoff.png'));
+    expect(png.subarray(1, 4).toString()).toBe('PNG');
+    expect(existsSync(path.join(out, 'report.md'))).toBe(true);
+  });
+});
