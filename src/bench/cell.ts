@@ -267,5 +267,5 @@ async function defendedUtility(victim: Model, defenses: Defense[], ds: Dataset, 
     }
   }
   const l = api.ledger;
-  return { acc: correct / n, agreement: agree / n, l1: probsSeen ? l1 / n : undefined, kl: probsSeen ? kl / n : undefined, slowdown: l.apiSeconds > 0 ? (l.apiSeconds + l.powSeconds) / l.apiSeconds : 1 };
+  return { acc: correct / n, agreement: agree / n, l1: probsSeen ? l1 / n : undefined, kl: probsSeen ? Math.max(0, kl / n) : undefined, slowdown: l.apiSeconds > 0 ? (l.apiSeconds + l.powSeconds) / l.apiSeconds : 1 };
 }
