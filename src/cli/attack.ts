@@ -16,6 +16,8 @@ import type { AttackProgress } from '../attacks/types.js';
 import type { GlobalOptions } from './index.js';
 
 interface AttackOpts {
+  /** machine-readable progress on stderr (used by `mse bench` workers) */
+  progressJson?: boolean;
   dataset: string;
   victim?: string;
   defense: string[];
@@ -53,7 +55,7 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
       return;
     }
   }
-  const input = { ...base, budget: todo[todo.length - 1], budgets: todo, onProgress: progressReporter(g) };
+  const input = { ...base, budget: todo[todo.length - 1], budgets: todo, onProgress: o.progressJson ? jsonProgress() : progressReporter(g) };
   const { rows, notes } = await runCell(input);
   input.onProgress('done');
   for (const n of notes) process.stderr.write(chalk.dim(`note: ${n}\n`));
@@ -75,6 +77,17 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
 /** The attack a user most likely means for this victim family. */
 export function defaultAttack(kind: string): string {
   return ({ logistic: 'eq-lr', softmax: 'eq-softmax', ovr: 'eq-ovr', mlp: 'eq-mlp', tree: 'tree-path', cnn: 'knockoff' } as Record<string, string>)[kind] ?? 'retrain-uniform';
+}
+
+/** Progress as JSON lines on stderr, at most every 200 ms: {"progress": {phase, done, total, label}}. */
+function jsonProgress(): (phase: string, p?: AttackProgress) => void {
+  let last = 0;
+  return (phase, p) => {
+    const now = performance.now();
+    if (p && now - last < 200 && p.done < p.total) return;
+    last = now;
+    process.stderr.write(JSON.stringify({ progress: p ?? { phase, done: 0, total: 0 } }) + '\n');
+  };
 }
 
 /** One bar for the attack's queries, then one for the surrogate's training (examples, with the epoch in the label). */

@@ -22,6 +22,7 @@ import { getVictim } from '../models/victim.js';
 import { parseModelSpec } from '../models/zoo.js';
 import { startBackend, table, useBars } from './common.js';
 import type { GlobalOptions } from './index.js';
+import type { AttackProgress } from '../attacks/types.js';
 
 export interface BenchOpts {
   dataset: string[];
@@ -67,6 +68,8 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   const total = cells.length;
   let done = total - todo.length;
   const label = (c: GridCell) => `${c.attack} ${c.dataset}/${c.victim} [${c.defenses.join('+')}] seed ${c.seed}`;
+  // bars have 40 columns: what tells running cells apart first
+  const barLabel = (c: GridCell, phase = '') => `${c.defenses.join('+')} s${c.seed} ${c.attack} ${phase}`.slice(0, 40).padEnd(40);
   if (!o.json) process.stderr.write(chalk.dim(`${total} cells (${cells.reduce((a, c) => a + c.budgets.length, 0)} rows), ${done} already in ${csv.file}; ${Math.min(jobs, todo.length)} worker${jobs > 1 ? 's' : ''}\n`));
 
   const bars = useBars(g) && !o.json ? new MultiBar({ format: '{label} [{bar}] {value}/{total} | eta {eta_formatted}', stream: process.stderr, hideCursor: true, clearOnComplete: true }, Presets.shades_classic) : undefined;
@@ -83,7 +86,7 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   try {
     if (jobs === 1 || todo.length <= 1) {
       for (const { cell, missing } of todo) {
-        const bar = bars?.create(1, 0, { label: label(cell).slice(0, 40).padEnd(40) });
+        const bar = bars?.create(1, 0, { label: barLabel(cell) });
         try {
           const { rows } = await runCell({ ...cell, budget: missing[missing.length - 1], budgets: missing, runId, data, onProgress: (_phase, p) => {
               if (!p || !bar) return;
@@ -111,7 +114,13 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
         Array.from({ length: Math.min(jobs, queue.length) }, async () => {
           for (let t = queue.shift(); t; t = queue.shift()) {
             const { cell, missing } = t;
-            const r = await runWorker(g, cell, missing, runId);
+            const bar = bars?.create(1, 0, { label: barLabel(cell) });
+            const r = await runWorker(g, cell, missing, runId, (p) => {
+              if (!bar || !p.total) return;
+              bar.setTotal(p.total);
+              bar.update(p.done, { label: barLabel(cell, p.phase) });
+            });
+            if (bar) bars?.remove(bar);
             finish(cell, r.rows, r.error);
           }
         }),
@@ -157,14 +166,29 @@ function colourAcc(s: string): string {
 }
 
 /** One cell in a fresh single-threaded process; its rows come back as JSON lines. */
-function runWorker(g: GlobalOptions, c: GridCell, budgets: number[], runId: string): Promise<{ rows?: ResultRow[]; error?: string }> {
-  const args = ['--single-threaded-gc', BIN, '--threads', '1', '-q', '--backend', g.backend, ...(g.dataDir ? ['--data-dir', g.dataDir] : []), 'attack', '-d', c.dataset, '-v', c.victim, ...c.defenses.flatMap((d) => ['--defense', d]), '-a', c.attack, '-b', budgets.join(','), '--seed', String(c.seed), '--json'];
+function runWorker(g: GlobalOptions, c: GridCell, budgets: number[], runId: string, onProgress: (p: AttackProgress) => void): Promise<{ rows?: ResultRow[]; error?: string }> {
+  const args = ['--single-threaded-gc', BIN, '--threads', '1', '-q', '--backend', g.backend, ...(g.dataDir ? ['--data-dir', g.dataDir] : []), 'attack', '-d', c.dataset, '-v', c.victim, ...c.defenses.flatMap((d) => ['--defense', d]), '-a', c.attack, '-b', budgets.join(','), '--seed', String(c.seed), '--json', '--progress-json'];
   return new Promise((resolve) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
     let stdout = '';
     let stderr = '';
+    let partial = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stderr.on('data', (d: Buffer) => {
+      const lines = (partial + d.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines) {
+        if (line.startsWith('{"progress"')) {
+          try {
+            onProgress((JSON.parse(line) as { progress: AttackProgress }).progress);
+            continue;
+          } catch {
+            // not ours after all: keep it as text
+          }
+        }
+        stderr += line + '\n';
+      }
+    });
     child.on('close', (code) => {
       if (code !== 0) return resolve({ error: stderr.trim().split('\n').pop() ?? `worker exited with ${code}` });
       try {

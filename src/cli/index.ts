@@ -68,6 +68,7 @@ Examples:
     .option('-s, --seed <n>', 'random seed (victim, queries, attacker)', intArg(0), 1)
     .option('-o, --out <dir>', 'append the result row to <dir>/results.csv (skips a cell already there) and write <dir>/manifest.json')
     .option('--json', 'print the result row as JSON')
+    .addOption(new Option('--progress-json', 'progress as JSON lines on stderr (for mse bench workers)').hideHelp())
     .addHelpText('after', '\nExamples:\n  $ mse attack -d adult -v logistic -a eq-lr -b 1x\n  $ mse attack -d breast-cancer -a retrain-uniform -b 50x --seed 2\n  $ mse attack -d linear -a eq-lr -b 11 --out results/demo --json\n  $ mse attack -d mushroom -v tree:depth=6 -a tree-path -b 20k\n  $ mse attack -d mnist -a knockoff:pool=fashion-mnist -b 1k,5k,10k\n  $ mse attack -d mnist -a knockoff:labels=top1,epochs=5 -b 5k --defense top1')
     .action(async (opts) => (await import('./attack.js')).attack(program.opts<GlobalOptions>(), opts));
 
