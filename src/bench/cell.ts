@@ -7,7 +7,8 @@
 import { activeBackend, tf } from '../compute/backend.js';
 import { Rng } from '../compute/rng.js';
 import { LocalPredictionApi } from '../api/local-api.js';
-import type { ApiResponse, Defense } from '../api/types.js';
+import type { ApiResponse, Defense, PredictionApi } from '../api/types.js';
+import { HttpPredictionApi } from '../api/http-api.js';
 import { parseAttack } from '../attacks/registry.js';
 import { AttackNotApplicable, type Attack, type AttackerKnowledge, type AttackProgress, type AttackResult, type Pool } from '../attacks/types.js';
 import { loadDataset } from '../data/registry.js';
@@ -38,6 +39,11 @@ export interface CellInput {
   budgets?: number[];
   seed: number;
   runId: string;
+  /**
+   * Attack a remote API (`mse serve`) instead of an in-process one. The defenses listed are then
+   * the ones the server runs: they label the row and measure the defender's utility locally.
+   */
+  target?: { url: string; key?: string };
   data?: ResolveOptions;
   /** |U| for R_unif (Tramèr: 10,000) */
   unifSize?: number;
@@ -164,7 +170,10 @@ async function runPass(
   const budget = pass[pass.length - 1];
   const rng = new Rng(c.seed);
   // tree victims are served like BigML: each answer carries the leaf's identifier
-  const api = new LocalPredictionApi(v.model, defenses, { rng: rng.fork(), domain: ds.domain, budget, revealLeaves: victimSpec.kind === 'tree', clientId: `attacker-${budget}` });
+  const apiRng = rng.fork();
+  const api: PredictionApi = c.target
+    ? await HttpPredictionApi.connect(c.target.url, { key: c.target.key, budget })
+    : new LocalPredictionApi(v.model, defenses, { rng: apiRng, domain: ds.domain, budget, revealLeaves: victimSpec.kind === 'tree', clientId: `attacker-${budget}` });
   rng.fork(); // the utility stream (see utilityRng)
   const specOf = (b: number) => cellSpecOf({ ...c, budget: b });
   const base = (b: number) => ({ cell_id: cellId(specOf(b)), run_id: c.runId, mse_version: mseVersion(), backend: activeBackend().label, ...specOf(b), dataset_variant: ds.variant, victim_acc: v.testAcc });

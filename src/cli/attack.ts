@@ -16,6 +16,8 @@ import type { AttackProgress } from '../attacks/types.js';
 import type { GlobalOptions } from './index.js';
 
 interface AttackOpts {
+  target?: string;
+  key?: string;
   /** machine-readable progress on stderr (used by `mse bench` workers) */
   progressJson?: boolean;
   dataset: string;
@@ -42,7 +44,7 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
   const kind = parseModelSpec(victim).kind;
   const attackName = o.attack ?? defaultAttack(kind);
   const budgets = [...new Set(budgetSpecs.map((s) => resolveBudget(s, ds, parseModelSpec(victim))))].sort((a, b) => a - b);
-  const base = { dataset: o.dataset, victim, defenses: o.defense, attack: attackName, seed: o.seed, runId: o.out ? path.basename(o.out) : 'adhoc', data: { dataDir: g.dataDir } };
+  const base = { dataset: o.dataset, victim, defenses: o.defense, attack: attackName, seed: o.seed, runId: o.out ? path.basename(o.out) : 'adhoc', data: { dataDir: g.dataDir }, ...(o.target ? { target: { url: o.target, key: o.key } } : {}) };
   let todo = budgets;
   let csv: ResultsCsv | undefined;
   if (o.out) {

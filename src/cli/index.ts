@@ -68,9 +68,27 @@ Examples:
     .option('-s, --seed <n>', 'random seed (victim, queries, attacker)', intArg(0), 1)
     .option('-o, --out <dir>', 'append the result row to <dir>/results.csv (skips a cell already there) and write <dir>/manifest.json')
     .option('--json', 'print the result row as JSON')
+    .option('--target <url>', 'attack a remote API (mse serve) instead of an in-process one; --defense then names what the server runs')
+    .option('--key <key>', 'API key for --target')
     .addOption(new Option('--progress-json', 'progress as JSON lines on stderr (for mse bench workers)').hideHelp())
     .addHelpText('after', '\nExamples:\n  $ mse attack -d adult -v logistic -a eq-lr -b 1x\n  $ mse attack -d breast-cancer -a retrain-uniform -b 50x --seed 2\n  $ mse attack -d linear -a eq-lr -b 11 --out results/demo --json\n  $ mse attack -d mushroom -v tree:depth=6 -a tree-path -b 20k\n  $ mse attack -d mnist -a knockoff:pool=fashion-mnist -b 1k,5k,10k\n  $ mse attack -d mnist -a knockoff:labels=top1,epochs=5 -b 5k --defense top1')
     .action(async (opts) => (await import('./attack.js')).attack(program.opts<GlobalOptions>(), opts));
+
+  program
+    .command('serve')
+    .description('serve a (cached) victim behind its defenses as an HTTP prediction API, with API keys, budgets, rate limits and proof-of-work')
+    .requiredOption('-d, --dataset <name>', 'the victim’s dataset')
+    .option('-v, --victim <spec>', 'victim model (default: cnn for images, logistic/softmax for tables)')
+    .option('-s, --seed <n>', 'victim seed (the cached victim of mse attack/bench with this seed)', intArg(0), 1)
+    .option('--defense <spec>', 'defense, repeatable, applied in order', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--pow <on|off>', 'require a solved proof-of-work puzzle per request (adds the pow defense)', 'off')
+    .option('--keys <file>', 'API keys as JSON: {"keys": [{"key", "id", "budget"?, "ratePerSec"?}]}; without it the API is open')
+    .option('-p, --port <n>', 'port (0: any free one; the address is printed)', intArg(0), 8080)
+    .option('--host <addr>', 'interface to listen on', '127.0.0.1')
+    .option('--max-batch <n>', 'most inputs per request', intArg(1), 1024)
+    .option('--audit-log <file>', 'append every answered request to this JSON-lines file (rotated at 64 MiB)')
+    .addHelpText('after', '\nExamples:\n  $ mse serve -d mnist --defense mad:eps=0.5,argmax=true --pow on --port 8080\n  $ mse serve -d adult -v logistic --keys keys.json --audit-log audit.jsonl\n  $ mse attack -d mnist -a knockoff -b 5k --target http://127.0.0.1:8080')
+    .action(async (opts) => (await import('./serve.js')).serve(program.opts<GlobalOptions>(), opts));
 
   program
     .command('bench')

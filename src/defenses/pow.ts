@@ -31,14 +31,31 @@ export interface PowCalibration {
   hashRate: number;
 }
 
-export function pow(params: ParamValues): Defense & { calibration?: PowCalibration } {
+export type PowDefense = Defense & {
+  calibration?: PowCalibration;
+  /** HashCash bits the client's next puzzle needs, from its cost so far (capped at maxbits): what `mse serve` asks */
+  nextBits(clientId: string): number;
+};
+
+export function pow(params: ParamValues): PowDefense {
   const batch = params.batch as number;
   const base = params.base as number;
   const opts = { k: params.k as number, sigma: params.sigma as number, delta: params.delta as number };
   let env: { rep: Float32Array; labels: Int32Array; k: number } | undefined;
   const clients = new Map<string, PknnPrivacyCost>();
-  const defense: Defense & { calibration?: PowCalibration } = {
+  const bitsAt = (tracker: PknnPrivacyCost | undefined): number => {
+    const { slope, intercept, unit, hashRate } = defense.calibration!;
+    const n = tracker?.queries ?? 0;
+    const diff = Math.abs((tracker?.epsilon() ?? 0) - (slope * n + intercept));
+    const perPuzzle = Math.min(MAX_SECONDS, Math.max(unit, unit * base ** diff));
+    return Math.max(0, Math.round(Math.log2(perPuzzle * hashRate)));
+  };
+  const defense: PowDefense = {
     name: 'pow',
+    nextBits(clientId: string): number {
+      if (!defense.calibration) throw new MseError('pow', 'the pow defense was used before it was calibrated (bind)');
+      return Math.min(bitsAt(clients.get(clientId)), params.maxbits as number);
+    },
     params,
     async bind(e: DefenderEnv): Promise<void> {
       const k = e.victim.numClasses;
@@ -72,10 +89,8 @@ export function pow(params: ParamValues): Defense & { calibration?: PowCalibrati
       const tracker = clients.get(ctx.clientId) ?? new PknnPrivacyCost(env.rep, env.labels, env.k, opts);
       clients.set(ctx.clientId, tracker);
       tracker.add(logOf(ctx.probs.dataSync() as Float32Array), m);
-      const { slope, intercept, unit, hashRate } = defense.calibration;
-      const diff = Math.abs(tracker.epsilon() - (slope * tracker.queries + intercept));
-      const perPuzzle = Math.min(MAX_SECONDS, Math.max(unit, unit * base ** diff));
-      const bits = Math.max(0, Math.round(Math.log2(perPuzzle * hashRate)));
+      const { hashRate } = defense.calibration;
+      const bits = bitsAt(tracker);
       if (params.solve) solve(issueChallenge(Math.min(bits, params.maxbits as number), ctx.clientId));
       // each puzzle covers `batch` queries; a smaller batch pays its share
       return { powSeconds: ((2 ** bits / hashRate) * m) / batch };

@@ -57,7 +57,7 @@ export const DEFENSES: Record<string, DefenseDef> = {
       delta: { type: 'number', min: 1e-30, max: 1, default: 1e-5, help: 'δ of the privacy cost' },
       calib: { type: 'int', min: 1, default: 5000, help: 'held-out queries that trace the honest user (at most half the held-out set)' },
       solve: { type: 'bool', default: false, help: 'also solve every puzzle (else price it from the measured hash rate)' },
-      maxbits: { type: 'int', min: 0, max: 32, default: 20, help: 'with solve=true, cap the difficulty actually solved' },
+      maxbits: { type: 'int', min: 0, max: 32, default: 20, help: 'cap on the difficulty actually solved (solve=true, and the puzzles mse serve issues)' },
     },
     create: pow,
   },

@@ -168,6 +168,25 @@ describe('mse bench', () => {
     expect(mse(['compare', path.join(dir, 'nope.csv'), path.join(b, 'results.csv')]).code).toBe(1);
   });
 
+  it('mse serve answers over HTTP, an attack targets it, and SIGTERM drains and exits 0', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(process.execPath, [BIN, 'serve', '-d', 'linear', '-v', 'logistic', '-p', '0'], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let url = '';
+    child.stdout.on('data', (d: Buffer) => (url += d.toString()));
+    for (let i = 0; i < 400 && !url.includes('\n'); i++) await new Promise((r) => setTimeout(r, 50));
+    url = url.trim();
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    const r = spawnSync(process.execPath, [BIN, 'attack', '-d', 'linear', '-v', 'logistic', '-a', 'eq-lr', '-b', '1x', '--target', url, '--json'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 60_000 });
+    // spawnSync blocks this process but not the server's
+    expect(r.status).toBe(0);
+    const row = JSON.parse(r.stdout) as Record<string, number>;
+    expect(row.queries).toBe(11);
+    expect(row.agreement_test).toBe(1);
+    const exit = new Promise<number | null>((res) => child.on('close', res));
+    child.kill('SIGTERM');
+    expect(await exit).toBe(0);
+  });
+
   it('bad sweep input is a one-line usage error', () => {
     const r = mse(['bench', '-d', 'linear', '--defense', 'mad:eps=-1']);
     expect(r.code).toBe(2);
