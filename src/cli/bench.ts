@@ -12,6 +12,9 @@ import { fileURLToPath } from 'node:url';
 import { MultiBar, Presets } from 'cli-progress';
 import { runCell, cellSpecOf } from '../bench/cell.js';
 import { ResultsCsv, readResults } from '../bench/csv-writer.js';
+import { githubWorkflow, slurmScripts } from '../bench/emit.js';
+import { parseShard, shardOf } from '../bench/shard.js';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { buildGrid, readGridSpec, validateGrid, type GridCell, type GridSpec } from '../bench/grid.js';
 import { makeManifest, writeManifest } from '../bench/manifest.js';
 import { cellId, type ResultRow } from '../bench/result-row.js';
@@ -37,6 +40,30 @@ export interface BenchOpts {
   quick?: boolean;
   baseline: boolean;
   json?: boolean;
+  /** run only shard i of n (i/n) into <out>/shard-<i>-of-<n>.csv */
+  shard?: string;
+  /** write job files instead of running: slurm (sbatch array + merge) or github (matrix workflow) */
+  emit?: string;
+  shards: number;
+  slurmTime?: string;
+  slurmCpus?: number;
+  slurmMem?: string;
+  slurmPartition?: string;
+}
+
+/** The bench arguments that define the grid, to repeat in emitted job files. */
+function gridArgs(o: BenchOpts): string[] {
+  return [
+    ...o.dataset.flatMap((d) => ['-d', d]),
+    ...o.victim.flatMap((v) => ['-v', v]),
+    ...o.defense.flatMap((d) => ['--defense', d]),
+    ...o.attack.flatMap((a) => ['-a', a]),
+    ...(o.budget ? ['-b', o.budget] : []),
+    ...(o.seeds ? ['--seeds', String(o.seeds)] : []),
+    ...(o.spec ? ['--spec', o.spec] : []),
+    ...(o.quick ? ['--quick'] : []),
+    ...(o.baseline ? [] : ['--no-baseline']),
+  ];
 }
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'mse.js');
@@ -53,17 +80,38 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
     seeds: o.seeds ? Array.from({ length: o.seeds }, (_, i) => i + 1) : (fromFile.seeds ?? (o.quick ? [1] : [1, 2, 3])),
     baseline: o.baseline && fromFile.baseline !== false,
   };
+  if (o.emit !== undefined && o.emit !== 'slurm' && o.emit !== 'github') throw new UsageError(`--emit must be slurm or github, got '${o.emit}'`);
+  const shard = o.shard ? parseShard(o.shard) : undefined;
   const jobs = o.jobs ?? os.availableParallelism();
   if (!(jobs >= 1)) throw new UsageError('--jobs must be at least 1');
   const data = { dataDir: g.dataDir };
   validateGrid(grid);
-  const b = await startBackend(g, !o.json);
-  const cells = await buildGrid(grid, o.quick === true, data);
   const out = o.out ?? path.join('results', `bench-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}`);
+  if (o.emit) {
+    const e = { args: gridArgs(o), shards: o.shards, out, cwd: process.cwd(), time: o.slurmTime, cpus: o.slurmCpus, mem: o.slurmMem, partition: o.slurmPartition };
+    mkdirSync(out, { recursive: true });
+    const written: string[] = [];
+    if (o.emit === 'slurm') {
+      const sc = slurmScripts(e);
+      for (const [name, text] of [['sbatch-array.sh', sc.array], ['sbatch-merge.sh', sc.merge], ['submit.sh', sc.submit]] as const) {
+        writeFileSync(path.join(out, name), text, { mode: 0o755 });
+        written.push(path.join(out, name));
+      }
+    } else {
+      writeFileSync(path.join(out, 'mse-bench.yml'), githubWorkflow(e));
+      written.push(path.join(out, 'mse-bench.yml'));
+    }
+    process.stdout.write(`${written.join('\n')}\n`);
+    process.stderr.write(chalk.dim(o.emit === 'slurm' ? `submit with: bash ${path.join(out, 'submit.sh')}\n` : `copy ${written[0]} into .github/workflows/ and run it from the Actions tab\n`));
+    return;
+  }
+  const b = await startBackend(g, !o.json);
   const runId = path.basename(out);
-  const csv = new ResultsCsv(path.join(out, 'results.csv'));
-  writeManifest(out, makeManifest(runId, b, { command: 'bench', grid, quick: o.quick === true, jobs }));
   const idsOf = (c: GridCell) => c.budgets.map((budget) => cellId(cellSpecOf({ ...c, budget, runId })));
+  const allCells = await buildGrid(grid, o.quick === true, data);
+  const cells = shard ? shardOf(allCells, (c) => idsOf(c)[0], shard) : allCells;
+  const csv = new ResultsCsv(path.join(out, shard ? `shard-${shard.index}-of-${shard.count}.csv` : 'results.csv'));
+  writeManifest(out, makeManifest(runId, b, { command: 'bench', grid, quick: o.quick === true, jobs, ...(shard ? { shards: shard.count } : {}) }));
   const todo = cells.map((c) => ({ cell: c, missing: c.budgets.filter((_, i) => !csv.has(idsOf(c)[i])) })).filter((t) => t.missing.length);
   const total = cells.length;
   let done = total - todo.length;

@@ -105,7 +105,14 @@ Examples:
     .option('-o, --out <dir>', 'output directory (default results/bench-<time>); re-running the same command resumes')
     .option('--quick', 'a small grid that finishes in about a minute on 2 cores (1 seed, small budgets, few epochs)')
     .option('--json', 'print the summary as JSON')
-    .addHelpText('after', '\nExamples:\n  $ mse bench --defense poison --dataset mnist --quick\n  $ mse bench -d mnist --defense mad:eps=0.5,1,argmax=true --defense reverse-sigmoid:beta=0.2,0.8 -b 1k,5k --seeds 3 -o results/mnist-defenses\n  $ mse bench -d adult -d breast-cancer --defense round:decimals=2,3,4 --seeds 3\n  $ mse bench --spec bench/sweeps/quick.json --jobs 2')
+    .option('--shard <i/n>', 'run only shard i of n (a deterministic, balanced slice of the grid) into <out>/shard-i-of-n.csv; join with mse merge')
+    .option('--emit <slurm|github>', 'write job files for running the shards elsewhere instead of running (Slurm array + merge job, or a GitHub Actions matrix)')
+    .option('--shards <n>', 'shards for --emit', intArg(1), 4)
+    .option('--slurm-time <t>', 'Slurm --time per shard (default 04:00:00)')
+    .option('--slurm-cpus <n>', 'Slurm --cpus-per-task (default 2)', intArg(1))
+    .option('--slurm-mem <m>', 'Slurm --mem per shard, e.g. 8G')
+    .option('--slurm-partition <p>', 'Slurm partition')
+    .addHelpText('after', '\nExamples:\n  $ mse bench --defense poison --dataset mnist --quick\n  $ mse bench -d mnist --defense mad:eps=0.5,1,argmax=true --defense reverse-sigmoid:beta=0.2,0.8 -b 1k,5k --seeds 3 -o results/mnist-defenses\n  $ mse bench -d adult -d breast-cancer --defense round:decimals=2,3,4 --seeds 3\n  $ mse bench --spec bench/sweeps/quick.json --jobs 2\n  $ mse bench -d mnist --defense mad:eps=0.1,0.5,1 --seeds 5 -o results/big --emit slurm --shards 8 --slurm-mem 8G')
     .action(async (opts) => (await import('./bench.js')).bench(program.opts<GlobalOptions>(), opts));
 
   program
@@ -116,6 +123,14 @@ Examples:
     .option('--no-png', 'SVG only')
     .addHelpText('after', '\nExamples:\n  $ mse report results/mnist-defenses\n  $ mse report results/bench-2026-11-23/results.csv --out /tmp/report')
     .action(async (run: string, opts) => (await import('./report.js')).report(run, opts));
+
+  program
+    .command('merge')
+    .description("join a sweep's shard CSVs into results.csv, checking every cell of its grid is present exactly once")
+    .argument('<run...>', 'the run directory (its shard-*.csv and manifest.json), or shard CSV files')
+    .option('-o, --out <file>', 'merged CSV (default <run>/results.csv)')
+    .addHelpText('after', '\nExamples:\n  $ mse merge results/big\n  $ mse merge results/big/shard-*.csv')
+    .action(async (runs: string[], opts) => (await import('./merge.js')).merge(program.opts<GlobalOptions>(), runs, opts));
 
   program
     .command('compare')

@@ -187,6 +187,32 @@ describe('mse bench', () => {
     expect(await exit).toBe(0);
   });
 
+  it('shards run separately and merge into the single run’s results; a missing or duplicated shard fails the merge', async () => {
+    const { copyFileSync, rmSync } = await import('node:fs');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mse-shard-'));
+    const grid = ['bench', '-d', 'linear', '-a', 'eq-lr', '--defense', 'round:decimals=1,3', '-b', '1x', '--seeds', '2', '-j', '1'];
+    for (let i = 0; i < 3; i++) expect(mse([...grid, '-o', path.join(dir, 'sharded'), '--shard', `${i}/3`]).code).toBe(0);
+    const merged = mse(['merge', path.join(dir, 'sharded')]);
+    expect(merged.code).toBe(0);
+    expect(merged.out).toMatch(/6 cells from 3 shards, each exactly once/);
+    expect(mse([...grid, '-o', path.join(dir, 'single')]).code).toBe(0);
+    const cmp = mse(['compare', path.join(dir, 'single', 'results.csv'), path.join(dir, 'sharded', 'results.csv'), '--fail-on-regression']);
+    expect(cmp.code).toBe(0);
+    expect(cmp.out).toMatch(/no metric differs/);
+    // a duplicated shard, then a missing one
+    rmSync(path.join(dir, 'sharded', 'results.csv'));
+    copyFileSync(path.join(dir, 'sharded', 'shard-0-of-3.csv'), path.join(dir, 'sharded', 'shard-3-of-3.csv'));
+    const dup = mse(['merge', path.join(dir, 'sharded')]);
+    expect(dup.code).toBe(1);
+    expect(dup.err).toMatch(/duplicated: eq-lr linear\/logistic/);
+    rmSync(path.join(dir, 'sharded', 'shard-3-of-3.csv'));
+    rmSync(path.join(dir, 'sharded', 'shard-1-of-3.csv'));
+    const miss = mse(['merge', path.join(dir, 'sharded')]);
+    expect(miss.code).toBe(1);
+    expect(miss.err).toMatch(/missing: eq-lr linear\/logistic/);
+    expect(existsSync(path.join(dir, 'sharded', 'results.csv'))).toBe(false);
+  });
+
   it('bad sweep input is a one-line usage error', () => {
     const r = mse(['bench', '-d', 'linear', '--defense', 'mad:eps=-1']);
     expect(r.code).toBe(2);

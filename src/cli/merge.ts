@@ -1,0 +1,62 @@
+/**
+ * `mse merge results/<run>` (or shard CSVs): join the shards of a sweep into <run>/results.csv,
+ * checking against the grid in <run>/manifest.json that every cell is present exactly once.
+ * Missing or duplicated cells are listed and the exit code is 1 (nothing is written then).
+ */
+import chalk from 'chalk';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { cellSpecOf } from '../bench/cell.js';
+import { ResultsCsv, readResults } from '../bench/csv-writer.js';
+import { buildGrid, type GridSpec } from '../bench/grid.js';
+import { cellId, RESULT_COLUMNS, type ResultRow } from '../bench/result-row.js';
+import { MseError } from '../errors.js';
+import { startBackend } from './common.js';
+import type { GlobalOptions } from './index.js';
+
+export async function merge(g: GlobalOptions, targets: string[], o: { out?: string }): Promise<void> {
+  const files = targets.flatMap((t) => (existsSync(t) && statSync(t).isDirectory() ? readdirSync(t).filter((f) => /^shard-\d+-of-\d+\.csv$/.test(f)).map((f) => path.join(t, f)) : [t]));
+  if (!files.length) throw new MseError('merge', `no shard CSVs in ${targets.join(', ')}`, 'run mse bench … --shard i/n first');
+  for (const f of files) if (!existsSync(f)) throw new MseError('merge', `${f} does not exist`);
+  const dir = path.dirname(files[0]);
+  const manifestFile = path.join(dir, 'manifest.json');
+  if (!existsSync(manifestFile)) throw new MseError('merge', `${manifestFile} is missing: it holds the sweep's grid`, 'merge the shards of one mse bench run, in its output directory');
+  const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as { spec?: { grid?: GridSpec; quick?: boolean } };
+  if (!manifest.spec?.grid) throw new MseError('merge', `${manifestFile} does not describe an mse bench grid`);
+  await startBackend(g, false);
+  const cells = await buildGrid(manifest.spec.grid, manifest.spec.quick === true, { dataDir: g.dataDir });
+  const expected = new Map<string, string>();
+  for (const c of cells) for (const budget of c.budgets) expected.set(cellId(cellSpecOf({ ...c, budget, runId: '' })), `${c.attack} ${c.dataset}/${c.victim} [${c.defenses.join('+')}] seed ${c.seed} budget ${budget}`);
+  const seen = new Map<string, { row: Record<string, string>; files: string[] }>();
+  for (const f of files) {
+    for (const r of readResults(f)) {
+      const e = seen.get(r.cell_id);
+      if (e) e.files.push(f);
+      else seen.set(r.cell_id, { row: r, files: [f] });
+    }
+  }
+  const missing = [...expected].filter(([id]) => !seen.has(id));
+  const duplicated = [...seen].filter(([, e]) => e.files.length > 1);
+  const unexpected = [...seen].filter(([id]) => !expected.has(id));
+  for (const [, what] of missing) process.stderr.write(chalk.red(`missing: ${what}\n`));
+  for (const [id, e] of duplicated) process.stderr.write(chalk.red(`duplicated: ${expected.get(id) ?? id} in ${e.files.join(', ')}\n`));
+  for (const [id, e] of unexpected) process.stderr.write(chalk.yellow(`not in the grid (ignored): ${id} from ${e.files[0]}\n`));
+  if (missing.length || duplicated.length) {
+    process.stderr.write(`${expected.size} cells expected: ${missing.length} missing, ${duplicated.length} duplicated; nothing written\n`);
+    process.exitCode = 1;
+    return;
+  }
+  const outFile = o.out ?? path.join(dir, 'results.csv');
+  const csv = new ResultsCsv(outFile);
+  let written = 0;
+  try {
+    for (const [id, e] of seen) {
+      if (!expected.has(id) || csv.has(id)) continue;
+      csv.write(Object.fromEntries(RESULT_COLUMNS.map((k) => [k, e.row[k] ?? ''])) as ResultRow);
+      written++;
+    }
+  } finally {
+    csv.close();
+  }
+  process.stdout.write(`${expected.size} cells from ${files.length} shards, each exactly once: ${outFile} (${written} rows written)\n`);
+}
