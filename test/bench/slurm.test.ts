@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import path from 'node:path';
 
 const slurmUp = spawnSync('sinfo', ['-h'], { timeout: 5000 }).status === 0;
@@ -13,6 +13,8 @@ const mse = (args: string[]) => spawnSync(process.execPath, ['bin/mse.js', ...ar
 
 describe('Slurm job arrays', () => {
   it.skipIf(!slurmUp)(`a 4-shard sweep through sbatch merges into the single-process results${slurmUp ? '' : ' — SKIPPED: no running Slurm here (sinfo failed)'}`, async () => {
+    // inside the checkout: the jobs run on the cluster's (here: this) file system
+    mkdirSync(path.join(process.cwd(), '.vitest-cache'), { recursive: true });
     const dir = mkdtempSync(path.join(process.cwd(), '.vitest-cache', 'slurm-'));
     const grid = ['bench', '-d', 'linear', '-a', 'eq-lr', '--defense', 'round:decimals=1,2,3', '-b', '1x', '--seeds', '2'];
     expect(mse([...grid, '-o', path.join(dir, 'cluster'), '--emit', 'slurm', '--shards', '4', '--slurm-cpus', '1', '--slurm-time', '00:10:00']).status).toBe(0);
