@@ -21,9 +21,9 @@ import type { PredictionApi } from '../api/types.js';
 import { makeOptimizer } from '../models/optimizer.js';
 import { predictAll } from '../models/train.js';
 import type { ParamValues } from '../params.js';
-import { poolNeeds, requirePool } from './knockoff.js';
+import { knockoffPlan, poolNeeds } from './knockoff.js';
 import { newSurrogate, QueryLog, trainCurve } from './surrogate.js';
-import { AttackNotApplicable, remaining, type Attack, type AttackResult, type AttackerKnowledge, type RunOptions } from './types.js';
+import type { Attack, AttackResult, AttackerKnowledge, RunOptions } from './types.js';
 
 /** Running mean and variance (Welford). */
 class RunningStat {
@@ -52,16 +52,8 @@ export function knockoffAdaptive(params: ParamValues): Attack {
     params,
     needs: (ds) => poolNeeds('knockoff-adaptive', params, ds),
     async run(api: PredictionApi, know: AttackerKnowledge, rng: Rng, opts: RunOptions = {}): Promise<AttackResult> {
-      if (api.info.reveals === 'leaf') throw new AttackNotApplicable('knockoff-adaptive', 'tree victims are extracted by path-finding (tree-path)');
-      const pool = requirePool('knockoff-adaptive', know);
-      const budget = remaining(api);
-      if (!Number.isFinite(budget) || budget < 1) throw new AttackNotApplicable('knockoff-adaptive', 'it needs a finite, positive query budget');
-      const d = know.inputShape.reduce((a, b) => a * b, 1);
-      const k = know.numClasses;
+      const { pool, d, k, m, notes } = knockoffPlan('knockoff-adaptive', api, know);
       const A = pool.numClasses;
-      const notes: string[] = [];
-      const m = Math.min(budget, pool.n);
-      if (m < budget) notes.push(`the pool ${pool.name} has ${pool.n} images: ${budget - m} queries of the budget left unused`);
       // each action's images, in a seeded order, consumed without replacement
       const groups: number[][] = Array.from({ length: A }, () => []);
       for (const i of rng.permutation(pool.n)) groups[pool.y[i]].push(i);

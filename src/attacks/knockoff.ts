@@ -34,6 +34,17 @@ export function requirePool(attack: string, know: AttackerKnowledge): Pool {
   return pool;
 }
 
+/** What both Knockoff strategies check and size before spending a query: the pool, the budget, the sample size. */
+export function knockoffPlan(attack: string, api: PredictionApi, know: AttackerKnowledge): { pool: Pool; d: number; k: number; m: number; notes: string[] } {
+  if (api.info.reveals === 'leaf') throw new AttackNotApplicable(attack, 'tree victims are extracted by path-finding (tree-path)');
+  const pool = requirePool(attack, know);
+  const budget = remaining(api);
+  if (!Number.isFinite(budget) || budget < 1) throw new AttackNotApplicable(attack, 'it needs a finite, positive query budget');
+  const m = Math.min(budget, pool.n);
+  const notes = m < budget ? [`the pool ${pool.name} has ${pool.n} images: ${budget - m} queries of the budget left unused (sampling is without replacement)`] : [];
+  return { pool, d: know.inputShape.reduce((a, b) => a * b, 1), k: know.numClasses, m, notes };
+}
+
 export function knockoff(params: ParamValues): Attack {
   return {
     name: 'knockoff',
@@ -41,15 +52,7 @@ export function knockoff(params: ParamValues): Attack {
     params,
     needs: (ds) => poolNeeds('knockoff', params, ds),
     async run(api: PredictionApi, know: AttackerKnowledge, rng: Rng, opts: RunOptions = {}): Promise<AttackResult> {
-      if (api.info.reveals === 'leaf') throw new AttackNotApplicable('knockoff', 'tree victims are extracted by path-finding (tree-path)');
-      const pool = requirePool('knockoff', know);
-      const budget = remaining(api);
-      if (!Number.isFinite(budget) || budget < 1) throw new AttackNotApplicable('knockoff', 'it needs a finite, positive query budget');
-      const d = know.inputShape.reduce((a, b) => a * b, 1);
-      const k = know.numClasses;
-      const notes: string[] = [];
-      const m = Math.min(budget, pool.n);
-      if (m < budget) notes.push(`the pool ${pool.name} has ${pool.n} images: ${budget - m} queries of the budget left unused (sampling is without replacement)`);
+      const { pool, d, k, m, notes } = knockoffPlan('knockoff', api, know);
       // the order depends only on the seed, so a smaller budget's queries are a prefix of a larger one's
       const order = rng.permutation(pool.n);
       const trainSeed = rng.nextUint32();

@@ -6,6 +6,7 @@
 import { tf } from '../compute/backend.js';
 import type { Defense } from '../api/types.js';
 import type { ParamValues } from '../params.js';
+import { renormalise } from './simplex.js';
 
 export function noise(params: ParamValues): Defense {
   const sigma = params.sigma as number;
@@ -16,10 +17,9 @@ export function noise(params: ParamValues): Defense {
       const e = new Float32Array(p.size);
       for (let i = 0; i < e.length; i++) e[i] = ctx.rng.normal(0, sigma);
       return tf.tidy(() => {
-        const noisy = tf.relu(tf.add(p, tf.tensor(e, p.shape)));
-        const s = tf.sum(noisy, 1, true);
+        const noisy = tf.relu(tf.add(p, tf.tensor(e, p.shape))) as tf.Tensor2D;
         // a row pushed entirely to 0 keeps its true posterior rather than becoming NaN
-        return { probs: tf.where(tf.greater(s, 0).tile([1, p.shape[1]]), tf.div(noisy, tf.maximum(s, 1e-12)), p) as tf.Tensor2D };
+        return { probs: renormalise(noisy, p) };
       });
     },
   };

@@ -12,6 +12,7 @@
 import { tf } from '../compute/backend.js';
 import type { Defense } from '../api/types.js';
 import type { ParamValues } from '../params.js';
+import { renormalise } from './simplex.js';
 
 export function reverseSigmoid(params: ParamValues): Defense {
   const beta = params.beta as number;
@@ -24,9 +25,7 @@ export function reverseSigmoid(params: ParamValues): Defense {
         const y = tf.clipByValue(p, 1e-9, 1 - 1e-9);
         const logit = tf.log(tf.div(y, tf.sub(1, y)));
         const r = tf.mul(beta, tf.sub(tf.sigmoid(tf.mul(gamma, logit)), 0.5));
-        const d = tf.clipByValue(tf.sub(p, r), 0, 1);
-        const s = tf.sum(d, 1, true);
-        return { probs: tf.where(tf.greater(s, 0).tile([1, p.shape[1]]), tf.div(d, tf.maximum(s, 1e-12)), p) as tf.Tensor2D };
+        return { probs: renormalise(tf.clipByValue(tf.sub(p, r), 0, 1) as tf.Tensor2D, p) };
       }),
   };
 }

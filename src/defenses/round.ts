@@ -6,6 +6,7 @@
 import { tf } from '../compute/backend.js';
 import type { Defense } from '../api/types.js';
 import type { ParamValues } from '../params.js';
+import { renormalise } from './simplex.js';
 
 export function round(params: ParamValues): Defense {
   const scale = 10 ** (params.decimals as number);
@@ -14,10 +15,8 @@ export function round(params: ParamValues): Defense {
     params,
     output: (p) =>
       tf.tidy(() => {
-        const r = tf.div(tf.round(tf.mul(p, scale)), scale);
-        const s = tf.sum(r, 1, true);
-        const onehot = tf.oneHot(tf.argMax(p, 1), p.shape[1]).toFloat();
-        return { probs: tf.where(tf.greater(s, 0).tile([1, p.shape[1]]), tf.div(r, tf.maximum(s, 1e-12)), onehot) as tf.Tensor2D };
+        const r = tf.div(tf.round(tf.mul(p, scale)), scale) as tf.Tensor2D;
+        return { probs: renormalise(r, tf.oneHot(tf.argMax(p, 1), p.shape[1]).toFloat() as tf.Tensor2D) };
       }),
   };
 }
