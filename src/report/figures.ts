@@ -22,13 +22,13 @@ export interface TradeoffPoint {
 }
 
 const FONT = 'DejaVu Sans, Arial, sans-serif';
-const CONFIG = { font: FONT, axis: { labelFontSize: 12, titleFontSize: 13 }, legend: { labelFontSize: 12, titleFontSize: 13, labelLimit: 360 }, title: { fontSize: 14 } };
+const CONFIG = { font: FONT, axis: { labelFontSize: 12, titleFontSize: 13 }, legend: { labelFontSize: 12, titleFontSize: 13, labelLimit: 360, symbolOpacity: 1 }, title: { fontSize: 14 } };
 
 /** Attacker accuracy vs query budget, one line per defense (log budget axis), with 95% CI bands when seeds allow. */
 export function curveSpec(title: string, points: CurvePoint[], victimAcc?: number): TopLevelSpec {
   const layers: object[] = [{ mark: { type: 'line', point: true, strokeWidth: 2 } }];
-  // the CI band draws behind the lines and stays out of the legend (its opacity would wash the swatches out)
-  if (points.some((p) => p.lo !== undefined)) layers.unshift({ mark: { type: 'errorband', opacity: 0.15 }, encoding: { y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' }, color: { field: 'defense', type: 'nominal', legend: null } }, transform: [{ filter: 'isValid(datum.lo)' }] });
+  // 95% CI bands behind the lines; the legend keeps opaque swatches (config.legend.symbolOpacity)
+  if (points.some((p) => p.lo !== undefined)) layers.unshift({ mark: { type: 'errorband', opacity: 0.12 }, encoding: { y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } }, transform: [{ filter: 'isValid(datum.lo)' }] });
   if (victimAcc !== undefined) layers.push({ data: { values: [{ v: victimAcc }] }, mark: { type: 'rule', strokeDash: [4, 4], color: '#555' }, encoding: { y: { field: 'v', type: 'quantitative' }, color: { value: '#555' }, x: null } });
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
