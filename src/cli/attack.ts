@@ -11,6 +11,7 @@ import { cellId } from '../bench/result-row.js';
 import { assertDatasetName, loadDataset } from '../data/index.js';
 import { parseDefense } from '../defenses/registry.js';
 import { parseModelSpec } from '../models/zoo.js';
+import { defaultAttacks, defaultVictim } from '../bench/grid.js';
 import { progressBar, startBackend, table } from './common.js';
 import type { AttackProgress } from '../attacks/types.js';
 import type { GlobalOptions } from './index.js';
@@ -40,9 +41,10 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
   const b = await startBackend(g);
   const ds = await loadDataset(o.dataset, { dataDir: g.dataDir, progress: !g.quiet });
   for (const n of ds.notes) process.stderr.write(chalk.yellow(`note: ${n}\n`));
-  const victim = o.victim ?? (ds.kind === 'image' ? 'cnn' : ds.numClasses === 2 ? 'logistic' : 'softmax');
+  const victim = o.victim ?? defaultVictim(ds);
   const kind = parseModelSpec(victim).kind;
-  const attackName = o.attack ?? defaultAttack(kind);
+  // the first of a sweep's defaults for this family: Knockoff for CNNs, equation solving for the rest
+  const attackName = o.attack ?? defaultAttacks(kind)[0];
   const budgets = [...new Set(budgetSpecs.map((s) => resolveBudget(s, ds, parseModelSpec(victim))))].sort((a, b) => a - b);
   const base = { dataset: o.dataset, victim, defenses: o.defense, attack: attackName, seed: o.seed, runId: o.out ? path.basename(o.out) : 'adhoc', data: { dataDir: g.dataDir }, ...(o.target ? { target: { url: o.target, key: o.key } } : {}) };
   let todo = budgets;
@@ -74,11 +76,6 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
   const keys = ['dataset', 'victim', 'victim_acc', 'defense', 'attack', 'budget', 'queries', 'surrogate_acc', 'agreement_test', 'agreement_unif', 'param_error', 'defended_acc', 'defended_agreement', 'perturbation_l1', 'honest_slowdown', 'attacker_cpu_s', 'pow_s', 'wall_s', 'backend', 'status'] as const;
   process.stdout.write(table(keys.map((k) => [k, ...rows.map((row) => fmt(row[k]))])) + '\n');
   if (csv) process.stderr.write(chalk.dim(`appended ${rows.length} row${rows.length === 1 ? '' : 's'} to ${csv.file}\n`));
-}
-
-/** The attack a user most likely means for this victim family. */
-export function defaultAttack(kind: string): string {
-  return ({ logistic: 'eq-lr', softmax: 'eq-softmax', ovr: 'eq-ovr', mlp: 'eq-mlp', tree: 'tree-path', cnn: 'knockoff' } as Record<string, string>)[kind] ?? 'retrain-uniform';
 }
 
 /** Progress as JSON lines on stderr, at most every 200 ms: {"progress": {phase, done, total, label}}. */

@@ -194,7 +194,7 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
       `${gr.key.defense}${gr.key.defense_params ? `:${gr.key.defense_params}` : ''}`,
       gr.key.attack,
       gr.key.budget,
-      colourAcc(formatStat(gr.metrics.surrogate_acc)),
+      chalk.cyan(formatStat(gr.metrics.surrogate_acc)),
       formatStat(gr.metrics.agreement_test),
       formatStat(gr.metrics.defended_acc),
       formatStat(gr.metrics.perturbation_l1),
@@ -207,10 +207,6 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
     for (const f of failures) process.stderr.write(chalk.red(`failed: ${f}\n`));
     process.exitCode = 1;
   }
-}
-
-function colourAcc(s: string): string {
-  return chalk.cyan(s);
 }
 
 /** One cell in a fresh single-threaded process; its rows come back as JSON lines. */

@@ -21,7 +21,12 @@ export async function merge(g: GlobalOptions, targets: string[], o: { out?: stri
   const dir = path.dirname(files[0]);
   const manifestFile = path.join(dir, 'manifest.json');
   if (!existsSync(manifestFile)) throw new MseError('merge', `${manifestFile} is missing: it holds the sweep's grid`, 'merge the shards of one mse bench run, in its output directory');
-  const manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as { spec?: { grid?: GridSpec; quick?: boolean } };
+  let manifest: { spec?: { grid?: GridSpec; quick?: boolean } };
+  try {
+    manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as typeof manifest;
+  } catch (e) {
+    throw new MseError('merge', `${manifestFile} is not readable JSON: ${(e as Error).message}`);
+  }
   if (!manifest.spec?.grid) throw new MseError('merge', `${manifestFile} does not describe an mse bench grid`);
   await startBackend(g, false);
   const cells = await buildGrid(manifest.spec.grid, manifest.spec.quick === true, { dataDir: g.dataDir });

@@ -8,6 +8,7 @@ import { MseError, UsageError } from '../errors.js';
 import { getVictim } from '../models/victim.js';
 import { parseModelSpec } from '../models/zoo.js';
 import { createServer, type ClientKey } from '../serve/server.js';
+import { defaultVictim } from '../bench/grid.js';
 import { startBackend } from './common.js';
 import type { GlobalOptions } from './index.js';
 
@@ -46,7 +47,7 @@ export async function serve(g: GlobalOptions, o: ServeOpts): Promise<void> {
   const keys = o.keys ? readKeys(o.keys) : undefined;
   await startBackend(g);
   const ds = await loadDataset(o.dataset, { dataDir: g.dataDir });
-  const victim = o.victim ?? (ds.kind === 'image' ? 'cnn' : ds.numClasses === 2 ? 'logistic' : 'softmax');
+  const victim = o.victim ?? defaultVictim(ds);
   const v = await getVictim(ds, parseModelSpec(victim), o.seed);
   for (const d of defenses) await d.bind?.({ victim: v.model, train: ds.train, heldOut: ds.test });
   const app = await createServer({ victim: v.model, defenses, domain: ds.domain, seed: o.seed, keys, pow: o.pow === 'on', maxBatch: o.maxBatch, auditLog: o.auditLog, auditMaxBytes: 64 * 1024 * 1024 });

@@ -22,6 +22,8 @@ export interface TradeoffPoint {
 }
 
 const FONT = 'DejaVu Sans, Arial, sans-serif';
+/** What every figure shares: schema, size, fonts. */
+const BASE = { $schema: 'https://vega.github.io/schema/vega-lite/v5.json', width: 520, height: 320 } as const;
 const CONFIG = { font: FONT, axis: { labelFontSize: 12, titleFontSize: 13 }, legend: { labelFontSize: 12, titleFontSize: 13, labelLimit: 360, symbolOpacity: 1 }, title: { fontSize: 14 } };
 
 /** Attacker accuracy vs query budget, one line per defense (log budget axis), with 95% CI bands when seeds allow. */
@@ -31,10 +33,8 @@ export function curveSpec(title: string, points: CurvePoint[], victimAcc?: numbe
   if (points.some((p) => p.lo !== undefined)) layers.unshift({ mark: { type: 'errorband', opacity: 0.12 }, encoding: { y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } }, transform: [{ filter: 'isValid(datum.lo)' }] });
   if (victimAcc !== undefined) layers.push({ data: { values: [{ v: victimAcc }] }, mark: { type: 'rule', strokeDash: [4, 4], color: '#555' }, encoding: { y: { field: 'v', type: 'quantitative' }, color: { value: '#555' }, x: null } });
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    ...BASE,
     title,
-    width: 520,
-    height: 320,
     config: CONFIG,
     data: { values: points },
     encoding: {
@@ -50,10 +50,8 @@ export function curveSpec(title: string, points: CurvePoint[], victimAcc?: numbe
 export function tradeoffSpec(title: string, points: TradeoffPoint[]): TopLevelSpec {
   const frontier = points.filter((p) => p.pareto).sort((a, b) => a.defendedAcc - b.defendedAcc);
   return {
-    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    ...BASE,
     title,
-    width: 520,
-    height: 320,
     config: CONFIG,
     layer: [
       { data: { values: frontier }, mark: { type: 'line', color: '#888', strokeDash: [6, 3] }, encoding: { x: { field: 'defendedAcc', type: 'quantitative' }, y: { field: 'attackerAcc', type: 'quantitative' } } },
