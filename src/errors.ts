@@ -60,3 +60,43 @@ function editDistance(a: string, b: string): number {
   }
   return dp[a.length][b.length];
 }
+
+/** What a system error code means to a user, for the one-line message. */
+const SYSTEM_CODES: Record<string, { what: string; hint?: string }> = {
+  ENOENT: { what: 'no such file or directory' },
+  EACCES: { what: 'permission denied', hint: 'check the file and directory permissions' },
+  EPERM: { what: 'operation not permitted', hint: 'check the file and directory permissions' },
+  EISDIR: { what: 'is a directory, not a file' },
+  ENOTDIR: { what: 'a part of the path is not a directory' },
+  ENOSPC: { what: 'no space left on device', hint: 'free some space and re-run the same command: finished rows are kept and the run resumes' },
+  EDQUOT: { what: 'disk quota exceeded', hint: 'free some space and re-run the same command: finished rows are kept and the run resumes' },
+  EROFS: { what: 'read-only file system', hint: 'choose a writable location' },
+  EMFILE: { what: 'too many open files' },
+  ENAMETOOLONG: { what: 'file name too long' },
+  EEXIST: { what: 'already exists' },
+  EADDRINUSE: { what: 'address already in use', hint: 'choose another --port, or stop the process that holds it' },
+  EADDRNOTAVAIL: { what: 'address not available on this machine', hint: 'give an address of one of its interfaces, e.g. 127.0.0.1' },
+  EIO: { what: 'input/output error' },
+};
+
+/**
+ * The one place where errors from the file system, the network stack and the CSV parser become
+ * one-line MseErrors. Returns undefined for anything else: that is a true bug, and the CLI prints
+ * "internal error" with its stack.
+ */
+export function asUserError(err: unknown): MseError | undefined {
+  if (err instanceof MseError) return err;
+  if (typeof err !== 'object' || err === null) return undefined;
+  const e = err as NodeJS.ErrnoException & { lines?: number; column?: number };
+  const code = typeof e.code === 'string' ? e.code : undefined;
+  if (code && SYSTEM_CODES[code]) {
+    const c = SYSTEM_CODES[code];
+    const where = e.path ? `${e.path}: ` : (e as { address?: string }).address ? `${(e as { address?: string }).address}:${(e as { port?: number }).port ?? ''}: ` : '';
+    return new MseError('system', `${where}${c.what} (${code}${e.syscall ? ` in ${e.syscall}` : ''})`, c.hint);
+  }
+  // csv-parse's CsvError: code CSV_*, message names the line
+  if (code?.startsWith('CSV_') || (e as Error).name === 'CsvError') {
+    return new MseError('csv', `malformed CSV: ${(e as Error).message.replace(/\s+/g, ' ').trim()}`, 'move the damaged line away, or restore the file from a backup');
+  }
+  return undefined;
+}

@@ -30,7 +30,7 @@ const EQ_MULTICLASS: ParamDecls = {
   iterations: { type: 'int', min: 1, default: 1000, help: 'L-BFGS iteration cap' },
 };
 
-const POOL: ParamDecls = { pool: { type: 'string', default: 'auto', help: "the attacker's natural-image pool, a dataset name (auto: fashion-mnist for mnist, mnist for fashion-mnist and kmnist)" } };
+const POOL: ParamDecls = { pool: { type: 'string', default: 'auto', help: "the attacker's natural-image pool, a dataset name (auto: fashion-mnist for mnist, mnist for fashion-mnist and kmnist); fashion-mnist@test10k is the 10k test split shipped with mse, used when Fashion-MNIST is absent" } };
 const JBDA: ParamDecls = {
   ...SURROGATE_PARAMS,
   seedsize: { type: 'int', min: 1, default: 100, help: 'in-distribution seed examples (drawn from the victim dataset’s training split)' },

@@ -12,9 +12,10 @@ import { HttpPredictionApi } from '../api/http-api.js';
 import { parseAttack } from '../attacks/registry.js';
 import { AttackNotApplicable, type Attack, type AttackerKnowledge, type AttackProgress, type AttackResult, type Pool } from '../attacks/types.js';
 import { loadDataset } from '../data/registry.js';
+import { choosePool, fetchState, loadPoolDataset, missingDataError } from '../data/pool.js';
 import type { ResolveOptions } from '../data/resolve.js';
 import { exampleSize, subset, type Dataset } from '../data/types.js';
-import { UsageError } from '../errors.js';
+import { DataError, MseError, UsageError } from '../errors.js';
 import type { Model } from '../models/model.js';
 import { parseDefense } from '../defenses/registry.js';
 import { fidelity, probsOf, testAccuracy, uniformInputs } from '../metrics/agreement.js';
@@ -45,6 +46,12 @@ export interface CellInput {
    */
   target?: { url: string; key?: string };
   data?: ResolveOptions;
+  /**
+   * The transfer pool to load, as checkPlanData chose it (`fashion-mnist`, or the embedded
+   * `fashion-mnist@test10k` when the full dataset is absent); without it the cell chooses the same
+   * way. An embedded variant is part of the cell's identity: it is written into attack_params.
+   */
+  pool?: string;
   /** |U| for R_unif (Tramèr: 10,000) */
   unifSize?: number;
   onProgress?: (phase: string, p?: AttackProgress) => void;
@@ -69,7 +76,9 @@ export function cellSpecOf(c: CellInput): CellSpec {
     defense: defs.map((d) => d.name).join('+'),
     defense_params: defs.map((d) => formatParams(d.params)).join('+'),
     attack: attack.name,
-    attack_params: formatParams(attack.params),
+    // a smaller pool is a different experiment, so it gets its own cell id; the full pool keeps
+    // the params (and ids) that rows had before pools had variants
+    attack_params: formatParams(c.pool?.includes('@') && 'pool' in attack.params ? { ...attack.params, pool: c.pool } : attack.params),
     budget: c.budget,
     seed: c.seed,
   };
@@ -81,10 +90,10 @@ export function budgetsOf(c: CellInput): number[] {
 }
 
 /** The attacker's own data (transfer pool, seed set) that an attack asks for. */
-async function attackerKnowledge(attack: Attack, ds: Dataset, victim: ModelSpec, seed: number, data?: ResolveOptions): Promise<AttackerKnowledge> {
+async function attackerKnowledge(attack: Attack, ds: Dataset, victim: ModelSpec, seed: number, pool: string | undefined, data?: ResolveOptions): Promise<AttackerKnowledge> {
   const know: AttackerKnowledge = { inputShape: ds.inputShape, numClasses: ds.numClasses, domain: ds.domain, family: { kind: victim.kind, hidden: victim.params.hidden as number[] | undefined, activation: victim.params.activation as 'relu' | 'tanh' | undefined } };
   const needs = attack.needs?.(ds.name) ?? {};
-  if (needs.pool) know.pool = await loadPool(needs.pool, ds, data);
+  if (needs.pool) know.pool = await loadPool(attack.name, pool ?? needs.pool, ds, data);
   if (needs.seedSize) {
     // a separate stream: adding a seed set must not shift the victim's, the API's or the attack's randomness
     const r = new Rng((seed ^ 0x5eedc0de) >>> 0);
@@ -94,14 +103,51 @@ async function attackerKnowledge(attack: Attack, ds: Dataset, victim: ModelSpec,
   return know;
 }
 
+/**
+ * The pool spec this cell loads and the note to show when a shipped variant stands in: the plan's
+ * choice when given, else the same choice made here (a `mse attack` worker is not handed the plan).
+ */
+async function poolOf(c: CellInput, attack: Attack, ds: Dataset): Promise<{ spec?: string; note?: string }> {
+  let wanted: string | undefined;
+  try {
+    wanted = attack.needs?.(ds.name).pool;
+  } catch (err) {
+    if (err instanceof AttackNotApplicable) return {}; // reported by attackerKnowledge, as before
+    throw err;
+  }
+  if (!wanted) return {};
+  if (c.pool) return { spec: c.pool };
+  const data = c.data ?? {};
+  const state = fetchState(data);
+  const choice = await choosePool(wanted, data, state);
+  if (choice.problems.length) {
+    const err = missingDataError(choice.problems, new Map([[choice.spec, [`pool of ${attack.name}`]]]), data, state);
+    throw new DataError(`${attack.name}'s transfer pool ${wanted}: ${err.message}`, err.hint);
+  }
+  return { spec: choice.spec, note: choice.note };
+}
+
 let pooled: { key: string; pool: Pool } | undefined;
+/** the last pool that could not be loaded: the next cells fail at once with the same line */
+let poolFailure: { key: string; err: MseError } | undefined;
 
 /** A dataset's every image (train and test) as a transfer pool, kept for the next cell. */
-async function loadPool(name: string, victimDs: Dataset, data?: ResolveOptions): Promise<Pool> {
-  const key = JSON.stringify([name, data?.dataDir ?? '']);
+async function loadPool(attackName: string, spec: string, victimDs: Dataset, data?: ResolveOptions): Promise<Pool> {
+  const key = JSON.stringify([spec, data?.dataDir ?? '', process.env.MSE_DATA_DIR ?? '']);
+  if (poolFailure?.key === key) throw poolFailure.err;
   if (pooled?.key !== key) {
     pooled = undefined;
-    const p = await loadDataset(name, data);
+    let p: Dataset;
+    try {
+      p = await loadPoolDataset(spec, data ?? {});
+    } catch (err) {
+      // file-system trouble arrives as DataError (resolve.ts); anything else is a bug and keeps its stack
+      if (!(err instanceof MseError)) throw err;
+      // one line that says it is the pool, not the victim's data, that is missing
+      const e = new DataError(`${attackName}'s transfer pool ${spec}: ${err.message}`, err.hint);
+      poolFailure = { key, err: e };
+      throw e;
+    }
     const d = exampleSize(p);
     const x = new Float32Array((p.train.n + p.test.n) * d);
     x.set(p.train.x);
@@ -109,10 +155,10 @@ async function loadPool(name: string, victimDs: Dataset, data?: ResolveOptions):
     const y = new Int32Array(p.train.n + p.test.n);
     y.set(p.train.y);
     y.set(p.test.y, p.train.n);
-    pooled = { key, pool: { name: p.name, x, y, n: y.length, numClasses: p.numClasses, classNames: p.classNames } };
+    pooled = { key, pool: { name: spec, x, y, n: y.length, numClasses: p.numClasses, classNames: p.classNames } };
     if (p.inputShape.join('x') !== victimDs.inputShape.join('x')) {
       pooled = undefined;
-      throw new UsageError(`pool ${name} has inputs of shape ${p.inputShape.join('×')}, the victim (${victimDs.name}) takes ${victimDs.inputShape.join('×')}`);
+      throw new UsageError(`pool ${spec} has inputs of shape ${p.inputShape.join('×')}, the victim (${victimDs.name}) takes ${victimDs.inputShape.join('×')}`);
     }
   }
   return pooled.pool;
@@ -124,11 +170,16 @@ export async function runCell(c: CellInput): Promise<CellOutput> {
   const attack = parseAttack(c.attack);
   const ds = await loadDataset(c.dataset, c.data);
   const victimSpec = parseModelSpec(c.victim);
+  const notes: string[] = [];
+  // the attacker's data first: a missing pool fails the cell before its victim is trained
+  const pool = await poolOf(c, attack, ds);
+  if (pool.note) notes.push(pool.note);
+  c = { ...c, pool: pool.spec };
+  const know = await attackerKnowledge(attack, ds, victimSpec, c.seed, pool.spec, c.data);
   c.onProgress?.('victim');
   const v = await getVictim(ds, victimSpec, c.seed);
-  const notes: string[] = [];
+  if (v.cacheNote) notes.push(v.cacheNote);
   try {
-    const know = await attackerKnowledge(attack, ds, victimSpec, c.seed, c.data);
     const defenses: Defense[] = (c.defenses.length ? c.defenses : ['none']).map(parseDefense);
     // defenses that calibrate themselves (proof-of-work) see the defender's model and data, once
     for (const d of defenses) await d.bind?.({ victim: v.model, train: ds.train, heldOut: ds.test });

@@ -1,40 +1,178 @@
 /**
- * Append-only results CSV. One row per finished cell, written in a single write() and fsynced,
- * so a killed run loses at most the cell in flight. On open, a torn last line (no trailing
- * newline) is cut off and the ids already present are read, so a resumed sweep skips finished
+ * Append-only results CSV. One row per finished cell, written in a single append and fsynced, so
+ * a killed run loses at most the cell in flight. The writer holds an exclusive lock on the file
+ * (`run-lock.ts`): a second process refuses to start rather than interleave rows. On open, a torn
+ * last line (no trailing newline: a run killed mid-write, or a full disk) is moved to
+ * `<file>.torn` and cut, and the ids already present are read, so a resumed sweep skips finished
  * cells and writes each cell exactly once.
+ *
+ * The user's rows are never rewritten or dropped: a damaged line (wrong number of fields, an
+ * unclosed quote) stops every reader with one line naming the file and line; `mse repair` moves
+ * such lines aside.
  */
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { ensureDir } from '../fs-util.js';
+import { appendFileSync, closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
-import { MseError } from '../errors.js';
+import { asUserError, MseError } from '../errors.js';
 import { RESULT_COLUMNS, type ResultRow } from './result-row.js';
+import { RunLock } from './run-lock.js';
+
+const HEADER = `${RESULT_COLUMNS.join(',')}\n`;
+
+/** A line that does not parse as a row of its file's header. */
+export interface DamagedLine {
+  /** 1-based line number in the file */
+  line: number;
+  why: string;
+  text: string;
+}
+
+export interface ScannedResults {
+  header: string[];
+  rows: Array<Record<string, string>>;
+  damaged: DamagedLine[];
+  /** bytes of the complete lines (everything up to the last newline) */
+  completeBytes: number;
+  /** an unterminated last line: a row still being written, or torn by a kill */
+  torn?: string;
+}
+
+/** Parse a results CSV without throwing on damage: every bad line is reported with its number. */
+export function scanResults(text: string): ScannedResults {
+  const cut = text.lastIndexOf('\n') + 1;
+  const complete = text.slice(0, cut);
+  const torn = cut < text.length ? text.slice(cut) : undefined;
+  const damaged: DamagedLine[] = [];
+  const lines = complete.split('\n');
+  let tail: Array<Record<string, string>> = [];
+  let records: Array<{ record: string[]; info: { lines: number } }> = [];
+  try {
+    records = parse(complete, { relax_column_count: true, skip_empty_lines: true, info: true, relax_quotes: false }) as unknown as typeof records;
+  } catch (e) {
+    // an unclosed quote swallows the rest of the file: report where the damage starts and parse what comes before it
+    const err = e as Error & { lines?: number; code?: string };
+    const bad = findUnclosedQuote(lines) ?? err.lines ?? 1;
+    damaged.push({ line: bad, why: err.code === 'CSV_QUOTE_NOT_CLOSED' ? 'unclosed quote' : `unparseable (${err.message.split('\n')[0]})`, text: lines[bad - 1] ?? '' });
+    const before = lines.slice(0, bad - 1).join('\n') + (bad > 1 ? '\n' : '');
+    try {
+      records = parse(before, { relax_column_count: true, skip_empty_lines: true, info: true }) as unknown as typeof records;
+    } catch {
+      records = [];
+    }
+    // the lines after the damaged one are scanned on their own, under the same header
+    if (records.length && bad < lines.length) {
+      const rest = scanResults(`${lines[0]}\n${lines.slice(bad).join('\n')}`);
+      for (const d of rest.damaged) damaged.push({ ...d, line: d.line - 1 + bad });
+      tail = rest.rows;
+    }
+  }
+  const header = records.length ? records[0].record : [];
+  const rows: Array<Record<string, string>> = [];
+  for (const { record, info } of records.slice(1)) {
+    if (record.length !== header.length) {
+      damaged.push({ line: info.lines, why: `expected ${header.length} fields, found ${record.length}`, text: lines[info.lines - 1] ?? '' });
+      continue;
+    }
+    const r = Object.fromEntries(header.map((h, i) => [h, record[i]]));
+    if (header.includes('cell_id') && !/^[0-9a-f]{16}$/.test(r.cell_id)) {
+      damaged.push({ line: info.lines, why: `cell_id '${r.cell_id.slice(0, 20)}' is not a 16-digit hex id`, text: lines[info.lines - 1] ?? '' });
+      continue;
+    }
+    rows.push(r);
+  }
+  rows.push(...tail);
+  damaged.sort((a, b) => a.line - b.line);
+  return { header, rows, damaged, completeBytes: Buffer.byteLength(complete), torn };
+}
+
+function findUnclosedQuote(lines: string[]): number | undefined {
+  let open = false;
+  let start = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const quotes = (lines[i].match(/"/g) ?? []).length;
+    if (!open && quotes % 2 === 1) {
+      open = true;
+      start = i + 1;
+    } else if (open && quotes % 2 === 1) {
+      open = false;
+    }
+  }
+  return open ? start : undefined;
+}
+
+function damageError(file: string, d: DamagedLine[]): MseError {
+  const first = d[0];
+  const more = d.length > 1 ? ` (and ${d.length - 1} more damaged line${d.length > 2 ? 's' : ''})` : '';
+  return new MseError('csv', `${file}: line ${first.line} is damaged: ${first.why}${more}`, `run \`mse repair ${file}\` to move damaged lines to ${path.basename(file)}.damaged and keep every good row, or move the line away by hand`);
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw asUserError(e) ?? e;
+  }
+}
 
 export class ResultsCsv {
   private readonly fd: number;
+  private readonly lock: RunLock;
   private readonly done = new Set<string>();
 
   constructor(readonly file: string) {
     try {
-      mkdirSync(path.dirname(file), { recursive: true });
-      this.fd = openSync(file, existsSync(file) ? 'r+' : 'w+');
+      ensureDir(path.dirname(file));
+      this.lock = RunLock.acquire(file);
     } catch (err) {
+      if (err instanceof MseError) throw err;
       throw new MseError('results', `cannot open results file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'choose a writable --out directory');
     }
-    const text = readFileSync(file, 'utf8');
-    if (text.length === 0) {
-      this.append(stringify([RESULT_COLUMNS as unknown as string[]]));
-      return;
+    try {
+      this.fd = this.open();
+    } catch (e) {
+      this.lock.release();
+      throw e;
     }
-    const complete = text.endsWith('\n') ? text : text.slice(0, text.lastIndexOf('\n') + 1);
-    if (complete.length !== text.length) ftruncateSync(this.fd, Buffer.byteLength(complete)); // torn row from a killed run
-    const rows = parse(complete, { columns: true, skip_empty_lines: true }) as Array<Record<string, string>>;
-    const header = complete.slice(0, complete.indexOf('\n')).split(',');
-    if (header.join(',') !== RESULT_COLUMNS.join(',')) {
-      throw new MseError('results', `${file} has a different column layout (written by another mse version?)`, 'write to a new --out directory');
+  }
+
+  private open(): number {
+    const text = existsSync(this.file) ? readText(this.file) : '';
+    const s = scanResults(text);
+    let fresh = text.length === 0;
+    if (s.completeBytes === 0 && s.torn !== undefined) {
+      // no complete line: a header torn by a kill (a prefix of ours carries no data and is rewritten), or not our file
+      if (!HEADER.startsWith(s.torn)) throw new MseError('results', `${this.file} is not an mse results file (its first line is incomplete and not mse's header)`, 'write to a new --out directory');
+      truncateSync(this.file, 0);
+      fresh = true;
+    } else if (!fresh) {
+      if (s.header.join(',') !== RESULT_COLUMNS.join(',')) {
+        throw new MseError('results', `${this.file} has a different column layout (written by another mse version?)`, 'write to a new --out directory');
+      }
+      if (s.damaged.length) throw damageError(this.file, s.damaged);
+      if (s.torn !== undefined) {
+        // a row cut by a kill or a full disk: keep its bytes beside the file, then cut it so the cell is redone
+        appendFileSync(`${this.file}.torn`, `${s.torn}\n`);
+        truncateSync(this.file, s.completeBytes);
+      }
+      for (const r of s.rows) this.done.add(r.cell_id);
     }
-    for (const r of rows) this.done.add(r.cell_id);
+    let fd: number;
+    try {
+      fd = openSync(this.file, 'a'); // O_APPEND: every write lands at the end, never over another
+    } catch (err) {
+      throw new MseError('results', `cannot open results file ${this.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'choose a writable --out directory');
+    }
+    if (fresh) {
+      try {
+        appendAll(fd, this.file, HEADER);
+      } catch (e) {
+        closeSync(fd);
+        throw e;
+      }
+    }
+    return fd;
   }
 
   has(cellId: string): boolean {
@@ -49,21 +187,46 @@ export class ResultsCsv {
   write(row: ResultRow): void {
     const id = String(row.cell_id);
     if (this.done.has(id)) throw new MseError('results', `cell ${id} is already in ${this.file}`);
-    this.append(stringify([RESULT_COLUMNS.map((c) => row[c])]));
+    appendAll(this.fd, this.file, stringify([RESULT_COLUMNS.map((c) => row[c])]));
     this.done.add(id);
   }
 
-  private append(text: string): void {
-    const buf = Buffer.from(text);
-    writeSync(this.fd, buf, 0, buf.length, fstatSync(this.fd).size);
-    fsyncSync(this.fd);
-  }
-
   close(): void {
-    closeSync(this.fd);
+    try {
+      closeSync(this.fd);
+    } finally {
+      this.lock.release();
+    }
   }
 }
 
+/** Write all of `text` at the end of the file and fsync; on failure cut what was written, so no torn row stays. */
+function appendAll(fd: number, file: string, text: string): void {
+  const buf = Buffer.from(text);
+  const before = fstatSync(fd).size;
+  try {
+    for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
+    fsyncSync(fd);
+  } catch (err) {
+    try {
+      ftruncateSync(fd, before);
+    } catch {
+      // the next open cuts the torn row instead
+    }
+    const u = asUserError(err);
+    throw new MseError('results', `cannot append to ${file}: ${u ? u.message : (err as Error).message}`, u?.hint ?? 'check the disk and re-run the same command to resume');
+  }
+}
+
+/**
+ * Every row of a results CSV, for readers (report, compare, merge, summaries). A damaged line
+ * stops with one line naming the file and line number; an unterminated last line is a row still
+ * being written (or torn by a kill) and is left out.
+ */
 export function readResults(file: string): Array<Record<string, string>> {
-  return parse(readFileSync(file, 'utf8'), { columns: true, skip_empty_lines: true }) as Array<Record<string, string>>;
+  const s = scanResults(readText(file));
+  if (s.damaged.length) throw damageError(file, s.damaged);
+  if (!s.header.length) throw new MseError('csv', `${file} has no complete header line (empty, or torn by a kill)`, 'give a results.csv written by mse bench, attack or reproduce');
+  if (!s.header.includes('cell_id')) throw new MseError('csv', `${file} is not an mse results CSV (no cell_id column)`, 'give a results.csv written by mse bench, attack or reproduce');
+  return s.rows;
 }

@@ -117,14 +117,16 @@ export function readGridSpec(file: string): Partial<GridSpec> {
   const strings = (k: string) => {
     const v = o[k];
     if (v === undefined) return undefined;
-    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw new UsageError(`${file}: ${k} must be a list of strings`);
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x.trim() === '')) throw new UsageError(`${file}: ${k} must be a list of non-empty strings`);
+    // an empty list would silently mean "no cells": leave the field out for the default instead
+    if (!v.length) throw new UsageError(`${file}: ${k} is an empty list`, `leave ${k} out for the default, or list at least one`);
     return v as string[];
   };
   let seeds: number[] | undefined;
   if (o.seeds !== undefined) {
-    if (typeof o.seeds === 'number' && Number.isInteger(o.seeds) && o.seeds > 0) seeds = Array.from({ length: o.seeds }, (_, i) => i + 1);
-    else if (Array.isArray(o.seeds) && o.seeds.every((s) => Number.isInteger(s))) seeds = o.seeds as number[];
-    else throw new UsageError(`${file}: seeds must be a count or a list of integers`);
+    if (typeof o.seeds === 'number' && Number.isInteger(o.seeds) && o.seeds > 0 && o.seeds <= MAX_SEEDS) seeds = Array.from({ length: o.seeds }, (_, i) => i + 1);
+    else if (Array.isArray(o.seeds) && o.seeds.length && o.seeds.every((s) => Number.isInteger(s))) seeds = o.seeds as number[];
+    else throw new UsageError(`${file}: seeds must be a count (1–${MAX_SEEDS}) or a non-empty list of integers`);
   }
   if (o.baseline !== undefined && typeof o.baseline !== 'boolean') throw new UsageError(`${file}: baseline must be true or false`);
   return { datasets: strings('datasets'), victims: strings('victims'), defenses: strings('defenses'), attacks: strings('attacks'), budgets: strings('budgets'), seeds, baseline: o.baseline as boolean | undefined };
@@ -137,8 +139,19 @@ export function validateGrid(g: GridSpec): void {
   (g.defenses ?? []).forEach(expandDefenseStack);
   g.attacks?.flatMap((a) => expandSpec(a, declsOf('attack', parseSpec(a).name))).forEach(parseAttack);
   g.victims?.flatMap((v) => expandSpec(v, declsOf('model', parseSpec(v).name))).forEach(parseModelSpec);
+  if (g.budgets && !g.budgets.length) throw new UsageError('no budgets given', 'leave budgets out for the default, or list at least one');
   g.budgets?.forEach(parseBudget);
-  if (!g.seeds.length) throw new UsageError('no seeds');
+  validateSeeds(g.seeds);
+}
+
+const MAX_SEEDS = 10_000;
+
+/** Seeds are the cells' identity: each must be a non-negative integer (as --seed takes), and none twice. */
+export function validateSeeds(seeds: number[]): void {
+  if (!seeds.length) throw new UsageError('no seeds');
+  for (const s of seeds) if (!Number.isSafeInteger(s) || s < 0) throw new UsageError(`seed ${s} is not allowed: seeds are integers ≥ 0`);
+  const dup = seeds.find((s, i) => seeds.indexOf(s) !== i);
+  if (dup !== undefined) throw new UsageError(`seed ${dup} is listed twice`, 'each seed is one cell; list each once');
 }
 
 /** Validate every name and value, load what budgets need, and list the cells (in a stable order). */
@@ -161,5 +174,12 @@ export async function buildGrid(g: GridSpec, quick: boolean, data: ResolveOption
       for (const defenses of uniqueStacks) for (const attack of attacks) for (const seed of g.seeds) cells.push({ dataset: name, victim, defenses, attack, seed, budgets });
     }
   }
-  return cells;
+  // the same cell named twice (-a knockoff -a knockoff, a dataset given twice) runs once
+  const seen = new Set<string>();
+  return cells.filter((c) => {
+    const k = JSON.stringify([c.dataset, c.victim, c.defenses, c.attack, c.seed]);
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
 }

@@ -1,6 +1,7 @@
 /** `manifest.json` beside a run's CSV: the command, spec, git commit, versions and backend. */
+import { ensureDir } from '../fs-util.js';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, renameSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -58,7 +59,7 @@ export function makeManifest(runId: string, backend: BackendInfo, spec: unknown,
 }
 
 export function writeManifest(dir: string, m: Manifest): void {
-  mkdirSync(dir, { recursive: true });
+  ensureDir(dir);
   const file = path.join(dir, 'manifest.json');
   const tmp = `${file}.tmp-${process.pid}`;
   writeFileSync(tmp, JSON.stringify(m, null, 2) + '\n');

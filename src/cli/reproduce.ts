@@ -4,19 +4,38 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { makeManifest, writeManifest } from '../bench/manifest.js';
 import { loadPaper, reproduce as run } from '../bench/reproduce.js';
-import { MseError } from '../errors.js';
+import { UsageError } from '../errors.js';
+import { validateSeeds } from '../bench/grid.js';
 import { startBackend } from './common.js';
 import type { GlobalOptions } from './index.js';
 
 export async function reproduce(g: GlobalOptions, paper: string, o: { scale: string; out?: string }): Promise<void> {
-  const spec = loadPaper(paper); // validates the name before starting the backend
-  if (!spec.scales[o.scale]) throw new MseError('usage', `${paper} has no scale '${o.scale}'`);
+  let spec: ReturnType<typeof loadPaper>;
+  try {
+    spec = loadPaper(paper); // validates the name before starting the backend
+  } catch (e) {
+    if (e instanceof SyntaxError) throw new UsageError(`${paper} is not valid JSON: ${e.message}`);
+    throw e;
+  }
+  if (typeof spec !== 'object' || spec === null || typeof spec.scales !== 'object' || spec.scales === null) throw new UsageError(`${paper} is not a reproduction spec (no "scales" object)`, 'see bench/papers/*.json for the format');
+  if (!Object.hasOwn(spec.scales, o.scale)) throw new UsageError(`${paper} has no scale '${o.scale}'`, `choose one of: ${Object.keys(spec.scales).join(', ')}`);
+  checkScale(paper, o.scale, spec.scales[o.scale]);
   const b = await startBackend(g);
   const out = o.out ?? path.join('results', `${paper}-${o.scale}`);
   writeManifest(out, makeManifest(path.basename(out), b, { paper, scale: o.scale, spec: spec.scales[o.scale] }));
-  const res = await run(paper, o.scale, out, { dataDir: g.dataDir }, (i, n, label) => {
-    if (!g.quiet) process.stderr.write(chalk.dim(`[${i}/${n}] ${label}\n`));
-  });
+  const res = await run(
+    paper,
+    o.scale,
+    out,
+    { dataDir: g.dataDir },
+    (i, n, label) => {
+      if (!g.quiet) process.stderr.write(chalk.dim(`[${i}/${n}] ${label}\n`));
+    },
+    (plan) => {
+      for (const n of plan.notes) process.stderr.write(chalk.yellow(`mse: note: ${n}\n`));
+      writeManifest(out, makeManifest(path.basename(out), b, { paper, scale: o.scale, spec: spec.scales[o.scale] }, plan.datasets));
+    },
+  );
   writeFileSync(path.join(out, 'table.md'), res.table);
   process.stdout.write(res.table + '\n');
   const bad = res.checks.filter((c) => !c.ok);
@@ -27,4 +46,23 @@ export async function reproduce(g: GlobalOptions, paper: string, o: { scale: str
   process.stdout.write(`${res.checks.length - bad.length} passed, ${bad.length} failed\n`);
   process.stderr.write(chalk.dim(`wrote ${res.csv} and ${path.join(out, 'table.md')}\n`));
   if (bad.length) process.exitCode = 1;
+}
+
+/** A hand-written spec file is user input: check the shape the runner relies on, one line per problem. */
+function checkScale(paper: string, scale: string, sc: unknown): void {
+  const where = `${paper} (scale ${scale})`;
+  const obj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!obj(sc)) throw new UsageError(`${where} must be an object with seeds and cells`);
+  if (!Array.isArray(sc.seeds) || sc.seeds.some((x) => typeof x !== 'number')) throw new UsageError(`${where}: seeds must be a list of integers`);
+  validateSeeds(sc.seeds as number[]);
+  if (!Array.isArray(sc.cells) || !sc.cells.length) throw new UsageError(`${where}: cells must be a non-empty list`);
+  sc.cells.forEach((c: unknown, i: number) => {
+    if (!obj(c)) throw new UsageError(`${where}: cell ${i} must be an object`);
+    for (const k of ['dataset', 'victim', 'attack', 'budget']) if (typeof c[k] !== 'string') throw new UsageError(`${where}: cell ${i} needs a string "${k}"`);
+    if (c.defenses !== undefined && (!Array.isArray(c.defenses) || c.defenses.some((d) => typeof d !== 'string'))) throw new UsageError(`${where}: cell ${i}: defenses must be a list of strings`);
+    if (!obj(c.expect) || Object.values(c.expect).some((b) => !Array.isArray(b) || b.length !== 2 || b.some((x) => typeof x !== 'number'))) throw new UsageError(`${where}: cell ${i}: expect must map metrics to [low, high] bands`);
+  });
+  if (sc.relations !== undefined && (!Array.isArray(sc.relations) || sc.relations.some((r) => !obj(r) || typeof r.metric !== 'string' || typeof r.greater !== 'string' || typeof r.less !== 'string'))) {
+    throw new UsageError(`${where}: relations must be a list of {metric, greater, less, by?}`);
+  }
 }

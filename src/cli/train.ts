@@ -1,6 +1,6 @@
 /** `mse train`: train (or load from the cache) a victim and print its test accuracy. */
 import chalk from 'chalk';
-import { MseError } from '../errors.js';
+import { asUserError, MseError } from '../errors.js';
 import { assertDatasetName, loadDataset } from '../data/index.js';
 import { getVictim, parseModelSpec } from '../models/index.js';
 import { writeAtomic } from '../models/victim.js';
@@ -26,12 +26,13 @@ export async function train(g: GlobalOptions, o: TrainOpts): Promise<void> {
   const bar = progressBar(g, `train ${ds.name}/${spec.kind}`);
   const v = await getVictim(ds, spec, o.seed, { noCache: !o.cache, onProgress: (s, t) => bar.update(s, t) });
   bar.stop();
+  if (v.cacheNote) process.stderr.write(chalk.yellow(`note: ${v.cacheNote}\n`));
   if (v.cacheError) process.stderr.write(chalk.yellow(`note: victim not cached (${v.cacheError}); set MSE_CACHE_DIR to a writable directory\n`));
   if (o.save) {
     try {
       writeAtomic(o.save, JSON.stringify(v.model.serialize()));
     } catch (err) {
-      throw new MseError('io', `cannot write ${o.save}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      throw new MseError('io', `cannot write ${o.save}: ${asUserError(err)?.message ?? (err as Error).message}`, 'choose a writable --save path');
     }
   }
   const result = {

@@ -1,5 +1,7 @@
-export { DATASETS, DATASET_NAMES, loadDataset, availability, getEntry, assertDatasetName } from './registry.js';
-export type { DatasetEntry, Availability } from './registry.js';
+export { DATASETS, DATASET_NAMES, loadDataset, loadEmbedded, availability, getEntry, assertDatasetName } from './registry.js';
+export type { DatasetEntry, Availability, AvailableFile, EmbeddedVariant } from './registry.js';
+export { choosePool, loadPoolDataset, parsePoolSpec } from './pool.js';
+export type { PoolChoice, PoolSpec, DataProblem } from './pool.js';
 export { SYNTHETIC, makeSynthetic } from './synthetic.js';
 export { searchDirs, cacheDir, resolveFile, findFile, checksumOk } from './resolve.js';
 export type { DataFile, ResolveOptions } from './resolve.js';

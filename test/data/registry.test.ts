@@ -2,8 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { availability, loadDataset } from '../../src/data/registry.js';
-import { UsageError } from '../../src/errors.js';
+import { readFileSync } from 'node:fs';
+import { availability, loadDataset, loadEmbedded } from '../../src/data/registry.js';
+import { DataError, UsageError } from '../../src/errors.js';
 import { HAVE_SHARED, SHARED_DATA, restoreEnv } from '../testing/fixtures.js';
 
 describe('dataset registry', () => {
@@ -30,6 +31,52 @@ describe('dataset registry', () => {
     } finally {
       restoreEnv('MSE_DATA_DIR', old);
     }
+  });
+
+  describe('the embedded Fashion-MNIST pool (bench/pools/fashion-mnist)', () => {
+    const bare = () => ({ dataDir: mkdtempSync(path.join(os.tmpdir(), 'mse-empty-')), cacheDir: mkdtempSync(path.join(os.tmpdir(), 'mse-cache-')), systemDirs: [] as string[] });
+
+    it('is listed by availability as a pool-only stand-in, with where its files are', () => {
+      const o = bare();
+      const old = process.env.MSE_DATA_DIR;
+      process.env.MSE_DATA_DIR = o.dataDir;
+      const fm = availability(o).find((a) => a.name === 'fashion-mnist')!;
+      restoreEnv('MSE_DATA_DIR', old);
+      expect(fm.usable).toBe(false);
+      expect(fm.embedded).toEqual({ variant: 'test10k', description: 'the embedded 10k-image test split', usable: true, usedAs: 'pool' });
+      const shipped = fm.files.filter((f) => f.embedded);
+      expect(shipped.map((f) => [f.status, path.relative(process.cwd(), f.where ?? '')])).toEqual([
+        ['ok', path.join('bench', 'pools', 'fashion-mnist', 't10k-images-idx3-ubyte.gz')],
+        ['ok', path.join('bench', 'pools', 'fashion-mnist', 't10k-labels-idx1-ubyte.gz')],
+      ]);
+      // the dataset's own files are still reported missing
+      expect(fm.files.filter((f) => !f.embedded).every((f) => f.status === 'missing')).toBe(true);
+    });
+
+    it('loads as the 10,000 official test images, 1,000 per class', async () => {
+      const ds = await loadEmbedded('fashion-mnist');
+      expect(ds.variant).toBe('test10k');
+      expect(ds.train.n + ds.test.n).toBe(10000);
+      const c = new Array(10).fill(0);
+      for (const y of [...ds.train.y, ...ds.test.y]) c[y]++;
+      expect(c.every((v) => v === 1000)).toBe(true);
+    });
+
+    it('does not stand in for a victim dataset: fashion-mnist itself still needs its files', async () => {
+      const old = process.env.MSE_DATA_DIR;
+      const o = bare();
+      process.env.MSE_DATA_DIR = o.dataDir;
+      try {
+        await expect(loadDataset('fashion-mnist', { ...o, offline: true })).rejects.toThrow(DataError);
+      } finally {
+        restoreEnv('MSE_DATA_DIR', old);
+      }
+    });
+
+    it('is shipped in the npm package', () => {
+      const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as { files: string[] };
+      expect(pkg.files).toContain('bench/pools');
+    });
   });
 
   describe.skipIf(!HAVE_SHARED)('real files (shared/datasets)', () => {

@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { findFile, resolveFile, type DataFile } from '../../src/data/resolve.js';
+import { availability } from '../../src/data/registry.js';
 import { DataError } from '../../src/errors.js';
 import { restoreEnv } from '../testing/fixtures.js';
 
@@ -84,5 +85,55 @@ describe('dataset file resolution', () => {
     const cache = tmp();
     await expect(resolveFile('toy', 'toy', { ...file([`${base}/wrong.csv`]) }, { cacheDir: cache, offline: false, dataDir: tmp() })).rejects.toThrow(/checksum mismatch/);
     expect(existsSync(path.join(cache, 'toy')) ? readdirSync(path.join(cache, 'toy')) : []).toEqual([]);
+  });
+  // issue 13 item 16: these were raw EISDIR/EACCES errors from readFileSync (a stack trace)
+  it('a directory where a dataset file should be is a DataError naming the path and the fix', () => {
+    const a = tmp();
+    mkdirSync(path.join(a, 'toy.csv'));
+    let err: unknown;
+    try {
+      findFile('toy', file(), { dataDir: a });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(DataError);
+    const e = err as DataError;
+    expect(e.message).toBe(`${path.join(a, 'toy.csv')}: is a directory, not a file`);
+    expect(e.message).not.toContain('\n');
+    expect(e.hint).toMatch(/remove or rename the directory/);
+  });
+
+  it('an unreadable dataset file is a DataError saying permission denied (skipped where root reads it anyway)', (ctx) => {
+    const a = tmp();
+    const p = path.join(a, 'toy.csv');
+    writeFileSync(p, body);
+    chmodSync(p, 0o000);
+    let readable = true;
+    try {
+      readFileSync(p);
+    } catch {
+      readable = false;
+    }
+    // running as root, chmod 000 does not stop reads: there is nothing to test
+    if (readable) ctx.skip();
+    let err: unknown;
+    try {
+      findFile('toy', file(), { dataDir: a });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(DataError);
+    expect((err as DataError).message).toBe(`${p}: permission denied`);
+    expect((err as DataError).hint).toMatch(/chmod/);
+  });
+
+  it('availability reports a directory in place of a dataset file as unreadable, not as a bad checksum', () => {
+    const a = tmp();
+    mkdirSync(path.join(a, 'sklearn'));
+    mkdirSync(path.join(a, 'sklearn', 'iris.csv'));
+    const iris = availability({ dataDir: a, cacheDir: tmp(), systemDirs: [] }).find((x) => x.name === 'iris')!;
+    expect(iris.files[0]).toMatchObject({ name: 'iris.csv', status: 'unreadable' });
+    expect(iris.files[0].problem).toMatch(/is a directory, not a file/);
+    expect(iris.usable).toBe(false);
   });
 });
