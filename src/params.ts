@@ -58,7 +58,8 @@ function convert(owner: string, key: string, decl: ParamDecl, v: string): number
     case 'int':
     case 'int-list': {
       const n = Number(v);
-      if (v === '' || !Number.isInteger(n)) throw bad('must be an integer');
+      // safe integers only: 1e99 is an "integer" to JavaScript and an endless loop to a trainer
+      if (v === '' || !Number.isSafeInteger(n)) throw bad('must be an integer');
       if (decl.min !== undefined && n < decl.min) throw bad(`must be ≥ ${decl.min}`);
       if (decl.max !== undefined && n > decl.max) throw bad(`must be ≤ ${decl.max}`);
       return n;

@@ -4,7 +4,8 @@
  * and chooses exit codes: 2 for usage errors, 1 for everything else.
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { asUserError } from '../errors.js';
+import { statSync } from 'node:fs';
+import { asUserError, UsageError } from '../errors.js';
 
 export interface GlobalOptions {
   backend: string;
@@ -21,6 +22,14 @@ function intArg(min = 0) {
   };
 }
 
+function isDirectory(p: string): boolean {
+  try {
+    return statSync(p).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 export function buildProgram(): Command {
   const program = new Command('mse')
     .description('Benchmark model-extraction attacks against prediction-API defenses.')
@@ -32,6 +41,11 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`mse: ${str.replace(/^error: /, 'error: ')}`) })
     .showHelpAfterError('(run with --help for usage)')
+    .hook('preAction', () => {
+      // a --data-dir that is not a directory would be skipped silently by the lookup: say so instead
+      const dir = program.opts<GlobalOptions>().dataDir;
+      if (dir !== undefined && !isDirectory(dir)) throw new UsageError(`--data-dir ${dir} is not a directory`);
+    })
     .addHelpText('after', `
 Examples:
   $ mse doctor                                  # backend, versions, which datasets are here

@@ -116,13 +116,13 @@ describe('hostile inputs to every command: one line, the right exit code, never 
       [['repair', dir + '/nope'], 1],
       [['repair', damaged.notCsv], 1],
       // bench
-      [['bench', '--spec', specs.dupSeeds], 2],
-      [['bench', '--spec', specs.negSeed], 2],
-      [['bench', '--spec', specs.noVictims], 2],
-      [['bench', '--spec', specs.noAttacks], 2],
-      [['bench', '--spec', specs.noBudgets], 2],
-      [['bench', '--spec', specs.array], 2],
-      [['bench', '--spec', badJson], 2],
+      [['bench', '--spec', specs.dupSeeds, '-o', path.join(dir, 'never')], 2],
+      [['bench', '--spec', specs.negSeed, '-o', path.join(dir, 'never')], 2],
+      [['bench', '--spec', specs.noVictims, '-o', path.join(dir, 'never')], 2],
+      [['bench', '--spec', specs.noAttacks, '-o', path.join(dir, 'never')], 2],
+      [['bench', '--spec', specs.noBudgets, '-o', path.join(dir, 'never')], 2],
+      [['bench', '--spec', specs.array, '-o', path.join(dir, 'never')], 2],
+      [['bench', '--spec', badJson, '-o', path.join(dir, 'never')], 2],
       [['bench', '--spec', '/etc'], 1],
       [['bench', '--spec', dir + '/nope.json'], 1],
       [['bench', ...grid, '-o', path.join(aFile, 'run')], 1],
@@ -137,7 +137,7 @@ describe('hostile inputs to every command: one line, the right exit code, never 
       [['train', '-d', 'linear', '-m', 'logistic', '--save', path.join(aFile, 'm.json')], 1],
       [['train', '-d', 'linear', '-m', 'logistic:epochs=1e99'], 2],
       [['train', '-d', '../../etc/passwd', '-m', 'logistic'], 2],
-      [['--data-dir', aFile, 'train', '-d', 'iris', '-m', 'softmax'], 1],
+      [['--data-dir', aFile, 'train', '-d', 'iris', '-m', 'softmax'], 2],
       // reproduce
       [['reproduce', 'tramer-2016', '--scale', 'foo'], 2],
       [['reproduce', badJson], 2],
@@ -166,10 +166,20 @@ describe('hostile inputs to every command: one line, the right exit code, never 
       const rs = await Promise.all(batch.map(([args]) => mseAsync(args, {}, 30_000))); // a refusal is quick: a probe still running after 30 s accepted what it should not have
       batch.forEach(([args, code], j) => results.push([args, code, rs[j]]));
     }
-    for (const [args, code, r] of results) expectOneLineError(r, code, `mse ${args.join(' ')}`);
+    // every probe is judged, so a failure lists all offenders at once
+    const bad: string[] = [];
+    for (const [args, code, r] of results) {
+      try {
+        expectOneLineError(r, code, `mse ${args.join(' ')}`);
+      } catch {
+        bad.push(`mse ${args.join(' ')} → exit ${r.code}: ${r.err.trim().split('\n').filter((l) => !l.startsWith('backend:')).slice(0, 2).join(' | ').slice(0, 300)}`);
+      }
+    }
+    expect(bad).toEqual([]);
     // nothing the user had was changed by a refused command
     for (const [p, bytes] of before) expect(readFileSync(p).equals(bytes), p).toBe(true);
     expect(existsSync(path.join(dir, 'emit'))).toBe(false);
+    expect(existsSync(path.join(dir, 'never'))).toBe(false);
     console.log(`hostile probes: ${results.length}, all refused with one line`);
   }, 300_000);
 });
