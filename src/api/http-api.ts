@@ -1,22 +1,79 @@
 /**
  * A PredictionApi over HTTP (`mse serve`, or anything speaking its protocol): batches queries to the
- * server's maximum, solves the proof-of-work puzzle when the server asks for one (timing it into the
- * ledger's PoW seconds), and retries rate-limited calls with exponential backoff. Budget exhaustion
- * on the server surfaces as the same BudgetExhaustedError a local API throws, so attacks run unchanged.
+ * largest batch the server allows this key (its max batch, capped by the key's rate), solves the
+ * proof-of-work puzzle when the server asks for one (timing it into the ledger's PoW seconds), and
+ * retries rate-limited calls after the server's retry-after. Budget exhaustion on the server
+ * surfaces as the same BudgetExhaustedError a local API throws, so attacks run unchanged.
+ *
+ * The server is not trusted: every body it sends is checked against the protocol (and /v1/info
+ * against what the attacker knows, before the first query), and anything else becomes a one-line
+ * MseError rather than a stack trace, a hang or a silently wrong answer.
  */
 import { tf } from '../compute/backend.js';
 import { solve } from '../defenses/pow/hashcash.js';
 import { BudgetExhaustedError, MseError } from '../errors.js';
 import { digestOf } from '../serve/digest.js';
-import type { ApiInfo, ApiResponse, Ledger, PredictionApi } from './types.js';
+import type { ApiInfo, ApiResponse, Ledger, PredictionApi, Reveal } from './types.js';
 
 interface RemoteInfo extends ApiInfo {
   pow: { required: boolean };
   maxBatch: number;
 }
 
+/** What the attacker knows of the victim (its dataset): the server must agree before any query. */
+export interface RemoteExpectation {
+  inputShape: number[];
+  numClasses: number;
+  /** the dataset's name, for the message */
+  name?: string;
+}
+
+/** The hardest puzzle an honest `mse serve` issues (the pow defense's maxbits is at most 32). */
+const MAX_BITS = 32;
+/** The longest a retry-after is honoured; a longer one is the server's problem, not a reason to sleep for days. */
+const MAX_RETRY_S = 60;
+const INFO_TIMEOUT_MS = 30_000;
+const PREDICT_TIMEOUT_MS = 300_000;
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isPosInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
+const snippet = (s: string) => JSON.stringify(s.replace(/\s+/g, ' ').trim().slice(0, 60));
+
+/** Why `v` is not a /v1/info body, or undefined when it is one. */
+function infoProblem(v: unknown): string | undefined {
+  if (!isObj(v)) return `expected a JSON object, got ${Array.isArray(v) ? 'an array' : String(v)}`;
+  if (!Array.isArray(v.inputShape) || v.inputShape.length === 0 || !v.inputShape.every(isPosInt)) return 'inputShape must be a non-empty list of positive integers';
+  if (!isPosInt(v.numClasses)) return 'numClasses must be a positive integer';
+  if (!(['probs', 'labels', 'leaf'] satisfies Reveal[] as unknown[]).includes(v.reveals)) return "reveals must be 'probs', 'labels' or 'leaf'";
+  if (!isPosInt(v.maxBatch)) return 'maxBatch must be a positive integer';
+  if (!isObj(v.pow) || typeof v.pow.required !== 'boolean') return 'pow must be {required: boolean}';
+  if (!isObj(v.domain) || typeof v.domain.min !== 'number' || typeof v.domain.max !== 'number' || !(v.domain.min < v.domain.max)) return 'domain must be {min, max} numbers with min < max';
+  if (!Array.isArray(v.defenses) || !v.defenses.every((x) => typeof x === 'string')) return 'defenses must be a list of names';
+  return undefined;
+}
+
+/** Why `v` is not a prediction of `n` inputs over `k` classes, or undefined when it is one. */
+function predictionProblem(v: unknown, n: number, k: number): string | undefined {
+  if (!isObj(v)) return `expected a JSON object, got ${Array.isArray(v) ? 'an array' : String(v)}`;
+  if (v.probs === undefined && v.labels === undefined) return 'neither probs nor labels';
+  if (v.probs !== undefined) {
+    if (!Array.isArray(v.probs) || v.probs.length !== n) return `probs must be ${n} rows (one per input)`;
+    for (const row of v.probs as unknown[]) {
+      if (!Array.isArray(row) || row.length !== k) return `each row of probs must hold ${k} numbers (one per class)`;
+      if (!row.every((p) => typeof p === 'number' && Number.isFinite(p))) return 'probs must be finite numbers';
+    }
+  }
+  if (v.labels !== undefined) {
+    if (!Array.isArray(v.labels) || v.labels.length !== n) return `labels must be ${n} class indices (one per input)`;
+    if (!v.labels.every((c) => typeof c === 'number' && Number.isInteger(c) && c >= 0 && c < k)) return `labels must be integers in [0, ${k})`;
+  }
+  return undefined;
+}
+
 export class HttpPredictionApi implements PredictionApi {
   private readonly _ledger: Ledger;
+  /** inputs per request: the server's max batch for this key, shrunk if the server says so */
+  private batch: number;
   private constructor(
     private readonly base: string,
     readonly info: RemoteInfo,
@@ -24,18 +81,57 @@ export class HttpPredictionApi implements PredictionApi {
     budget: number,
   ) {
     this._ledger = { queries: 0, budget, batches: 0, apiSeconds: 0, powSeconds: 0 };
+    this.batch = info.maxBatch;
   }
 
-  static async connect(url: string, opts: { key?: string; budget?: number } = {}): Promise<HttpPredictionApi> {
+  static async connect(url: string, opts: { key?: string; budget?: number; expect?: RemoteExpectation } = {}): Promise<HttpPredictionApi> {
     const base = url.replace(/\/+$/, '');
     let res: Response;
     try {
-      res = await fetch(`${base}/v1/info`, { headers: opts.key ? { authorization: `Bearer ${opts.key}` } : {} });
+      res = await fetch(`${base}/v1/info`, { headers: opts.key ? { authorization: `Bearer ${opts.key}` } : {}, signal: AbortSignal.timeout(INFO_TIMEOUT_MS) });
     } catch (e) {
-      throw new MseError('http', `cannot reach ${base}: ${(e as Error).message}`, 'is `mse serve` running there?');
+      throw new MseError('http', `cannot reach ${base}: ${HttpPredictionApi.why(e)}`, 'is `mse serve` running there?');
     }
-    if (!res.ok) throw new MseError('http', `${base}/v1/info answered ${res.status}`);
-    return new HttpPredictionApi(base, (await res.json()) as RemoteInfo, opts.key, opts.budget ?? Infinity);
+    if (!res.ok) {
+      const text = await res.text().catch(() => '');
+      throw new MseError('http', `${base}/v1/info answered ${res.status}${text ? `: ${snippet(text)}` : ''}`, res.status === 401 ? 'give a valid API key with --key' : undefined);
+    }
+    const body = await HttpPredictionApi.json(base, res, '/v1/info');
+    const problem = infoProblem(body);
+    if (problem) throw new MseError('http', `server at ${base} answered something that is not an mse /v1/info: ${problem}`);
+    const info = body as unknown as RemoteInfo;
+    const e = opts.expect;
+    if (e) {
+      const of = e.name ? `the dataset ${e.name}` : "the attacker's dataset";
+      if (info.inputShape.join() !== e.inputShape.join()) {
+        throw new MseError('http', `server at ${base} takes inputs of shape [${info.inputShape.join(', ')}], but ${of} has inputs of shape [${e.inputShape.join(', ')}]`, 'is --target serving the victim of this -d dataset?');
+      }
+      if (info.numClasses !== e.numClasses) {
+        throw new MseError('http', `server at ${base} answers ${info.numClasses} classes, but ${of} has ${e.numClasses}`, 'is --target serving the victim of this -d dataset?');
+      }
+    }
+    return new HttpPredictionApi(base, info, opts.key, opts.budget ?? Infinity);
+  }
+
+  private static why(e: unknown): string {
+    const err = e as Error & { cause?: { code?: string; message?: string } };
+    if (err.name === 'TimeoutError') return 'no answer in time';
+    return (err.cause?.code ?? err.cause?.message ?? err.message).replace(/\s+/g, ' ');
+  }
+
+  /** The body as JSON, or a one-line MseError saying the server sent something else. */
+  private static async json(base: string, res: Response, what: string): Promise<unknown> {
+    let text: string;
+    try {
+      text = await res.text();
+    } catch (e) {
+      throw new MseError('http', `server at ${base} broke off its answer to ${what}: ${HttpPredictionApi.why(e)}`);
+    }
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new MseError('http', `server at ${base} answered something that is not an mse ${what}: not JSON (${snippet(text)})`);
+    }
   }
 
   get ledger(): Readonly<Ledger> {
@@ -45,56 +141,111 @@ export class HttpPredictionApi implements PredictionApi {
   private async post(path: string, body: unknown): Promise<Response> {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (this.key) headers.authorization = `Bearer ${this.key}`;
-    return fetch(`${this.base}${path}`, { method: 'POST', headers, body: JSON.stringify(body) });
+    try {
+      return await fetch(`${this.base}${path}`, { method: 'POST', headers, body: JSON.stringify(body), signal: AbortSignal.timeout(PREDICT_TIMEOUT_MS) });
+    } catch (e) {
+      throw new MseError('http', `${this.base}${path} failed: ${HttpPredictionApi.why(e)}`, 'is `mse serve` still running there?');
+    }
   }
 
   async query(x: tf.Tensor): Promise<ApiResponse> {
     const n = x.shape[0];
     const l = this._ledger;
+    if (x.rank < 2 || x.shape.slice(1).join() !== this.info.inputShape.join()) {
+      throw new MseError('http', `query shape [${x.shape.join(', ')}] does not match the server's input shape [n, ${this.info.inputShape.join(', ')}]`);
+    }
     if (l.queries + n > l.budget) throw new BudgetExhaustedError(l.queries, l.budget, n);
     const d = x.size / n;
     const flat = (await x.data()) as Float32Array;
     const probs: number[] = [];
     const labels: number[] = [];
-    for (let s = 0; s < n; s += this.info.maxBatch) {
-      const m = Math.min(this.info.maxBatch, n - s);
+    for (let s = 0; s < n; ) {
+      const m = Math.min(this.batch, n - s);
       const inputs = Array.from({ length: m }, (_, i) => Array.from(flat.subarray((s + i) * d, (s + i + 1) * d)));
       const out = await this.predict(inputs, l.queries + s);
+      if ('shrink' in out) {
+        this.batch = out.shrink;
+        continue;
+      }
       if (out.probs) for (const row of out.probs) probs.push(...row);
       if (out.labels) labels.push(...out.labels);
+      s += m;
     }
+    const k = this.info.numClasses;
+    // a server that answered probabilities for some chunks and labels for others is not one API
+    if (probs.length && probs.length !== n * k) throw this.notAPrediction('probabilities for only some of the inputs');
+    if (labels.length && labels.length !== n) throw this.notAPrediction('labels for only some of the inputs');
     l.queries += n;
     l.batches += 1;
-    const k = this.info.numClasses;
     return {
       ...(probs.length ? { probs: tf.tensor2d(probs, [n, k]) } : {}),
       ...(labels.length ? { labels: tf.tensor1d(labels, 'int32') } : {}),
     };
   }
 
-  private async predict(inputs: number[][], answered: number): Promise<{ probs?: number[][]; labels?: number[] }> {
+  private notAPrediction(why: string): MseError {
+    return new MseError('http', `server at ${this.base} answered something that is not an mse prediction: ${why}`);
+  }
+
+  /** Seconds to wait before retrying, from the server's retry-after (bounded) or exponential backoff. */
+  private static waitMs(res: Response, attempt: number): number {
+    const retry = Number(res.headers.get('retry-after') ?? 0);
+    return Math.max(Number.isFinite(retry) ? Math.min(Math.max(retry, 0), MAX_RETRY_S) * 1000 : 0, 50 * 2 ** attempt);
+  }
+
+  private async challenge(inputs: number[][]): Promise<{ stamp: string; counter: string }> {
     for (let attempt = 0; ; attempt++) {
-      let pow: { stamp: string; counter: string } | undefined;
-      if (this.info.pow.required) {
-        const t0 = performance.now();
-        const ch = await this.post('/v1/challenge', { digest: digestOf(inputs) });
-        if (!ch.ok) throw new MseError('http', `challenge refused: ${ch.status} ${await ch.text()}`);
-        const { stamp, bits } = (await ch.json()) as { stamp: string; bits: number };
-        pow = { stamp, counter: solve({ stamp, bits }).counter };
-        this._ledger.powSeconds += (performance.now() - t0) / 1000;
+      const t0 = performance.now();
+      const res = await this.post('/v1/challenge', { digest: digestOf(inputs) });
+      if (res.status === 429 && attempt < 8) {
+        await res.arrayBuffer().catch(() => undefined);
+        await new Promise((r) => setTimeout(r, HttpPredictionApi.waitMs(res, attempt)));
+        continue;
       }
+      if (!res.ok) throw new MseError('http', `challenge refused: ${res.status} ${snippet(await res.text().catch(() => ''))}`);
+      const ch = await HttpPredictionApi.json(this.base, res, 'challenge');
+      // a hostile server could ask for a puzzle that takes years: refuse rather than spin
+      if (!isObj(ch) || typeof ch.stamp !== 'string' || ch.stamp.length > 512 || !(typeof ch.bits === 'number' && Number.isInteger(ch.bits) && ch.bits >= 0 && ch.bits <= MAX_BITS)) {
+        throw new MseError('http', `server at ${this.base} answered something that is not an mse challenge: expected {stamp, bits} with bits an integer in [0, ${MAX_BITS}]`);
+      }
+      const counter = solve({ stamp: ch.stamp, bits: ch.bits }).counter;
+      this._ledger.powSeconds += (performance.now() - t0) / 1000;
+      return { stamp: ch.stamp, counter };
+    }
+  }
+
+  private async predict(inputs: number[][], answered: number): Promise<{ probs?: number[][]; labels?: number[] } | { shrink: number }> {
+    for (let attempt = 0; ; attempt++) {
+      const pow = this.info.pow.required ? await this.challenge(inputs) : undefined;
       const t1 = performance.now();
       const res = await this.post('/v1/predict', pow ? { inputs, pow } : { inputs });
       this._ledger.apiSeconds += (performance.now() - t1) / 1000;
-      if (res.ok) return (await res.json()) as { probs?: number[][]; labels?: number[] };
-      const body = (await res.json().catch(() => ({}))) as { error?: string; message?: string; remaining?: number };
-      if (res.status === 429 && body.error === 'budget-exhausted') throw new BudgetExhaustedError(answered, answered + (body.remaining ?? 0), inputs.length);
+      if (res.ok) {
+        const out = await HttpPredictionApi.json(this.base, res, 'prediction');
+        const problem = predictionProblem(out, inputs.length, this.info.numClasses);
+        if (problem) throw this.notAPrediction(problem);
+        return out as { probs?: number[][]; labels?: number[] };
+      }
+      const text = await res.text().catch(() => '');
+      let body: { error?: unknown; message?: unknown; remaining?: unknown; maxBatch?: unknown } = {};
+      try {
+        const parsed = JSON.parse(text) as unknown;
+        if (isObj(parsed)) body = parsed;
+      } catch {
+        // an error page: its status and first words are the message below
+      }
+      if (res.status === 429 && body.error === 'budget-exhausted') {
+        const remaining = typeof body.remaining === 'number' && Number.isFinite(body.remaining) && body.remaining >= 0 ? body.remaining : 0;
+        throw new BudgetExhaustedError(answered, answered + remaining, inputs.length);
+      }
+      // the batch is over what this key's rate can ever afford: send smaller ones
+      if (res.status === 413 && body.error === 'batch-too-large' && isPosInt(body.maxBatch) && body.maxBatch < inputs.length) return { shrink: body.maxBatch };
       if (res.status === 429 && attempt < 8) {
-        const retry = Number(res.headers.get('retry-after') ?? 0);
-        await new Promise((r) => setTimeout(r, Math.max(retry * 1000, 50 * 2 ** attempt)));
+        await new Promise((r) => setTimeout(r, HttpPredictionApi.waitMs(res, attempt)));
         continue;
       }
-      throw new MseError('http', `predict answered ${res.status}: ${body.message ?? body.error ?? 'no message'}`);
+      const message = typeof body.message === 'string' ? body.message : typeof body.error === 'string' ? body.error : text ? snippet(text) : 'no message';
+      throw new MseError('http', `predict answered ${res.status}: ${message.replace(/\s+/g, ' ').slice(0, 300)}`);
     }
   }
 }

@@ -2,14 +2,17 @@
 import chalk from 'chalk';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { HttpPredictionApi } from '../api/http-api.js';
 import { parseAttack } from '../attacks/registry.js';
 import { parseBudget, resolveBudget } from '../bench/budget.js';
 import { runCell, cellSpecOf } from '../bench/cell.js';
 import { ResultsCsv } from '../bench/csv-writer.js';
 import { makeManifest, writeManifest } from '../bench/manifest.js';
 import { cellId } from '../bench/result-row.js';
+import { checkPlanData } from '../bench/plan-data.js';
 import { assertDatasetName, loadDataset } from '../data/index.js';
 import { parseDefense } from '../defenses/registry.js';
+import { UsageError } from '../errors.js';
 import { parseModelSpec } from '../models/zoo.js';
 import { defaultAttacks, defaultVictim } from '../bench/grid.js';
 import { progressBar, startBackend, table } from './common.js';
@@ -38,15 +41,22 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
   o.defense.forEach(parseDefense);
   if (o.attack) parseAttack(o.attack);
   if (o.victim) parseModelSpec(o.victim);
+  if (o.target) assertTargetUrl(o.target);
   const b = await startBackend(g);
   const ds = await loadDataset(o.dataset, { dataDir: g.dataDir, progress: !g.quiet });
   for (const n of ds.notes) process.stderr.write(chalk.yellow(`note: ${n}\n`));
+  // the remote server must be a victim of this dataset (input shape, classes) and speak the
+  // protocol: checked once here, before anything is trained or queried
+  if (o.target) await HttpPredictionApi.connect(o.target, { key: o.key, expect: { inputShape: ds.inputShape, numClasses: ds.numClasses, name: ds.name } });
   const victim = o.victim ?? defaultVictim(ds);
   const kind = parseModelSpec(victim).kind;
   // the first of a sweep's defaults for this family: Knockoff for CNNs, equation solving for the rest
   const attackName = o.attack ?? defaultAttacks(kind)[0];
   const budgets = [...new Set(budgetSpecs.map((s) => resolveBudget(s, ds, parseModelSpec(victim))))].sort((a, b) => a - b);
-  const base = { dataset: o.dataset, victim, defenses: o.defense, attack: attackName, seed: o.seed, runId: o.out ? path.basename(o.out) : 'adhoc', data: { dataDir: g.dataDir }, ...(o.target ? { target: { url: o.target, key: o.key } } : {}) };
+  // the attacker's data before anything is trained; the pool variant is part of the cell's id
+  const plan = await checkPlanData([{ dataset: o.dataset, victim, attack: attackName, defenses: o.defense }], { dataDir: g.dataDir, progress: !g.quiet });
+  for (const n of plan.notes) process.stderr.write(chalk.yellow(`note: ${n}\n`));
+  const base = { dataset: o.dataset, victim, defenses: o.defense, attack: attackName, seed: o.seed, pool: plan.cells[0].pool, runId: o.out ? path.basename(o.out) : 'adhoc', data: { dataDir: g.dataDir }, ...(o.target ? { target: { url: o.target, key: o.key } } : {}) };
   let todo = budgets;
   let csv: ResultsCsv | undefined;
   if (o.out) {
@@ -64,7 +74,7 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
   input.onProgress('done');
   for (const n of notes) process.stderr.write(chalk.dim(`note: ${n}\n`));
   if (csv && o.out) {
-    if (!existsSync(path.join(o.out, 'manifest.json'))) writeManifest(o.out, makeManifest(path.basename(o.out), b, { command: 'attack', ...base, budgets: todo }, { [ds.name]: { variant: ds.variant, notes: ds.notes } }));
+    if (!existsSync(path.join(o.out, 'manifest.json'))) writeManifest(o.out, makeManifest(path.basename(o.out), b, { command: 'attack', ...base, budgets: todo }, { [ds.name]: { variant: ds.variant, notes: ds.notes }, ...plan.datasets }));
     for (const row of rows) csv.write(row);
     csv.close();
   }
@@ -76,6 +86,16 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
   const keys = ['dataset', 'victim', 'victim_acc', 'defense', 'attack', 'budget', 'queries', 'surrogate_acc', 'agreement_test', 'agreement_unif', 'param_error', 'defended_acc', 'defended_agreement', 'perturbation_l1', 'honest_slowdown', 'attacker_cpu_s', 'pow_s', 'wall_s', 'backend', 'status'] as const;
   process.stdout.write(table(keys.map((k) => [k, ...rows.map((row) => fmt(row[k]))])) + '\n');
   if (csv) process.stderr.write(chalk.dim(`appended ${rows.length} row${rows.length === 1 ? '' : 's'} to ${csv.file}\n`));
+}
+
+function assertTargetUrl(target: string): void {
+  let u: URL;
+  try {
+    u = new URL(target);
+  } catch {
+    throw new UsageError(`--target must be a URL like http://127.0.0.1:8080, got '${target}'`);
+  }
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError(`--target must be an http:// or https:// URL, got '${target}'`);
 }
 
 /** Progress as JSON lines on stderr, at most every 200 ms: {"progress": {phase, done, total, label}}. */

@@ -96,11 +96,15 @@ Examples:
     .option('-s, --seed <n>', 'victim seed (the cached victim of mse attack/bench with this seed)', intArg(0), 1)
     .option('--defense <spec>', 'defense, repeatable, applied in order', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .option('--pow <on|off>', 'require a solved proof-of-work puzzle per request (adds the pow defense)', 'off')
-    .option('--keys <file>', 'API keys as JSON: {"keys": [{"key", "id", "budget"?, "ratePerSec"?}]}; without it the API is open')
-    .option('-p, --port <n>', 'port (0: any free one; the address is printed)', intArg(0), 8080)
+    .option('--keys <file>', 'API keys as JSON: {"keys": [{"key", "id", "budget"?, "ratePerSec"?, "admin"?}]}, ids unique; an "admin": true key may read /metrics. Without it the API is open and /metrics answers loopback clients only')
+    .option('-p, --port <n>', 'port, 0–65535 (0: any free one; the address is printed)', (v: string) => {
+      const n = Number(v);
+      if (!/^\d+$/.test(v.trim()) || n > 65535) throw new InvalidArgumentError('must be an integer from 0 to 65535.');
+      return n;
+    }, 8080)
     .option('--host <addr>', 'interface to listen on', '127.0.0.1')
     .option('--max-batch <n>', 'most inputs per request', intArg(1), 1024)
-    .option('--audit-log <file>', 'append every answered request to this JSON-lines file (rotated at 64 MiB)')
+    .option('--audit-log <file>', 'append every request, answered or refused, to this JSON-lines file (checked writable at start-up; rotated at 64 MiB)')
     .addHelpText('after', '\nExamples:\n  $ mse serve -d mnist --defense mad:eps=0.5,argmax=true --pow on --port 8080\n  $ mse serve -d adult -v logistic --keys keys.json --audit-log audit.jsonl\n  $ mse attack -d mnist -a knockoff -b 5k --target http://127.0.0.1:8080')
     .action(async (opts) => (await import('./serve.js')).serve(program.opts<GlobalOptions>(), opts));
 

@@ -4,10 +4,11 @@
  * proof-of-work is on, puzzles whose difficulty follows that client's privacy cost (Dziedzic 2022):
  *   POST /v1/challenge {digest}     → a HashCash stamp bound to the client and sha256(inputs)
  *   POST /v1/predict {inputs, pow?} → probabilities or labels, as the defenses allow
- *   GET  /v1/info, /healthz, /metrics
- * Every answered request is appended to an audit log (JSON lines, rotated by size).
+ *   GET  /v1/info (the caller's effective max batch), /healthz, /metrics (admin key, or loopback
+ *        when the server is open)
+ * Every request but /healthz is appended to an audit log (JSON lines, rotated by size), refusals
+ * included; an answer is recorded before it is revealed, so an unwritable log answers nothing.
  */
-import { appendFileSync, existsSync, renameSync, statSync } from 'node:fs';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { tf } from '../compute/backend.js';
 import { Rng } from '../compute/rng.js';
@@ -15,18 +16,13 @@ import { LocalPredictionApi } from '../api/local-api.js';
 import type { Defense } from '../api/types.js';
 import { issueChallenge, verify, type Challenge } from '../defenses/pow/hashcash.js';
 import type { PowDefense } from '../defenses/pow.js';
-import { BudgetExhaustedError } from '../errors.js';
+import { BudgetExhaustedError, UsageError } from '../errors.js';
 import type { Model } from '../models/model.js';
+import { AuditLog } from './audit.js';
 import { digestOf } from './digest.js';
+import { parseKeys, type ClientKey } from './keys.js';
 
-export interface ClientKey {
-  key: string;
-  id: string;
-  /** queries allowed (default unlimited) */
-  budget?: number;
-  /** sustained queries per second (default unlimited) */
-  ratePerSec?: number;
-}
+export type { ClientKey };
 
 export interface ServeOptions {
   victim: Model;
@@ -42,34 +38,80 @@ export interface ServeOptions {
   auditLog?: string;
   auditMaxBytes?: number;
   challengeTtlMs?: number;
+  /** unanswered puzzles one client may hold at once (default 64) */
+  maxChallengesPerClient?: number;
   logger?: boolean;
+}
+
+interface Bucket {
+  tokens: number;
+  last: number;
 }
 
 interface ClientState {
   id: string;
   api: LocalPredictionApi;
-  tokens: number;
-  last: number;
+  /** queries per second (Infinity: unlimited) */
   rate: number;
+  /** the largest batch this client can ever afford: min(server max, one bucketful) */
+  maxBatch: number;
+  queries: Bucket;
+  /** puzzles have their own bucket at the same rate, so asking for one never shrinks the batch a client can send */
+  puzzles: Bucket;
   served: number;
+  outstanding: number;
+}
+
+/** What the audit line of a request needs to know, filled in as the request is handled. */
+interface RequestNote {
+  client?: string;
+  reason?: string;
+  n?: number;
+  /** the handler already wrote this request's line: 'answer' (logged before it is sent; a later failure still gets its own line) or 'done' */
+  audited?: 'answer' | 'done';
 }
 
 /** Cumulative latency histogram buckets (seconds), Prometheus style. */
 const BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5];
+const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 
 export { digestOf };
+
+/**
+ * A token bucket of `rate` per second holding one second's worth, but at least one token (so a rate
+ * under 1/s still lets single queries through). Takes `n` and returns 0, or the whole seconds to wait.
+ */
+function take(b: Bucket, rate: number, n: number, now: number): number {
+  if (!Number.isFinite(rate)) return 0;
+  const cap = Math.max(1, rate);
+  b.tokens = Math.min(cap, b.tokens + ((now - b.last) / 1000) * rate);
+  b.last = now;
+  if (b.tokens >= n) {
+    b.tokens -= n;
+    return 0;
+  }
+  return Math.max(1, Math.ceil((n - b.tokens) / rate));
+}
 
 export async function createServer(o: ServeOptions): Promise<FastifyInstance> {
   const maxBatch = o.maxBatch ?? 1024;
   const d = o.victim.inputShape.reduce((a, b) => a * b, 1);
   const powDefense = o.defenses.find((x) => x.name === 'pow') as PowDefense | undefined;
-  if (o.pow && !powDefense) throw new Error('--pow on needs the pow defense in the stack');
+  if (o.pow && !powDefense) throw new UsageError('--pow on needs the pow defense in the stack');
+  // the same checks as a keys file: a duplicate id would merge two clients' ledgers
+  const keyList = o.keys?.length ? parseKeys({ keys: o.keys }, 'API keys') : [];
+  const ttl = o.challengeTtlMs ?? 60_000;
+  const maxOutstanding = o.maxChallengesPerClient ?? 64;
+  // opened now so that an unwritable path fails at start-up, not on the first query
+  const auditLog = o.auditLog ? AuditLog.open(o.auditLog, o.auditMaxBytes) : undefined;
   // strict bodies: fastify's default Ajv would silently drop unknown fields and coerce "1" to 1
   const app = Fastify({ logger: o.logger ?? false, bodyLimit: o.bodyLimit ?? 8 * 1024 * 1024, ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } } });
-  const keys = new Map((o.keys ?? []).map((k) => [k.key, k]));
+  const keys = new Map(keyList.map((k) => [k.key, k]));
   const clients = new Map<string, ClientState>();
   const challenges = new Map<string, Challenge & { client: string; digest: string }>();
-  const used = new Set<string>();
+  /** used stamps until they expire; after that a replay is refused as unknown anyway */
+  const used = new Map<string, number>();
+  const notes = new WeakMap<FastifyRequest, RequestNote>();
   const hist = new Array<number>(BUCKETS.length + 1).fill(0);
   let served = 0;
   const rootRng = new Rng(o.seed);
@@ -77,40 +119,141 @@ export async function createServer(o: ServeOptions): Promise<FastifyInstance> {
   const probe = new LocalPredictionApi(o.victim, o.defenses, { rng: new Rng(o.seed), domain: o.domain });
   const info = { ...probe.info, pow: o.pow ? { required: true, batch: powDefense?.params.batch } : { required: false }, maxBatch };
 
-  function audit(entry: Record<string, unknown>): void {
-    if (!o.auditLog) return;
-    if (o.auditMaxBytes && existsSync(o.auditLog) && statSync(o.auditLog).size > o.auditMaxBytes) renameSync(o.auditLog, `${o.auditLog}.${Date.now()}`);
-    appendFileSync(o.auditLog, JSON.stringify({ t: new Date().toISOString(), ...entry }) + '\n');
+  const note = (req: FastifyRequest): RequestNote => {
+    let n = notes.get(req);
+    if (!n) notes.set(req, (n = {}));
+    return n;
+  };
+
+  /** A refusal: the JSON error body, with its reason kept for the audit line. */
+  function refuse(req: FastifyRequest, reply: FastifyReply, status: number, error: string, message: string, extra: Record<string, unknown> = {}): FastifyReply {
+    note(req).reason = error;
+    return reply.code(status).send({ error, message, ...extra });
   }
 
-  function clientOf(req: FastifyRequest, reply: FastifyReply): ClientState | undefined {
-    let id = 'anonymous';
-    let key: ClientKey | undefined;
-    if (keys.size) {
-      const auth = req.headers.authorization;
-      const token = auth?.startsWith('Bearer ') ? auth.slice(7) : (req.headers['x-api-key'] as string | undefined);
-      key = token ? keys.get(token) : undefined;
-      if (!key) {
-        void reply.code(401).send({ error: 'unauthorized', message: 'a valid API key is required (Authorization: Bearer <key>)' });
-        return undefined;
-      }
-      id = key.id;
-    }
+  function tokenOf(req: FastifyRequest): string | undefined {
+    const auth = req.headers.authorization;
+    if (auth?.startsWith('Bearer ')) return auth.slice(7);
+    const x = req.headers['x-api-key'];
+    return typeof x === 'string' ? x : undefined;
+  }
+
+  /** Who a request is, for the audit log, without refusing anything. */
+  function identify(req: FastifyRequest): string {
+    if (!keys.size) return 'anonymous';
+    const t = tokenOf(req);
+    return (t !== undefined && keys.get(t)?.id) || 'unauthenticated';
+  }
+
+  function stateOf(id: string, key: ClientKey | undefined): ClientState {
     let c = clients.get(id);
     if (!c) {
-      c = { id, api: new LocalPredictionApi(o.victim, o.defenses, { rng: rootRng.fork(), domain: o.domain, budget: key?.budget, clientId: id }), tokens: key?.ratePerSec ?? Infinity, last: Date.now(), rate: key?.ratePerSec ?? Infinity, served: 0 };
+      const rate = key?.ratePerSec ?? Infinity;
+      const now = Date.now();
+      c = {
+        id,
+        api: new LocalPredictionApi(o.victim, o.defenses, { rng: rootRng.fork(), domain: o.domain, budget: key?.budget, clientId: id }),
+        rate,
+        maxBatch: Number.isFinite(rate) ? Math.min(maxBatch, Math.max(1, Math.floor(rate))) : maxBatch,
+        queries: { tokens: Math.max(1, rate), last: now },
+        puzzles: { tokens: Math.max(1, rate), last: now },
+        served: 0,
+        outstanding: 0,
+      };
       clients.set(id, c);
     }
     return c;
   }
 
+  function clientOf(req: FastifyRequest, reply: FastifyReply): ClientState | undefined {
+    let key: ClientKey | undefined;
+    if (keys.size) {
+      const token = tokenOf(req);
+      key = token !== undefined ? keys.get(token) : undefined;
+      if (!key) {
+        refuse(req, reply, 401, 'unauthorized', 'a valid API key is required (Authorization: Bearer <key>)');
+        return undefined;
+      }
+    }
+    const id = key?.id ?? 'anonymous';
+    note(req).client = id;
+    return stateOf(id, key);
+  }
+
+  function dropChallenge(stamp: string): void {
+    const ch = challenges.get(stamp);
+    if (!ch) return;
+    challenges.delete(stamp);
+    const c = clients.get(ch.client);
+    if (c) c.outstanding--;
+  }
+
+  // expired puzzles and used stamps are forgotten, amortised over requests and on a timer
+  const sweepEveryMs = Math.min(Math.max(ttl, 10), 60_000);
+  let nextSweep = 0;
+  function sweep(now: number): void {
+    nextSweep = now + sweepEveryMs;
+    for (const [stamp, ch] of challenges) if (ch.expires < now) dropChallenge(stamp);
+    for (const [stamp, expires] of used) if (expires < now) used.delete(stamp);
+  }
+  const sweepMaybe = (now: number) => {
+    if (now >= nextSweep) sweep(now);
+  };
+  if (powDefense) {
+    const timer = setInterval(() => sweep(Date.now()), Math.max(sweepEveryMs, 1_000));
+    timer.unref(); // never keeps a process alive
+    app.addHook('onClose', async () => clearInterval(timer));
+  }
+  if (auditLog) {
+    app.addHook('onResponse', async (req, reply) => {
+      const n = notes.get(req);
+      if (req.url === '/healthz' || n?.audited === 'done' || (n?.audited === 'answer' && reply.statusCode === 200)) return;
+      const route = req.routeOptions.url ?? req.url.slice(0, 120);
+      writeAudit({ route: `${req.method} ${route}`, client: n?.client ?? identify(req), status: reply.statusCode, ...(n?.n !== undefined ? { n: n.n } : {}), ...(reply.statusCode >= 400 ? { reason: n?.reason ?? 'error' } : {}) });
+    });
+    app.addHook('onClose', async () => auditLog.close());
+  }
+
+  /** Append to the audit log; false (with the details on the server's stderr) when it failed. */
+  function writeAudit(entry: Record<string, unknown>): boolean {
+    if (!auditLog) return true;
+    try {
+      auditLog.write(entry);
+      return true;
+    } catch (e) {
+      process.stderr.write(`mse serve: cannot write the audit log ${auditLog.file}: ${(e as Error).message}\n`);
+      return false;
+    }
+  }
+
   app.get('/healthz', async () => ({ ok: true }));
-  app.get('/v1/info', async () => info);
-  app.get('/metrics', async () => ({
-    served,
-    clients: Object.fromEntries([...clients.values()].map((c) => [c.id, c.served])),
-    latency_seconds: { buckets: BUCKETS, counts: hist },
-  }));
+
+  app.get('/v1/info', async (req, reply) => {
+    // a key, when given, must be valid; the answer then carries that key's effective max batch
+    if (!keys.size || tokenOf(req) === undefined) return info;
+    const c = clientOf(req, reply);
+    if (!c) return reply;
+    return { ...info, maxBatch: c.maxBatch, ...(Number.isFinite(c.rate) ? { ratePerSec: c.rate } : {}) };
+  });
+
+  app.get('/metrics', async (req, reply) => {
+    // every client's id and volume is the operator's business: an admin key, or (open server) loopback
+    if (keys.size) {
+      const token = tokenOf(req);
+      const key = token !== undefined ? keys.get(token) : undefined;
+      if (!key) return refuse(req, reply, 401, 'unauthorized', 'an admin API key is required (Authorization: Bearer <key>)');
+      note(req).client = key.id;
+      if (!key.admin) return refuse(req, reply, 403, 'forbidden', 'metrics need an admin key ("admin": true in the keys file)');
+    } else if (!LOOPBACK.has(req.socket.remoteAddress ?? '')) {
+      return refuse(req, reply, 403, 'forbidden', 'an open server (no --keys) shows metrics to loopback clients only; give it keys with an admin entry');
+    }
+    return {
+      served,
+      clients: Object.fromEntries([...clients.values()].map((c) => [c.id, c.served])),
+      challenges: { outstanding: challenges.size, used: used.size },
+      latency_seconds: { buckets: BUCKETS, counts: hist },
+    };
+  });
 
   app.post<{ Body: { digest: string } }>(
     '/v1/challenge',
@@ -118,9 +261,22 @@ export async function createServer(o: ServeOptions): Promise<FastifyInstance> {
     async (req, reply) => {
       const c = clientOf(req, reply);
       if (!c) return reply;
-      if (!powDefense) return reply.code(404).send({ error: 'not-found', message: 'this server does not use proof-of-work' });
-      const ch = issueChallenge(powDefense.nextBits(c.id), `${c.id}.${req.body.digest.slice(0, 16)}`, { ttlMs: o.challengeTtlMs ?? 60_000 });
+      if (!powDefense) return refuse(req, reply, 404, 'not-found', 'this server does not use proof-of-work');
+      const now = Date.now();
+      sweepMaybe(now);
+      const wait = take(c.puzzles, c.rate, 1, now);
+      if (wait) {
+        void reply.header('retry-after', String(wait));
+        return refuse(req, reply, 429, 'rate-limited', `at most ${c.rate} puzzles/s for ${c.id}`);
+      }
+      if (c.outstanding >= maxOutstanding) sweep(now);
+      if (c.outstanding >= maxOutstanding) {
+        void reply.header('retry-after', String(Math.max(1, Math.ceil(ttl / 1000))));
+        return refuse(req, reply, 429, 'too-many-challenges', `${c.id} holds ${c.outstanding} unanswered puzzles, the most allowed; use or let them expire first`);
+      }
+      const ch = issueChallenge(powDefense.nextBits(c.id), `${c.id}.${req.body.digest.slice(0, 16)}`, { ttlMs: ttl, now });
       challenges.set(ch.stamp, { ...ch, client: c.id, digest: req.body.digest });
+      c.outstanding++;
       return { stamp: ch.stamp, bits: ch.bits, expires: ch.expires };
     },
   );
@@ -143,30 +299,41 @@ export async function createServer(o: ServeOptions): Promise<FastifyInstance> {
     if (!c) return reply;
     const { inputs } = req.body;
     const n = inputs.length;
-    for (const row of inputs) for (const v of row) if (!Number.isFinite(v)) return reply.code(400).send({ error: 'bad-request', message: 'inputs must be finite numbers' });
-    // rate limit: a token bucket of `rate` queries per second, at most one second's worth banked
-    if (Number.isFinite(c.rate)) {
-      const now = Date.now();
-      c.tokens = Math.min(c.rate, c.tokens + ((now - c.last) / 1000) * c.rate);
-      c.last = now;
-      if (c.tokens < n) return reply.code(429).header('retry-after', String(Math.ceil((n - c.tokens) / c.rate))).send({ error: 'rate-limited', message: `at most ${c.rate} queries/s for ${c.id}` });
-      c.tokens -= n;
+    note(req).n = n;
+    for (const row of inputs) for (const v of row) if (!Number.isFinite(v)) return refuse(req, reply, 400, 'bad-request', 'inputs must be finite numbers');
+    // a batch over one bucketful could never be answered: say so, rather than a 429 to wait for forever
+    if (n > c.maxBatch) return refuse(req, reply, 413, 'batch-too-large', `a batch of ${n} exceeds ${c.id}'s rate of ${c.rate} queries/s; send at most ${c.maxBatch} inputs per request`, { maxBatch: c.maxBatch });
+    const now = Date.now();
+    sweepMaybe(now);
+    const wait = take(c.queries, c.rate, n, now);
+    if (wait) {
+      void reply.header('retry-after', String(wait));
+      return refuse(req, reply, 429, 'rate-limited', `at most ${c.rate} queries/s for ${c.id}`);
     }
-    if (c.api.ledger.queries + n > c.api.ledger.budget) return reply.code(429).send({ error: 'budget-exhausted', message: `${c.id} has ${c.api.ledger.budget - c.api.ledger.queries} of ${c.api.ledger.budget} queries left`, remaining: c.api.ledger.budget - c.api.ledger.queries });
+    if (c.api.ledger.queries + n > c.api.ledger.budget) return refuse(req, reply, 429, 'budget-exhausted', `${c.id} has ${c.api.ledger.budget - c.api.ledger.queries} of ${c.api.ledger.budget} queries left`, { remaining: c.api.ledger.budget - c.api.ledger.queries });
+    const proof = req.body.pow;
     if (o.pow) {
-      const proof = req.body.pow;
-      if (!proof) return reply.code(402).send({ error: 'pow-required', message: 'solve a puzzle from POST /v1/challenge and send it as {pow: {stamp, counter}}' });
+      if (!proof) return refuse(req, reply, 402, 'pow-required', 'solve a puzzle from POST /v1/challenge and send it as {pow: {stamp, counter}}');
       const ch = challenges.get(proof.stamp);
-      if (!ch) return reply.code(403).send({ error: 'pow-invalid', message: used.has(proof.stamp) ? 'this puzzle was already used' : 'unknown puzzle (not issued by this server)' });
-      if (ch.client !== c.id) return reply.code(403).send({ error: 'pow-invalid', message: 'this puzzle was issued to another client' });
-      if (ch.digest !== digestOf(inputs)) return reply.code(403).send({ error: 'pow-invalid', message: 'this puzzle is bound to other inputs' });
+      if (!ch) return refuse(req, reply, 403, 'pow-invalid', used.has(proof.stamp) ? 'this puzzle was already used' : 'unknown puzzle (not issued by this server, or expired long ago)');
+      if (ch.client !== c.id) return refuse(req, reply, 403, 'pow-invalid', 'this puzzle was issued to another client');
+      if (ch.digest !== digestOf(inputs)) return refuse(req, reply, 403, 'pow-invalid', 'this puzzle is bound to other inputs');
       const v = verify(ch, proof.counter);
       if (!v.ok) {
-        if (v.why === 'expired') challenges.delete(proof.stamp);
-        return reply.code(403).send({ error: 'pow-invalid', message: v.why === 'expired' ? 'the puzzle expired; ask for a new one' : v.why === 'malformed' ? 'malformed counter' : 'the counter does not solve the puzzle' });
+        if (v.why === 'expired') dropChallenge(proof.stamp);
+        return refuse(req, reply, 403, 'pow-invalid', v.why === 'expired' ? 'the puzzle expired; ask for a new one' : v.why === 'malformed' ? 'malformed counter' : 'the counter does not solve the puzzle');
       }
-      challenges.delete(proof.stamp);
-      used.add(proof.stamp);
+    }
+    // recorded before anything is charged or revealed: an answer the log cannot hold is not given
+    if (!writeAudit({ route: 'POST /v1/predict', client: c.id, n, status: 200 })) {
+      note(req).audited = 'done';
+      return refuse(req, reply, 500, 'internal', 'internal server error');
+    }
+    note(req).audited = 'answer';
+    if (o.pow && proof) {
+      const ch = challenges.get(proof.stamp);
+      dropChallenge(proof.stamp);
+      used.set(proof.stamp, ch?.expires ?? now + ttl);
     }
     const flat = new Float32Array(n * d);
     inputs.forEach((row, i) => flat.set(row, i * d));
@@ -186,19 +353,26 @@ export async function createServer(o: ServeOptions): Promise<FastifyInstance> {
       const s = (performance.now() - t0) / 1000;
       const b = BUCKETS.findIndex((u) => s <= u);
       hist[b < 0 ? BUCKETS.length : b]++;
-      audit({ client: c.id, n, status: 200, seconds: s });
       return body;
     } catch (e) {
-      if (e instanceof BudgetExhaustedError) return reply.code(429).send({ error: 'budget-exhausted', message: e.message });
+      if (e instanceof BudgetExhaustedError) return refuse(req, reply, 429, 'budget-exhausted', e.message);
       throw e;
     } finally {
       x.dispose();
     }
   });
 
-  app.setErrorHandler((err: { statusCode?: number; message: string; validation?: unknown }, _req, reply) => {
+  app.setNotFoundHandler((req, reply) => refuse(req, reply, 404, 'not-found', `no route ${req.method} ${req.url.slice(0, 100)}`));
+
+  app.setErrorHandler((err: { statusCode?: number; message: string; validation?: unknown; stack?: string }, req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : err.validation ? 400 : 500;
-    void reply.code(status).send({ error: status === 413 ? 'too-large' : status === 500 ? 'internal' : 'bad-request', message: err.message });
+    if (status === 500) {
+      // the details are the operator's (stderr); a client learns nothing about the server's insides
+      process.stderr.write(`mse serve: internal error on ${req.method} ${req.url.slice(0, 100)}: ${err.stack ?? err.message}\n`);
+      return refuse(req, reply, 500, 'internal', 'internal server error');
+    }
+    const error = status === 413 ? 'too-large' : status === 415 ? 'unsupported-media-type' : status === 404 ? 'not-found' : 'bad-request';
+    return refuse(req, reply, status, error, err.message);
   });
   return app;
 }

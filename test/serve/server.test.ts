@@ -32,6 +32,7 @@ const keys = [
   { key: 'k-alice', id: 'alice', budget: 50 },
   { key: 'k-bob', id: 'bob' },
   { key: 'k-slow', id: 'slow', ratePerSec: 5 },
+  { key: 'k-admin', id: 'ops', admin: true },
 ];
 const row = (i: number) => Array.from(ds.test.x.subarray(i * 4, (i + 1) * 4));
 const auth = (k: string) => ({ authorization: `Bearer ${k}` });
@@ -49,7 +50,7 @@ describe('mse serve: rejects bad requests and stays healthy', () => {
     const body = r.json() as { probs: number[][] };
     expect(body.probs).toHaveLength(2);
     expect(body.probs[0].reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
-    const m = (await app.inject({ url: '/metrics' })).json() as { served: number; clients: Record<string, number> };
+    const m = (await app.inject({ url: '/metrics', headers: auth('k-admin') })).json() as { served: number; clients: Record<string, number> };
     expect(m.clients.bob).toBe(2);
   });
 
@@ -144,7 +145,7 @@ describe('mse serve: audit log', () => {
 describe('over HTTP', () => {
   it('200 concurrent clients: no errors and no lost accounting', async () => {
     const many = Array.from({ length: 200 }, (_, i) => ({ key: `key-${i}`, id: `c${i}` }));
-    const app = await createServer({ victim, defenses: [], domain, seed: 1, keys: many });
+    const app = await createServer({ victim, defenses: [], domain, seed: 1, keys: [...many, { key: 'k-admin', id: 'ops', admin: true }] });
     const addr = await app.listen({ port: 0, host: '127.0.0.1' });
     try {
       const results = await Promise.all(
@@ -160,7 +161,7 @@ describe('over HTTP', () => {
       );
       const sent = results.reduce((a, b) => a + b, 0);
       expect(sent).toBe(200 * 3 * 2);
-      const m = (await (await fetch(`${addr}/metrics`)).json()) as { served: number; clients: Record<string, number> };
+      const m = (await (await fetch(`${addr}/metrics`, { headers: auth('k-admin') })).json()) as { served: number; clients: Record<string, number> };
       expect(m.served).toBe(sent);
       expect(Object.values(m.clients).reduce((a, b) => a + b, 0)).toBe(m.served);
     } finally {
