@@ -11,7 +11,7 @@
  * such lines aside.
  */
 import { ensureDir } from '../fs-util.js';
-import { appendFileSync, closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, fstatSync, realpathSync, statSync, fsyncSync, ftruncateSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
@@ -39,17 +39,24 @@ export interface ScannedResults {
   torn?: string;
 }
 
-/** Parse a results CSV without throwing on damage: every bad line is reported with its number. */
-export function scanResults(text: string): ScannedResults {
+/** Parse a results CSV without throwing on damage: every bad record is reported with its (first) line number. */
+export function scanResults(input: string): ScannedResults {
+  // a byte-order mark (an editor's) is not part of the header; its bytes still count for truncation
+  const bom = input.startsWith('\ufeff') ? 3 : 0;
+  const text = bom ? input.slice(1) : input;
   const cut = text.lastIndexOf('\n') + 1;
   const complete = text.slice(0, cut);
   const torn = cut < text.length ? text.slice(cut) : undefined;
   const damaged: DamagedLine[] = [];
-  const lines = complete.split('\n');
+  // CRLF (a file saved on Windows) or mixed endings read as LF; rows mse appends are LF
+  const unix = complete.replace(/\r\n/g, '\n');
+  const lines = unix.split('\n');
   let tail: Array<Record<string, string>> = [];
-  let records: Array<{ record: string[]; info: { lines: number } }> = [];
+  type Rec = { record: string[]; raw: string; info: { lines: number } };
+  let records: Rec[] = [];
+  const opts = { relax_column_count: true, skip_empty_lines: true, info: true, raw: true } as const;
   try {
-    records = parse(complete, { relax_column_count: true, skip_empty_lines: true, info: true, relax_quotes: false }) as unknown as typeof records;
+    records = parse(unix, { ...opts, relax_quotes: false }) as unknown as Rec[];
   } catch (e) {
     // an unclosed quote swallows the rest of the file: report where the damage starts and parse what comes before it
     const err = e as Error & { lines?: number; code?: string };
@@ -57,7 +64,7 @@ export function scanResults(text: string): ScannedResults {
     damaged.push({ line: bad, why: err.code === 'CSV_QUOTE_NOT_CLOSED' ? 'unclosed quote' : `unparseable (${err.message.split('\n')[0]})`, text: lines[bad - 1] ?? '' });
     const before = lines.slice(0, bad - 1).join('\n') + (bad > 1 ? '\n' : '');
     try {
-      records = parse(before, { relax_column_count: true, skip_empty_lines: true, info: true }) as unknown as typeof records;
+      records = parse(before, opts) as unknown as Rec[];
     } catch {
       records = [];
     }
@@ -70,21 +77,44 @@ export function scanResults(text: string): ScannedResults {
   }
   const header = records.length ? records[0].record : [];
   const rows: Array<Record<string, string>> = [];
-  for (const { record, info } of records.slice(1)) {
+  const seen = new Map<string, number>();
+  for (const { record, raw, info } of records.slice(1)) {
+    const body = raw.replace(/\n$/, '');
+    const spans = (body.match(/\n/g) ?? []).length;
+    // the record's first line: info.lines is where it ends
+    const line = info.lines - spans;
+    const bad = (why: string) => damaged.push({ line, why, text: body });
     if (record.length !== header.length) {
-      damaged.push({ line: info.lines, why: `expected ${header.length} fields, found ${record.length}`, text: lines[info.lines - 1] ?? '' });
+      bad(`expected ${header.length} fields, found ${record.length}`);
+      continue;
+    }
+    // mse never writes a line break or a control character into a field: one there is damage (a stray quote, NUL bytes)
+    if (spans > 0) {
+      bad(`a field spans ${spans + 1} lines (a stray quote?)`);
+      continue;
+    }
+    if (record.some((f) => /[\u0000-\u0008\u000b-\u001f\u007f]/.test(f))) {
+      bad('a field holds a control character (NUL bytes?)');
       continue;
     }
     const r = Object.fromEntries(header.map((h, i) => [h, record[i]]));
     if (header.includes('cell_id') && !/^[0-9a-f]{16}$/.test(r.cell_id)) {
-      damaged.push({ line: info.lines, why: `cell_id '${r.cell_id.slice(0, 20)}' is not a 16-digit hex id`, text: lines[info.lines - 1] ?? '' });
+      bad(`cell_id '${r.cell_id.slice(0, 20)}' is not a 16-digit hex id`);
       continue;
+    }
+    if (header.includes('cell_id')) {
+      const first = seen.get(r.cell_id);
+      if (first !== undefined) {
+        bad(`cell ${r.cell_id} is already on line ${first} (a row written twice)`);
+        continue;
+      }
+      seen.set(r.cell_id, line);
     }
     rows.push(r);
   }
   rows.push(...tail);
   damaged.sort((a, b) => a.line - b.line);
-  return { header, rows, damaged, completeBytes: Buffer.byteLength(complete), torn };
+  return { header, rows, damaged, completeBytes: bom + Buffer.byteLength(complete), torn };
 }
 
 function findUnclosedQuote(lines: string[]): number | undefined {
@@ -110,9 +140,12 @@ function damageError(file: string, d: DamagedLine[]): MseError {
 
 function readText(file: string): string {
   try {
+    // a FIFO or device would block or never end: only regular files are results
+    if (!statSync(file).isFile()) throw new MseError('csv', `${file} is not a regular file`, 'give a results.csv written by mse bench, attack or reproduce');
     return readFileSync(file, 'utf8');
   } catch (e) {
-    throw asUserError(e) ?? e;
+    const u = asUserError(e);
+    throw u && !(e instanceof MseError) ? new MseError(u.code, `${file}: ${u.message.replace(`${file}: `, '')}`, u.hint) : (u ?? e);
   }
 }
 
@@ -124,7 +157,8 @@ export class ResultsCsv {
   constructor(readonly file: string) {
     try {
       ensureDir(path.dirname(file));
-      this.lock = RunLock.acquire(file);
+      // the lock names the real file, so two paths to it (a symlink) share one lock
+      this.lock = RunLock.acquire(realFile(file));
     } catch (err) {
       if (err instanceof MseError) throw err;
       throw new MseError('results', `cannot open results file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'choose a writable --out directory');
@@ -187,7 +221,9 @@ export class ResultsCsv {
   write(row: ResultRow): void {
     const id = String(row.cell_id);
     if (this.done.has(id)) throw new MseError('results', `cell ${id} is already in ${this.file}`);
-    appendAll(this.fd, this.file, stringify([RESULT_COLUMNS.map((c) => row[c])]));
+    // a line break or control character in a value (a multi-line error message) would read back as damage
+    const clean = (v: string | number) => (typeof v === 'string' ? v.replace(/[\u0000-\u001f\u007f]+/g, ' ') : v);
+    appendAll(this.fd, this.file, stringify([RESULT_COLUMNS.map((c) => clean(row[c]))]));
     this.done.add(id);
   }
 
@@ -229,4 +265,17 @@ export function readResults(file: string): Array<Record<string, string>> {
   if (!s.header.length) throw new MseError('csv', `${file} has no complete header line (empty, or torn by a kill)`, 'give a results.csv written by mse bench, attack or reproduce');
   if (!s.header.includes('cell_id')) throw new MseError('csv', `${file} is not an mse results CSV (no cell_id column)`, 'give a results.csv written by mse bench, attack or reproduce');
   return s.rows;
+}
+
+/** The file's real path (symlinks resolved), or its real directory joined with its name when it does not exist yet. */
+export function realFile(file: string): string {
+  try {
+    return realpathSync(file);
+  } catch {
+    try {
+      return path.join(realpathSync(path.dirname(file)), path.basename(file));
+    } catch {
+      return path.resolve(file);
+    }
+  }
 }

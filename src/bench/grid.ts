@@ -149,6 +149,7 @@ const MAX_SEEDS = 10_000;
 /** Seeds are the cells' identity: each must be a non-negative integer (as --seed takes), and none twice. */
 export function validateSeeds(seeds: number[]): void {
   if (!seeds.length) throw new UsageError('no seeds');
+  if (seeds.length > MAX_SEEDS) throw new UsageError(`${seeds.length} seeds is more than ${MAX_SEEDS}`, 'each seed trains its own victim; split the sweep');
   for (const s of seeds) if (!Number.isSafeInteger(s) || s < 0) throw new UsageError(`seed ${s} is not allowed: seeds are integers ≥ 0`);
   const dup = seeds.find((s, i) => seeds.indexOf(s) !== i);
   if (dup !== undefined) throw new UsageError(`seed ${dup} is listed twice`, 'each seed is one cell; list each once');

@@ -1,7 +1,7 @@
 /** `manifest.json` beside a run's CSV: the command, spec, git commit, versions and backend. */
 import { ensureDir } from '../fs-util.js';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -62,8 +62,13 @@ export function writeManifest(dir: string, m: Manifest): void {
   ensureDir(dir);
   const file = path.join(dir, 'manifest.json');
   const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(m, null, 2) + '\n');
-  renameSync(tmp, file);
+  try {
+    writeFileSync(tmp, JSON.stringify(m, null, 2) + '\n');
+    renameSync(tmp, file);
+  } catch (e) {
+    rmSync(tmp, { force: true }); // a full disk leaves no empty temp file behind
+    throw e;
+  }
 }
 
 export function readManifest(dir: string): Manifest {

@@ -11,7 +11,7 @@
  */
 import { linkSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { MseError } from '../errors.js';
+import { asUserError, MseError } from '../errors.js';
 
 interface Holder {
   pid: number;
@@ -32,10 +32,17 @@ function alive(pid: number): boolean {
   }
 }
 
+/** A lock file's text is untrusted: no terminal escapes in messages. */
+function printable(s: string): string {
+  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+}
+
 function readHolder(lockFile: string): Holder | undefined {
   try {
+    if (!statSync(lockFile).isFile()) return undefined; // a FIFO would block the read
     const h = JSON.parse(readFileSync(lockFile, 'utf8')) as Partial<Holder>;
-    return typeof h.pid === 'number' && typeof h.host === 'string' ? { pid: h.pid, host: h.host, command: String(h.command ?? ''), started: String(h.started ?? '') } : undefined;
+    // kill(0 or -1, 0) succeeds for any caller: such a pid names no holder
+    return Number.isSafeInteger(h.pid) && (h.pid as number) > 0 && typeof h.host === 'string' ? { pid: h.pid as number, host: h.host, command: String(h.command ?? ''), started: String(h.started ?? '') } : undefined;
   } catch {
     return undefined;
   }
@@ -50,8 +57,8 @@ export class RunLock {
     const lockFile = `${file}.lock`;
     const me: Holder = { pid: process.pid, host: os.hostname(), command: ['mse', ...process.argv.slice(2)].join(' ').slice(0, 300), started: new Date().toISOString() };
     const tmp = `${lockFile}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(me) + '\n');
     try {
+      writeFileSync(tmp, JSON.stringify(me) + '\n');
       for (let attempt = 0; ; attempt++) {
         try {
           linkSync(tmp, lockFile);
@@ -61,12 +68,15 @@ export class RunLock {
         }
         const h = readHolder(lockFile);
         const stale = h ? h.host === me.host && !alive(h.pid) : ageSeconds(lockFile) > 60; // unreadable: a foreign or damaged lock; old ones are stale
-        if (!stale || attempt >= 3) {
-          const who = h ? `pid ${h.pid} on ${h.host}${h.command ? ` (${h.command})` : ''}${h.started ? `, since ${h.started}` : ''}` : 'an unknown process';
+        if (!stale || attempt >= 8) {
+          const who = h ? printable(`pid ${h.pid} on ${h.host}${h.command ? ` (${h.command})` : ''}${h.started ? `, since ${h.started}` : ''}`) : 'an unknown process';
           throw new MseError('locked', `${file} is in use by another mse run: ${who}`, `wait for it to finish or choose another --out; if that process no longer exists, delete ${lockFile}`);
         }
         breakStale(lockFile, h);
       }
+    } catch (e) {
+      if (e instanceof MseError) throw e;
+      throw new MseError('locked', `cannot lock ${file}: ${asUserError(e)?.message ?? (e as Error).message}`, 'choose a writable --out directory');
     } finally {
       rmSync(tmp, { force: true });
     }
@@ -97,15 +107,34 @@ function ageSeconds(file: string): number {
   }
 }
 
-/** Remove a stale lock only if it still names the dead holder (another process may have taken over meanwhile). */
+/**
+ * Remove a stale lock only if it still names the dead holder. Breakers take turns through a
+ * second lock (`.break`, created exclusively), so two processes that both saw the same stale lock
+ * cannot both remove it — the second would otherwise delete the first one's fresh lock.
+ */
 function breakStale(lockFile: string, h: Holder | undefined): void {
-  const now = readHolder(lockFile);
-  if (h && now && (now.pid !== h.pid || now.host !== h.host)) return;
+  const breaker = `${lockFile}.break`;
   try {
+    writeFileSync(breaker, String(process.pid), { flag: 'wx' });
+  } catch {
+    // someone else is breaking it (or died doing so: a breaker older than 10 s is stale)
+    if (ageSeconds(breaker) > 10) rmSync(breaker, { force: true });
+    sleepMs(20);
+    return;
+  }
+  try {
+    const now = readHolder(lockFile);
+    if (h ? !now || now.pid !== h.pid || now.host !== h.host : now !== undefined) return;
     unlinkSync(lockFile);
   } catch {
     // gone already: the next attempt decides
+  } finally {
+    rmSync(breaker, { force: true });
   }
+}
+
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 function releaseFile(lockFile: string): void {

@@ -91,6 +91,7 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   const jobs = o.jobs ?? os.availableParallelism();
   if (!(jobs >= 1)) throw new UsageError('--jobs must be at least 1');
   const data = { dataDir: g.dataDir };
+  if (o.out !== undefined && o.out.trim() === '') throw new UsageError('--out must not be empty', 'name a directory, e.g. -o results/my-run');
   validateGrid(grid);
   const out = o.out ?? path.join('results', `bench-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}`);
   if (o.emit) {
@@ -120,7 +121,14 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   // every dataset the cells need, before anything is trained: one error for all that is missing
   const plan = await checkPlanData(gridCells, { ...data, progress: !g.quiet && !o.json });
   for (const n of plan.notes) process.stderr.write(chalk.yellow(`mse: note: ${n}\n`));
-  const allCells: PlannedCell[] = gridCells.map((c, i) => ({ ...c, pool: plan.cells[i].pool }));
+  // two spellings of one cell (round and round:decimals=2, its default) are one cell
+  const byId = new Map<string, PlannedCell>();
+  gridCells.forEach((c, i) => {
+    const p: PlannedCell = { ...c, pool: plan.cells[i].pool };
+    const k = idsOf(p).join();
+    if (!byId.has(k)) byId.set(k, p);
+  });
+  const allCells = [...byId.values()];
   // shards are cut on the grid alone (without pools), so every machine agrees on them
   const cells = shard ? shardOf(allCells, (c) => cellId(cellSpecOf({ ...c, pool: undefined, budget: c.budgets[0], runId })), shard) : allCells;
   const csv = new ResultsCsv(path.join(out, shard ? `shard-${shard.index}-of-${shard.count}.csv` : 'results.csv'));
@@ -162,10 +170,11 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
     bars?.stop();
     csv.close();
     process.stderr.write(`${sig}: stopped with ${done} of ${total} cells in ${csv.file}; re-run the same command to resume\n`);
-    process.exit(sig === 'SIGINT' ? 130 : 143);
+    process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGHUP' ? 1 : 15));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
+  process.once('SIGHUP', onSignal); // the terminal closed
   try {
     if (jobs === 1 || todo.length <= 1) {
       await runSweep(todo, 1, async ({ cell, missing }) => {
@@ -210,6 +219,7 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   } finally {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
+    process.removeListener('SIGHUP', onSignal);
     stopChildren();
     bars?.stop();
     csv.close();

@@ -7,11 +7,11 @@ import chalk from 'chalk';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { cellSpecOf } from '../bench/cell.js';
-import { ResultsCsv, readResults } from '../bench/csv-writer.js';
+import { realFile, ResultsCsv, readResults } from '../bench/csv-writer.js';
 import { buildGrid, type GridSpec } from '../bench/grid.js';
 import { checkPlanData } from '../bench/plan-data.js';
 import { cellId, RESULT_COLUMNS, type ResultRow } from '../bench/result-row.js';
-import { MseError } from '../errors.js';
+import { MseError, UsageError } from '../errors.js';
 import { startBackend } from './common.js';
 import type { GlobalOptions } from './index.js';
 
@@ -20,6 +20,8 @@ export async function merge(g: GlobalOptions, targets: string[], o: { out?: stri
   if (!files.length) throw new MseError('merge', `no shard CSVs in ${targets.join(', ')}`, 'run mse bench … --shard i/n first');
   for (const f of files) if (!existsSync(f)) throw new MseError('merge', `${f} does not exist`);
   const dir = path.dirname(files[0]);
+  const outFile = o.out ?? path.join(dir, 'results.csv');
+  if (files.some((f) => realFile(f) === realFile(outFile))) throw new UsageError(`--out ${outFile} is one of the shards being merged`, 'write the merged CSV to another file');
   const manifestFile = path.join(dir, 'manifest.json');
   if (!existsSync(manifestFile)) throw new MseError('merge', `${manifestFile} is missing: it holds the sweep's grid`, 'merge the shards of one mse bench run, in its output directory');
   let manifest: { spec?: { grid?: GridSpec; quick?: boolean } };
@@ -66,7 +68,6 @@ export async function merge(g: GlobalOptions, targets: string[], o: { out?: stri
     process.exitCode = 1;
     return;
   }
-  const outFile = o.out ?? path.join(dir, 'results.csv');
   const csv = new ResultsCsv(outFile);
   let written = 0;
   try {

@@ -189,3 +189,82 @@ describe('full disk (issue 13.3)', () => {
     }
   });
 });
+
+describe('second round of probes (issue 13): what a hostile tester found after the first fixes', () => {
+  it('a damaged record spanning lines, NUL bytes and a row written twice are damage, each reported on its first line', () => {
+    const f = tmpFile();
+    writeRows(f, [1, 2, 3]);
+    const lines = readFileSync(f, 'utf8').split('\n');
+    const id2 = cellId(cell(2));
+    // a stray quote that closes on the next line merges two rows into one bogus record
+    const merged = [lines[0], lines[1], lines[2].replace(`${id2},`, `${id2},"`), lines[3].replace(',', '",'), ''].join('\n');
+    writeFileSync(f, merged);
+    expect(() => readResults(f)).toThrow(/line 3 is damaged/);
+    expect(scanResults(merged).damaged[0].text).toContain('\n'); // both physical lines travel together
+    writeFileSync(f, [lines[0], lines[1], lines[2].replace(',ok', ',o\u0000k'), ''].join('\n'));
+    expect(() => readResults(f)).toThrow(/line 3 is damaged: a field holds a control character/);
+    writeFileSync(f, [lines[0], lines[1], lines[2], lines[1], ''].join('\n'));
+    expect(() => readResults(f)).toThrow(/line 4 is damaged: cell \w+ is already on line 2/);
+  });
+
+  it('a CRLF file (saved on Windows) resumes with LF rows and stays readable; a byte-order mark is ignored', () => {
+    const f = tmpFile();
+    writeRows(f, [1, 2]);
+    writeFileSync(f, readFileSync(f, 'utf8').replace(/\n/g, '\r\n'));
+    writeRows(f, [3]);
+    expect(readResults(f).map((r) => r.seed)).toEqual(['1', '2', '3']);
+    writeFileSync(f, '\ufeff' + readFileSync(f, 'utf8'));
+    writeRows(f, [4]);
+    expect(readResults(f).map((r) => r.seed)).toEqual(['1', '2', '3', '4']);
+  });
+
+  it('two paths to one file (a symlink) share one lock', () => {
+    const f = tmpFile();
+    writeRows(f, [1]);
+    const link = path.join(path.dirname(path.dirname(f)), 'link.csv');
+    execFileSync('ln', ['-s', f, link]);
+    const a = new ResultsCsv(f);
+    expect(() => new ResultsCsv(link)).toThrow(/in use by another mse run/);
+    a.close();
+  });
+
+  it('racers breaking one stale lock: exactly one wins', async () => {
+    const f = tmpFile();
+    mkdirSync(path.dirname(f), { recursive: true });
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+    const script = path.join(path.dirname(f), 'racer.mts');
+    writeFileSync(script, `import { RunLock } from ${JSON.stringify(path.resolve('src/bench/run-lock.ts'))};
+      const start = Number(process.argv[3]); while (Date.now() < start) {}
+      try { RunLock.acquire(process.argv[2]); process.stdout.write('GOT'); setTimeout(() => process.exit(0), 1500); } catch { process.exit(3); }`);
+    const tsx = path.resolve('node_modules/.bin/tsx');
+    for (let trial = 0; trial < 3; trial++) {
+      writeFileSync(`${f}.lock`, JSON.stringify({ pid: Number(dead.stdout), host: os.hostname(), command: 'mse bench', started: '' }));
+      const start = Date.now() + 2500;
+      const outs = await Promise.all(
+        [0, 1, 2].map(
+          () =>
+            new Promise<string>((resolve) => {
+              const p = spawn(tsx, [script, f, String(start)], { stdio: ['ignore', 'pipe', 'ignore'] });
+              let out = '';
+              p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+              p.on('close', () => resolve(out));
+            }),
+        ),
+      );
+      expect(outs.filter((o) => o === 'GOT')).toHaveLength(1);
+    }
+  }, 60_000);
+
+  it('a FIFO is refused, not read forever; a lock with pid 0 or terminal escapes names no holder', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mse-fifo-'));
+    const fifo = path.join(dir, 'results.csv');
+    execFileSync('mkfifo', [fifo]);
+    expect(() => readResults(fifo)).toThrow(/is not a regular file/);
+    const f = tmpFile();
+    mkdirSync(path.dirname(f), { recursive: true });
+    writeFileSync(`${f}.lock`, JSON.stringify({ pid: 0, host: os.hostname() }));
+    expect(() => RunLock.acquire(f)).toThrow(/an unknown process/); // fresh and unreadable: refused, not "held by pid 0"
+    writeFileSync(`${f}.lock`, JSON.stringify({ pid: 1, host: 'evil\u001b[31m.example' }));
+    expect(() => RunLock.acquire(f)).toThrow(/on evil\?\[31m\.example/);
+  });
+});

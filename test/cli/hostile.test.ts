@@ -127,6 +127,8 @@ describe('hostile inputs to every command: one line, the right exit code, never 
       [['bench', '--spec', dir + '/nope.json'], 1],
       [['bench', ...grid, '-o', path.join(aFile, 'run')], 1],
       [['bench', ...grid, '--jobs', '0'], 2],
+      [['bench', ...grid, '-o', ''], 2],
+      [['merge', path.join(shardDir, 'shard-0-of-1.csv'), '-o', path.join(shardDir, 'shard-0-of-1.csv')], 2],
       [['bench', ...grid, '--shard', '3/2'], 2],
       [['bench', ...grid, '--emit', 'slurm', '--slurm-mem', '8G\necho INJECTED', '-o', path.join(dir, 'emit')], 2],
       [['bench', ...grid, '--emit', 'pbs'], 2],
@@ -203,6 +205,13 @@ describe('results files under stress (issue 13.1–13.3)', () => {
     expect(new Set(rows.map((l) => l.split(',')[0])).size).toBe(rows.length);
     expect(existsSync(path.join(out, 'results.csv.lock'))).toBe(false);
   }, 120_000);
+
+  it('two spellings of one cell (a parameter at its default) run once instead of aborting the sweep', () => {
+    const out = path.join(tmp(), 'run');
+    const r = mse(['bench', '-d', 'linear', '-a', 'eq-lr', '-b', '1x', '--seeds', '1', '-j', '1', '--defense', 'round:decimals=2', '--defense', 'round', '-o', out]);
+    expect(r.code, r.err).toBe(0);
+    expect(readFileSync(path.join(out, 'results.csv'), 'utf8').trim().split('\n')).toHaveLength(3); // header, none, round
+  }, 60_000);
 
   it('a damaged results.csv stops bench, report, compare and merge with the line number; mse repair keeps every good row', () => {
     const out = path.join(tmp(), 'run');
