@@ -37,6 +37,17 @@ function tmp(): string {
   return mkdtempSync(path.join(os.tmpdir(), 'mse-data-'));
 }
 
+
+/** What `f` throws (undefined if nothing), so a test can look at the error's fields. */
+function thrownBy(f: () => unknown): unknown {
+  try {
+    f();
+  } catch (e) {
+    return e;
+  }
+  return undefined;
+}
+
 describe('dataset file resolution', () => {
   it('prefers --data-dir over MSE_DATA_DIR, and finds files in a <dataset>/ sub-directory', () => {
     const a = tmp();
@@ -90,12 +101,7 @@ describe('dataset file resolution', () => {
   it('a directory where a dataset file should be is a DataError naming the path and the fix', () => {
     const a = tmp();
     mkdirSync(path.join(a, 'toy.csv'));
-    let err: unknown;
-    try {
-      findFile('toy', file(), { dataDir: a });
-    } catch (e) {
-      err = e;
-    }
+    const err = thrownBy(() => findFile('toy', file(), { dataDir: a }));
     expect(err).toBeInstanceOf(DataError);
     const e = err as DataError;
     expect(e.message).toBe(`${path.join(a, 'toy.csv')}: is a directory, not a file`);
@@ -116,12 +122,7 @@ describe('dataset file resolution', () => {
     }
     // running as root, chmod 000 does not stop reads: there is nothing to test
     if (readable) ctx.skip();
-    let err: unknown;
-    try {
-      findFile('toy', file(), { dataDir: a });
-    } catch (e) {
-      err = e;
-    }
+    const err = thrownBy(() => findFile('toy', file(), { dataDir: a }));
     expect(err).toBeInstanceOf(DataError);
     expect((err as DataError).message).toBe(`${p}: permission denied`);
     expect((err as DataError).hint).toMatch(/chmod/);
