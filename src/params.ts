@@ -8,18 +8,63 @@ import { UsageError, unknownChoice } from './errors.js';
 
 export type ParamType = 'int' | 'number' | 'string' | 'bool' | 'int-list';
 
-export interface ParamDecl {
-  type: ParamType;
+interface DeclBase {
   help: string;
-  default?: number | string | boolean | number[];
+}
+export interface IntDecl extends DeclBase {
+  type: 'int';
+  default?: number;
   min?: number;
   max?: number;
+}
+export interface NumberDecl extends DeclBase {
+  type: 'number';
+  default?: number;
+  min?: number;
+  max?: number;
+}
+export interface StringDecl extends DeclBase {
+  type: 'string';
+  default?: string;
   choices?: readonly string[];
 }
+export interface BoolDecl extends DeclBase {
+  type: 'bool';
+  default?: boolean;
+}
+export interface IntListDecl extends DeclBase {
+  type: 'int-list';
+  default?: readonly number[];
+  min?: number;
+  max?: number;
+}
+/** One declared parameter: its type, default, range or choices, and the help `mse list` prints. */
+export type ParamDecl = IntDecl | NumberDecl | StringDecl | BoolDecl | IntListDecl;
 
-export type ParamDecls = Record<string, ParamDecl>;
-export type ParamValue = number | string | boolean | number[];
-export type ParamValues = Record<string, ParamValue>;
+/** A unit's parameter schema: name → declaration. Declare it `as const` (or inline in a define* call) so values are typed. */
+export type Schema = Readonly<Record<string, ParamDecl>>;
+/** @deprecated the old name of Schema */
+export type ParamDecls = Schema;
+
+type BaseValue<D> = D extends { type: 'int' | 'number' }
+  ? number
+  : D extends { type: 'bool' }
+    ? boolean
+    : D extends { type: 'int-list' }
+      ? readonly number[]
+      : D extends { type: 'string'; choices: readonly (infer C extends string)[] }
+        ? C
+        : string;
+
+/** The value a declaration stands for: present when it has a default, possibly undefined otherwise. */
+export type ValueOf<D> = D extends { default: unknown } ? BaseValue<D> : BaseValue<D> | undefined;
+
+/** The typed, validated parameters a schema describes: what a unit's factory receives (no casts). */
+export type Params<S extends Schema> = { readonly [K in keyof S]: ValueOf<S[K]> };
+
+export type ParamValue = number | string | boolean | readonly number[];
+/** Parameters as data: for cell ids, CSV columns and the wire (plan cells sent to workers). */
+export type ParamValues = Readonly<Record<string, ParamValue>>;
 
 export interface ParsedSpec {
   name: string;
@@ -82,8 +127,8 @@ function convert(owner: string, key: string, decl: ParamDecl, v: string): number
 }
 
 /** Validate one (non-swept) parameter set against its declarations, filling defaults. */
-export function resolveParams(owner: string, decls: ParamDecls, raw: Record<string, string[]>): ParamValues {
-  const out: ParamValues = {};
+export function resolveParams(owner: string, decls: Schema, raw: Record<string, string[]>): ParamValues {
+  const out: Record<string, ParamValue> = {};
   for (const key of Object.keys(raw)) {
     if (!decls[key]) throw unknownChoice(`parameter for ${owner}`, key, Object.keys(decls).length ? Object.keys(decls) : ['(none)']);
   }
@@ -107,6 +152,41 @@ export function resolveParams(owner: string, decls: ParamDecls, raw: Record<stri
 export function formatParams(p: ParamValues): string {
   return Object.keys(p)
     .sort()
-    .map((k) => `${k}=${Array.isArray(p[k]) ? (p[k] as number[]).join('/') : String(p[k])}`)
+    .map((k) => `${k}=${Array.isArray(p[k]) ? (p[k] as readonly number[]).join('/') : String(p[k])}`)
     .join(',');
+}
+
+/**
+ * Check a declared schema (a plugin's, before any of its units is used): every declaration has a
+ * known type and help, and its default lies in its own range and choices. Throws a UsageError naming
+ * the parameter.
+ */
+export function validateSchema(owner: string, schema: unknown): asserts schema is Schema {
+  if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) throw new UsageError(`${owner}: params must be an object of parameter declarations`);
+  for (const [key, d] of Object.entries(schema as Record<string, unknown>)) {
+    const bad = (why: string) => new UsageError(`${owner}: parameter '${key}' ${why}`);
+    if (!/^[a-z][a-z0-9-]*$/i.test(key)) throw bad('must be a name of letters, digits and dashes');
+    if (typeof d !== 'object' || d === null) throw bad('must be a declaration object {type, help, default?, …}');
+    const decl = d as Record<string, unknown>;
+    if (!['int', 'number', 'string', 'bool', 'int-list'].includes(decl.type as string)) throw bad(`has type '${String(decl.type)}'; use int, number, string, bool or int-list`);
+    if (typeof decl.help !== 'string' || !decl.help.trim()) throw bad('needs a help string');
+    for (const k of ['min', 'max'] as const) if (decl[k] !== undefined && (typeof decl[k] !== 'number' || !Number.isFinite(decl[k]))) throw bad(`${k} must be a finite number`);
+    if (decl.choices !== undefined && (!Array.isArray(decl.choices) || !decl.choices.length || decl.choices.some((c) => typeof c !== 'string'))) throw bad('choices must be a non-empty list of strings');
+    if (decl.default === undefined) continue;
+    const dv = decl.default;
+    const text = Array.isArray(dv) ? dv.map(String) : [String(dv)];
+    const typeOk =
+      decl.type === 'int-list' ? Array.isArray(dv) : decl.type === 'bool' ? typeof dv === 'boolean' : decl.type === 'string' ? typeof dv === 'string' : typeof dv === 'number';
+    if (!typeOk) throw bad(`has a default of the wrong type (${JSON.stringify(dv)} for ${String(decl.type)})`);
+    try {
+      resolveParams(owner, { [key]: decl as unknown as ParamDecl }, { [key]: text });
+    } catch (e) {
+      throw bad(`has a default outside its own range: ${(e as Error).message}`);
+    }
+  }
+}
+
+/** Values resolved against a schema, as the schema's typed parameters (the one place this cast lives). */
+export function typed<S extends Schema>(_schema: S, values: ParamValues): Params<S> {
+  return values as unknown as Params<S>;
 }

@@ -8,7 +8,7 @@
 import { HttpPredictionApi } from '../../src/api/http-api.js';
 import { initBackend } from '../../src/compute/backend.js';
 import { Rng } from '../../src/compute/rng.js';
-import { parseDefense } from '../../src/defenses/registry.js';
+import { prepareDefense } from '../../src/defenses/registry.js';
 import { createNet, parseModelSpec } from '../../src/models/zoo.js';
 import { createServer } from '../../src/serve/server.js';
 import * as tf from '@tensorflow/tfjs';
@@ -30,8 +30,8 @@ console.log(`backend ${info.label}; ${requests} requests of 64 inputs from ${cli
 console.log('| server | requests/s | inputs/s | p50 ms | p99 ms | client PoW s |');
 console.log('|---|---|---|---|---|---|');
 for (const [name, specs, pow] of [['undefended', [], false], ['mad:eps=0.5', ['mad:eps=0.5'], false], ['pow (client solves)', ['pow'], true]] as const) {
-  const defenses = specs.map(parseDefense);
-  for (const d of defenses) await d.bind?.({ victim, train, heldOut });
+  const defenses = [];
+  for (const spec of specs) defenses.push((await prepareDefense(spec, { victim, train, heldOut, rng: new Rng(1) })).defense);
   const app = await createServer({ victim, defenses, domain: { min: 0, max: 1 }, seed: 1, pow });
   const addr = await app.listen({ port: 0, host: '127.0.0.1' });
   const lat: number[] = [];

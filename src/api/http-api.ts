@@ -10,9 +10,9 @@
  * MseError rather than a stack trace, a hang or a silently wrong answer.
  */
 import { tf } from '../compute/backend.js';
-import { solve } from '../defenses/pow/hashcash.js';
+import { solve } from '../protocol/hashcash.js';
 import { BudgetExhaustedError, MseError } from '../errors.js';
-import { digestOf } from '../serve/digest.js';
+import { digestOf } from '../protocol/digest.js';
 import type { ApiInfo, ApiResponse, Ledger, PredictionApi, Reveal } from './types.js';
 
 interface RemoteInfo extends ApiInfo {

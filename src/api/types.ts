@@ -70,19 +70,16 @@ export interface QueryCtx {
 }
 
 /**
- * A defense: up to three pure stages, applied in order by the API. It never sees the attacker.
+ * A defense instance: up to three stages, applied in order by one API. It never sees the attacker.
  * `output` receives probabilities and returns what to reveal; it may reveal less (labels only).
+ * Instances are built by a DefenseUnit (defenses/define.ts): one per API, so any state a stage keeps
+ * belongs to that API alone; what the defender prepared once (calibration, a proxy) is shared read-only.
  */
 export interface Defense {
   readonly name: string;
   readonly params: ParamValues;
   /** what the defense leaves visible: 'probs' keeps probabilities, 'labels' reduces to labels */
   readonly reveals?: 'probs' | 'labels';
-  /**
-   * Prepare from what the defender owns (the victim, its data), once, before the first query.
-   * Only defenses that calibrate themselves (proof-of-work) have it; the runner calls it.
-   */
-  bind?(env: DefenderEnv): Promise<void>;
   input?(x: Tensor, ctx: QueryCtx): Tensor;
   output?(probs: Probs, ctx: QueryCtx): ApiResponse;
   /** the price of this batch, paid before its answers are revealed; `ctx.probs` holds the victim's posteriors */
@@ -96,4 +93,6 @@ export interface DefenderEnv {
   train: import('../data/types.js').Split;
   /** held-out in-distribution data: the model of an honest user */
   heldOut: import('../data/types.js').Split;
+  /** the defender's own setup stream for this defense (a proxy model's initial weights) */
+  rng: Rng;
 }

@@ -6,67 +6,61 @@
  * solve the system by least squares (Householder QR, float64). Queries are x ~ U(domain)^d.
  */
 import { tf } from '../compute/backend.js';
-import type { Rng } from '../compute/rng.js';
-import { lstsq } from '../metrics/linalg.js';
+import { lstsq } from '../solvers/linalg.js';
 import { Net } from '../models/net.js';
-import type { ParamValues } from '../params.js';
-import { AttackNotApplicable, remaining, type Attack, type AttackResult, type AttackerKnowledge } from './types.js';
-import type { PredictionApi } from '../api/types.js';
+import { defineAttack } from './define.js';
+import { remaining } from './types.js';
 
 // float32 probabilities: p within 1e-7 of 0 or 1 carries no usable logit information
 const P_CLAMP = 1e-7;
 
-export function eqLr(params: ParamValues): Attack {
-  const maxMultiple = params.multiple as number; // cap on queries, as a multiple of d+1
-  return {
-    name: 'eq-lr',
-    params,
-    async run(api: PredictionApi, know: AttackerKnowledge, rng: Rng): Promise<AttackResult> {
-      if (know.family && know.family.kind !== 'logistic') throw new AttackNotApplicable('eq-lr', `it solves for a binary logistic regression, the victim is assumed to be ${know.family.kind}`);
-      if (know.numClasses !== 2) throw new AttackNotApplicable('eq-lr', `binary logistic regression has 2 classes, the API has ${know.numClasses}`);
-      if (api.info.reveals !== 'probs') throw new AttackNotApplicable('eq-lr', `it needs probabilities, the API reveals ${api.info.reveals} only`);
-      const d = know.inputShape.reduce((a, b) => a * b, 1);
-      const unknowns = d + 1;
-      const m = Math.min(remaining(api), maxMultiple * unknowns);
-      if (m < 1) throw new AttackNotApplicable('eq-lr', 'no query budget');
-      const x = rng.fillUniform(new Float32Array(m * d), know.domain.min, know.domain.max);
-      const xt = tf.tensor(x, [m, ...know.inputShape]);
-      let p1: Float32Array;
-      try {
-        const r = await api.query(xt);
-        const probs = r.probs!;
-        p1 = (await probs.data()) as Float32Array;
-        tf.dispose([probs, r.labels ?? []]);
-      } finally {
-        xt.dispose();
-      }
-      // A = [X | 1] (m × (d+1)), y = logit(p₁)
-      const A = new Float64Array(m * unknowns);
-      const y = new Float64Array(m);
-      for (let i = 0; i < m; i++) {
-        for (let j = 0; j < d; j++) A[i * unknowns + j] = x[i * d + j];
-        A[i * unknowns + d] = 1;
-        const p = Math.min(1 - P_CLAMP, Math.max(P_CLAMP, p1[i * 2 + 1]));
-        y[i] = Math.log(p / (1 - p));
-      }
-      const notes: string[] = [];
-      let theta: Float64Array;
-      if (m >= unknowns) {
-        const sol = lstsq(A, y, m, unknowns);
-        theta = sol.x;
-        if (sol.rank < unknowns) notes.push(`rank-deficient system (rank ${sol.rank} of ${unknowns})`);
-      } else {
-        // under-determined (budget < d+1): minimum-norm solution via the transposed system
-        notes.push(`only ${m} of the ${unknowns} queries needed for an exact solve`);
-        theta = minNorm(A, y, m, unknowns);
-      }
-      const w = Float32Array.from(theta.subarray(0, d));
-      const b = Float32Array.of(theta[d]);
-      const surrogate = new Net({ kind: 'logistic', inputShape: know.inputShape, numClasses: 2, layers: [{ type: 'flatten' }, { type: 'dense', units: 1 }], head: 'sigmoid' }, [w, b]);
-      return { surrogate, queries: m, budgetExhausted: m < unknowns, notes };
-    },
-  };
-}
+export const eqLr = defineAttack({
+  name: 'eq-lr',
+  describe: 'equation solving for binary logistic regression from probabilities (Tramèr 2016 §4.1.1)',
+  params: { multiple: { type: 'int', min: 1, default: 100, help: 'use at most this many times d+1 queries (least squares beyond d+1)' } },
+  requires: { victims: ['logistic'], victimsWhy: 'it solves for a binary logistic regression', classes: 2, reveals: 'probs', finiteBudget: false },
+  async run(p, api, know, rng) {
+    const maxMultiple = p.multiple; // cap on queries, as a multiple of d+1
+    const d = know.inputShape.reduce((a, b) => a * b, 1);
+    const unknowns = d + 1;
+    const m = Math.min(remaining(api), maxMultiple * unknowns);
+    const x = rng.fillUniform(new Float32Array(m * d), know.domain.min, know.domain.max);
+    const xt = tf.tensor(x, [m, ...know.inputShape]);
+    let p1: Float32Array;
+    try {
+      const r = await api.query(xt);
+      const probs = r.probs!;
+      p1 = (await probs.data()) as Float32Array;
+      tf.dispose([probs, r.labels ?? []]);
+    } finally {
+      xt.dispose();
+    }
+    // A = [X | 1] (m × (d+1)), y = logit(p₁)
+    const A = new Float64Array(m * unknowns);
+    const y = new Float64Array(m);
+    for (let i = 0; i < m; i++) {
+      for (let j = 0; j < d; j++) A[i * unknowns + j] = x[i * d + j];
+      A[i * unknowns + d] = 1;
+      const q = Math.min(1 - P_CLAMP, Math.max(P_CLAMP, p1[i * 2 + 1]));
+      y[i] = Math.log(q / (1 - q));
+    }
+    const notes: string[] = [];
+    let theta: Float64Array;
+    if (m >= unknowns) {
+      const sol = lstsq(A, y, m, unknowns);
+      theta = sol.x;
+      if (sol.rank < unknowns) notes.push(`rank-deficient system (rank ${sol.rank} of ${unknowns})`);
+    } else {
+      // under-determined (budget < d+1): minimum-norm solution via the transposed system
+      notes.push(`only ${m} of the ${unknowns} queries needed for an exact solve`);
+      theta = minNorm(A, y, m, unknowns);
+    }
+    const w = Float32Array.from(theta.subarray(0, d));
+    const b = Float32Array.of(theta[d]);
+    const surrogate = new Net({ kind: 'logistic', inputShape: know.inputShape, numClasses: 2, layers: [{ type: 'flatten' }, { type: 'dense', units: 1 }], head: 'sigmoid' }, [w, b]);
+    return { surrogate, queries: m, budgetExhausted: m < unknowns, notes };
+  },
+});
 
 /** x = Aᵀ (A Aᵀ)⁻¹ y for m < n, by least squares on A Aᵀ z = y. */
 function minNorm(A: Float64Array, y: Float64Array, m: number, n: number): Float64Array {

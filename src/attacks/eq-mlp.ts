@@ -11,56 +11,59 @@
  * agreement 99.6% with Adam vs 92% with L-BFGS), so `solver=auto` picks Adam there and L-BFGS at
  * ≥ 1× (2×: uniform agreement 98.2% vs 95.5% with Adam).
  */
-import type { Rng } from '../compute/rng.js';
-import type { PredictionApi } from '../api/types.js';
-import { lbfgs } from '../metrics/lbfgs.js';
+import { lbfgs } from '../solvers/lbfgs.js';
 import type { Activation } from '../models/net.js';
 import { Net } from '../models/net.js';
 import { fit } from '../models/train.js';
 import { createNet, parseModelSpec } from '../models/zoo.js';
-import type { ParamValues } from '../params.js';
+import { defineAttack } from './define.js';
 import { queryProbs, uniformQueries } from './query.js';
-import { AttackNotApplicable, remaining, type Attack, type AttackResult, type AttackerKnowledge } from './types.js';
+import { AttackNotApplicable, remaining } from './types.js';
 
-export function eqMlp(params: ParamValues): Attack {
-  return {
-    name: 'eq-mlp',
-    params,
-    async run(api: PredictionApi, know: AttackerKnowledge, rng: Rng): Promise<AttackResult> {
-      if (!know.family || know.family.kind !== 'mlp') throw new AttackNotApplicable('eq-mlp', `it fits an MLP of known shape, the victim is assumed to be ${know.family?.kind ?? 'unknown'}`);
-      if (api.info.reveals !== 'probs') throw new AttackNotApplicable('eq-mlp', `it needs probabilities, the API reveals ${api.info.reveals} only`);
-      const m = remaining(api);
-      if (!Number.isFinite(m) || m < 1) throw new AttackNotApplicable('eq-mlp', 'it needs a finite, positive query budget');
-      const x = uniformQueries(rng, m, know);
-      const targets = await queryProbs('eq-mlp', api, x, m, know);
-      const hidden = know.family.hidden;
-      const activation = know.family.activation;
-      const spec = parseModelSpec(`mlp${hidden ? `:hidden=${hidden.join(',')}` : ''}${activation ? `${hidden ? ',' : ':'}activation=${activation}` : ''}`);
-      const ds = { name: 'queries', inputShape: know.inputShape, numClasses: know.numClasses, kind: 'tabular' as const };
-      const surrogate = createNet(spec, ds, rng.fork());
-      const unknowns = surrogate.variables.reduce((a, v) => a + v.size, 0);
-      const solver = params.solver === 'auto' ? (m < unknowns ? 'adam' : 'lbfgs') : params.solver;
-      if (solver === 'adam') {
-        await fit(surrogate, { x, targets, n: m }, { epochs: params.epochs as number, batchSize: Math.min(64, m), optimizer: 'adam', lr: params.lr as number, rng: rng.fork() });
-        return { surrogate, queries: m, budgetExhausted: false, notes: [] };
-      }
-      const layers = surrogate.layers.filter((l) => l.type === 'dense');
-      const init = surrogate.variables.map((v) => v.dataSync() as Float32Array);
-      const net = new Float64Mlp(
-        layers.map((l) => (l.type === 'dense' ? l.units : 0)),
-        layers.map((l) => (l.type === 'dense' ? (l.activation ?? 'linear') : 'linear')),
-        know.inputShape.reduce((a, b) => a * b, 1),
-      );
-      const theta0 = net.pack(init);
-      const lambda = params.l2 as number;
-      const sol = lbfgs((th, g) => net.lossAndGrad(th, g, x, targets, m, lambda), theta0, { maxIter: params.iterations as number, gtol: 1e-7, memory: 20 });
-      surrogate.dispose();
-      const fitted = new Net(surrogate.config, net.unpack(sol.x));
-      const notes = sol.converged ? [] : [`L-BFGS stopped after ${sol.iterations} iterations (loss ${sol.f.toExponential(3)})`];
-      return { surrogate: fitted, queries: m, budgetExhausted: false, notes };
-    },
-  };
-}
+export const eqMlp = defineAttack({
+  name: 'eq-mlp',
+  describe: 'equation solving for an MLP of known shape: train on the soft answers (Tramèr 2016 §4.1.2)',
+  params: {
+    solver: { type: 'string', choices: ['auto', 'lbfgs', 'adam'], default: 'auto', help: 'full-batch L-BFGS in float64, minibatch Adam (tfjs), or auto: Adam below 1× the unknowns, L-BFGS from 1×' },
+    iterations: { type: 'int', min: 1, default: 1000, help: 'L-BFGS iterations' },
+    l2: { type: 'number', min: 0, default: 1e-8, help: 'L2 penalty on the weights (the paper\'s reg_lambda)' },
+    epochs: { type: 'int', min: 1, default: 300, help: 'Adam: training epochs over the queries' },
+    lr: { type: 'number', min: 0, default: 0.01, help: 'Adam: learning rate' },
+  },
+  requires: { victims: ['mlp'], victimsWhy: 'it fits an MLP of known shape', reveals: 'probs' },
+  async run(params, api, know, rng) {
+    // the shape comes from the family: an attacker who does not know it cannot use this attack
+    if (!know.family) throw new AttackNotApplicable('eq-mlp', 'it fits an MLP of known shape, the victim is assumed to be unknown');
+    const m = remaining(api);
+    const x = uniformQueries(rng, m, know);
+    const targets = await queryProbs('eq-mlp', api, x, m, know);
+    const hidden = know.family.hidden;
+    const activation = know.family.activation;
+    const spec = parseModelSpec(`mlp${hidden ? `:hidden=${hidden.join(',')}` : ''}${activation ? `${hidden ? ',' : ':'}activation=${activation}` : ''}`);
+    const ds = { name: 'queries', inputShape: know.inputShape, numClasses: know.numClasses, kind: 'tabular' as const };
+    const surrogate = createNet(spec, ds, rng.fork());
+    const unknowns = surrogate.variables.reduce((a, v) => a + v.size, 0);
+    const solver = params.solver === 'auto' ? (m < unknowns ? 'adam' : 'lbfgs') : params.solver;
+    if (solver === 'adam') {
+      await fit(surrogate, { x, targets, n: m }, { epochs: params.epochs, batchSize: Math.min(64, m), optimizer: 'adam', lr: params.lr, rng: rng.fork() });
+      return { surrogate, queries: m, budgetExhausted: false, notes: [] };
+    }
+    const layers = surrogate.layers.filter((l) => l.type === 'dense');
+    const init = surrogate.variables.map((v) => v.dataSync() as Float32Array);
+    const net = new Float64Mlp(
+      layers.map((l) => (l.type === 'dense' ? l.units : 0)),
+      layers.map((l) => (l.type === 'dense' ? (l.activation ?? 'linear') : 'linear')),
+      know.inputShape.reduce((a, b) => a * b, 1),
+    );
+    const theta0 = net.pack(init);
+    const lambda = params.l2;
+    const sol = lbfgs((th, g) => net.lossAndGrad(th, g, x, targets, m, lambda), theta0, { maxIter: params.iterations, gtol: 1e-7, memory: 20 });
+    surrogate.dispose();
+    const fitted = new Net(surrogate.config, net.unpack(sol.x));
+    const notes = sol.converged ? [] : [`L-BFGS stopped after ${sol.iterations} iterations (loss ${sol.f.toExponential(3)})`];
+    return { surrogate: fitted, queries: m, budgetExhausted: false, notes };
+  },
+});
 
 /** A dense network in float64 with its loss gradient: softmax head, soft cross-entropy. */
 export class Float64Mlp {

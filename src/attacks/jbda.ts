@@ -17,70 +17,108 @@ import type { PredictionApi } from '../api/types.js';
 import { softmaxCrossEntropy } from '../models/ops.js';
 import type { Net } from '../models/net.js';
 import { fit, predictAll } from '../models/train.js';
-import type { ParamValues } from '../params.js';
-import { newSurrogate, QueryLog, trainCurve } from './surrogate.js';
-import { AttackNotApplicable, remaining, type Attack, type AttackResult, type AttackerKnowledge, type RunOptions } from './types.js';
+import type { Params, Schema } from '../params.js';
+import { defineAttack, type AttackUnit } from './define.js';
+import { newSurrogate, QueryLog, SURROGATE_PARAMS, trainCurve } from './surrogate.js';
+import { AttackNotApplicable, remaining, type AttackResult, type AttackerKnowledge, type RunOptions } from './types.js';
 
 export type JbdaVariant = 'jbda' | 'jbself' | 'jbtop';
 
-export function jbda(variant: JbdaVariant): (params: ParamValues) => Attack {
-  return (params) => ({
+/** What every JBDA variant takes: the surrogate's training, the seed set, and the augmentation schedule. */
+const JBDA = {
+  ...SURROGATE_PARAMS,
+  seedsize: { type: 'int', min: 1, default: 100, help: 'in-distribution seed examples (drawn from the victim dataset’s training split)' },
+  lambda: { type: 'number', min: 0, default: 0.1, help: 'augmentation step λ (L∞)' },
+  tau: { type: 'int', min: 1, default: 5, help: 'flip the step’s sign every τ rounds' },
+  roundepochs: { type: 'int', min: 1, default: 5, help: 'surrogate epochs in each augmentation round' },
+} as const satisfies Schema;
+
+/** jbtop's targeted PGD. */
+const JBTOP = {
+  ...JBDA,
+  topk: { type: 'int', min: 1, default: 3, help: 'target a random class among the top-k other than the prediction' },
+  steps: { type: 'int', min: 1, default: 8, help: 'PGD steps' },
+  alpha: { type: 'number', min: 0, default: 0.01, help: 'PGD step size' },
+} as const satisfies Schema;
+
+type JbdaParams = Params<typeof JBDA>;
+type JbtopParams = Params<typeof JBTOP>;
+
+export const jbda = jbdaUnit('jbda', 'Jacobian-based dataset augmentation from a small seed set (Papernot 2017; Orekondy 2020’s JBDA)', JBDA, (net, x, y, m, know, step) => jacobianStep(net, x, y, m, know, step));
+export const jbself = jbdaUnit('jbself', 'JBDA stepping against the gradient, x − λ·sign(∇) (Orekondy 2020’s JB-self)', JBDA, (net, x, y, m, know, step) => jacobianStep(net, x, y, m, know, -step));
+export const jbtop = jbdaUnit('jbtop', 'JBDA with targeted PGD toward one of the surrogate’s top-k classes (Orekondy 2020’s JB-top-k)', JBTOP, (net, x, _y, m, know, _step, p, rng) => targetedStep(net, x, m, know, p, rng));
+
+/** One augmentation step of a batch (the surrogate, the points, their labels, the round's signed λ): the points to query next. */
+type Augment<P> = (net: Net, x: Float32Array, y: Int32Array, m: number, know: AttackerKnowledge, step: number, p: P, rng: Rng) => Promise<Float32Array>;
+
+/** A JBDA variant: the shared rounds of `runJbda`, with the variant's augmentation step. */
+function jbdaUnit<const S extends typeof JBDA>(variant: JbdaVariant, describe: string, schema: S, augment: Augment<Params<S>>): AttackUnit {
+  return defineAttack({
     name: variant,
+    describe,
+    params: schema,
     learningCurve: true,
-    params,
-    needs: () => ({ seedSize: params.seedsize as number }),
-    async run(api: PredictionApi, know: AttackerKnowledge, rng: Rng, opts: RunOptions = {}): Promise<AttackResult> {
-      if (api.info.reveals === 'leaf') throw new AttackNotApplicable(variant, 'tree victims are extracted by path-finding (tree-path)');
-      const seed = know.seed;
-      if (!seed || seed.n === 0) throw new AttackNotApplicable(variant, 'it needs a seed set of in-distribution examples');
-      const budget = remaining(api);
-      if (!Number.isFinite(budget) || budget < 1) throw new AttackNotApplicable(variant, 'it needs a finite, positive query budget');
-      const d = know.inputShape.reduce((a, b) => a * b, 1);
-      const k = know.numClasses;
-      const lambda = params.lambda as number;
-      const tau = params.tau as number;
-      const notes: string[] = [];
-      const trainSeed = rng.nextUint32();
-      const log = new QueryLog(budget, d, k, api, know.inputShape, params.labels as string);
-      await log.ask(seed.x, Math.min(seed.n, budget));
-      let round = 0;
-      while (log.remaining > 0) {
-        const net = newSurrogate(know, params, rng.fork());
-        try {
-          const st = await fit(net, { x: log.x.subarray(0, log.n * d), targets: log.targets.subarray(0, log.n * k), n: log.n }, { epochs: params.roundepochs as number, batchSize: params.batch as number, optimizer: 'adam', lr: params.lr as number, rng: rng.fork() });
-          log.trainSeconds += st.seconds;
-          log.trainExamples += st.examples;
-          // augment every point so far, or a random subset when the budget cannot take them all
-          const n = Math.min(log.n, log.remaining);
-          const idx = n === log.n ? Int32Array.from({ length: n }, (_, i) => i) : rng.permutation(log.n).slice(0, n).sort();
-          const step = lambda * (Math.floor(round / tau) % 2 === 0 ? 1 : -1);
-          const batch = 256;
-          for (let s = 0; s < n; s += batch) {
-            const m = Math.min(batch, n - s);
-            const x = new Float32Array(m * d);
-            const y = new Int32Array(m);
-            for (let i = 0; i < m; i++) {
-              const r = idx[s + i];
-              x.set(log.x.subarray(r * d, (r + 1) * d), i * d);
-              let best = 0;
-              for (let j = 1; j < k; j++) if (log.targets[r * k + j] > log.targets[r * k + best]) best = j;
-              y[i] = best;
-            }
-            const out = variant === 'jbtop' ? await targetedStep(net, x, m, know, params, rng) : await jacobianStep(net, x, y, m, know, variant === 'jbda' ? step : -step);
-            await log.ask(out, m);
-          }
-        } finally {
-          net.dispose();
-        }
-        round++;
-        opts.onProgress?.({ phase: 'query', done: log.n, total: budget, label: `round ${round}` });
-      }
-      notes.push(`${round} augmentation rounds from ${Math.min(seed.n, budget)} seed examples`);
-      const curve = await trainCurve(log, know, params, trainSeed, opts);
-      notes.push(log.throughput());
-      return { surrogate: curve[curve.length - 1].surrogate, queries: log.n, budgetExhausted: false, notes, curve };
-    },
+    requires: (p) => ({ seedSize: p.seedsize }),
+    run: (p, api, know, rng, opts) => runJbda(variant, p, api, know, rng, opts, (net, x, y, m, step) => augment(net, x, y, m, know, step, p, rng)),
   });
+}
+
+async function runJbda(
+  variant: JbdaVariant,
+  params: JbdaParams,
+  api: PredictionApi,
+  know: AttackerKnowledge,
+  rng: Rng,
+  opts: RunOptions,
+  augment: (net: Net, x: Float32Array, y: Int32Array, m: number, step: number) => Promise<Float32Array>,
+): Promise<AttackResult> {
+  const seed = know.seed;
+  if (!seed || seed.n === 0) throw new AttackNotApplicable(variant, 'it needs a seed set of in-distribution examples');
+  const budget = remaining(api);
+  const d = know.inputShape.reduce((a, b) => a * b, 1);
+  const k = know.numClasses;
+  const lambda = params.lambda;
+  const tau = params.tau;
+  const notes: string[] = [];
+  const trainSeed = rng.nextUint32();
+  const log = new QueryLog(budget, d, k, api, know.inputShape, params.labels);
+  await log.ask(seed.x, Math.min(seed.n, budget));
+  let round = 0;
+  while (log.remaining > 0) {
+    const net = newSurrogate(know, params, rng.fork());
+    try {
+      const st = await fit(net, { x: log.x.subarray(0, log.n * d), targets: log.targets.subarray(0, log.n * k), n: log.n }, { epochs: params.roundepochs, batchSize: params.batch, optimizer: 'adam', lr: params.lr, rng: rng.fork() });
+      log.trainSeconds += st.seconds;
+      log.trainExamples += st.examples;
+      // augment every point so far, or a random subset when the budget cannot take them all
+      const n = Math.min(log.n, log.remaining);
+      const idx = n === log.n ? Int32Array.from({ length: n }, (_, i) => i) : rng.permutation(log.n).slice(0, n).sort();
+      const step = lambda * (Math.floor(round / tau) % 2 === 0 ? 1 : -1);
+      const batch = 256;
+      for (let s = 0; s < n; s += batch) {
+        const m = Math.min(batch, n - s);
+        const x = new Float32Array(m * d);
+        const y = new Int32Array(m);
+        for (let i = 0; i < m; i++) {
+          const r = idx[s + i];
+          x.set(log.x.subarray(r * d, (r + 1) * d), i * d);
+          let best = 0;
+          for (let j = 1; j < k; j++) if (log.targets[r * k + j] > log.targets[r * k + best]) best = j;
+          y[i] = best;
+        }
+        const out = await augment(net, x, y, m, step);
+        await log.ask(out, m);
+      }
+    } finally {
+      net.dispose();
+    }
+    round++;
+    opts.onProgress?.({ phase: 'query', done: log.n, total: budget, label: `round ${round}` });
+  }
+  notes.push(`${round} augmentation rounds from ${Math.min(seed.n, budget)} seed examples`);
+  const curve = await trainCurve(log, know, params, trainSeed, opts);
+  notes.push(log.throughput());
+  return { surrogate: curve[curve.length - 1].surrogate, queries: log.n, budgetExhausted: false, notes, curve };
 }
 
 /** x + step·sign(∇_x CE(f̂(x), y)), clipped to the feature box. */
@@ -99,24 +137,24 @@ async function jacobianStep(net: Net, x: Float32Array, y: Int32Array, m: number,
 }
 
 /** jbtop: PGD toward a random class among the surrogate's top-k (other than its top-1), within the λ box. */
-async function targetedStep(net: Net, x: Float32Array, m: number, know: AttackerKnowledge, params: ParamValues, rng: Rng): Promise<Float32Array> {
+async function targetedStep(net: Net, x: Float32Array, m: number, know: AttackerKnowledge, params: JbtopParams, rng: Rng): Promise<Float32Array> {
   const k = know.numClasses;
-  const topk = Math.min(params.topk as number, k - 1);
+  const topk = Math.min(params.topk, k - 1);
   const p = await predictAll(net, x, m);
   const target = new Int32Array(m);
   for (let i = 0; i < m; i++) {
     const order = Array.from({ length: k }, (_, j) => j).sort((a, b) => p[i * k + b] - p[i * k + a] || a - b);
     target[i] = order[1 + rng.int(topk)];
   }
-  const lambda = params.lambda as number;
-  const alpha = params.alpha as number;
+  const lambda = params.lambda;
+  const alpha = params.alpha;
   const out = tf.tidy(() => {
     const x0 = tf.tensor(x, [m, ...know.inputShape]);
     const yt = tf.oneHot(tf.tensor1d(target, 'int32'), k).toFloat() as tf.Tensor2D;
     const lo = tf.maximum(tf.sub(x0, lambda), know.domain.min);
     const hi = tf.minimum(tf.add(x0, lambda), know.domain.max);
     let xa: tf.Tensor = x0;
-    for (let s = 0; s < (params.steps as number); s++) {
+    for (let s = 0; s < params.steps; s++) {
       const g = tf.grad((xx: tf.Tensor) => softmaxCrossEntropy(net.logits(xx), yt))(xa);
       xa = tf.minimum(tf.maximum(tf.sub(xa, tf.mul(tf.sign(g), alpha)), lo), hi);
     }

@@ -8,22 +8,14 @@
  * Training: Adam (lr 1e-3) for a few epochs rather than the paper's SGD for 100 epochs from
  * ImageNet-pretrained weights; on MNIST-class victims this converges in ~10 epochs on a CPU.
  */
-import type { Rng } from '../compute/rng.js';
 import type { PredictionApi } from '../api/types.js';
-import type { ParamValues } from '../params.js';
-import { QueryLog, trainCurve } from './surrogate.js';
-import { AttackNotApplicable, remaining, type Attack, type AttackNeeds, type AttackResult, type AttackerKnowledge, type Pool, type RunOptions } from './types.js';
+import type { Schema } from '../params.js';
+import { defineAttack } from './define.js';
+import { QueryLog, SURROGATE_PARAMS, trainCurve } from './surrogate.js';
+import { AttackNotApplicable, remaining, type AttackerKnowledge, type Pool } from './types.js';
 
-/** The default transfer pool for a victim's dataset: natural images of the same shape, another distribution. */
-export const DEFAULT_POOL: Record<string, string> = { mnist: 'fashion-mnist', 'fashion-mnist': 'mnist', kmnist: 'mnist' };
-
-export function poolNeeds(attack: string, params: ParamValues, victimDataset: string): AttackNeeds {
-  const pool = params.pool as string;
-  if (pool !== 'auto') return { pool };
-  const def = DEFAULT_POOL[victimDataset];
-  if (!def) throw new AttackNotApplicable(attack, `no default transfer pool for ${victimDataset}; name one with ${attack}:pool=<dataset>`);
-  return { pool: def };
-}
+/** Both Knockoff strategies take the pool as a parameter. */
+export const POOL = { pool: { type: 'string', default: 'auto', help: "the attacker's natural-image pool, a dataset name (auto: the victim dataset's default pool — fashion-mnist for mnist, mnist for fashion-mnist and kmnist); fashion-mnist@test10k is the 10k test split shipped with mse, used when Fashion-MNIST is absent" } } as const satisfies Schema;
 
 /** The pool, checked against the victim's input shape. */
 export function requirePool(attack: string, know: AttackerKnowledge): Pool {
@@ -34,41 +26,38 @@ export function requirePool(attack: string, know: AttackerKnowledge): Pool {
   return pool;
 }
 
-/** What both Knockoff strategies check and size before spending a query: the pool, the budget, the sample size. */
+/** What both Knockoff strategies check and size before spending a query (the requirements are checked already): the pool, the sample size. */
 export function knockoffPlan(attack: string, api: PredictionApi, know: AttackerKnowledge): { pool: Pool; d: number; k: number; m: number; notes: string[] } {
-  if (api.info.reveals === 'leaf') throw new AttackNotApplicable(attack, 'tree victims are extracted by path-finding (tree-path)');
   const pool = requirePool(attack, know);
   const budget = remaining(api);
-  if (!Number.isFinite(budget) || budget < 1) throw new AttackNotApplicable(attack, 'it needs a finite, positive query budget');
   const m = Math.min(budget, pool.n);
   const notes = m < budget ? [`the pool ${pool.name} has ${pool.n} images: ${budget - m} queries of the budget left unused (sampling is without replacement)`] : [];
   return { pool, d: know.inputShape.reduce((a, b) => a * b, 1), k: know.numClasses, m, notes };
 }
 
-export function knockoff(params: ParamValues): Attack {
-  return {
-    name: 'knockoff',
-    learningCurve: true,
-    params,
-    needs: (ds) => poolNeeds('knockoff', params, ds),
-    async run(api: PredictionApi, know: AttackerKnowledge, rng: Rng, opts: RunOptions = {}): Promise<AttackResult> {
-      const { pool, d, k, m, notes } = knockoffPlan('knockoff', api, know);
-      // the order depends only on the seed, so a smaller budget's queries are a prefix of a larger one's
-      const order = rng.permutation(pool.n);
-      const trainSeed = rng.nextUint32();
-      const log = new QueryLog(m, d, k, api, know.inputShape, params.labels as string);
-      const chunk = 1024;
-      const xb = new Float32Array(chunk * d);
-      for (let s = 0; s < m; s += chunk) {
-        const n = Math.min(chunk, m - s);
-        for (let i = 0; i < n; i++) xb.set(pool.x.subarray(order[s + i] * d, (order[s + i] + 1) * d), i * d);
-        await log.ask(xb, n);
-        opts.onProgress?.({ phase: 'query', done: log.n, total: m });
-      }
-      if (params.labels === 'soft' && !log.sawProbs) notes.push('the API revealed labels only: trained on one-hot targets');
-      const curve = await trainCurve(log, know, params, trainSeed, opts);
-      notes.push(log.throughput());
-      return { surrogate: curve[curve.length - 1].surrogate, queries: log.n, budgetExhausted: false, notes, curve };
-    },
-  };
-}
+export const knockoff = defineAttack({
+  name: 'knockoff',
+  describe: 'Knockoff Nets, random: label a natural out-of-distribution pool through the API, train a surrogate (Orekondy 2019)',
+  params: { ...POOL, ...SURROGATE_PARAMS },
+  learningCurve: true,
+  requires: (p) => ({ pool: p.pool }),
+  async run(params, api, know, rng, opts) {
+    const { pool, d, k, m, notes } = knockoffPlan('knockoff', api, know);
+    // the order depends only on the seed, so a smaller budget's queries are a prefix of a larger one's
+    const order = rng.permutation(pool.n);
+    const trainSeed = rng.nextUint32();
+    const log = new QueryLog(m, d, k, api, know.inputShape, params.labels);
+    const chunk = 1024;
+    const xb = new Float32Array(chunk * d);
+    for (let s = 0; s < m; s += chunk) {
+      const n = Math.min(chunk, m - s);
+      for (let i = 0; i < n; i++) xb.set(pool.x.subarray(order[s + i] * d, (order[s + i] + 1) * d), i * d);
+      await log.ask(xb, n);
+      opts.onProgress?.({ phase: 'query', done: log.n, total: m });
+    }
+    if (params.labels === 'soft' && !log.sawProbs) notes.push('the API revealed labels only: trained on one-hot targets');
+    const curve = await trainCurve(log, know, params, trainSeed, opts);
+    notes.push(log.throughput());
+    return { surrogate: curve[curve.length - 1].surrogate, queries: log.n, budgetExhausted: false, notes, curve };
+  },
+});

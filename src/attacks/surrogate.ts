@@ -9,17 +9,20 @@ import type { ApiResponse, PredictionApi } from '../api/types.js';
 import type { Net } from '../models/net.js';
 import { fit } from '../models/train.js';
 import { createNet, parseModelSpec } from '../models/zoo.js';
-import type { ParamDecls, ParamValues } from '../params.js';
+import type { Params, Schema } from '../params.js';
 import { AttackNotApplicable, type AttackerKnowledge, type CurvePoint, type RunOptions } from './types.js';
 
 /** Parameters every surrogate-training attack takes (`knockoff:epochs=20,labels=top1`). */
-export const SURROGATE_PARAMS: ParamDecls = {
+export const SURROGATE_PARAMS = {
   arch: { type: 'string', default: 'auto', help: "the attacker's model: 'auto' (the victim's family; cnn for images) or a model spec such as mlp or cnn" },
   epochs: { type: 'int', min: 1, default: 10, help: 'surrogate training epochs (per checkpoint)' },
   batch: { type: 'int', min: 1, default: 64, help: 'surrogate training batch size' },
   lr: { type: 'number', min: 0, default: 1e-3, help: 'Adam learning rate for the surrogate' },
   labels: { type: 'string', choices: ['auto', 'soft', 'top1'], default: 'auto', help: "train on the API's probabilities (soft), on its top-1 only, or soft when revealed (auto)" },
-};
+} as const satisfies Schema;
+
+/** The surrogate-training parameters, typed (an attack's own parameters include them). */
+export type SurrogateParams = Params<typeof SURROGATE_PARAMS>;
 
 /** Everything the attacker has asked and been told, in query order. */
 export class QueryLog {
@@ -116,8 +119,8 @@ export async function toTargets(r: ApiResponse, m: number, k: number, labels: st
 }
 
 /** A fresh, untrained surrogate of the attacker's architecture. */
-export function newSurrogate(know: AttackerKnowledge, params: ParamValues, rng: Rng): Net {
-  const arch = params.arch as string;
+export function newSurrogate(know: AttackerKnowledge, params: SurrogateParams, rng: Rng): Net {
+  const arch = params.arch;
   const image = know.inputShape.length === 3;
   const fam = know.family?.kind;
   const text = arch !== 'auto' ? arch : fam === 'cnn' || fam === 'mlp' ? fam : image ? 'cnn' : 'mlp';
@@ -130,7 +133,7 @@ export function newSurrogate(know: AttackerKnowledge, params: ParamValues, rng: 
  * Train a fresh surrogate on each checkpoint's prefix of the log (all from the same seed, so a
  * checkpoint's surrogate is the one a run with exactly that budget would train from the same log).
  */
-export async function trainCurve(log: QueryLog, know: AttackerKnowledge, params: ParamValues, trainSeed: number, opts: RunOptions = {}, epochs = params.epochs as number): Promise<CurvePoint[]> {
+export async function trainCurve(log: QueryLog, know: AttackerKnowledge, params: SurrogateParams, trainSeed: number, opts: RunOptions = {}, epochs = params.epochs): Promise<CurvePoint[]> {
   const points = [...new Set((opts.checkpoints ?? [log.n]).map((c) => Math.min(c, log.n)))].sort((a, b) => a - b);
   const requested = opts.checkpoints ?? [log.n];
   const out: CurvePoint[] = [];
@@ -143,9 +146,9 @@ export async function trainCurve(log: QueryLog, know: AttackerKnowledge, params:
       { x: log.x.subarray(0, n * log.d), targets: log.targets.subarray(0, n * log.k), n },
       {
         epochs,
-        batchSize: params.batch as number,
+        batchSize: params.batch,
         optimizer: 'adam',
-        lr: params.lr as number,
+        lr: params.lr,
         rng: rng.fork(),
         onBatch: (seen, total) => opts.onProgress?.({ phase: 'train', done: seen, total, label: `${n} queries, epoch ${Math.min(epochs, Math.floor(seen / n) + 1)}/${epochs}` }),
       },

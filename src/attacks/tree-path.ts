@@ -10,12 +10,9 @@
  * box that contains x (the nearest box where none does, e.g. after the budget ran out).
  */
 import { tf } from '../compute/backend.js';
-import type { Rng } from '../compute/rng.js';
-import type { PredictionApi } from '../api/types.js';
 import type { Model, Probs, SerializedModel } from '../models/model.js';
-import type { ParamValues } from '../params.js';
 import { BudgetExhaustedError } from '../errors.js';
-import { AttackNotApplicable, type Attack, type AttackResult, type AttackerKnowledge } from './types.js';
+import { defineAttack } from './define.js';
 
 interface Leaf {
   id: number;
@@ -70,84 +67,84 @@ export class BoxModel implements Model {
   dispose(): void {}
 }
 
-export function treePath(params: ParamValues): Attack {
-  const eps = params.epsilon as number;
-  return {
-    name: 'tree-path',
-    params,
-    async run(api: PredictionApi, know: AttackerKnowledge, rng: Rng): Promise<AttackResult> {
-      if (api.info.reveals !== 'leaf') throw new AttackNotApplicable('tree-path', `it needs leaf identifiers, the API reveals ${api.info.reveals}`);
-      const d = know.inputShape.reduce((a, b) => a * b, 1);
-      const k = know.numClasses;
-      const { min, max } = know.domain;
-      const cache = new Map<string, { id: number; dist: Float32Array }>();
-      const oracle = async (x: Float64Array): Promise<{ id: number; dist: Float32Array }> => {
-        const key = Array.from(x).join(',');
-        const hit = cache.get(key);
-        if (hit) return hit;
-        const xt = tf.tensor(Float32Array.from(x), [1, ...know.inputShape]);
-        try {
-          const r = await api.query(xt);
-          const dist = (await r.probs!.data()) as Float32Array;
-          r.probs!.dispose();
-          const out = { id: r.leafIds![0], dist: Float32Array.from(dist) };
-          cache.set(key, out);
-          return out;
-        } finally {
-          xt.dispose();
-        }
-      };
-      const leaves = new Map<number, Leaf>();
-      const queue: Float64Array[] = [Float64Array.from({ length: d }, () => rng.uniform(min, max))];
-      let exhausted = false;
+export const treePath = defineAttack({
+  name: 'tree-path',
+  describe: 'decision-tree path-finding with a leaf-id oracle (Tramèr 2016 §4.2, Algorithm 1)',
+  params: { epsilon: { type: 'number', min: 1e-9, default: 1e-3, help: 'threshold precision of the line searches' } },
+  // it stops by itself when every leaf is found, and keeps what it found when the budget runs out
+  requires: { victims: ['tree'], victimsWhy: 'it finds the leaves of a decision tree', reveals: 'leaf', finiteBudget: false, minBudget: 0 },
+  async run(params, api, know, rng) {
+    const eps = params.epsilon;
+    const d = know.inputShape.reduce((a, b) => a * b, 1);
+    const k = know.numClasses;
+    const { min, max } = know.domain;
+    const cache = new Map<string, { id: number; dist: Float32Array }>();
+    const oracle = async (x: Float64Array): Promise<{ id: number; dist: Float32Array }> => {
+      const key = Array.from(x).join(',');
+      const hit = cache.get(key);
+      if (hit) return hit;
+      const xt = tf.tensor(Float32Array.from(x), [1, ...know.inputShape]);
       try {
-        while (queue.length) {
-          const x = queue.pop()!;
-          const here = await oracle(x);
-          if (leaves.has(here.id)) continue;
-          const leaf: Leaf = { id: here.id, lo: new Float64Array(d).fill(-Infinity), hi: new Float64Array(d).fill(Infinity), dist: here.dist };
-          for (let i = 0; i < d; i++) {
-            const at = (v: number) => {
-              const y = Float64Array.from(x);
-              y[i] = v;
-              return y;
-            };
-            // points along feature i with their ids, refined by bisection where ids differ
-            const pts: Array<{ v: number; id: number }> = [
-              { v: min, id: (await oracle(at(min))).id },
-              { v: x[i], id: here.id },
-              { v: max, id: (await oracle(at(max))).id },
-            ].sort((a, b) => a.v - b.v);
-            // cuts: for each threshold on the line, its estimate t and the first probe past it
-            const cuts: Array<{ t: number; v: number; id: number }> = [];
-            const refine = async (a: { v: number; id: number }, b: { v: number; id: number }): Promise<void> => {
-              if (a.id === b.id) return; // one leaf's extent is an interval: no threshold in between
-              if (b.v - a.v <= eps) {
-                cuts.push({ t: (a.v + b.v) / 2, v: b.v, id: b.id });
-                return;
-              }
-              const mid = { v: (a.v + b.v) / 2, id: 0 };
-              mid.id = (await oracle(at(mid.v))).id;
-              await refine(a, mid);
-              await refine(mid, b);
-            };
-            for (let j = 0; j + 1 < pts.length; j++) await refine(pts[j], pts[j + 1]);
-            // the leaf's extent along i (left when x ≤ t), and one input inside every other leaf on the line
-            for (const c of cuts) {
-              if (c.t < x[i]) leaf.lo[i] = Math.max(leaf.lo[i], c.t);
-              else leaf.hi[i] = Math.min(leaf.hi[i], c.t);
-              if (!leaves.has(c.id) && c.id !== here.id) queue.push(at(c.v));
-            }
-            if (pts[0].id !== here.id && !leaves.has(pts[0].id)) queue.push(at(min));
-          }
-          leaves.set(here.id, leaf);
-        }
-      } catch (err) {
-        if (!(err instanceof BudgetExhaustedError)) throw err;
-        exhausted = true;
+        const r = await api.query(xt);
+        const dist = (await r.probs!.data()) as Float32Array;
+        r.probs!.dispose();
+        const out = { id: r.leafIds![0], dist: Float32Array.from(dist) };
+        cache.set(key, out);
+        return out;
+      } finally {
+        xt.dispose();
       }
-      const surrogate = new BoxModel(know.inputShape, k, [...leaves.values()]);
-      return { surrogate, queries: api.ledger.queries, budgetExhausted: exhausted, notes: [`${leaves.size} leaves found`] };
-    },
-  };
-}
+    };
+    const leaves = new Map<number, Leaf>();
+    const queue: Float64Array[] = [Float64Array.from({ length: d }, () => rng.uniform(min, max))];
+    let exhausted = false;
+    try {
+      while (queue.length) {
+        const x = queue.pop()!;
+        const here = await oracle(x);
+        if (leaves.has(here.id)) continue;
+        const leaf: Leaf = { id: here.id, lo: new Float64Array(d).fill(-Infinity), hi: new Float64Array(d).fill(Infinity), dist: here.dist };
+        for (let i = 0; i < d; i++) {
+          const at = (v: number) => {
+            const y = Float64Array.from(x);
+            y[i] = v;
+            return y;
+          };
+          // points along feature i with their ids, refined by bisection where ids differ
+          const pts: Array<{ v: number; id: number }> = [
+            { v: min, id: (await oracle(at(min))).id },
+            { v: x[i], id: here.id },
+            { v: max, id: (await oracle(at(max))).id },
+          ].sort((a, b) => a.v - b.v);
+          // cuts: for each threshold on the line, its estimate t and the first probe past it
+          const cuts: Array<{ t: number; v: number; id: number }> = [];
+          const refine = async (a: { v: number; id: number }, b: { v: number; id: number }): Promise<void> => {
+            if (a.id === b.id) return; // one leaf's extent is an interval: no threshold in between
+            if (b.v - a.v <= eps) {
+              cuts.push({ t: (a.v + b.v) / 2, v: b.v, id: b.id });
+              return;
+            }
+            const mid = { v: (a.v + b.v) / 2, id: 0 };
+            mid.id = (await oracle(at(mid.v))).id;
+            await refine(a, mid);
+            await refine(mid, b);
+          };
+          for (let j = 0; j + 1 < pts.length; j++) await refine(pts[j], pts[j + 1]);
+          // the leaf's extent along i (left when x ≤ t), and one input inside every other leaf on the line
+          for (const c of cuts) {
+            if (c.t < x[i]) leaf.lo[i] = Math.max(leaf.lo[i], c.t);
+            else leaf.hi[i] = Math.min(leaf.hi[i], c.t);
+            if (!leaves.has(c.id) && c.id !== here.id) queue.push(at(c.v));
+          }
+          if (pts[0].id !== here.id && !leaves.has(pts[0].id)) queue.push(at(min));
+        }
+        leaves.set(here.id, leaf);
+      }
+    } catch (err) {
+      if (!(err instanceof BudgetExhaustedError)) throw err;
+      exhausted = true;
+    }
+    const surrogate = new BoxModel(know.inputShape, k, [...leaves.values()]);
+    return { surrogate, queries: api.ledger.queries, budgetExhausted: exhausted, notes: [`${leaves.size} leaves found`] };
+  },
+});

@@ -32,14 +32,6 @@ export interface Pool extends Split {
   classNames: string[];
 }
 
-/** What an attack brings besides the API, resolved by the runner before `run` (datasets are the attacker's own). */
-export interface AttackNeeds {
-  /** a dataset name to use as the transfer pool */
-  pool?: string;
-  /** how many in-distribution seed examples */
-  seedSize?: number;
-}
-
 export interface AttackProgress {
   phase: 'query' | 'train';
   done: number;
@@ -82,8 +74,6 @@ export interface Attack {
   readonly params: ParamValues;
   /** true when `run` honours RunOptions.checkpoints (one query pass, a surrogate per budget) */
   readonly learningCurve?: boolean;
-  /** the attacker's own data this attack needs, given the victim's dataset */
-  needs?(victimDataset: string): AttackNeeds;
   run(api: PredictionApi, know: AttackerKnowledge, rng: Rng, opts?: RunOptions): Promise<AttackResult>;
 }
 

@@ -11,23 +11,24 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MultiBar, Presets } from 'cli-progress';
-import { runCell, cellSpecOf } from '../bench/cell.js';
-import { ResultsCsv, readResults } from '../bench/csv-writer.js';
-import { githubWorkflow, slurmScripts, validateEmitOptions } from '../bench/emit.js';
-import { parseShard, shardOf } from '../bench/shard.js';
+import { runCell } from '../runner/run-cell.js';
+import { ResultsCsv, readResults } from '../runner/csv-writer.js';
+import { githubWorkflow, slurmScripts, validateEmitOptions } from '../runner/emit.js';
+import { parseShard, shardOf } from '../runner/shard.js';
 import { writeFileSync } from 'node:fs';
-import { buildGrid, readGridSpec, validateGrid, type GridCell, type GridSpec } from '../bench/grid.js';
-import { checkPlanData } from '../bench/plan-data.js';
-import { makeManifest, writeManifest } from '../bench/manifest.js';
-import { cellId, type ResultRow } from '../bench/result-row.js';
-import { formatStat, summarise } from '../bench/summary.js';
-import { describeCellError, runSweep, workerError, type CellOutcome } from '../bench/sweep.js';
+import { readGridSpec, type GridSpec } from '../runner/grid.js';
+import { cellLabel, planSweep, refText, shardKey, validateGridSpec, withBudgets, type PlanCell } from '../runner/plan.js';
+import { makeManifest, writeManifest } from '../runner/manifest.js';
+import type { ResultRow } from '../runner/result-row.js';
+import { formatStat, summarise } from '../runner/summary.js';
+import { describeCellError, runSweep, workerError, type CellOutcome } from '../runner/sweep.js';
 import { loadDataset } from '../data/registry.js';
 import { MseError, UsageError } from '../errors.js';
 import { getVictim } from '../models/victim.js';
-import { parseModelSpec } from '../models/zoo.js';
+import { formatModelSpec } from '../models/zoo.js';
+import { loadedPlugins, loadPlugins } from '../units/plugins.js';
 import { startBackend, table, useBars } from './common.js';
-import type { GlobalOptions } from './index.js';
+import type { GlobalOptions } from './options.js';
 import type { AttackProgress } from '../attacks/types.js';
 
 export interface BenchOpts {
@@ -54,9 +55,10 @@ export interface BenchOpts {
   slurmPartition?: string;
 }
 
-/** The bench arguments that define the grid, to repeat in emitted job files. */
+/** The bench arguments that define the grid, to repeat in emitted job files (plugins by absolute path). */
 function gridArgs(o: BenchOpts): string[] {
   return [
+    ...loadedPlugins().flatMap((p) => ['--plugin', p.path]),
     ...o.dataset.flatMap((d) => ['-d', d]),
     ...o.victim.flatMap((v) => ['-v', v]),
     ...o.defense.flatMap((d) => ['--defense', d]),
@@ -68,9 +70,6 @@ function gridArgs(o: BenchOpts): string[] {
     ...(o.baseline ? [] : ['--no-baseline']),
   ];
 }
-
-/** A grid cell with the pool variant the plan chose for it. */
-type PlannedCell = GridCell & { pool?: string };
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'mse.js');
 const SUMMARY_METRICS = ['surrogate_acc', 'agreement_test', 'defended_acc', 'perturbation_l1', 'queries', 'attacker_cpu_s', 'pow_s'];
@@ -86,13 +85,15 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
     seeds: o.seeds ? Array.from({ length: o.seeds }, (_, i) => i + 1) : (fromFile.seeds ?? (o.quick ? [1] : [1, 2, 3])),
     baseline: o.baseline && fromFile.baseline !== false,
   };
+  // a spec's plugins (relative to the spec file), before its names are checked
+  if (fromFile.plugins?.length) await loadPlugins(fromFile.plugins);
   if (o.emit !== undefined && o.emit !== 'slurm' && o.emit !== 'github') throw new UsageError(`--emit must be slurm or github, got '${o.emit}'`);
   const shard = o.shard ? parseShard(o.shard) : undefined;
   const jobs = o.jobs ?? os.availableParallelism();
   if (!(jobs >= 1)) throw new UsageError('--jobs must be at least 1');
   const data = { dataDir: g.dataDir };
   if (o.out !== undefined && o.out.trim() === '') throw new UsageError('--out must not be empty', 'name a directory, e.g. -o results/my-run');
-  validateGrid(grid);
+  validateGridSpec(grid);
   const out = o.out ?? path.join('results', `bench-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}`);
   if (o.emit) {
     const e = { args: gridArgs(o), shards: o.shards, out, cwd: process.cwd(), time: o.slurmTime, cpus: o.slurmCpus, mem: o.slurmMem, partition: o.slurmPartition };
@@ -115,35 +116,24 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   }
   const b = await startBackend(g, !o.json);
   const runId = path.basename(out);
-  // a cell's id includes the pool variant it really uses (an embedded pool is another experiment)
-  const idsOf = (c: PlannedCell) => c.budgets.map((budget) => cellId(cellSpecOf({ ...c, budget, runId })));
-  const gridCells = await buildGrid(grid, o.quick === true, data);
-  // every dataset the cells need, before anything is trained: one error for all that is missing
-  const plan = await checkPlanData(gridCells, { ...data, progress: !g.quiet && !o.json });
-  for (const n of plan.notes) process.stderr.write(chalk.yellow(`mse: note: ${n}\n`));
-  // two spellings of one cell (round and round:decimals=2, its default) are one cell
-  const byId = new Map<string, PlannedCell>();
-  gridCells.forEach((c, i) => {
-    const p: PlannedCell = { ...c, pool: plan.cells[i].pool };
-    const k = idsOf(p).join();
-    if (!byId.has(k)) byId.set(k, p);
-  });
-  const allCells = [...byId.values()];
-  // shards are cut on the grid alone (without pools), so every machine agrees on them
-  const cells = shard ? shardOf(allCells, (c) => cellId(cellSpecOf({ ...c, pool: undefined, budget: c.budgets[0], runId })), shard) : allCells;
+  // flags, spec and family defaults resolved once into plan cells, every dataset checked before anything trains
+  const plan = await planSweep(grid, { quick: o.quick === true, data: { ...data, progress: !g.quiet && !o.json } });
+  for (const n of plan.data.notes) process.stderr.write(chalk.yellow(`mse: note: ${n}\n`));
+  // shards are cut on keys without pools, so every machine agrees on them
+  const cells = shard ? shardOf(plan.cells, shardKey, shard) : plan.cells;
   const csv = new ResultsCsv(path.join(out, shard ? `shard-${shard.index}-of-${shard.count}.csv` : 'results.csv'));
   try {
-    writeManifest(out, makeManifest(runId, b, { command: 'bench', grid, quick: o.quick === true, jobs, ...(shard ? { shards: shard.count } : {}) }, plan.datasets));
+    writeManifest(out, makeManifest(runId, b, { command: 'bench', grid, quick: o.quick === true, jobs, ...(shard ? { shards: shard.count } : {}) }, plan.data.datasets, plan.plugins));
   } catch (e) {
     csv.close();
     throw e;
   }
-  const todo = cells.map((c) => ({ cell: c, missing: c.budgets.filter((_, i) => !csv.has(idsOf(c)[i])) })).filter((t) => t.missing.length);
+  const todo = cells.map((c) => withBudgets(c, c.budgets.filter((_, i) => !csv.has(c.ids[i])))).filter((c) => c.budgets.length);
   const total = cells.length;
   let done = total - todo.length;
-  const label = (c: GridCell) => `${c.attack} ${c.dataset}/${c.victim} [${c.defenses.join('+')}] seed ${c.seed}`;
+  const label = (c: PlanCell) => cellLabel(c);
   // bars have 40 columns: what tells running cells apart first
-  const barLabel = (c: GridCell, phase = '') => `${c.defenses.join('+')} s${c.seed} ${c.attack} ${phase}`.slice(0, 40).padEnd(40);
+  const barLabel = (c: PlanCell, phase = '') => `${c.defenses.map(refText).join('+')} s${c.seed} ${refText(c.attack)} ${phase}`.slice(0, 40).padEnd(40);
   if (!o.json) process.stderr.write(chalk.dim(`${total} cells (${cells.reduce((a, c) => a + c.budgets.length, 0)} rows), ${done} already in ${csv.file}; ${Math.min(jobs, todo.length)} worker${jobs > 1 ? 's' : ''}\n`));
 
   const bars = useBars(g) && !o.json ? new MultiBar({ format: '{label} [{bar}] {value}/{total} | eta {eta_formatted}', stream: process.stderr, hideCursor: true, clearOnComplete: true }, Presets.shades_classic) : undefined;
@@ -152,7 +142,7 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   const t0 = performance.now();
   type Task = (typeof todo)[number];
   // recording is the only step that may stop the sweep (a full disk): a cell's own failure is an outcome
-  const finish = ({ cell: c }: Task, { rows, error }: CellOutcome) => {
+  const finish = (c: Task, { rows, error }: CellOutcome) => {
     if (rows) for (const row of rows) csv.write(row);
     done++;
     if (error) failures.push(`${label(c)}: ${error}`);
@@ -177,10 +167,10 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   process.once('SIGHUP', onSignal); // the terminal closed
   try {
     if (jobs === 1 || todo.length <= 1) {
-      await runSweep(todo, 1, async ({ cell, missing }) => {
+      await runSweep(todo, 1, async (cell) => {
         const bar = bars?.create(1, 0, { label: barLabel(cell) });
         try {
-          const { rows } = await runCell({ ...cell, budget: missing[missing.length - 1], budgets: missing, runId, data, onProgress: (_phase, p) => {
+          const { rows } = await runCell(cell, { runId, data, onProgress: (_phase, p) => {
               if (!p || !bar) return;
               bar.setTotal(p.total);
               bar.update(p.done);
@@ -197,16 +187,16 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
       }, finish);
     } else {
       // victims once, here, so workers only read the cache
-      for (const key of new Set(todo.map((t) => JSON.stringify([t.cell.dataset, t.cell.victim, t.cell.seed])))) {
-        const [dsName, victim, seed] = JSON.parse(key) as [string, string, number];
-        const v = await getVictim(await loadDataset(dsName, data), parseModelSpec(victim), seed);
+      const victims = new Map(todo.map((c) => [JSON.stringify([c.dataset, formatModelSpec(c.victim), c.seed]), c]));
+      for (const c of victims.values()) {
+        const v = await getVictim(await loadDataset(c.dataset, data), c.victim, c.seed);
         if (v.cacheNote) process.stderr.write(chalk.yellow(`note: ${v.cacheNote}\n`));
         v.model.dispose();
       }
-      await runSweep(todo, jobs, async ({ cell, missing }) => {
+      await runSweep(todo, jobs, async (cell) => {
         const bar = bars?.create(1, 0, { label: barLabel(cell) });
         try {
-          return await runWorker(g, cell, missing, runId, children, (p) => {
+          return await runWorker(g, cell, runId, children, (p) => {
             if (!bar || !p.total) return;
             bar.setTotal(p.total);
             bar.update(p.done, { label: barLabel(cell, p.phase) });
@@ -226,7 +216,7 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   }
 
   // the summary covers this grid's cells only (the CSV may hold other runs' rows)
-  const wanted = new Set(cells.flatMap(idsOf));
+  const wanted = new Set(cells.flatMap((c) => c.ids));
   const rows = readResults(csv.file).filter((r) => wanted.has(r.cell_id));
   const groups = summarise(rows, SUMMARY_METRICS);
   if (o.json) {
@@ -255,13 +245,18 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   }
 }
 
-/** One cell in a fresh single-threaded process; its rows come back as JSON lines. */
-function runWorker(g: GlobalOptions, c: GridCell, budgets: number[], runId: string, children: Set<ChildProcess>, onProgress: (p: AttackProgress) => void): Promise<CellOutcome> {
-  const args = ['--single-threaded-gc', BIN, '--threads', '1', '-q', '--backend', g.backend, ...(g.dataDir ? ['--data-dir', g.dataDir] : []), 'attack', '-d', c.dataset, '-v', c.victim, ...c.defenses.flatMap((d) => ['--defense', d]), '-a', c.attack, '-b', budgets.join(','), '--seed', String(c.seed), '--json', '--progress-json'];
+/**
+ * One plan cell in a fresh single-threaded process (`mse run-cell`, which reads the cell as JSON on
+ * stdin and runs it through the same runCell); its rows come back as JSON lines.
+ */
+function runWorker(g: GlobalOptions, c: PlanCell, runId: string, children: Set<ChildProcess>, onProgress: (p: AttackProgress) => void): Promise<CellOutcome> {
+  const args = ['--single-threaded-gc', BIN, '--threads', '1', '-q', '--backend', g.backend, ...(g.dataDir ? ['--data-dir', g.dataDir] : []), 'run-cell'];
   return new Promise((resolve) => {
     // the IPC channel ties the worker's life to ours: it exits when the channel closes (cli/index.ts)
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'ipc'], env: { ...process.env, NO_COLOR: '1' } });
+    const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe', 'ipc'], env: { ...process.env, NO_COLOR: '1' } });
     children.add(child);
+    child.stdin?.on('error', () => undefined); // a worker that dies at once reports through its exit code
+    child.stdin?.end(JSON.stringify({ cell: c, runId }));
     let stdout = '';
     let stderr = '';
     let partial = '';

@@ -1,8 +1,9 @@
 /** Shared CLI plumbing: start the backend (and say which one), progress bars, colour. */
+import type { AttackProgress } from '../attacks/types.js';
 import chalk from 'chalk';
 import { SingleBar, Presets } from 'cli-progress';
 import { initBackend, parseBackend, type BackendInfo } from '../compute/backend.js';
-import type { GlobalOptions } from './index.js';
+import type { GlobalOptions } from './options.js';
 
 export async function startBackend(g: GlobalOptions, announce = true): Promise<BackendInfo> {
   const b = await initBackend(g.backend === 'auto' ? 'auto' : parseBackend(g.backend), { threads: g.threads });
@@ -44,4 +45,15 @@ export function table(rows: string[][]): string {
 function stripAnsi(s: string): string {
   // eslint-disable-next-line no-control-regex
   return s.replace(/\u001b\[[0-9;]*m/g, '');
+}
+
+/** Progress as JSON lines on stderr, at most every 200 ms: {"progress": {phase, done, total, label}}. */
+export function jsonProgress(): (phase: string, p?: AttackProgress) => void {
+  let last = 0;
+  return (phase, p) => {
+    const now = performance.now();
+    if (p && now - last < 200 && p.done < p.total) return;
+    last = now;
+    process.stderr.write(JSON.stringify({ progress: p ?? { phase, done: 0, total: 0 } }) + '\n');
+  };
 }

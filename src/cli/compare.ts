@@ -1,8 +1,8 @@
 /** `mse compare a.csv b.csv`: per-metric deltas between two runs, joined on cells, with significance when seeds allow. */
 import chalk from 'chalk';
 import { existsSync } from 'node:fs';
-import { compareResults, regressions } from '../bench/compare.js';
-import { readResults } from '../bench/csv-writer.js';
+import { compareResults, regressions } from '../runner/compare.js';
+import { readResults } from '../runner/csv-writer.js';
 import { MseError } from '../errors.js';
 import { table } from './common.js';
 

@@ -3,7 +3,7 @@ import chalk from 'chalk';
 import { UsageError, unknownChoice } from '../errors.js';
 import { availability, DATASETS, getEntry, resolveFile } from '../data/index.js';
 import { table } from './common.js';
-import type { GlobalOptions } from './index.js';
+import type { GlobalOptions } from './options.js';
 
 export async function datasets(g: GlobalOptions, action: string, names: string[], opts: { json?: boolean }): Promise<void> {
   const all = DATASETS.map((d) => d.name);

@@ -1,10 +1,10 @@
 /** `mse doctor`: the chosen backend, versions, data directories and which datasets are usable here. */
 import chalk from 'chalk';
 import { availability, cacheDir, searchDirs } from '../data/index.js';
-import { versions } from '../bench/manifest.js';
+import { versions } from '../runner/manifest.js';
 import { victimCacheDir } from '../models/victim.js';
 import { startBackend, table } from './common.js';
-import type { GlobalOptions } from './index.js';
+import type { GlobalOptions } from './options.js';
 
 export async function doctor(g: GlobalOptions): Promise<void> {
   const b = await startBackend(g, false);

@@ -7,12 +7,8 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { statSync } from 'node:fs';
 import { asUserError, UsageError } from '../errors.js';
 
-export interface GlobalOptions {
-  backend: string;
-  threads?: number;
-  dataDir?: string;
-  quiet?: boolean;
-}
+import type { GlobalOptions } from './options.js';
+export type { GlobalOptions } from './options.js';
 
 function intArg(min = 0) {
   return (v: string): number => {
@@ -38,13 +34,16 @@ export function buildProgram(): Command {
     .option('--threads <n>', 'compute threads for the wasm backend (default: cores, or MSE_THREADS)', intArg(1))
     .option('--data-dir <dir>', 'look here first for dataset files (then MSE_DATA_DIR, datasets/, /usr/share/datasets)')
     .option('-q, --quiet', 'no progress bars')
+    .option('--plugin <file>', 'load attacks and defenses from an ES module of defineAttack/defineDefense units (repeatable; see examples/plugins/)', (v: string, acc: string[]) => [...acc, v], [] as string[])
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(`mse: ${str.replace(/^error: /, 'error: ')}`) })
     .showHelpAfterError('(run with --help for usage)')
-    .hook('preAction', () => {
+    .hook('preAction', async () => {
       // a --data-dir that is not a directory would be skipped silently by the lookup: say so instead
       const dir = program.opts<GlobalOptions>().dataDir;
       if (dir !== undefined && !isDirectory(dir)) throw new UsageError(`--data-dir ${dir} is not a directory`);
+      const plugins = program.opts<GlobalOptions>().plugin;
+      if (plugins.length) await (await import('../units/plugins.js')).loadPlugins(plugins);
     })
     .addHelpText('after', `
 Examples:
@@ -132,6 +131,11 @@ Examples:
     .option('--slurm-partition <p>', 'Slurm partition')
     .addHelpText('after', '\nExamples:\n  $ mse bench --defense poison --dataset mnist --quick\n  $ mse bench -d mnist --defense mad:eps=0.5,1,argmax=true --defense reverse-sigmoid:beta=0.2,0.8 -b 1k,5k --seeds 3 -o results/mnist-defenses\n  $ mse bench -d adult -d breast-cancer --defense round:decimals=2,3,4 --seeds 3\n  $ mse bench --spec bench/sweeps/quick.json --jobs 2\n  $ mse bench -d mnist --defense mad:eps=0.1,0.5,1 --seeds 5 -o results/big --emit slurm --shards 8 --slurm-mem 8G')
     .action(async (opts) => (await import('./bench.js')).bench(program.opts<GlobalOptions>(), opts));
+
+  program
+    .command('run-cell', { hidden: true })
+    .description('run one plan cell read as JSON on stdin; rows as JSON lines (mse bench’s worker)')
+    .action(async () => (await import('./run-cell.js')).runCellCommand(program.opts<GlobalOptions>()));
 
   program
     .command('report')

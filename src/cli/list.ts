@@ -5,13 +5,34 @@ import { DATASETS, SYNTHETIC } from '../data/index.js';
 import { DEFENSES } from '../defenses/registry.js';
 import { ATTACKS } from '../attacks/registry.js';
 import { MODELS } from '../models/zoo.js';
-import type { ParamDecls } from '../params.js';
+import type { ParamDecl, Schema } from '../params.js';
+import type { Unit } from '../units/registry.js';
 
 const WHAT = ['models', 'datasets', 'attacks', 'defenses', 'backends', 'all'] as const;
 
-function params(p: ParamDecls): string {
+function params(p: Schema): string {
   const keys = Object.entries(p).map(([k, d]) => `${k}${d.default !== undefined ? `=${String(d.default)}` : ''}`);
   return keys.length ? `  [${keys.join(', ')}]` : '';
+}
+
+/** A declaration's type and range, for the detailed listing: "int ≥ 1", "one of l1, l2, kl". */
+function range(d: ParamDecl): string {
+  if (d.type === 'string') return d.choices ? `one of ${d.choices.join(', ')}` : 'string';
+  if (d.type === 'bool') return 'true or false';
+  const lo = d.min !== undefined ? ` ≥ ${d.min}` : '';
+  const hi = d.max !== undefined ? ` ≤ ${d.max}` : '';
+  return `${d.type}${lo}${lo && hi ? ',' : ''}${hi}`;
+}
+
+/** One unit: its line, then (in a detailed listing) one line per parameter with its help. */
+function unitLines(u: Unit & { params: Schema }, detailed: boolean): string[] {
+  const from = u.source ? ` (plugin ${u.source.plugin})` : '';
+  if (!detailed) return [`  ${u.name.padEnd(15)} ${u.describe}${params(u.params)}${from}`];
+  return [
+    `  ${u.name}${from}`,
+    `      ${u.describe}`,
+    ...Object.entries(u.params).map(([k, d]) => `      ${`${k}${d.default !== undefined ? `=${String(d.default)}` : ''}`.padEnd(22)} ${range(d)}: ${d.help}`),
+  ];
 }
 
 export async function list(what: string): Promise<void> {
@@ -19,7 +40,7 @@ export async function list(what: string): Promise<void> {
   const out: string[] = [];
   if (what === 'models' || what === 'all') {
     out.push('models:');
-    for (const [k, m] of Object.entries(MODELS)) out.push(`  ${k.padEnd(15)} ${m.describe}${params(m.params)}`);
+    for (const m of MODELS.all()) out.push(...unitLines(m, what === 'models'));
   }
   if (what === 'datasets' || what === 'all') {
     out.push('datasets:');
@@ -28,11 +49,11 @@ export async function list(what: string): Promise<void> {
   }
   if (what === 'attacks' || what === 'all') {
     out.push('attacks:');
-    for (const [k, a] of Object.entries(ATTACKS)) out.push(`  ${k.padEnd(15)} ${a.describe}${params(a.params)}`);
+    for (const a of ATTACKS.all()) out.push(...unitLines(a, what === 'attacks'));
   }
   if (what === 'defenses' || what === 'all') {
     out.push('defenses:');
-    for (const [k, d] of Object.entries(DEFENSES)) out.push(`  ${k.padEnd(15)} ${d.describe}${params(d.params)}`);
+    for (const d of DEFENSES.all()) out.push(...unitLines(d, what === 'defenses'));
   }
   if (what === 'backends' || what === 'all') {
     out.push(`backends (fastest first): ${BACKENDS.join(', ')}`);

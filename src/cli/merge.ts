@@ -6,14 +6,14 @@
 import chalk from 'chalk';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { cellSpecOf } from '../bench/cell.js';
-import { realFile, ResultsCsv, readResults } from '../bench/csv-writer.js';
-import { buildGrid, type GridSpec } from '../bench/grid.js';
-import { checkPlanData } from '../bench/plan-data.js';
-import { cellId, RESULT_COLUMNS, type ResultRow } from '../bench/result-row.js';
+import { realFile, ResultsCsv, readResults } from '../runner/csv-writer.js';
+import type { GridSpec } from '../runner/grid.js';
+import { cellLabel, planSweep } from '../runner/plan.js';
+import { RESULT_COLUMNS, type ResultRow } from '../runner/result-row.js';
+import { loadPlugin } from '../units/plugins.js';
 import { MseError, UsageError } from '../errors.js';
 import { startBackend } from './common.js';
-import type { GlobalOptions } from './index.js';
+import type { GlobalOptions } from './options.js';
 
 export async function merge(g: GlobalOptions, targets: string[], o: { out?: string }): Promise<void> {
   const files = targets.flatMap((t) => (existsSync(t) && statSync(t).isDirectory() ? readdirSync(t).filter((f) => /^shard-\d+-of-\d+\.csv$/.test(f)).map((f) => path.join(t, f)) : [t]));
@@ -24,7 +24,7 @@ export async function merge(g: GlobalOptions, targets: string[], o: { out?: stri
   if (files.some((f) => realFile(f) === realFile(outFile))) throw new UsageError(`--out ${outFile} is one of the shards being merged`, 'write the merged CSV to another file');
   const manifestFile = path.join(dir, 'manifest.json');
   if (!existsSync(manifestFile)) throw new MseError('merge', `${manifestFile} is missing: it holds the sweep's grid`, 'merge the shards of one mse bench run, in its output directory');
-  let manifest: { spec?: { grid?: GridSpec; quick?: boolean } };
+  let manifest: { spec?: { grid?: GridSpec; quick?: boolean }; plugins?: Array<{ path: string; hash: string }> };
   try {
     manifest = JSON.parse(readFileSync(manifestFile, 'utf8')) as typeof manifest;
   } catch (e) {
@@ -41,14 +41,14 @@ export async function merge(g: GlobalOptions, targets: string[], o: { out?: stri
     throw new MseError('merge', `${manifestFile} does not describe an mse bench grid`, 'merge the shards of one mse bench run, in its output directory');
   }
   if (!manifest.spec?.grid) throw new MseError('merge', `${manifestFile} does not describe an mse bench grid`);
+  // the plugins the sweep used, as they were then (a changed plugin would give its cells other ids)
+  const plugins = Array.isArray(manifest.plugins) ? manifest.plugins : [];
+  for (const p of plugins) await loadPlugin(p.path, p.hash);
   await startBackend(g, false);
-  const cells = await buildGrid(manifest.spec.grid, manifest.spec.quick === true, { dataDir: g.dataDir });
-  // the pools the shards used (an embedded pool gives its cells other ids), as bench chose them
-  const plan = await checkPlanData(cells, { dataDir: g.dataDir });
+  // the same plan bench made: the pools the shards used (an embedded pool gives its cells other ids), the ids
+  const plan = await planSweep(manifest.spec.grid, { quick: manifest.spec.quick === true, data: { dataDir: g.dataDir } });
   const expected = new Map<string, string>();
-  cells.forEach((c, i) => {
-    for (const budget of c.budgets) expected.set(cellId(cellSpecOf({ ...c, pool: plan.cells[i].pool, budget, runId: '' })), `${c.attack} ${c.dataset}/${c.victim} [${c.defenses.join('+')}] seed ${c.seed} budget ${budget}`);
-  });
+  for (const c of plan.cells) c.budgets.forEach((budget, i) => expected.set(c.ids[i], cellLabel(c, budget)));
   const seen = new Map<string, { row: Record<string, string>; files: string[] }>();
   for (const f of files) {
     for (const r of readResults(f)) {

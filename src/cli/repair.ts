@@ -7,9 +7,9 @@ import chalk from 'chalk';
 import { appendFileSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'csv-stringify/sync';
-import { realFile, scanResults } from '../bench/csv-writer.js';
-import { RESULT_COLUMNS } from '../bench/result-row.js';
-import { RunLock } from '../bench/run-lock.js';
+import { realFile, scanResults } from '../runner/csv-writer.js';
+import { RESULT_COLUMNS } from '../runner/result-row.js';
+import { RunLock } from '../runner/run-lock.js';
 import { MseError } from '../errors.js';
 
 export function repair(target: string): void {

@@ -2,7 +2,7 @@
 import chalk from 'chalk';
 import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { readResults } from '../bench/csv-writer.js';
+import { readResults } from '../runner/csv-writer.js';
 import { MseError } from '../errors.js';
 import { writeReport } from '../report/report.js';
 

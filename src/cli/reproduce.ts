@@ -2,12 +2,12 @@
 import chalk from 'chalk';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { makeManifest, writeManifest } from '../bench/manifest.js';
-import { loadPaper, reproduce as run } from '../bench/reproduce.js';
+import { makeManifest, writeManifest } from '../runner/manifest.js';
+import { loadPaper, reproduce as run } from '../runner/reproduce.js';
 import { UsageError } from '../errors.js';
-import { validateSeeds } from '../bench/grid.js';
+import { validateSeeds } from '../runner/grid.js';
 import { startBackend } from './common.js';
-import type { GlobalOptions } from './index.js';
+import type { GlobalOptions } from './options.js';
 
 export async function reproduce(g: GlobalOptions, paper: string, o: { scale: string; out?: string }): Promise<void> {
   let spec: ReturnType<typeof loadPaper>;
@@ -32,8 +32,8 @@ export async function reproduce(g: GlobalOptions, paper: string, o: { scale: str
       if (!g.quiet) process.stderr.write(chalk.dim(`[${i}/${n}] ${label}\n`));
     },
     (plan) => {
-      for (const n of plan.notes) process.stderr.write(chalk.yellow(`mse: note: ${n}\n`));
-      writeManifest(out, makeManifest(path.basename(out), b, { paper, scale: o.scale, spec: spec.scales[o.scale] }, plan.datasets));
+      for (const n of plan.data.notes) process.stderr.write(chalk.yellow(`mse: note: ${n}\n`));
+      writeManifest(out, makeManifest(path.basename(out), b, { paper, scale: o.scale, spec: spec.scales[o.scale] }, plan.data.datasets, plan.plugins));
     },
   );
   writeFileSync(path.join(out, 'table.md'), res.table);

@@ -3,16 +3,18 @@ import chalk from 'chalk';
 import { createServer as createNetServer } from 'node:net';
 import type { Defense } from '../api/types.js';
 import { loadDataset } from '../data/index.js';
-import { parseDefense } from '../defenses/registry.js';
+import { parseDefenseSpec } from '../defenses/registry.js';
 import { MseError, UsageError } from '../errors.js';
 import { getVictim } from '../models/victim.js';
 import { parseModelSpec } from '../models/zoo.js';
 import { AuditLog } from '../serve/audit.js';
 import { readKeysFile } from '../serve/keys.js';
 import { createServer } from '../serve/server.js';
-import { defaultVictim } from '../bench/grid.js';
+import { datasetDefaults } from '../data/registry.js';
+import { stream } from '../compute/streams.js';
+import type { Prepared } from '../defenses/define.js';
 import { startBackend } from './common.js';
-import type { GlobalOptions } from './index.js';
+import type { GlobalOptions } from './options.js';
 
 export interface ServeOpts {
   dataset: string;
@@ -56,7 +58,8 @@ export async function serve(g: GlobalOptions, o: ServeOpts): Promise<void> {
   if (o.pow !== 'on' && o.pow !== 'off') throw new UsageError(`--pow must be on or off, got '${o.pow}'`);
   const specs = [...o.defense];
   if (o.pow === 'on' && !specs.some((s) => s.startsWith('pow'))) specs.push('pow');
-  const defenses: Defense[] = specs.map(parseDefense);
+  // validated now; prepared and created once the victim is here (one instance: the server is one API)
+  const parsed = specs.map(parseDefenseSpec);
   // every start-up check that needs no victim runs first: a bad flag fails in a second, not after training
   if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw new UsageError(`--port must be an integer from 0 to 65535, got ${o.port}`);
   const keys = o.keys ? readKeysFile(o.keys) : undefined;
@@ -64,10 +67,15 @@ export async function serve(g: GlobalOptions, o: ServeOpts): Promise<void> {
   await checkListen(o.host, o.port);
   await startBackend(g);
   const ds = await loadDataset(o.dataset, { dataDir: g.dataDir });
-  const victim = o.victim ?? defaultVictim(ds);
+  const victim = o.victim ?? datasetDefaults(ds).victim;
   const v = await getVictim(ds, parseModelSpec(victim), o.seed);
   if (v.cacheNote) process.stderr.write(chalk.yellow(`note: ${v.cacheNote}\n`));
-  for (const d of defenses) await d.bind?.({ victim: v.model, train: ds.train, heldOut: ds.test });
+  const prepared: Prepared[] = [];
+  const defenses: Defense[] = [];
+  for (const [i, d] of parsed.entries()) {
+    prepared.push(await d.unit.prepare(d.values, { victim: v.model, train: ds.train, heldOut: ds.test, rng: stream(o.seed, `defense-setup:${i}`) }));
+    defenses.push(d.unit.create(d.values, prepared[i]));
+  }
   const app = await createServer({ victim: v.model, defenses, domain: ds.domain, seed: o.seed, keys, pow: o.pow === 'on', maxBatch: o.maxBatch, auditLog: o.auditLog, auditMaxBytes: 64 * 1024 * 1024 });
   let addr: string;
   try {
@@ -84,6 +92,7 @@ export async function serve(g: GlobalOptions, o: ServeOpts): Promise<void> {
     const stop = (sig: string) => {
       process.stderr.write(`${sig}: draining in-flight requests\n`);
       void app.close().then(() => {
+        for (const p of prepared) p.dispose();
         v.model.dispose();
         resolve();
       });

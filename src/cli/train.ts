@@ -6,7 +6,7 @@ import { getVictim, parseModelSpec } from '../models/index.js';
 import { writeAtomic } from '../models/victim.js';
 import { formatParams } from '../params.js';
 import { progressBar, startBackend } from './common.js';
-import type { GlobalOptions } from './index.js';
+import type { GlobalOptions } from './options.js';
 
 interface TrainOpts {
   dataset: string;

@@ -36,6 +36,8 @@ export interface DatasetEntry {
   debian?: string;
   /** a smaller variant shipped inside mse (bench/pools/), used only as an attacker's pool */
   embedded?: EmbeddedVariant;
+  /** the attacker's default transfer pool against a victim trained on this dataset (`pool=auto`) */
+  pool?: string;
   load(ctx: LoadContext): Promise<Dataset>;
 }
 
@@ -129,6 +131,7 @@ const ADULT_FILES = [
 export const DATASETS: DatasetEntry[] = [
   {
     name: 'mnist',
+    pool: 'fashion-mnist',
     description: 'MNIST handwritten digits, 28×28 grey (LeCun et al.)',
     kind: 'image',
     dir: 'mnist',
@@ -162,6 +165,7 @@ export const DATASETS: DatasetEntry[] = [
   },
   {
     name: 'fashion-mnist',
+    pool: 'mnist',
     description: 'Fashion-MNIST, 28×28 grey clothing images (Xiao et al. 2017)',
     kind: 'image',
     dir: 'fashion-mnist',
@@ -193,6 +197,7 @@ export const DATASETS: DatasetEntry[] = [
   },
   {
     name: 'kmnist',
+    pool: 'mnist',
     description: 'Kuzushiji-MNIST, 28×28 cursive Japanese characters (Clanuwat et al. 2018); test set only',
     kind: 'image',
     dir: 'kmnist',
@@ -292,6 +297,15 @@ export const DATASETS: DatasetEntry[] = [
 ];
 
 export const DATASET_NAMES = [...DATASETS.map((d) => d.name), ...SYNTHETIC];
+
+/**
+ * The family defaults a dataset gives a sweep that names none: its victim (a CNN for images, logistic
+ * regression for binary tables, softmax otherwise) and the attacker's transfer pool (natural inputs of
+ * the same shape from another distribution; none for tables).
+ */
+export function datasetDefaults(ds: Pick<Dataset, 'name' | 'kind' | 'numClasses'>): { victim: string; pool?: string } {
+  return { victim: ds.kind === 'image' ? 'cnn' : ds.numClasses === 2 ? 'logistic' : 'softmax', pool: getEntry(ds.name)?.pool };
+}
 
 export function getEntry(name: string): DatasetEntry | undefined {
   return DATASETS.find((d) => d.name === name);

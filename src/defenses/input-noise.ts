@@ -8,15 +8,16 @@
  * seeded stream.
  */
 import { tf } from '../compute/backend.js';
-import type { Defense } from '../api/types.js';
-import type { ParamValues } from '../params.js';
+import { defineDefense } from './define.js';
 
-export function inputNoise(params: ParamValues): Defense {
-  const sigma = params.sigma as number;
-  const c = params.corr as number;
-  return {
-    name: 'input-noise',
-    params,
+export const inputNoise = defineDefense({
+  name: 'input-noise',
+  describe: 'garble each input before the victim sees it: x + c·(x − μ) + N(0, σ²) (Grana 2020)',
+  params: {
+    sigma: { type: 'number', min: 0, default: 0.1, help: 'σ of the independent part' },
+    corr: { type: 'number', default: 0, help: 'c: the part correlated with the input, which biases the attacker' },
+  },
+  create: ({ sigma, corr: c }) => ({
     input: (x, ctx) => {
       const u = new Float32Array(x.size);
       if (sigma > 0) for (let i = 0; i < u.length; i++) u[i] = ctx.rng.normal(0, sigma);
@@ -25,5 +26,5 @@ export function inputNoise(params: ParamValues): Defense {
         return tf.add(tf.add(x, tf.mul(c, tf.sub(x, centre))), tf.tensor(u, x.shape));
       });
     },
-  };
-}
+  }),
+});

@@ -17,63 +17,88 @@
  * Batched: the surrogate runs once per batch and every row's oracle and line search are vectorised
  * loops over K-vectors (the reference perturbs one query at a time with autograd Jacobians).
  * The surrogate is a randomly initialised network of the victim's family ("chance-level", as in the
- * paper's README), drawn from the defense's seeded stream.
+ * paper's README), drawn from the defender's setup stream once per cell (`prepare`) and shared,
+ * read-only, by every API built for the cell.
  */
 import { tf } from '../compute/backend.js';
-import type { Defense, QueryCtx } from '../api/types.js';
+import type { DefenderEnv } from '../api/types.js';
 import type { Net } from '../models/net.js';
 import { createNet, parseModelSpec } from '../models/zoo.js';
-import type { ParamValues } from '../params.js';
-import { UsageError } from '../errors.js';
+import type { Schema } from '../params.js';
+import { defineDefense } from './define.js';
 
-export function mad(name: 'mad' | 'poison'): (params: ParamValues) => Defense {
-  return (params) => {
-    const eps = params.eps as number;
-    const ydist = params.ydist as 'l1' | 'l2' | 'kl';
-    const oracle = params.oracle as 'extreme' | 'random' | 'argmin';
-    const keepArgmax = params.argmax as boolean;
-    if (keepArgmax && oracle !== 'extreme') throw new UsageError(`${name}: argmax=true chooses its own oracle; leave oracle=${oracle} out`);
-    let surrogate: Net | undefined;
-    return {
-      name,
-      params,
-      output: (probs, ctx) => {
-        if (eps === 0) return { probs: probs.clone() };
-        if (!ctx.input) throw new Error(`${name} needs the query's input (the API passes it to output stages)`);
-        const [n, k] = probs.shape;
-        const y = probs.dataSync() as Float32Array;
-        let p: Float32Array | undefined;
-        if (oracle === 'extreme') {
-          surrogate ??= proxyFor(params.proxy as string, ctx, k);
-          const pt = tf.tidy(() => surrogate!.predict(ctx.input!));
-          p = pt.dataSync() as Float32Array;
-          pt.dispose();
-        }
-        const out = new Float32Array(n * k);
-        const target = new Float64Array(k);
-        const yi = new Float64Array(k);
-        for (let i = 0; i < n; i++) {
-          for (let j = 0; j < k; j++) yi[j] = y[i * k + j];
-          if (keepArgmax) argmaxOracle(yi, p!.subarray(i * k, (i + 1) * k), target);
-          else if (oracle === 'extreme') extremeOracle(yi, p!.subarray(i * k, (i + 1) * k), target);
-          else {
-            target.fill(0);
-            if (oracle === 'random') target[ctx.rng.int(k)] = 1;
-            else target[argminOf(yi)] = 1;
-          }
-          const a = mixWeight(yi, target, eps, ydist);
-          for (let j = 0; j < k; j++) out[i * k + j] = (1 - a) * yi[j] + a * target[j];
-        }
-        return { probs: tf.tensor2d(out, [n, k]) };
-      },
-    };
-  };
+/** The parameters mad and its alias poison share. */
+const MAD = {
+  eps: { type: 'number', min: 0, default: 0.5, help: 'ε: the perturbation budget dist(ỹ, y) ≤ ε (default 0.5, the reference README’s; at L1 ε ≥ 1 confident answers flip)' },
+  ydist: { type: 'string', choices: ['l1', 'l2', 'kl'], default: 'l1', help: 'the distance ε bounds' },
+  oracle: { type: 'string', choices: ['extreme', 'random', 'argmin'], default: 'extreme', help: 'target vertex: MAD’s (extreme), or the random / least-likely ablations' },
+  argmax: { type: 'bool', default: false, help: 'MAD-argmax: keep every answer’s top-1 class' },
+  proxy: { type: 'string', default: 'auto', help: 'the defender’s randomly initialised surrogate: auto (cnn for images, mlp otherwise) or a model kind' },
+} as const satisfies Schema;
+
+/** What the defender prepares once per cell: the randomly initialised proxy surrogate (when the extreme oracle needs one). */
+export interface MadPrepared {
+  proxy: Net;
+  dispose(): void;
 }
 
-function proxyFor(proxy: string, ctx: QueryCtx, k: number): Net {
-  const shape = ctx.input!.shape.slice(1);
+function madUnit(name: 'mad' | 'poison', describe: string) {
+  return defineDefense({
+    name,
+    describe,
+    params: MAD,
+    check: (p) => (p.argmax && p.oracle !== 'extreme' ? `argmax=true chooses its own oracle; leave oracle=${p.oracle} out` : undefined),
+    prepare(p, env): MadPrepared | undefined {
+      // MAD-argmax runs with oracle=extreme (check), so it needs the proxy too
+      if (p.oracle !== 'extreme' || p.eps === 0) return undefined;
+      const proxy = proxyFor(p.proxy, env);
+      return { proxy, dispose: () => proxy.dispose() };
+    },
+    create({ eps, ydist, oracle, argmax: keepArgmax }, prepared: MadPrepared | undefined) {
+      return {
+        output: (probs, ctx) => {
+          if (eps === 0) return { probs: probs.clone() };
+          if (!ctx.input) throw new Error(`${name} needs the query's input (the API passes it to output stages)`);
+          const [n, k] = probs.shape;
+          const y = probs.dataSync() as Float32Array;
+          let p: Float32Array | undefined;
+          if (oracle === 'extreme') {
+            if (!prepared) throw new Error(`${name} was created without its proxy (prepare it from the defender's env first)`);
+            const surrogate = prepared.proxy;
+            const pt = tf.tidy(() => surrogate.predict(ctx.input!));
+            p = pt.dataSync() as Float32Array;
+            pt.dispose();
+          }
+          const out = new Float32Array(n * k);
+          const target = new Float64Array(k);
+          const yi = new Float64Array(k);
+          for (let i = 0; i < n; i++) {
+            for (let j = 0; j < k; j++) yi[j] = y[i * k + j];
+            if (keepArgmax) argmaxOracle(yi, p!.subarray(i * k, (i + 1) * k), target);
+            else if (oracle === 'extreme') extremeOracle(yi, p!.subarray(i * k, (i + 1) * k), target);
+            else {
+              target.fill(0);
+              if (oracle === 'random') target[ctx.rng.int(k)] = 1;
+              else target[argminOf(yi)] = 1;
+            }
+            const a = mixWeight(yi, target, eps, ydist);
+            for (let j = 0; j < k; j++) out[i * k + j] = (1 - a) * yi[j] + a * target[j];
+          }
+          return { probs: tf.tensor2d(out, [n, k]) };
+        },
+      };
+    },
+  });
+}
+
+export const mad = madUnit('mad', 'prediction poisoning: maximise the angular deviation of the attacker’s gradient within ε (Orekondy 2020)');
+export const poison = madUnit('poison', 'alias of mad (prediction poisoning, Orekondy 2020)');
+
+/** The defender's chance-level surrogate of the victim's family, drawn from one fork of its setup stream. */
+function proxyFor(proxy: string, env: DefenderEnv): Net {
+  const shape = env.victim.inputShape.slice();
   const kind = proxy === 'auto' ? (shape.length === 3 ? 'cnn' : 'mlp') : proxy;
-  return createNet(parseModelSpec(kind), { name: 'proxy', inputShape: shape, numClasses: k, kind: shape.length === 3 ? 'image' : 'tabular' }, ctx.rng.fork());
+  return createNet(parseModelSpec(kind), { name: 'proxy', inputShape: shape, numClasses: env.victim.numClasses, kind: shape.length === 3 ? 'image' : 'tabular' }, env.rng.fork());
 }
 
 /** obj(c) = ‖(p − c)/‖p − c‖ − (p − y)/‖p − y‖‖² (Orekondy 2020, eq. 5 in closed form). */

@@ -4,15 +4,14 @@
  * defense's own seeded stream, so the same seed gives the same answers.
  */
 import { tf } from '../compute/backend.js';
-import type { Defense } from '../api/types.js';
-import type { ParamValues } from '../params.js';
+import { defineDefense } from './define.js';
 import { renormalise } from './simplex.js';
 
-export function noise(params: ParamValues): Defense {
-  const sigma = params.sigma as number;
-  return {
-    name: 'noise',
-    params,
+export const noise = defineDefense({
+  name: 'noise',
+  describe: 'Gaussian noise on the probabilities, clipped and renormalised',
+  params: { sigma: { type: 'number', min: 0, default: 0.1, help: 'noise standard deviation' } },
+  create: ({ sigma }) => ({
     output: (p, ctx) => {
       const e = new Float32Array(p.size);
       for (let i = 0; i < e.length; i++) e[i] = ctx.rng.normal(0, sigma);
@@ -22,5 +21,5 @@ export function noise(params: ParamValues): Defense {
         return { probs: renormalise(noisy, p) };
       });
     },
-  };
-}
+  }),
+});

@@ -1,6 +1,9 @@
 /** `none`: the undefended API — probabilities as the victim computes them. The baseline every row is compared with. */
-import type { Defense } from '../api/types.js';
+import { defineDefense } from './define.js';
 
-export function none(): Defense {
-  return { name: 'none', params: {} };
-}
+export const none = defineDefense({
+  name: 'none',
+  describe: 'undefended: the victim’s probabilities as they are',
+  params: {},
+  create: () => ({}),
+});

@@ -11,12 +11,14 @@
  * exponentially more. In bench runs the price is computed from the measured hash rate (the ledger's
  * PoW seconds); `solve=true` also solves each puzzle for real (capped at `maxbits`). The puzzle code
  * (issue, solve, verify) is `pow/hashcash.ts`, which `mse serve` uses on the wire.
+ * The calibration (`prepare`) runs once per cell and is shared; each API instance keeps its own
+ * per-client privacy-cost trackers.
  */
-import type { Defense, DefenderEnv } from '../api/types.js';
+import type { Defense } from '../api/types.js';
 import { predictAll } from '../models/train.js';
-import type { ParamValues } from '../params.js';
 import { MseError } from '../errors.js';
-import { issueChallenge, measureHashRate, solve } from './pow/hashcash.js';
+import { defineDefense } from './define.js';
+import { issueChallenge, measureHashRate, solve } from '../protocol/hashcash.js';
 import { PknnPrivacyCost } from './pow/privacy-cost.js';
 
 const MAX_SECONDS = 2948.47;
@@ -37,67 +39,87 @@ export type PowDefense = Defense & {
   nextBits(clientId: string): number;
 };
 
-export function pow(params: ParamValues): PowDefense {
-  const batch = params.batch as number;
-  const base = params.base as number;
-  const opts = { k: params.k as number, sigma: params.sigma as number, delta: params.delta as number };
-  let env: { rep: Float32Array; labels: Int32Array; k: number } | undefined;
-  const clients = new Map<string, PknnPrivacyCost>();
-  const bitsAt = (tracker: PknnPrivacyCost | undefined): number => {
-    const { slope, intercept, unit, hashRate } = defense.calibration!;
-    const n = tracker?.queries ?? 0;
-    const diff = Math.abs((tracker?.epsilon() ?? 0) - (slope * n + intercept));
-    const perPuzzle = Math.min(MAX_SECONDS, Math.max(unit, unit * base ** diff));
-    return Math.max(0, Math.round(Math.log2(perPuzzle * hashRate)));
-  };
-  const defense: PowDefense = {
-    name: 'pow',
-    nextBits(clientId: string): number {
-      if (!defense.calibration) throw new MseError('pow', 'the pow defense was used before it was calibrated (bind)');
-      return Math.min(bitsAt(clients.get(clientId)), params.maxbits as number);
-    },
-    params,
-    async bind(e: DefenderEnv): Promise<void> {
-      const k = e.victim.numClasses;
-      const rep = logOf(await predictAll(e.victim, e.train.x, e.train.n));
-      env = { rep, labels: e.train.y, k };
-      // the honest user: held-out in-distribution queries, in batches, traced like any client
-      // the first part of the held-out data traces the honest user; the rest stays unseen by the calibration
-      const m = Math.min(params.calib as number, Math.ceil(e.heldOut.n / 2));
-      const d = e.victim.inputShape.reduce((a, b) => a * b, 1);
-      const honest = new PknnPrivacyCost(rep, e.train.y, k, opts);
-      const xs: number[] = [];
-      const ys: number[] = [];
-      const t0 = performance.now();
-      const probs = await predictAll(e.victim, e.heldOut.x.subarray(0, m * d), m);
-      const latencyPerQuery = (performance.now() - t0) / 1000 / Math.max(1, m);
-      const reps = logOf(probs);
-      for (let s = 0; s < m; s += batch) {
-        const b = Math.min(batch, m - s);
-        honest.add(reps.subarray(s * k, (s + b) * k), b);
-        xs.push(honest.queries);
-        ys.push(honest.epsilon());
-      }
-      const { slope, intercept } = lineFit(xs, ys);
-      const unit = (params.unit as number) > 0 ? (params.unit as number) : latencyPerQuery * batch;
-      defense.calibration = { slope, intercept, unit, hashRate: measureHashRate(100) };
-    },
-    price(_x, ctx) {
-      if (!env || !defense.calibration) throw new MseError('pow', 'the pow defense was used before it was calibrated (bind)');
-      if (!ctx.probs) throw new MseError('pow', 'the pow defense needs the victim’s posteriors for its price');
-      const m = ctx.probs.shape[0];
-      const tracker = clients.get(ctx.clientId) ?? new PknnPrivacyCost(env.rep, env.labels, env.k, opts);
-      clients.set(ctx.clientId, tracker);
-      tracker.add(logOf(ctx.probs.dataSync() as Float32Array), m);
-      const { hashRate } = defense.calibration;
-      const bits = bitsAt(tracker);
-      if (params.solve) solve(issueChallenge(Math.min(bits, params.maxbits as number), ctx.clientId));
-      // each puzzle covers `batch` queries; a smaller batch pays its share
-      return { powSeconds: ((2 ** bits / hashRate) * m) / batch };
-    },
-  };
-  return defense;
+/** What the defender calibrates once per cell, shared read-only by every API: its training set's representations and the honest line. */
+export interface PowPrepared {
+  /** log-posteriors of the victim on its training set, [n, k] */
+  rep: Float32Array;
+  labels: Int32Array;
+  k: number;
+  calibration: PowCalibration;
 }
+
+export const pow = defineDefense({
+  name: 'pow',
+  describe: 'calibrated proof-of-work: a HashCash puzzle per batch, harder as the client’s PATE-kNN privacy cost outruns an honest user’s (Dziedzic 2022)',
+  params: {
+    batch: { type: 'int', min: 1, default: 64, help: 'queries per puzzle' },
+    base: { type: 'number', min: 1, default: 1.18, help: 'time grows as base^(excess privacy cost) (the paper: 1.18 for MNIST with pknn)' },
+    unit: { type: 'number', min: 0, default: 0, help: 'seconds per puzzle at zero excess cost; 0 = the victim’s own latency for a batch (honest users pay ≈ 2×)' },
+    k: { type: 'int', min: 1, default: 300, help: 'PATE-kNN neighbours' },
+    sigma: { type: 'number', min: 1e-9, default: 28, help: 'GNMax noise σ' },
+    delta: { type: 'number', min: 1e-30, max: 1, default: 1e-5, help: 'δ of the privacy cost' },
+    calib: { type: 'int', min: 1, default: 5000, help: 'held-out queries that trace the honest user (at most half the held-out set)' },
+    solve: { type: 'bool', default: false, help: 'also solve every puzzle (else price it from the measured hash rate)' },
+    maxbits: { type: 'int', min: 0, max: 32, default: 20, help: 'cap on the difficulty actually solved (solve=true, and the puzzles mse serve issues)' },
+  },
+  async prepare(p, e): Promise<PowPrepared> {
+    const opts = { k: p.k, sigma: p.sigma, delta: p.delta };
+    const k = e.victim.numClasses;
+    const rep = logOf(await predictAll(e.victim, e.train.x, e.train.n));
+    // the honest user: held-out in-distribution queries, in batches, traced like any client
+    // the first part of the held-out data traces the honest user; the rest stays unseen by the calibration
+    const m = Math.min(p.calib, Math.ceil(e.heldOut.n / 2));
+    const d = e.victim.inputShape.reduce((a, b) => a * b, 1);
+    const honest = new PknnPrivacyCost(rep, e.train.y, k, opts);
+    const xs: number[] = [];
+    const ys: number[] = [];
+    const t0 = performance.now();
+    const probs = await predictAll(e.victim, e.heldOut.x.subarray(0, m * d), m);
+    const latencyPerQuery = (performance.now() - t0) / 1000 / Math.max(1, m);
+    const reps = logOf(probs);
+    for (let s = 0; s < m; s += p.batch) {
+      const b = Math.min(p.batch, m - s);
+      honest.add(reps.subarray(s * k, (s + b) * k), b);
+      xs.push(honest.queries);
+      ys.push(honest.epsilon());
+    }
+    const { slope, intercept } = lineFit(xs, ys);
+    const unit = p.unit > 0 ? p.unit : latencyPerQuery * p.batch;
+    return { rep, labels: e.train.y, k, calibration: { slope, intercept, unit, hashRate: measureHashRate(100) } };
+  },
+  create(p, prepared: PowPrepared) {
+    const { batch, base, maxbits } = p;
+    const opts = { k: p.k, sigma: p.sigma, delta: p.delta };
+    const { calibration } = prepared;
+    // this API's own ledger of clients: what one API's queries cost never changes another's price
+    const clients = new Map<string, PknnPrivacyCost>();
+    const bitsAt = (tracker: PknnPrivacyCost | undefined): number => {
+      const { slope, intercept, unit, hashRate } = calibration;
+      const n = tracker?.queries ?? 0;
+      const diff = Math.abs((tracker?.epsilon() ?? 0) - (slope * n + intercept));
+      const perPuzzle = Math.min(MAX_SECONDS, Math.max(unit, unit * base ** diff));
+      return Math.max(0, Math.round(Math.log2(perPuzzle * hashRate)));
+    };
+    return {
+      calibration,
+      nextBits(clientId: string): number {
+        return Math.min(bitsAt(clients.get(clientId)), maxbits);
+      },
+      price(_x, ctx) {
+        if (!ctx.probs) throw new MseError('pow', 'the pow defense needs the victim’s posteriors for its price');
+        const m = ctx.probs.shape[0];
+        const tracker = clients.get(ctx.clientId) ?? new PknnPrivacyCost(prepared.rep, prepared.labels, prepared.k, opts);
+        clients.set(ctx.clientId, tracker);
+        tracker.add(logOf(ctx.probs.dataSync() as Float32Array), m);
+        const { hashRate } = calibration;
+        const bits = bitsAt(tracker);
+        if (p.solve) solve(issueChallenge(Math.min(bits, maxbits), ctx.clientId));
+        // each puzzle covers `batch` queries; a smaller batch pays its share
+        return { powSeconds: ((2 ** bits / hashRate) * m) / batch };
+      },
+    };
+  },
+});
 
 function logOf(p: Float32Array): Float32Array {
   return p.map((v) => Math.log(Math.max(v, 1e-30)));

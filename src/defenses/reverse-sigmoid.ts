@@ -10,16 +10,17 @@
  * β = γ = 1 returns exactly the uniform distribution.
  */
 import { tf } from '../compute/backend.js';
-import type { Defense } from '../api/types.js';
-import type { ParamValues } from '../params.js';
+import { defineDefense } from './define.js';
 import { renormalise } from './simplex.js';
 
-export function reverseSigmoid(params: ParamValues): Defense {
-  const beta = params.beta as number;
-  const gamma = params.gamma as number;
-  return {
-    name: 'reverse-sigmoid',
-    params,
+export const reverseSigmoid = defineDefense({
+  name: 'reverse-sigmoid',
+  describe: 'reverse sigmoid deceptive perturbation (Lee et al. 2018, eqs. 3–4)',
+  params: {
+    beta: { type: 'number', min: 0, default: 1, help: 'β: perturbation magnitude' },
+    gamma: { type: 'number', min: 1e-9, default: 0.1, help: 'γ: convergence parameter (γ = 1 makes it an affine mix toward uniform)' },
+  },
+  create: ({ beta, gamma }) => ({
     output: (p) =>
       tf.tidy(() => {
         const y = tf.clipByValue(p, 1e-9, 1 - 1e-9);
@@ -27,5 +28,5 @@ export function reverseSigmoid(params: ParamValues): Defense {
         const r = tf.mul(beta, tf.sub(tf.sigmoid(tf.mul(gamma, logit)), 0.5));
         return { probs: renormalise(tf.clipByValue(tf.sub(p, r), 0, 1) as tf.Tensor2D, p) };
       }),
-  };
-}
+  }),
+});

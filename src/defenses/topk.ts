@@ -3,14 +3,13 @@
  * a one-hot answer in probability form; `top1` reveals the bare label instead.
  */
 import { tf } from '../compute/backend.js';
-import type { Defense } from '../api/types.js';
-import type { ParamValues } from '../params.js';
+import { defineDefense } from './define.js';
 
-export function topk(params: ParamValues): Defense {
-  const k = params.k as number;
-  return {
-    name: 'topk',
-    params,
+export const topk = defineDefense({
+  name: 'topk',
+  describe: 'reveal the k largest probabilities, renormalised',
+  params: { k: { type: 'int', min: 1, default: 1, help: 'probabilities kept' } },
+  create: ({ k }) => ({
     output: (p) =>
       tf.tidy(() => {
         const kk = Math.min(k, p.shape[1]);
@@ -19,5 +18,5 @@ export function topk(params: ParamValues): Defense {
         const kept = tf.where(tf.greaterEqual(p, kth), p, tf.zerosLike(p));
         return { probs: tf.div(kept, tf.sum(kept, 1, true)) as tf.Tensor2D };
       }),
-  };
-}
+  }),
+});

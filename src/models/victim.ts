@@ -8,13 +8,13 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { activeBackend } from '../compute/backend.js';
-import { Rng } from '../compute/rng.js';
+import { stream } from '../compute/streams.js';
 import type { Dataset } from '../data/types.js';
 import { formatParams } from '../params.js';
 import { DecisionTree, type TreeNode } from './decision-tree.js';
 import type { Model, SerializedModel } from './model.js';
 import { accuracyOf, argmaxRows, fit, predictAll } from './train.js';
-import { createNet, loadModel, trainOptions, type ModelSpec } from './zoo.js';
+import { createNet, loadModel, trainOptions, treeOptions, type ModelSpec } from './zoo.js';
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -66,9 +66,9 @@ export async function trainVictim(ds: Dataset, spec: ModelSpec, seed: number, op
   const t0 = performance.now();
   let model: Model;
   if (spec.kind === 'tree') {
-    model = DecisionTree.fit(ds.train.x, ds.train.y, ds.inputShape[0], ds.numClasses, { maxDepth: spec.params.depth as number, minSamplesLeaf: spec.params['min-leaf'] as number });
+    model = DecisionTree.fit(ds.train.x, ds.train.y, ds.inputShape[0], ds.numClasses, treeOptions(spec));
   } else {
-    const rng = new Rng(seed);
+    const rng = stream(seed, 'victim');
     const net = createNet(spec, ds, rng.fork());
     await fit(net, { x: ds.train.x, y: ds.train.y, n: ds.train.n }, { ...trainOptions(spec, ds, rng.fork()), onBatch: opts.onProgress });
     model = net;

@@ -8,7 +8,7 @@ import { ensureDir } from '../fs-util.js';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ATTACKS } from '../attacks/registry.js';
-import { formatStat, summarise, type Group } from '../bench/summary.js';
+import { formatStat, summarise, type Group } from '../runner/summary.js';
 import { DEFENSES } from '../defenses/registry.js';
 import type { ParamDecls } from '../params.js';
 import { curveSpec, renderSvg, svgToPng, tradeoffSpec } from './figures.js';
@@ -36,8 +36,8 @@ export function shortSpec(name: string, params: string, decls: ParamDecls | unde
   return kept.some(Boolean) ? `${name}:${kept.join('+')}` : name;
 }
 
-const defenseLabel = (g: Group) => shortSpec(g.key.defense, g.key.defense_params, g.key.defense.includes('+') ? undefined : DEFENSES[g.key.defense]?.params);
-const attackLabel = (g: Group) => shortSpec(g.key.attack, g.key.attack_params, ATTACKS[g.key.attack]?.params);
+const defenseLabel = (g: Group) => shortSpec(g.key.defense, g.key.defense_params, g.key.defense.includes('+') ? undefined : (DEFENSES.has(g.key.defense) ? DEFENSES.get(g.key.defense).params : undefined));
+const attackLabel = (g: Group) => shortSpec(g.key.attack, g.key.attack_params, (ATTACKS.has(g.key.attack) ? ATTACKS.get(g.key.attack).params : undefined));
 
 /** Indices of the points no other point beats on both axes (higher defended accuracy, lower attacker accuracy). */
 export function paretoFront(points: Array<{ defended: number; attacker: number }>): Set<number> {

@@ -14,12 +14,12 @@ import { tf } from '../compute/backend.js';
 import { Rng } from '../compute/rng.js';
 import { LocalPredictionApi } from '../api/local-api.js';
 import type { Defense } from '../api/types.js';
-import { issueChallenge, verify, type Challenge } from '../defenses/pow/hashcash.js';
+import { issueChallenge, verify, type Challenge } from '../protocol/hashcash.js';
 import type { PowDefense } from '../defenses/pow.js';
 import { BudgetExhaustedError, UsageError } from '../errors.js';
 import type { Model } from '../models/model.js';
 import { AuditLog } from './audit.js';
-import { digestOf } from './digest.js';
+import { digestOf } from '../protocol/digest.js';
 import { parseKeys, type ClientKey } from './keys.js';
 
 export type { ClientKey };

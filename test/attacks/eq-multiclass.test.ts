@@ -5,7 +5,7 @@ import { parseAttack } from '../../src/attacks/registry.js';
 import { AttackNotApplicable, type AttackerKnowledge } from '../../src/attacks/types.js';
 import { initBackend } from '../../src/compute/backend.js';
 import { Rng } from '../../src/compute/rng.js';
-import { lbfgs } from '../../src/metrics/lbfgs.js';
+import { lbfgs } from '../../src/solvers/lbfgs.js';
 import { fidelity, uniformInputs } from '../../src/metrics/agreement.js';
 import { paramError } from '../../src/metrics/param-error.js';
 import { Net, type Head } from '../../src/models/net.js';

@@ -2,7 +2,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { LocalPredictionApi } from '../../src/api/local-api.js';
 import type { ApiResponse, Defense, PredictionApi } from '../../src/api/types.js';
-import { parseAttack } from '../../src/attacks/registry.js';
+import { poolWanted } from '../../src/runner/plan-data.js';
+import { parseAttack, parseAttackSpec } from '../../src/attacks/registry.js';
 import { AttackNotApplicable, type AttackerKnowledge, type Pool } from '../../src/attacks/types.js';
 import { initBackend } from '../../src/compute/backend.js';
 import { Rng } from '../../src/compute/rng.js';
@@ -103,8 +104,14 @@ describe('knockoff (Orekondy 2019, random)', () => {
     const wrong: Pool = { ...gaussianPool(10), x: new Float32Array(10 * 3) };
     await expect(parseAttack('knockoff').run(api, { inputShape: [d], numClasses: k, domain, pool: wrong }, new Rng(1))).rejects.toThrow(/shape/);
     expect(api.ledger.queries).toBe(0);
-    expect(() => parseAttack('knockoff').needs!('adult')).toThrow(/pool=<dataset>/);
-    expect(parseAttack('knockoff').needs!('mnist')).toEqual({ pool: 'fashion-mnist' });
+    // the pool is a declared requirement; the runner resolves 'auto' against the victim's dataset
+    const { unit, values } = parseAttackSpec('knockoff');
+    expect(unit.requires(values)).toEqual({ pool: 'auto' });
+    // 'auto' is the victim dataset's default pool (on the dataset's definition); tables have none
+    expect(poolWanted({ name: 'knockoff', params: { pool: 'auto' } }, 'adult')).toBeUndefined();
+    expect(poolWanted({ name: 'knockoff', params: { pool: 'auto' } }, 'mnist')).toBe('fashion-mnist');
+    expect(poolWanted({ name: 'knockoff', params: { pool: 'kmnist' } }, 'mnist')).toBe('kmnist');
+    expect(parseAttackSpec('knockoff-adaptive:pool=kmnist').unit.requires(parseAttackSpec('knockoff-adaptive:pool=kmnist').values)).toEqual({ pool: 'kmnist' });
     v.dispose();
   });
 });
@@ -195,5 +202,13 @@ describe('jbda / jbself / jbtop (Papernot 2017; Orekondy 2020)', () => {
     await expect(parseAttack('jbda').run(api, { inputShape: [d], numClasses: k, domain }, new Rng(1))).rejects.toThrow(AttackNotApplicable);
     expect(api.ledger.queries).toBe(0);
     v.dispose();
+  });
+
+  it('declares its seed set size as a requirement', () => {
+    for (const name of ['jbda', 'jbself', 'jbtop']) {
+      const { unit, values } = parseAttackSpec(`${name}:seedsize=40`);
+      expect(unit.requires(values)).toEqual({ seedSize: 40 });
+      expect(unit.learningCurve).toBe(true);
+    }
   });
 });

@@ -4,7 +4,10 @@ import { LocalPredictionApi } from '../../src/api/local-api.js';
 import { parseAttack } from '../../src/attacks/registry.js';
 import { initBackend } from '../../src/compute/backend.js';
 import { Rng } from '../../src/compute/rng.js';
-import { parseDefense } from '../../src/defenses/registry.js';
+import { parseDefense, prepareDefense } from '../../src/defenses/registry.js';
+import type { Defense } from '../../src/api/types.js';
+import type { Prepared } from '../../src/defenses/define.js';
+import type { Model } from '../../src/models/model.js';
 import { argmaxRows } from '../../src/models/train.js';
 import { Net } from '../../src/models/net.js';
 import { paramError } from '../../src/metrics/param-error.js';
@@ -41,6 +44,12 @@ function apply(spec: string, p: Float32Array, seed = 1): { probs?: Float32Array;
   const out = { probs: r.probs ? (r.probs.dataSync() as Float32Array) : undefined, labels: r.labels ? (r.labels.dataSync() as Int32Array) : undefined };
   tf.dispose([pt, r.probs ?? [], r.labels ?? []]);
   return out;
+}
+
+/** Prepare a defense from a defender that owns only its victim and setup stream (mad's proxy needs nothing else). */
+async function prepared(spec: string, victim: Model, rng: Rng): Promise<{ defense: Defense; prepared: Prepared }> {
+  const none = { x: new Float32Array(0), y: new Int32Array(0), n: 0 };
+  return prepareDefense(spec, { victim, train: none, heldOut: none, rng });
 }
 
 function expectDistributions(p: Float32Array): void {
@@ -195,14 +204,16 @@ describe('mad / poison (Orekondy 2020)', () => {
     const victim = new Net({ kind: 'mlp', inputShape: [6], numClasses: k, layers: [{ type: 'flatten' }, { type: 'dense', units: 8, activation: 'tanh' }, { type: 'dense', units: k }], head: 'softmax' }, new Rng(4));
     const y = victim.predict(x);
     const yv = y.dataSync() as Float32Array;
-    const run = (spec: string) => {
-      const r = parseDefense(spec).output!(y, { answered: 0, batch: 0, rng: new Rng(9), clientId: 't', input: x });
+    const run = async (spec: string) => {
+      const d = await prepared(spec, victim, new Rng(9));
+      const r = d.defense.output!(y, { answered: 0, batch: 0, rng: new Rng(9), clientId: 't', input: x });
       const v = r.probs!.dataSync() as Float32Array;
       r.probs!.dispose();
+      d.prepared.dispose();
       return v;
     };
     for (const [dist, eps] of [['l1', 0.5], ['l2', 0.3], ['kl', 0.2]] as const) {
-      const out = run(`mad:eps=${eps},ydist=${dist}`);
+      const out = await run(`mad:eps=${eps},ydist=${dist}`);
       expectDistributions(out);
       for (let i = 0; i < 64; i++) {
         const a = Array.from(yv.subarray(i * k, (i + 1) * k));
@@ -212,12 +223,12 @@ describe('mad / poison (Orekondy 2020)', () => {
         expect(d).toBeGreaterThan(0);
       }
     }
-    expect(Array.from(run('mad:eps=0'))).toEqual(Array.from(yv));
-    const am = run('poison:eps=1,argmax=true');
+    expect(Array.from(await run('mad:eps=0'))).toEqual(Array.from(yv));
+    const am = await run('poison:eps=1,argmax=true');
     expectDistributions(am);
     expect(Array.from(argmaxRows(am, k))).toEqual(Array.from(argmaxRows(yv, k)));
     // plain MAD at a large ε moves mass onto the extreme vertex and flips labels
-    const flips = argmaxRows(run('mad:eps=2'), k).filter((c, i) => c !== argmaxRows(yv, k)[i]).length;
+    const flips = argmaxRows(await run('mad:eps=2'), k).filter((c, i) => c !== argmaxRows(yv, k)[i]).length;
     expect(flips).toBeGreaterThan(0);
     tf.dispose([x, y]);
     victim.dispose();
@@ -228,10 +239,10 @@ describe('mad / poison (Orekondy 2020)', () => {
     const victim = new Net({ kind: 'mlp', inputShape: [6], numClasses: k, layers: [{ type: 'flatten' }, { type: 'dense', units: 8, activation: 'tanh' }, { type: 'dense', units: k }], head: 'softmax' }, new Rng(4));
     const y = victim.predict(x);
     const yv = y.dataSync() as Float32Array;
-    const d1 = parseDefense('mad:eps=100');
-    const r1 = d1.output!(y, { answered: 0, batch: 0, rng: new Rng(9), clientId: 't', input: x });
-    const d2 = parseDefense('mad:eps=100');
-    const r2 = d2.output!(y, { answered: 0, batch: 0, rng: new Rng(9), clientId: 't', input: x });
+    const d1 = await prepared('mad:eps=100', victim, new Rng(9));
+    const r1 = d1.defense.output!(y, { answered: 0, batch: 0, rng: new Rng(9), clientId: 't', input: x });
+    const d2 = await prepared('mad:eps=100', victim, new Rng(9));
+    const r2 = d2.defense.output!(y, { answered: 0, batch: 0, rng: new Rng(9), clientId: 't', input: x });
     const out = r1.probs!.dataSync() as Float32Array;
     expect(Array.from(r2.probs!.dataSync())).toEqual(Array.from(out)); // same seed, same surrogate
     // ε large: ỹ is the chosen vertex itself; reconstruct the surrogate's posteriors to check the choice
@@ -245,6 +256,8 @@ describe('mad / poison (Orekondy 2020)', () => {
       expect(out[i * k + best]).toBeCloseTo(1, 5);
     }
     tf.dispose([x, y, r1.probs!, r2.probs!]);
+    d1.prepared.dispose();
+    d2.prepared.dispose();
     proxy.dispose();
     victim.dispose();
   });
@@ -292,10 +305,13 @@ describe('defenses against a Knockoff attacker (small scale)', () => {
     const unif = uniformInputs(new Rng(99), 4000, d, domain);
     let sum = 0;
     for (const seed of [1, 2]) {
-      const api = new LocalPredictionApi(v, [parseDefense(spec)], { rng: new Rng(1), domain, budget: 300 });
+      // the defender's setup stream is the API's first defense stream (where the proxy used to be forked from lazily)
+      const def = await prepared(spec, v, new Rng(1).fork());
+      const api = new LocalPredictionApi(v, [def.defense], { rng: new Rng(1), domain, budget: 300 });
       const res = await parseAttack(`knockoff:arch=mlp,epochs=100,lr=0.03,batch=32,labels=${labels}`).run(api, { inputShape: [d], numClasses: k4, domain, pool }, new Rng(seed));
       sum += (await fidelity(v, res.surrogate, unif, 4000)).agreement;
       res.surrogate.dispose();
+      def.prepared.dispose();
     }
     v.dispose();
     return sum / 2;

@@ -3,9 +3,10 @@ import * as tf from '@tensorflow/tfjs';
 import { LocalPredictionApi } from '../../src/api/local-api.js';
 import { initBackend } from '../../src/compute/backend.js';
 import { Rng } from '../../src/compute/rng.js';
-import { issueChallenge, leadingZeroBits, solve, verify } from '../../src/defenses/pow/hashcash.js';
+import { issueChallenge, leadingZeroBits, solve, verify } from '../../src/protocol/hashcash.js';
 import { logGaussianSurvival, logQ, PknnPrivacyCost, rdpGnmax } from '../../src/defenses/pow/privacy-cost.js';
-import { parseDefense } from '../../src/defenses/registry.js';
+import { DEFENSES, parseDefense, parseDefenseSpec, prepareDefense } from '../../src/defenses/registry.js';
+import { UsageError } from '../../src/errors.js';
 import { fit } from '../../src/models/train.js';
 import { createNet, parseModelSpec } from '../../src/models/zoo.js';
 import { toyBlobs } from '../testing/fixtures.js';
@@ -96,8 +97,7 @@ describe('pow defense (Dziedzic 2022)', () => {
     const victim = createNet(parseModelSpec('softmax'), ds, new Rng(1));
     await fit(victim, { x: ds.train.x, y: ds.train.y, n: ds.train.n }, { epochs: 20, batchSize: 64, optimizer: 'adam', lr: 0.05, rng: new Rng(2) });
     // base 2 (the paper uses 1.18 per ε-unit on MNIST, where costs run in the hundreds; toy blobs leak far less)
-    const d = parseDefense('pow:base=2,unit=0.01');
-    await d.bind!({ victim, train: ds.train, heldOut: ds.test });
+    const { defense: d, prepared } = await prepareDefense('pow:base=2,unit=0.01', { victim, train: ds.train, heldOut: ds.test, rng: new Rng(0) });
     const priceOf = async (x: Float32Array, n: number, client: string) => {
       const api = new LocalPredictionApi(victim, [d], { rng: new Rng(3), domain: ds.domain, clientId: client });
       for (let s = 0; s < n; s += 64) {
@@ -124,14 +124,15 @@ describe('pow defense (Dziedzic 2022)', () => {
     // unit = 0.01 s per 64 queries: an honest client pays about one unit (≈ 2× the victim's latency when unit = latency)
     expect(honest).toBeLessThan((2 * 0.01) / 64);
     expect(attacker).toBeGreaterThan(10 * honest);
+    prepared.dispose();
     victim.dispose();
   });
 
-  it('refuses to price before it is calibrated', async () => {
-    const ds = toyBlobs(200);
-    const victim = createNet(parseModelSpec('softmax'), ds, new Rng(1));
-    const api = new LocalPredictionApi(victim, [parseDefense('pow')], { rng: new Rng(3), domain: ds.domain });
-    await expect(api.query(tf.zeros([2, 4]))).rejects.toThrow(/calibrated/);
-    victim.dispose();
+  it('is built only from a calibration: parseDefense names it, and an unprepared create is refused', () => {
+    expect(DEFENSES.get('pow').prepares).toBe(true);
+    expect(() => parseDefense('pow')).toThrow(UsageError);
+    expect(() => parseDefense('pow')).toThrow(/defense pow/);
+    const { unit, values } = parseDefenseSpec('pow');
+    expect(() => unit.create(values)).toThrow(/before it was prepared/);
   });
 });

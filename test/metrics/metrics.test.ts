@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/compute/backend.js';
-import { lstsq } from '../../src/metrics/linalg.js';
+import { lstsq } from '../../src/solvers/linalg.js';
 import { fidelityOf } from '../../src/metrics/agreement.js';
 import { paramError } from '../../src/metrics/param-error.js';
 import { Net } from '../../src/models/net.js';

@@ -9,8 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { initBackend } from '../../src/compute/backend.js';
 import { Rng } from '../../src/compute/rng.js';
-import { solve } from '../../src/defenses/pow/hashcash.js';
-import { parseDefense } from '../../src/defenses/registry.js';
+import { solve } from '../../src/protocol/hashcash.js';
+import { parseDefense, prepareDefense } from '../../src/defenses/registry.js';
 import type { Net } from '../../src/models/net.js';
 import { fit } from '../../src/models/train.js';
 import { createNet, parseModelSpec } from '../../src/models/zoo.js';
@@ -132,8 +132,7 @@ describe('mse serve: fuzzing every route', () => {
   let powApp: FastifyInstance;
   beforeAll(async () => {
     app = await createServer({ victim, defenses: [], domain: ds.domain, seed: 1, keys, maxBatch: 8, bodyLimit: 64 * 1024 });
-    const pow = parseDefense('pow:k=50,calib=60,maxbits=2,unit=0.01');
-    await pow.bind!({ victim, train: ds.train, heldOut: ds.test });
+    const { defense: pow } = await prepareDefense('pow:k=50,calib=60,maxbits=2,unit=0.01', { victim, train: ds.train, heldOut: ds.test, rng: new Rng(1) });
     powApp = await createServer({ victim, defenses: [pow], domain: ds.domain, seed: 1, keys, pow: true, maxBatch: 8, bodyLimit: 64 * 1024, challengeTtlMs: 5_000 });
   });
   afterAll(async () => {

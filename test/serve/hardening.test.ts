@@ -11,8 +11,8 @@ import * as tf from '@tensorflow/tfjs';
 import { HttpPredictionApi } from '../../src/api/http-api.js';
 import { initBackend } from '../../src/compute/backend.js';
 import { Rng } from '../../src/compute/rng.js';
-import { solve } from '../../src/defenses/pow/hashcash.js';
-import { parseDefense } from '../../src/defenses/registry.js';
+import { solve } from '../../src/protocol/hashcash.js';
+import { parseDefense, prepareDefense } from '../../src/defenses/registry.js';
 import { MseError } from '../../src/errors.js';
 import type { Net } from '../../src/models/net.js';
 import { fit } from '../../src/models/train.js';
@@ -124,8 +124,7 @@ describe('items 10 and 11: /metrics needs an admin key; a batch over the rate is
 describe('item 9: challenges are rate limited, capped per client and swept', () => {
   let pow: ReturnType<typeof parseDefense>;
   beforeAll(async () => {
-    pow = parseDefense('pow:k=50,calib=60,maxbits=2,unit=0.01');
-    await pow.bind!({ victim, train: ds.train, heldOut: ds.test });
+    pow = (await prepareDefense('pow:k=50,calib=60,maxbits=2,unit=0.01', { victim, train: ds.train, heldOut: ds.test, rng: new Rng(1) })).defense;
   });
   const challenge = (app: FastifyInstance, key: string, inputs = rows(1)) => app.inject({ method: 'POST', url: '/v1/challenge', headers: auth(key), payload: { digest: digestOf(inputs) } });
 

@@ -7,8 +7,8 @@ import { parseAttack } from '../../src/attacks/registry.js';
 import type { Pool } from '../../src/attacks/types.js';
 import { initBackend } from '../../src/compute/backend.js';
 import { Rng } from '../../src/compute/rng.js';
-import { solve, verify } from '../../src/defenses/pow/hashcash.js';
-import { parseDefense } from '../../src/defenses/registry.js';
+import { solve, verify } from '../../src/protocol/hashcash.js';
+import { parseDefense, prepareDefense } from '../../src/defenses/registry.js';
 import { BudgetExhaustedError } from '../../src/errors.js';
 import { probsOf, uniformInputs } from '../../src/metrics/agreement.js';
 import type { Net } from '../../src/models/net.js';
@@ -86,8 +86,7 @@ describe('mse serve: rejects bad requests and stays healthy', () => {
 describe('mse serve: proof-of-work', () => {
   let app: FastifyInstance;
   beforeAll(async () => {
-    const pow = parseDefense('pow:k=50,calib=60,maxbits=6,unit=0.01');
-    await pow.bind!({ victim, train: ds.train, heldOut: ds.test });
+    const { defense: pow } = await prepareDefense('pow:k=50,calib=60,maxbits=6,unit=0.01', { victim, train: ds.train, heldOut: ds.test, rng: new Rng(1) });
     app = await createServer({ victim, defenses: [pow], domain, seed: 1, keys, pow: true, challengeTtlMs: 2_000 });
   });
   afterAll(() => app.close());
@@ -170,8 +169,7 @@ describe('over HTTP', () => {
   });
 
   it('a Knockoff attack through HttpPredictionApi (with PoW) gets the answers and metrics of the in-process run', async () => {
-    const pow = parseDefense('pow:k=50,calib=60,maxbits=4,unit=0.001');
-    await pow.bind!({ victim, train: ds.train, heldOut: ds.test });
+    const { defense: pow } = await prepareDefense('pow:k=50,calib=60,maxbits=4,unit=0.001', { victim, train: ds.train, heldOut: ds.test, rng: new Rng(1) });
     const app = await createServer({ victim, defenses: [pow], domain, seed: 1, pow: true, maxBatch: 64 });
     const addr = await app.listen({ port: 0, host: '127.0.0.1' });
     try {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compareResults, regressions } from '../../src/bench/compare.js';
+import { compareResults, regressions } from '../../src/runner/compare.js';
 
 const row = (seed: number, acc: number, extra: Record<string, string> = {}) => ({
   dataset: 'mnist', victim: 'cnn', defense: 'mad', defense_params: 'eps=0.5', attack: 'knockoff', attack_params: '', budget: '1000', seed: String(seed),

@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { initBackend } from '../../src/compute/backend.js';
-import { makeManifest, readManifest, writeManifest } from '../../src/bench/manifest.js';
+import { makeManifest, readManifest, writeManifest } from '../../src/runner/manifest.js';
 
 describe('run manifest', () => {
   it('records the command, spec, versions, git commit and the backend actually active', async () => {

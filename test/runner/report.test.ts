@@ -17,9 +17,9 @@ describe('report', () => {
   });
 
   it('labels leave out parameters at their defaults', () => {
-    expect(shortSpec('mad', 'argmax=true,eps=0.5,oracle=extreme,proxy=auto,ydist=l1', DEFENSES.mad.params)).toBe('mad:argmax=true');
-    expect(shortSpec('reverse-sigmoid', 'beta=1,gamma=0.1', DEFENSES['reverse-sigmoid'].params)).toBe('reverse-sigmoid');
-    expect(shortSpec('none', '', DEFENSES.none.params)).toBe('none');
+    expect(shortSpec('mad', 'argmax=true,eps=0.5,oracle=extreme,proxy=auto,ydist=l1', DEFENSES.get('mad').params)).toBe('mad:argmax=true');
+    expect(shortSpec('reverse-sigmoid', 'beta=1,gamma=0.1', DEFENSES.get('reverse-sigmoid').params)).toBe('reverse-sigmoid');
+    expect(shortSpec('none', '', DEFENSES.get('none').params)).toBe('none');
   });
 
   it('writes markdown tables and rendered figures (SVG with axis titles, PNG)', async () => {

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { githubWorkflow, slurmScripts, validateEmitOptions, type EmitOptions } from '../../src/bench/emit.js';
+import { githubWorkflow, slurmScripts, validateEmitOptions, type EmitOptions } from '../../src/runner/emit.js';
 import { UsageError } from '../../src/errors.js';
 
 const base: EmitOptions = { args: ['-d', 'mnist', '--defense', 'mad:eps=0.1,0.5'], shards: 4, out: 'results/big', cwd: '/work/proj', mem: '8G' };

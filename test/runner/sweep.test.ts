@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { describeCellError, runSweep, workerError, type CellOutcome } from '../../src/bench/sweep.js';
-import { buildGrid, readGridSpec, validateGrid } from '../../src/bench/grid.js';
+import { describeCellError, runSweep, workerError, type CellOutcome } from '../../src/runner/sweep.js';
+import { readGridSpec } from '../../src/runner/grid.js';
+import { planSweep, validateGridSpec as validateGrid } from '../../src/runner/plan.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -77,7 +78,10 @@ describe('spec files and grids (issue 13.5)', () => {
   });
 
   it('the same cell named twice is one cell', async () => {
-    const cells = await buildGrid({ datasets: ['linear', 'linear'], attacks: ['eq-lr', 'eq-lr'], budgets: ['1x'], seeds: [1] }, false, {});
+    const { cells } = await planSweep({ datasets: ['linear', 'linear'], attacks: ['eq-lr', 'eq-lr'], budgets: ['1x'], seeds: [1] }, { data: {} });
     expect(cells).toHaveLength(1);
+    // two spellings of one cell (a default written out) are one cell too
+    const two = await planSweep({ datasets: ['linear'], attacks: ['eq-lr', 'eq-lr:multiple=100'], budgets: ['1x'], seeds: [1] }, { data: {} });
+    expect(two.cells).toHaveLength(1);
   });
 });

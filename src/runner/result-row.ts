@@ -26,11 +26,19 @@ export interface CellSpec {
   attack_params: string;
   budget: number;
   seed: number;
+  /** content hashes of the plugins whose units the cell uses, sorted, joined by '+'; absent for built-ins */
+  plugins?: string;
 }
 
-/** Stable id of a cell: the same spec always hashes to the same id, whatever the run. */
+/**
+ * Stable id of a cell: the same spec always hashes to the same id, whatever the run. A cell that
+ * uses a plugin's unit hashes the plugin's content too (a changed plugin is a different cell); a cell
+ * of built-ins alone keeps the id it always had.
+ */
 export function cellId(c: CellSpec): string {
-  const canon = JSON.stringify([c.dataset, c.victim, c.defense, c.defense_params, c.attack, c.attack_params, c.budget, c.seed]);
+  const fields: unknown[] = [c.dataset, c.victim, c.defense, c.defense_params, c.attack, c.attack_params, c.budget, c.seed];
+  if (c.plugins) fields.push(c.plugins);
+  const canon = JSON.stringify(fields);
   return createHash('sha256').update(canon).digest('hex').slice(0, 16);
 }
 

@@ -42,9 +42,11 @@ export interface Manifest {
   backend: { name: string; tf_backend: string; label: string; threads: number; native: string };
   host: { platform: string; cpus: number; memory_gb: number };
   datasets: Record<string, { variant: string; notes: string[] }>;
+  /** the plugins whose units the run uses: path and content hash (part of those cells' ids) */
+  plugins: Array<{ path: string; hash: string }>;
 }
 
-export function makeManifest(runId: string, backend: BackendInfo, spec: unknown, datasets: Manifest['datasets'] = {}): Manifest {
+export function makeManifest(runId: string, backend: BackendInfo, spec: unknown, datasets: Manifest['datasets'] = {}, plugins: Manifest['plugins'] = []): Manifest {
   return {
     run_id: runId,
     created: new Date().toISOString(),
@@ -55,6 +57,7 @@ export function makeManifest(runId: string, backend: BackendInfo, spec: unknown,
     backend: { name: backend.name, tf_backend: backend.tfBackend, label: backend.label, threads: backend.threads, native: backend.native },
     host: { platform: `${os.platform()}-${os.arch()}`, cpus: os.availableParallelism(), memory_gb: Math.round(os.totalmem() / 2 ** 30) },
     datasets,
+    plugins: plugins.map((p) => ({ path: p.path, hash: p.hash })),
   };
 }
 

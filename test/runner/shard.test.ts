@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { githubWorkflow, slurmScripts } from '../../src/bench/emit.js';
-import { parseShard, shardOf } from '../../src/bench/shard.js';
+import { githubWorkflow, slurmScripts } from '../../src/runner/emit.js';
+import { parseShard, shardOf } from '../../src/runner/shard.js';
 import { UsageError } from '../../src/errors.js';
 
 describe('shards', () => {

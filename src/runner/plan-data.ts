@@ -6,18 +6,23 @@
  * which pool each cell will use (a shipped, smaller variant when the full one is absent) and what
  * to record in the manifest.
  */
-import { parseAttack } from '../attacks/registry.js';
-import { AttackNotApplicable, type AttackNeeds } from '../attacks/types.js';
-import { loadDataset } from '../data/registry.js';
+import { ATTACKS } from '../attacks/registry.js';
+import { getEntry, loadDataset } from '../data/registry.js';
 import { choosePool, ensureDatasetFiles, fetchState, loadPoolDataset, missingDataError, type DataProblem } from '../data/pool.js';
 import type { ResolveOptions } from '../data/resolve.js';
 import { UsageError } from '../errors.js';
 
-export interface PlanCell {
+/** What the data check needs of a cell: its victim's dataset and its attack (whose requirements name a pool or a seed set). */
+export interface DataNeeds {
   dataset: string;
-  victim: string;
-  attack: string;
-  defenses: string[];
+  /** absent: not chosen yet (a family default), so only the victim's data is checked */
+  attack?: { name: string; params: import('../params.js').ParamValues };
+}
+
+/** The transfer pool an attack asks for against a victim of this dataset ('auto': the dataset's default), or undefined when it needs none or has no default. */
+export function poolWanted(attack: NonNullable<DataNeeds['attack']>, dataset: string): string | undefined {
+  const pool = ATTACKS.get(attack.name).requires(attack.params).pool;
+  return pool === 'auto' ? getEntry(dataset)?.pool : pool;
 }
 
 export type DataUse = 'victim' | 'seed' | 'pool';
@@ -46,7 +51,7 @@ export interface PlanDataReport {
  * UsageError for a pool of the wrong input shape or an unknown pool name. Loads each dataset once
  * (loadDataset memoises, so the cells reuse them).
  */
-export async function checkPlanData(cells: PlanCell[], data: ResolveOptions): Promise<PlanDataReport> {
+export async function checkPlanData(cells: DataNeeds[], data: ResolveOptions): Promise<PlanDataReport> {
   const state = fetchState(data);
   const problems: DataProblem[] = [];
   const usedFor = new Map<string, string[]>();
@@ -69,19 +74,14 @@ export async function checkPlanData(cells: PlanCell[], data: ResolveOptions): Pr
     }
     use(c.dataset, 'victim data');
     mark(c.dataset, 'victim');
-    const attack = parseAttack(c.attack);
-    let needs: AttackNeeds;
-    try {
-      needs = attack.needs?.(c.dataset) ?? {};
-    } catch (err) {
-      // the cell reports it as its own failure, as before; it needs no data
-      if (err instanceof AttackNotApplicable) {
-        out.cells.push({});
-        continue;
-      }
-      throw err;
+    if (!c.attack) {
+      out.cells.push({});
+      continue;
     }
+    const attack = { name: c.attack.name };
+    const needs = { seedSize: ATTACKS.get(c.attack.name).requires(c.attack.params).seedSize, pool: poolWanted(c.attack, c.dataset) };
     if (needs.seedSize) mark(c.dataset, 'seed');
+    // no pool wanted, or 'auto' with no default for this dataset (the cell records it as not applicable)
     if (!needs.pool) {
       out.cells.push({});
       continue;
@@ -109,7 +109,7 @@ export async function checkPlanData(cells: PlanCell[], data: ResolveOptions): Pr
   }
   cells.forEach((c, i) => {
     const pool = out.cells[i].pool;
-    if (pool && shapes.get(pool) !== shapes.get(c.dataset)) throw new UsageError(`pool ${pool} has inputs of shape ${shapes.get(pool)}, the victim (${c.dataset}) takes ${shapes.get(c.dataset)}`, `name a pool of the victim's shape with ${parseAttack(c.attack).name}:pool=<dataset>`);
+    if (pool && shapes.get(pool) !== shapes.get(c.dataset)) throw new UsageError(`pool ${pool} has inputs of shape ${shapes.get(pool)}, the victim (${c.dataset}) takes ${shapes.get(c.dataset)}`, `name a pool of the victim's shape with ${c.attack?.name}:pool=<dataset>`);
   });
   return out;
 }

@@ -2,10 +2,13 @@ import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { checkPlanData } from '../../src/bench/plan-data.js';
-import { cellSpecOf, runCell, type CellInput } from '../../src/bench/cell.js';
-import { reproduce } from '../../src/bench/reproduce.js';
-import { cellId } from '../../src/bench/result-row.js';
+import { checkPlanData } from '../../src/runner/plan-data.js';
+import { runCell } from '../../src/runner/run-cell.js';
+import { cellSpec, makePlan, type PlanCell } from '../../src/runner/plan.js';
+import { parseAttackSpec } from '../../src/attacks/registry.js';
+import { parseModelSpec } from '../../src/models/zoo.js';
+import { reproduce } from '../../src/runner/reproduce.js';
+import { cellId } from '../../src/runner/result-row.js';
 import { initBackend } from '../../src/compute/backend.js';
 import type { ResolveOptions } from '../../src/data/resolve.js';
 import { DataError, MseError } from '../../src/errors.js';
@@ -32,7 +35,13 @@ beforeAll(async () => {
   await initBackend('wasm', { threads: 1 });
 });
 
-const cell = (dataset: string, attack: string, victim = 'cnn', defenses: string[] = []) => ({ dataset, victim, attack, defenses });
+const ref = (spec: string) => {
+  const { unit, values } = parseAttackSpec(spec);
+  return { name: unit.name, params: values };
+};
+const cell = (dataset: string, attack: string, _victim = 'cnn', _defenses: string[] = []) => ({ dataset, attack: ref(attack) });
+/** a plan cell by hand (no plan: the runner chooses the pool itself) */
+const handCell = (dataset: string, attack: string, victim: string, budget: number, pool?: string): PlanCell => ({ dataset, attack: ref(attack), victim: parseModelSpec(victim), defenses: [], seed: 1, budgets: [budget], ids: [], pool, plugins: [], unifSize: 500 });
 
 describe('checkPlanData: every dataset a plan needs, resolved before any training', () => {
   it('an mnist Knockoff plan on a fresh offline machine uses the embedded Fashion-MNIST test split and says so once', async () => {
@@ -88,34 +97,36 @@ describe('checkPlanData: every dataset a plan needs, resolved before any trainin
       expect(plan.cells[0].pool).toBe('fashion-mnist');
       expect(plan.datasets['fashion-mnist']).toMatchObject({ variant: 'official', used_as: ['pool'] });
       expect(plan.notes.some((n) => /embedded/.test(n))).toBe(false);
-      const input = { ...cell('mnist', 'knockoff'), budget: 1000, seed: 1, runId: 'r' };
-      expect(cellSpecOf({ ...input, pool: plan.cells[0].pool }).attack_params).toBe(cellSpecOf(input).attack_params);
+      const c = handCell('mnist', 'knockoff', 'cnn', 1000);
+      expect(cellSpec({ ...c, pool: plan.cells[0].pool }, 1000).attack_params).toBe(cellSpec(c, 1000).attack_params);
     });
   });
 });
 
 describe('a Knockoff cell with the embedded pool', () => {
   it('runs, and its row records the pool variant (in attack_params, so in the cell id)', async () => {
-    const plan = await checkPlanData([cell('mnist', 'knockoff:arch=mlp,epochs=1', 'mlp:hidden=16,epochs=1')], fresh);
-    const input: CellInput = { ...cell('mnist', 'knockoff:arch=mlp,epochs=1', 'mlp:hidden=16,epochs=1'), budget: 200, seed: 1, runId: 't', data: fresh, unifSize: 500, pool: plan.cells[0].pool };
-    const out = await runCell(input);
+    const plan = await makePlan([{ dataset: 'mnist', victim: 'mlp:hidden=16,epochs=1', attack: 'knockoff:arch=mlp,epochs=1', defenses: [], budgets: ['200'], seed: 1 }], { data: fresh, unifSize: 500 });
+    const input = plan.cells[0];
+    expect(input.pool).toBe('fashion-mnist@test10k');
+    const out = await runCell(input, { runId: 't', data: fresh });
     expect(out.row.status).toMatch(/^ok/);
     expect(out.row.queries).toBe(200);
     expect(String(out.row.attack_params)).toContain('pool=fashion-mnist@test10k');
     expect(String(out.row.attack_params)).not.toContain('pool=auto');
     // the id the bench computes from the plan is the id of the row written
-    expect(out.row.cell_id).toBe(cellId(cellSpecOf(input)));
-    // a worker process (`mse attack`) that is not handed the plan makes the same choice
-    const again = await runCell({ ...input, pool: undefined });
+    expect(out.row.cell_id).toBe(input.ids[0]);
+    expect(out.row.cell_id).toBe(cellId(cellSpec(input, 200)));
+    // a cell built by hand, without the plan's choice, makes the same choice
+    const again = await runCell({ ...input, pool: undefined }, { runId: 't', data: fresh });
     expect(again.row.cell_id).toBe(out.row.cell_id);
     expect(again.notes.some((n) => /embedded/.test(n))).toBe(true);
   });
 
   it('a pool that cannot be had fails the cell with one clear DataError, before the victim is trained', async () => {
-    const input: CellInput = { ...cell('mnist', 'knockoff:pool=kmnist,epochs=1', 'mlp:hidden=16,epochs=1'), budget: 100, seed: 1, runId: 't', data: fresh };
+    const input = handCell('mnist', 'knockoff:pool=kmnist,epochs=1', 'mlp:hidden=16,epochs=1', 100);
     let err: unknown;
     try {
-      await runCell(input);
+      await runCell(input, { runId: 't', data: fresh });
     } catch (e) {
       err = e;
     }

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ResultsCsv, readResults } from '../../src/bench/csv-writer.js';
-import { cellId, makeRow, RESULT_COLUMNS, type CellSpec } from '../../src/bench/result-row.js';
+import { ResultsCsv, readResults } from '../../src/runner/csv-writer.js';
+import { cellId, makeRow, RESULT_COLUMNS, type CellSpec } from '../../src/runner/result-row.js';
 import { MseError } from '../../src/errors.js';
 
 const cell = (seed: number): CellSpec => ({ dataset: 'iris', victim: 'softmax', defense: 'none', defense_params: '', attack: 'eq-lr', attack_params: '', budget: 100, seed });

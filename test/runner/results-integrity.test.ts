@@ -3,9 +3,9 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ResultsCsv, readResults, scanResults } from '../../src/bench/csv-writer.js';
-import { RunLock } from '../../src/bench/run-lock.js';
-import { cellId, makeRow, RESULT_COLUMNS, type CellSpec } from '../../src/bench/result-row.js';
+import { ResultsCsv, readResults, scanResults } from '../../src/runner/csv-writer.js';
+import { RunLock } from '../../src/runner/run-lock.js';
+import { cellId, makeRow, RESULT_COLUMNS, type CellSpec } from '../../src/runner/result-row.js';
 import { MseError } from '../../src/errors.js';
 
 const cell = (seed: number): CellSpec => ({ dataset: 'iris', victim: 'softmax', defense: 'none', defense_params: '', attack: 'eq-lr', attack_params: '', budget: 100, seed });
@@ -62,8 +62,8 @@ describe('run lock (issue 13.1)', () => {
     const f = tmpFile();
     mkdirSync(path.dirname(f), { recursive: true });
     const script = `
-      import { ResultsCsv } from ${JSON.stringify(path.resolve('src/bench/csv-writer.ts'))};
-      import { cellId, makeRow } from ${JSON.stringify(path.resolve('src/bench/result-row.ts'))};
+      import { ResultsCsv } from ${JSON.stringify(path.resolve('src/runner/csv-writer.ts'))};
+      import { cellId, makeRow } from ${JSON.stringify(path.resolve('src/runner/result-row.ts'))};
       const base = Number(process.argv[2]);
       let w;
       try { w = new ResultsCsv(process.argv[3]); } catch (e) { process.stderr.write(e.message); process.exit(3); }
@@ -233,7 +233,7 @@ describe('second round of probes (issue 13): what a hostile tester found after t
     mkdirSync(path.dirname(f), { recursive: true });
     const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
     const script = path.join(path.dirname(f), 'racer.mts');
-    writeFileSync(script, `import { RunLock } from ${JSON.stringify(path.resolve('src/bench/run-lock.ts'))};
+    writeFileSync(script, `import { RunLock } from ${JSON.stringify(path.resolve('src/runner/run-lock.ts'))};
       const start = Number(process.argv[3]); while (Date.now() < start) {}
       try { RunLock.acquire(process.argv[2]); process.stdout.write('GOT'); setTimeout(() => process.exit(0), 1500); } catch { process.exit(3); }`);
     const tsx = path.resolve('node_modules/.bin/tsx');

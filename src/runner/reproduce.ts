@@ -7,15 +7,14 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MseError, UsageError, unknownChoice } from '../errors.js';
-import { loadDataset } from '../data/registry.js';
 import type { ResolveOptions } from '../data/resolve.js';
-import { parseModelSpec } from '../models/zoo.js';
-import { parseBudget, resolveBudget } from './budget.js';
-import { cellSpecOf, runCell, type CellInput } from './cell.js';
-import { checkPlanData, type PlanDataReport } from './plan-data.js';
-import { parseAttack } from '../attacks/registry.js';
+import { ATTACKS } from '../attacks/registry.js';
+import { cellLabel, makePlan, withBudgets, type CellRequest, type Plan } from './plan.js';
+import { loadPlugins } from '../units/plugins.js';
+import type { PlanDataReport } from './plan-data.js';
+import { runCell } from './run-cell.js';
 import { ResultsCsv, readResults } from './csv-writer.js';
-import { cellId, type ResultColumn } from './result-row.js';
+import type { ResultColumn } from './result-row.js';
 
 const PAPERS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'papers');
 
@@ -42,6 +41,8 @@ export interface PaperSpec {
   /** the table's metric columns (default: Tramèr's queries, R_test, R_unif, param_error, wall_s) */
   columns?: string[];
   scales: Record<string, { seeds: number[]; cells: PaperCell[]; relations?: Relation[] }>;
+  /** plugin files whose units the cells name, relative to the spec file */
+  plugins?: string[];
 }
 
 const COLUMN_TITLES: Record<string, string> = { param_error: 'param error', wall_s: 'time (s)', surrogate_acc: 'attacker acc', agreement_test: 'agreement', victim_acc: 'victim acc', defended_acc: 'defended acc', attacker_cpu_s: 'attacker CPU (s)' };
@@ -57,6 +58,11 @@ export interface Relation {
 
 export function listPapers(): string[] {
   return existsSync(PAPERS_DIR) ? readdirSync(PAPERS_DIR).filter((f) => f.endsWith('.json')).map((f) => f.replace(/\.json$/, '')) : [];
+}
+
+/** The spec file of a paper id, or the path given. */
+export function paperFile(name: string): string {
+  return name.endsWith('.json') ? path.resolve(name) : path.join(PAPERS_DIR, `${name}.json`);
 }
 
 /** A paper id from bench/papers/, or a path to a spec file of the same format. */
@@ -84,6 +90,8 @@ export interface ReproduceResult {
   csv: string;
   /** the data every cell used (for the manifest's `datasets`) */
   data: PlanDataReport;
+  /** the plugins the spec's cells use (for the manifest) */
+  plugins: Plan['plugins'];
 }
 
 /**
@@ -96,44 +104,29 @@ export async function reproduce(
   outDir: string,
   data: ResolveOptions,
   onCell?: (i: number, total: number, label: string) => void,
-  onPlan?: (plan: PlanDataReport) => void,
+  onPlan?: (plan: Plan) => void,
 ): Promise<ReproduceResult> {
   const spec = loadPaper(name);
   const sc = spec.scales[scale];
+  if (spec.plugins?.length) await loadPlugins(spec.plugins, path.dirname(paperFile(name)));
   if (!sc) throw new UsageError(`${name} has no scale '${scale}'. Available: ${Object.keys(spec.scales).join(', ')}`);
-  // all data first, one error for whatever is missing, before a victim is trained
-  const plan = await checkPlanData(sc.cells.map((c) => ({ dataset: c.dataset, victim: c.victim, attack: c.attack, defenses: c.defenses ?? [] })), data);
+  // the paper's cells as plan requests (cells that differ only in budget share one query pass when
+  // the attack has a learning curve): all data checked first, one error for whatever is missing
+  const reqs: CellRequest[] = sc.cells.flatMap((cell) => sc.seeds.map((seed) => ({ dataset: cell.dataset, victim: cell.victim, attack: cell.attack, defenses: cell.defenses ?? [], budgets: [cell.budget], seed })));
+  const plan = await makePlan(reqs, { data });
   onPlan?.(plan);
   const csvPath = path.join(outDir, 'results.csv');
   const csv = new ResultsCsv(csvPath);
-  const planned: Array<{ cell: PaperCell; seed: number; id: string; label: string }> = [];
-  // cells that differ only in budget, for an attack with learning curves, share one query pass
-  const passes = new Map<string, { input: CellInput; budgets: number[]; labels: string[] }>();
-  for (const [ci, cell] of sc.cells.entries()) {
-    const ds = await loadDataset(cell.dataset, data);
-    const budget = resolveBudget(parseBudget(cell.budget), ds, parseModelSpec(cell.victim));
-    const curve = parseAttack(cell.attack).learningCurve === true;
-    for (const seed of sc.seeds) {
-      const input: CellInput = { dataset: cell.dataset, victim: cell.victim, defenses: cell.defenses ?? [], attack: cell.attack, budget, seed, runId: path.basename(outDir), data, pool: plan.cells[ci].pool };
-      const id = cellId(cellSpecOf(input));
-      const label = `${cell.attack} ${cell.dataset}/${cell.victim}${cell.defenses?.length ? ` [${cell.defenses.join(' ')}]` : ''} ${cell.budget} seed ${seed}`;
-      planned.push({ cell, seed, id, label });
-      if (csv.has(id)) continue;
-      const key = curve ? JSON.stringify([cell.dataset, cell.victim, cell.defenses ?? [], cell.attack, seed]) : id;
-      const pass = passes.get(key) ?? { input, budgets: [], labels: [] };
-      pass.budgets.push(budget);
-      pass.labels.push(label);
-      passes.set(key, pass);
-    }
-  }
+  const planned = plan.requests.map((r, i) => ({ cell: sc.cells[Math.floor(i / sc.seeds.length)], id: r.cell.ids[r.cell.budgets.indexOf(r.budgets[0])] }));
   try {
-    let done = planned.length - [...passes.values()].reduce((a, p) => a + p.budgets.length, 0);
-    for (const pass of passes.values()) {
-      const budgets = [...new Set(pass.budgets)].sort((a, b) => a - b);
-      onCell?.(done + 1, planned.length, pass.labels.length > 1 ? `${pass.labels[0]} (+${pass.labels.length - 1} budgets, one query pass)` : pass.labels[0]);
-      const { rows } = await runCell({ ...pass.input, budget: budgets[budgets.length - 1], budgets });
+    const todo = plan.cells.map((c) => withBudgets(c, c.budgets.filter((_, i) => !csv.has(c.ids[i])))).filter((c) => c.budgets.length);
+    let done = plan.cells.reduce((a, c) => a + c.budgets.length, 0) - todo.reduce((a, c) => a + c.budgets.length, 0);
+    const total = done + todo.reduce((a, c) => a + c.budgets.length, 0);
+    for (const cell of todo) {
+      onCell?.(done + 1, total, `${cellLabel(cell)}${cell.budgets.length > 1 ? ` (${cell.budgets.length} budgets${ATTACKS.get(cell.attack.name).learningCurve ? ', one query pass' : ''})` : ` budget ${cell.budgets[0]}`}`);
+      const { rows } = await runCell(cell, { runId: path.basename(outDir), data });
       for (const row of rows) csv.write(row);
-      done += pass.budgets.length;
+      done += cell.budgets.length;
     }
   } finally {
     csv.close();
@@ -147,7 +140,7 @@ export async function reproduce(
   const notes: string[] = [];
   const means = new Map<string, (k: string) => number>();
   for (const cell of sc.cells) {
-    const mine = planned.filter((p) => p.cell === cell).map((p) => rows.get(p.id)).filter((r): r is Record<string, string> => r !== undefined);
+    const mine = [...new Set(planned.filter((p) => p.cell === cell).map((p) => p.id))].map((id) => rows.get(id)).filter((r): r is Record<string, string> => r !== undefined);
     const mean = (k: string) => {
       const v = mine.map((r) => r[k]).filter((s) => s !== '' && s !== undefined).map(Number);
       return v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN;
@@ -180,5 +173,5 @@ export async function reproduce(
   }
   const table = [`# ${spec.title}`, '', `Reproduces: ${spec.mirrors}. Scale \`${scale}\`, seeds ${sc.seeds.join(', ')}; means over seeds${columns.some((c) => c.startsWith('R_')) ? '. R = 1 − agreement' : ''}.`, '', ...lines, '', ...(notes.length ? ['Notes:', '', ...notes, ''] : [])].join('\n');
   if (planned.length === 0) throw new MseError('reproduce', `${name}/${scale} has no cells`);
-  return { table, checks, csv: csvPath, data: plan };
+  return { table, checks, csv: csvPath, data: plan.data, plugins: plan.plugins };
 }

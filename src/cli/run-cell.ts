@@ -1,0 +1,58 @@
+/**
+ * `mse run-cell` (hidden): a sweep worker. Reads `{cell, runId}` — one plan cell as the parent
+ * resolved it — as JSON on stdin, loads the plugins the cell names (checking their content hashes),
+ * runs it through the same runCell as every other command, and prints its rows as JSON lines on
+ * stdout, with progress as JSON lines on stderr.
+ */
+import { MODELS } from '../models/zoo.js';
+import { UsageError } from '../errors.js';
+import type { PlanCell } from '../runner/plan.js';
+import { runCell } from '../runner/run-cell.js';
+import { loadPlugin } from '../units/plugins.js';
+import { jsonProgress, startBackend } from './common.js';
+import type { GlobalOptions } from './options.js';
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** The shape the runner relies on; a worker is only ever fed by mse, but a bad line is a clear error, not a crash. */
+function asCell(v: unknown): { cell: PlanCell; runId: string } {
+  const o = v as { cell?: Record<string, unknown>; runId?: unknown } | null;
+  const c = o?.cell;
+  const ref = (r: unknown) => typeof r === 'object' && r !== null && typeof (r as { name?: unknown }).name === 'string' && typeof (r as { params?: unknown }).params === 'object';
+  const ok =
+    c &&
+    typeof o.runId === 'string' &&
+    typeof c.dataset === 'string' &&
+    typeof c.seed === 'number' &&
+    ref(c.attack) &&
+    Array.isArray(c.defenses) &&
+    c.defenses.every(ref) &&
+    typeof c.victim === 'object' &&
+    c.victim !== null &&
+    MODELS.has((c.victim as { kind?: string }).kind ?? '') &&
+    Array.isArray(c.budgets) &&
+    Array.isArray(c.ids) &&
+    c.budgets.length === c.ids.length &&
+    Array.isArray(c.plugins);
+  if (!ok) throw new UsageError('run-cell reads {"cell": <plan cell>, "runId": "…"} on stdin (it is mse bench’s worker)');
+  return o as unknown as { cell: PlanCell; runId: string };
+}
+
+export async function runCellCommand(g: GlobalOptions): Promise<void> {
+  let input: unknown;
+  try {
+    input = JSON.parse(await readStdin());
+  } catch (e) {
+    throw new UsageError(`run-cell: stdin is not JSON: ${(e as Error).message}`);
+  }
+  const { cell, runId } = asCell(input);
+  for (const p of cell.plugins) await loadPlugin(p.path, p.hash);
+  await startBackend(g, false);
+  const progress = jsonProgress();
+  const { rows } = await runCell(cell, { runId, data: { dataDir: g.dataDir }, onProgress: progress });
+  for (const row of rows) process.stdout.write(JSON.stringify(row) + '\n');
+}

@@ -1,0 +1,248 @@
+/**
+ * The resolved plan: what every command that runs cells (attack, bench, its shards and workers,
+ * merge, reproduce) agrees on. Flags, a spec file and the family defaults are merged and validated
+ * once into typed plan cells — units looked up, parameters resolved, budgets counted, the attacker's
+ * data chosen, cell ids computed — and everything downstream takes plan cells, never spec strings.
+ * A plan cell is plain JSON: a worker process receives it whole.
+ */
+import { parseAttackSpec, ATTACKS } from '../attacks/registry.js';
+import { assertDatasetName, datasetDefaults, loadDataset } from '../data/registry.js';
+import type { ResolveOptions } from '../data/resolve.js';
+import { parseDefenseSpec, DEFENSES } from '../defenses/registry.js';
+import { UsageError } from '../errors.js';
+import { formatModelSpec, MODELS, parseModelSpec, type ModelSpec } from '../models/zoo.js';
+import { formatParams, parseSpec, type ParamValues, type Schema } from '../params.js';
+import type { PluginRef } from '../units/plugins.js';
+import type { UnitSource } from '../units/registry.js';
+import { parseBudget, resolveBudget } from './budget.js';
+import { expandDefenseStack, expandSpec, validateSeeds, type GridSpec } from './grid.js';
+import { checkPlanData, type PlanDataReport } from './plan-data.js';
+import { cellId, type CellSpec } from './result-row.js';
+
+/** A unit with its resolved parameters (defaults filled). */
+export interface UnitRef {
+  name: string;
+  params: ParamValues;
+}
+
+export interface PlanCell {
+  dataset: string;
+  victim: ModelSpec;
+  /** the defense stack in the order the API applies it; `none` alone for the undefended baseline */
+  defenses: UnitRef[];
+  attack: UnitRef;
+  seed: number;
+  /** ascending and distinct: one result row each */
+  budgets: number[];
+  /** the cell id of each budget's row */
+  ids: string[];
+  /** the transfer pool it loads, as the plan chose it (`fashion-mnist`, or `fashion-mnist@test10k` when only the shipped split is here) */
+  pool?: string;
+  /** the plugins its units come from: a worker loads them (and checks their hashes) before running it */
+  plugins: Array<Pick<PluginRef, 'path' | 'hash'>>;
+  /** attack a served API instead of an in-process one (`mse attack --target`) */
+  target?: { url: string; key?: string };
+  /** |U| for R_unif (Tramèr: 10,000) */
+  unifSize?: number;
+}
+
+/** One cell as asked for, in spec strings (a grid expands into these; a paper spec lists them). */
+export interface CellRequest {
+  dataset: string;
+  /** a model spec; default: the dataset's family default */
+  victim?: string;
+  /** one stack, in order; empty: undefended */
+  defenses: string[];
+  /** default: the victim family's first default attack */
+  attack?: string;
+  /** counts or multiples ("5k", "1x"); default: the victim family's */
+  budgets?: string[];
+  seed: number;
+}
+
+export interface Plan {
+  cells: PlanCell[];
+  /** for each request, in order: the cell that runs it and its budgets as counted */
+  requests: Array<{ cell: PlanCell; budgets: number[] }>;
+  /** the data every cell uses, for the manifest */
+  data: PlanDataReport;
+  /** every plugin a cell uses */
+  plugins: Array<Pick<PluginRef, 'path' | 'hash'>>;
+}
+
+export interface PlanOptions {
+  data: ResolveOptions & { progress?: boolean };
+  quick?: boolean;
+  target?: { url: string; key?: string };
+  unifSize?: number;
+}
+
+/** "name:k=v,…" in canonical form (what rows record). */
+export function refText(r: UnitRef): string {
+  const p = formatParams(r.params);
+  return p ? `${r.name}:${p}` : r.name;
+}
+
+/** The spec a row of this cell records (and its id hashes), for one of its budgets. */
+export function cellSpec(c: PlanCell, budget: number): CellSpec {
+  const defs = c.defenses.length ? c.defenses : [{ name: 'none', params: {} }];
+  // a smaller pool is a different experiment, so it gets its own cell id; the full pool keeps
+  // the params (and ids) that rows had before pools had variants
+  const attackParams = c.pool?.includes('@') && 'pool' in c.attack.params ? { ...c.attack.params, pool: c.pool } : c.attack.params;
+  const plugins = [...new Set(c.plugins.map((p) => p.hash))].sort().join('+');
+  return {
+    dataset: c.dataset,
+    victim: formatModelSpec(c.victim),
+    defense: defs.map((d) => d.name).join('+'),
+    defense_params: defs.map((d) => formatParams(d.params)).join('+'),
+    attack: c.attack.name,
+    attack_params: formatParams(attackParams),
+    budget,
+    seed: c.seed,
+    ...(plugins ? { plugins } : {}),
+  };
+}
+
+/** "name:k=v" with only the parameters that differ from their defaults: what a person would have typed. */
+export function shortText(r: UnitRef, schema: Schema | undefined): string {
+  const changed = Object.fromEntries(Object.entries(r.params).filter(([k, v]) => JSON.stringify(schema?.[k]?.default) !== JSON.stringify(v)));
+  return refText({ name: r.name, params: changed });
+}
+
+/** One line naming a cell, the same in every command's progress and errors. */
+export function cellLabel(c: Pick<PlanCell, 'dataset' | 'victim' | 'defenses' | 'attack' | 'seed'>, budget?: number): string {
+  const defs = c.defenses.map((d) => shortText(d, DEFENSES.has(d.name) ? DEFENSES.get(d.name).params : undefined)).join('+') || 'none';
+  const attack = shortText(c.attack, ATTACKS.has(c.attack.name) ? ATTACKS.get(c.attack.name).params : undefined);
+  return `${attack} ${c.dataset}/${formatModelSpec(c.victim)} [${defs}] seed ${c.seed}${budget !== undefined ? ` budget ${budget}` : ''}`;
+}
+
+/** The same cell with only some of its budgets (those still to run). */
+export function withBudgets(c: PlanCell, budgets: number[]): PlanCell {
+  const keep = c.budgets.map((b, i) => ({ b, id: c.ids[i] })).filter((x) => budgets.includes(x.b));
+  return { ...c, budgets: keep.map((x) => x.b), ids: keep.map((x) => x.id) };
+}
+
+/**
+ * A key that does not depend on where the attacker's data came from (which may differ between
+ * machines: one has the full pool, another the shipped split), for cutting shards every machine
+ * agrees on.
+ */
+export function shardKey(c: PlanCell): string {
+  return cellId(cellSpec({ ...c, pool: undefined }, c.budgets[0]));
+}
+
+const sourceOf = (s: UnitSource | undefined) => (s ? [{ path: s.plugin, hash: s.hash }] : []);
+
+/**
+ * Parse and validate every request (no data loaded: a typo fails before the backend starts).
+ * Returns the resolved units per request, budgets still as specs.
+ */
+function parseRequest(r: CellRequest) {
+  assertDatasetName(r.dataset);
+  const victim = r.victim === undefined ? undefined : parseModelSpec(r.victim);
+  const defenses = r.defenses.map((d) => parseDefenseSpec(d));
+  const attack = r.attack === undefined ? undefined : parseAttackSpec(r.attack);
+  const budgets = r.budgets?.map((b) => ({ text: b, spec: parseBudget(b) }));
+  return { victim, defenses, attack, budgets };
+}
+
+/** Check every request's names and values without loading anything. */
+export function validateRequests(reqs: CellRequest[]): void {
+  reqs.forEach(parseRequest);
+}
+
+/**
+ * Resolve requests into plan cells: family defaults filled, budgets counted, the attacker's data
+ * checked (one error for everything missing, before any victim trains), ids computed. Requests that
+ * name the same cell merge (their budgets unite); two spellings of one cell (round and
+ * round:decimals=2, its default) are one cell.
+ */
+export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Plan> {
+  const parsed = reqs.map((r) => ({ r, ...parseRequest(r) }));
+  // the data first, before a dataset is loaded to count budgets: one error for every missing file
+  // (pools of attacks still to be chosen by family defaults are checked with the cells below)
+  await checkPlanData(parsed.map((p) => ({ dataset: p.r.dataset, attack: p.attack && { name: p.attack.unit.name, params: p.attack.values } })), o.data);
+  const byKey = new Map<string, Omit<PlanCell, 'ids'>>();
+  const reqOf: Array<{ key: string; budgets: number[] }> = [];
+  for (const p of parsed) {
+    const ds = await loadDataset(p.r.dataset, o.data);
+    const victim = p.victim ?? parseModelSpec(datasetDefaults(ds).victim);
+    const model = MODELS.get(victim.kind);
+    const attack = p.attack ?? parseAttackSpec(model.attacks[0]);
+    const budgetSpecs = p.budgets?.map((b) => b.spec) ?? model.budgets(o.quick === true).map(parseBudget);
+    const budgets = budgetSpecs.map((b) => resolveBudget(b, ds, victim));
+    const defenses = p.defenses.length ? p.defenses : [parseDefenseSpec('none')];
+    const units = [ATTACKS.get(attack.unit.name), ...defenses.map((d) => DEFENSES.get(d.unit.name))];
+    const plugins = units.flatMap((u) => sourceOf(u.source));
+    const cell = {
+      dataset: p.r.dataset,
+      victim,
+      defenses: defenses.map((d) => ({ name: d.unit.name, params: d.values })),
+      attack: { name: attack.unit.name, params: attack.values },
+      seed: p.r.seed,
+      budgets,
+      plugins: [...new Map(plugins.map((x) => [x.path, x])).values()],
+      ...(o.target ? { target: o.target } : {}),
+      ...(o.unifSize ? { unifSize: o.unifSize } : {}),
+    };
+    const key = JSON.stringify([cell.dataset, formatModelSpec(victim), cell.defenses.map(refText), refText(cell.attack), cell.seed]);
+    const had = byKey.get(key);
+    if (had) had.budgets.push(...budgets);
+    else byKey.set(key, cell);
+    reqOf.push({ key, budgets });
+  }
+  const cells0 = [...byKey.values()].map((c) => ({ ...c, budgets: [...new Set(c.budgets)].sort((a, b) => a - b) }));
+  // every dataset the cells need, before anything is trained: one error for all that is missing
+  const data = await checkPlanData(cells0, o.data);
+  const seen = new Map<string, PlanCell>();
+  const byKeyCell = new Map<string, PlanCell>();
+  const keys = [...byKey.keys()];
+  cells0.forEach((c, i) => {
+    const withPool = { ...c, pool: data.cells[i].pool };
+    const cell: PlanCell = { ...withPool, ids: c.budgets.map((b) => cellId(cellSpec({ ...withPool, ids: [] }, b))) };
+    const k = cell.ids.join();
+    byKeyCell.set(keys[i], seen.get(k) ?? cell);
+    if (!seen.has(k)) seen.set(k, cell);
+  });
+  const cells = [...seen.values()];
+  const requests = reqOf.map((r) => ({ cell: byKeyCell.get(r.key)!, budgets: r.budgets }));
+  return { cells, requests, data, plugins: [...new Map(cells.flatMap((c) => c.plugins).map((x) => [x.path, x])).values()] };
+}
+
+/** A sweep's grid as requests: datasets × victims × defense stacks × attacks × seeds, in a stable order. */
+export async function gridRequests(g: GridSpec, quick: boolean, data: ResolveOptions): Promise<CellRequest[]> {
+  validateGridSpec(g);
+  const stacks = [...(g.baseline === false ? [] : [['none']]), ...(g.defenses ?? []).flatMap(expandDefenseStack)];
+  const uniqueStacks = [...new Map(stacks.map((s) => [s.join('+'), s])).values()];
+  if (!uniqueStacks.length) throw new UsageError('no defenses to run: give --defense or leave the baseline on');
+  const attackAlts = g.attacks?.flatMap((a) => expandSpec(a, ATTACKS.get(parseSpec(a).name).params));
+  const reqs: CellRequest[] = [];
+  for (const name of g.datasets) {
+    const ds = await loadDataset(name, data);
+    const victims = g.victims?.flatMap((v) => expandSpec(v, MODELS.get(parseSpec(v).name).params)) ?? [datasetDefaults(ds).victim];
+    for (const victim of victims) {
+      const model = MODELS.get(parseModelSpec(victim).kind);
+      const attacks = attackAlts ?? model.attacks.map((a) => (quick && a === 'knockoff' ? 'knockoff:epochs=3' : a));
+      const budgets = g.budgets ?? model.budgets(quick);
+      for (const defenses of uniqueStacks) for (const attack of attacks) for (const seed of g.seeds) reqs.push({ dataset: name, victim, defenses, attack, budgets, seed });
+    }
+  }
+  return reqs;
+}
+
+/** Check every name and value of a grid without loading anything (so a typo fails before the backend starts). */
+export function validateGridSpec(g: GridSpec): void {
+  if (!g.datasets.length) throw new UsageError('give at least one --dataset (or a --spec with datasets)');
+  g.datasets.forEach(assertDatasetName);
+  (g.defenses ?? []).forEach(expandDefenseStack);
+  g.attacks?.flatMap((a) => expandSpec(a, ATTACKS.get(parseSpec(a).name).params)).forEach(parseAttackSpec);
+  g.victims?.flatMap((v) => expandSpec(v, MODELS.get(parseSpec(v).name).params)).forEach(parseModelSpec);
+  if (g.budgets && !g.budgets.length) throw new UsageError('no budgets given', 'leave budgets out for the default, or list at least one');
+  g.budgets?.forEach(parseBudget);
+  validateSeeds(g.seeds);
+}
+
+/** A sweep's plan: its grid's requests, resolved. */
+export async function planSweep(g: GridSpec, o: PlanOptions): Promise<Plan> {
+  return makePlan(await gridRequests(g, o.quick === true, o.data), o);
+}

@@ -1,0 +1,277 @@
+/**
+ * The runner: one plan cell, end to end — dataset → victim (cached) → the defender's setup →
+ * defended PredictionApis → attack → metrics → one ResultRow per budget. Every way mse executes a
+ * cell (`mse attack`, serial and `--jobs` sweeps, shards, Slurm tasks, `mse reproduce`) calls
+ * `runCell` with a plan cell; nothing else runs one.
+ *
+ * The attack sees only the API and the attacker's knowledge; the metrics see everything. Evaluation
+ * queries (test set, uniform set, defender utility) never count against the attacker's budget: they
+ * go to separate, unmetered APIs, each with its own defense instances (what a defense prepared once
+ * is shared read-only), so measuring the honest user changes no answer the attacker receives.
+ * Every random choice comes from a named stream of the cell's seed (compute/streams.ts).
+ */
+import { activeBackend, tf } from '../compute/backend.js';
+import { stream } from '../compute/streams.js';
+import type { Rng } from '../compute/rng.js';
+import { LocalPredictionApi } from '../api/local-api.js';
+import type { ApiResponse, Defense, PredictionApi, Reveal } from '../api/types.js';
+import { HttpPredictionApi } from '../api/http-api.js';
+import { ATTACKS } from '../attacks/registry.js';
+import { notApplicable } from '../attacks/define.js';
+import { AttackNotApplicable, type Attack, type AttackerKnowledge, type AttackProgress, type AttackResult, type Pool } from '../attacks/types.js';
+import { loadDataset } from '../data/registry.js';
+import { choosePool, fetchState, loadPoolDataset, missingDataError } from '../data/pool.js';
+import type { ResolveOptions } from '../data/resolve.js';
+import { exampleSize, subset, type Dataset } from '../data/types.js';
+import { DataError, MseError, UsageError } from '../errors.js';
+import type { Model } from '../models/model.js';
+import { DEFENSES } from '../defenses/registry.js';
+import type { Prepared } from '../defenses/define.js';
+import { fidelity, probsOf, testAccuracy, uniformInputs } from '../metrics/agreement.js';
+import { paramError } from '../metrics/param-error.js';
+import { UtilityMeter } from '../metrics/utility.js';
+import { getVictim } from '../models/victim.js';
+import { familyOf } from '../models/zoo.js';
+import { mseVersion } from './manifest.js';
+import { cellSpec, type PlanCell } from './plan.js';
+import { poolWanted } from './plan-data.js';
+import { cellId, makeRow, type ResultRow } from './result-row.js';
+
+export interface RunContext {
+  /** recorded in every row (the results directory's name) */
+  runId: string;
+  data?: ResolveOptions;
+  onProgress?: (phase: string, p?: AttackProgress) => void;
+}
+
+export interface CellOutput {
+  /** the row of the largest budget */
+  row: ResultRow;
+  /** one row per budget, ascending */
+  rows: ResultRow[];
+  dataset: Dataset;
+  notes: string[];
+}
+
+type Utility = { acc: number; agreement: number; l1?: number; kl?: number; slowdown: number };
+
+/** The transfer pool the cell loads and the note to show when a shipped variant stands in. */
+async function poolOf(c: PlanCell, ds: Dataset, data: ResolveOptions): Promise<{ spec?: string; note?: string }> {
+  const wanted = poolWanted(c.attack, ds.name);
+  if (!wanted) return {};
+  if (c.pool) return { spec: c.pool };
+  // a plan always chooses; a cell built by hand chooses here, the same way
+  const state = fetchState(data);
+  const choice = await choosePool(wanted, data, state);
+  if (choice.problems.length) {
+    const err = missingDataError(choice.problems, new Map([[choice.spec, [`pool of ${c.attack.name}`]]]), data, state);
+    throw new DataError(`${c.attack.name}'s transfer pool ${wanted}: ${err.message}`, err.hint);
+  }
+  return { spec: choice.spec, note: choice.note };
+}
+
+let pooled: { key: string; pool: Pool } | undefined;
+/** the last pool that could not be loaded: the next cells fail at once with the same line */
+let poolFailure: { key: string; err: MseError } | undefined;
+
+/** A dataset's every image (train and test) as a transfer pool, kept for the next cell. */
+async function loadPool(attackName: string, spec: string, victimDs: Dataset, data?: ResolveOptions): Promise<Pool> {
+  const key = JSON.stringify([spec, data?.dataDir ?? '', process.env.MSE_DATA_DIR ?? '']);
+  if (poolFailure?.key === key) throw poolFailure.err;
+  if (pooled?.key !== key) {
+    pooled = undefined;
+    let p: Dataset;
+    try {
+      p = await loadPoolDataset(spec, data ?? {});
+    } catch (err) {
+      // file-system trouble arrives as DataError (resolve.ts); anything else is a bug and keeps its stack
+      if (!(err instanceof MseError)) throw err;
+      // one line that says it is the pool, not the victim's data, that is missing
+      const e = new DataError(`${attackName}'s transfer pool ${spec}: ${err.message}`, err.hint);
+      poolFailure = { key, err: e };
+      throw e;
+    }
+    const d = exampleSize(p);
+    const x = new Float32Array((p.train.n + p.test.n) * d);
+    x.set(p.train.x);
+    x.set(p.test.x, p.train.n * d);
+    const y = new Int32Array(p.train.n + p.test.n);
+    y.set(p.train.y);
+    y.set(p.test.y, p.train.n);
+    pooled = { key, pool: { name: spec, x, y, n: y.length, numClasses: p.numClasses, classNames: p.classNames } };
+    if (p.inputShape.join('x') !== victimDs.inputShape.join('x')) {
+      pooled = undefined;
+      throw new UsageError(`pool ${spec} has inputs of shape ${p.inputShape.join('×')}, the victim (${victimDs.name}) takes ${victimDs.inputShape.join('×')}`);
+    }
+  }
+  return pooled.pool;
+}
+
+/** What the API will reveal, known before any query: leaf ids for a tree unless a defense reduces answers to labels. */
+function revealsOf(c: PlanCell): Reveal {
+  const labels = c.defenses.some((d) => DEFENSES.get(d.name).reveals === 'labels');
+  return labels ? 'labels' : c.victim.kind === 'tree' ? 'leaf' : 'probs';
+}
+
+export async function runCell(c: PlanCell, ctx: RunContext): Promise<CellOutput> {
+  const t0 = performance.now();
+  const data = ctx.data ?? {};
+  const unit = ATTACKS.get(c.attack.name);
+  const attack = unit.create(c.attack.params);
+  const req = unit.requires(c.attack.params);
+  const ds = await loadDataset(c.dataset, data);
+  const notes: string[] = [];
+  // the requirements the setting can be checked against before anything is trained or queried
+  let why = notApplicable(req, { victim: c.victim.kind, numClasses: ds.numClasses, reveals: c.target ? 'probs' : revealsOf(c), budget: Math.min(...c.budgets) });
+  if (!why && req.pool !== undefined && !poolWanted(c.attack, ds.name)) why = `no default transfer pool for ${ds.name}; name one with ${c.attack.name}:pool=<dataset>`;
+  // the attacker's data first: a missing pool fails the cell before its victim is trained
+  const know: AttackerKnowledge = { inputShape: ds.inputShape, numClasses: ds.numClasses, domain: ds.domain, family: familyOf(c.victim) };
+  if (!why) {
+    const pool = await poolOf(c, ds, data);
+    if (pool.note) notes.push(pool.note);
+    // the pool variant is part of the rows' ids, whoever chose it
+    c = { ...c, pool: pool.spec };
+    if (pool.spec) know.pool = await loadPool(c.attack.name, pool.spec, ds, data);
+    if (req.seedSize) {
+      const idx = stream(c.seed, 'seed-set').permutation(ds.train.n).slice(0, Math.min(req.seedSize, ds.train.n));
+      know.seed = subset(ds.train, idx, exampleSize(ds));
+    }
+  }
+  ctx.onProgress?.('victim');
+  const v = await getVictim(ds, c.victim, c.seed);
+  if (v.cacheNote) notes.push(v.cacheNote);
+  const stack = c.defenses.length ? c.defenses : [{ name: 'none', params: {} }];
+  const prepared: Array<Prepared | undefined> = [];
+  try {
+    // the defender's one-time setup (pow's calibration, MAD's proxy), shared by every API below
+    for (const [i, d] of stack.entries()) {
+      const u = DEFENSES.get(d.name);
+      prepared.push(u.prepares ? await u.prepare(d.params, { victim: v.model, train: ds.train, heldOut: ds.test, rng: stream(c.seed, `defense-setup:${i}`) }) : undefined);
+    }
+    /** a fresh instance of the stack for one API */
+    const instances = (): Defense[] => stack.map((d, i) => DEFENSES.get(d.name).create(d.params, prepared[i]));
+    // defender utility on the test set, through an unmetered API of its own
+    ctx.onProgress?.('utility');
+    const utility = await defendedUtility(v.model, instances(), ds, stream(c.seed, 'utility'));
+    const rows: ResultRow[] = [];
+    // attacks without learning curves run once per budget, each from the same seed
+    const passes = c.budgets.length > 1 && !unit.learningCurve ? c.budgets.map((b) => [b]) : [c.budgets];
+    for (const pass of passes) rows.push(...(await runPass(c, ctx, attack, why, ds, v, instances, know, utility, pass, notes, t0)));
+    return { row: rows[rows.length - 1], rows, dataset: ds, notes };
+  } finally {
+    for (const p of prepared) p?.dispose();
+    v.model.dispose();
+  }
+}
+
+/** One run of the attack against a fresh API with budget max(pass); one row per budget in `pass`. */
+async function runPass(
+  c: PlanCell,
+  ctx: RunContext,
+  attack: Attack,
+  planWhy: string | undefined,
+  ds: Dataset,
+  v: { model: Model; testAcc: number },
+  instances: () => Defense[],
+  know: AttackerKnowledge,
+  utility: Utility,
+  pass: number[],
+  notes: string[],
+  t0: number,
+): Promise<ResultRow[]> {
+  const budget = pass[pass.length - 1];
+  // tree victims are served like BigML: each answer carries the leaf's identifier
+  const api: PredictionApi = c.target
+    ? await HttpPredictionApi.connect(c.target.url, { key: c.target.key, budget })
+    : new LocalPredictionApi(v.model, instances(), { rng: stream(c.seed, 'api'), domain: ds.domain, budget, revealLeaves: c.victim.kind === 'tree', clientId: `attacker-${budget}` });
+  const base = (b: number) => {
+    const spec = cellSpec(c, b);
+    const { plugins: _plugins, ...columns } = spec;
+    return { cell_id: cellId(spec), run_id: ctx.runId, mse_version: mseVersion(), backend: activeBackend().label, ...columns, dataset_variant: ds.variant, victim_acc: v.testAcc };
+  };
+  const d = exampleSize(ds);
+  const defender = { defended_acc: utility.acc, defended_agreement: utility.agreement, perturbation_l1: utility.l1, perturbation_kl: utility.kl, honest_slowdown: utility.slowdown };
+
+  ctx.onProgress?.('attack');
+  let result: AttackResult | undefined;
+  // checked once, before any query: the plan's verdict, and what this API says it reveals
+  const why = planWhy ?? notApplicable(ATTACKS.get(c.attack.name).requires(c.attack.params), { victim: c.victim.kind, numClasses: know.numClasses, reveals: api.info.reveals, budget });
+  let status = why ? `not-applicable: ${c.attack.name} cannot run here: ${why}` : 'ok';
+  const cpuAttack0 = process.cpuUsage();
+  if (!why) {
+    try {
+      result = await attack.run(api, know, stream(c.seed, 'attack'), { checkpoints: pass, onProgress: (p) => ctx.onProgress?.('attack', p) });
+      notes.push(...result.notes);
+      if (result.budgetExhausted) status = 'ok-budget-exhausted';
+    } catch (err) {
+      // what only the attack can see (a pool of the wrong shape) it reports the same way
+      if (!(err instanceof AttackNotApplicable)) throw err;
+      status = `not-applicable: ${err.message}`;
+    }
+  }
+  const attackCpu = process.cpuUsage(cpuAttack0);
+  if (!result) return pass.map((b) => makeRow({ ...base(b), queries: api.ledger.queries, ...defender, pow_s: api.ledger.powSeconds, wall_s: (performance.now() - t0) / 1000, status }));
+
+  // the attacker's own compute: CPU seconds during the attack, less the time the API spent answering
+  const wholeCpu = Math.max(0, (attackCpu.user + attackCpu.system) / 1e6 - api.ledger.apiSeconds);
+  const points = result.curve ?? [{ budget, queries: api.ledger.queries, surrogate: result.surrogate, attackerSeconds: wholeCpu }];
+  const unifN = c.unifSize ?? 10000;
+  const unif = uniformInputs(stream(c.seed, 'uniform'), unifN, d, ds.domain);
+  const rows: ResultRow[] = [];
+  try {
+    for (const p of points) {
+      ctx.onProgress?.('metrics');
+      const pe = paramError(v.model, p.surrogate);
+      rows.push(
+        makeRow({
+          ...base(p.budget),
+          queries: p.queries,
+          surrogate_acc: await testAccuracy(p.surrogate, ds.test.x, ds.test.y),
+          agreement_test: (await fidelity(v.model, p.surrogate, ds.test.x, ds.test.n)).agreement,
+          agreement_unif: (await fidelity(v.model, p.surrogate, unif, unifN)).agreement,
+          param_error: pe ? pe.relL2 : undefined,
+          ...defender,
+          attacker_cpu_s: p.attackerSeconds,
+          // PoW time scales with the queries in this prefix
+          pow_s: api.ledger.queries ? (api.ledger.powSeconds * p.queries) / api.ledger.queries : 0,
+          wall_s: (performance.now() - t0) / 1000,
+          status,
+        }),
+      );
+    }
+  } finally {
+    for (const s of new Set([result.surrogate, ...points.map((p) => p.surrogate)])) s.dispose();
+  }
+  return rows;
+}
+
+/** Top-1 accuracy of what the defended API returns, and its mean L1 and KL(y‖ỹ) distance from the victim's posteriors. */
+/**
+ * The defender's side, on the test set through an unmetered copy of the defended API (client
+ * "honest"): top-1 accuracy of the answers and their agreement with the undefended victim, mean L1
+ * and KL(y‖ỹ) from the true posteriors, and the honest user's slowdown, (API + PoW seconds) / API seconds.
+ */
+async function defendedUtility(victim: Model, defenses: Defense[], ds: Dataset, rng: Rng): Promise<Utility> {
+  const api = new LocalPredictionApi(victim, defenses, { rng, domain: ds.domain, clientId: 'honest' });
+  const k = ds.numClasses;
+  const n = ds.test.n;
+  const d = ds.inputShape.reduce((a, b) => a * b, 1);
+  const y = await probsOf(victim, ds.test.x, n);
+  const meter = new UtilityMeter(k);
+  const batch = 1024;
+  for (let s = 0; s < n; s += batch) {
+    const m = Math.min(batch, n - s);
+    const xt = tf.tensor(ds.test.x.subarray(s * d, (s + m) * d), [m, ...ds.inputShape]);
+    let r: ApiResponse = {};
+    try {
+      r = await api.query(xt);
+      const labels = r.labels ? ((await r.labels.data()) as Int32Array) : undefined;
+      const probs = r.probs ? ((await r.probs.data()) as Float32Array) : undefined;
+      meter.add(y.subarray(s * k, (s + m) * k), ds.test.y.subarray(s, s + m), { probs, labels }, m);
+    } finally {
+      tf.dispose([xt, r.probs ?? [], r.labels ?? []]);
+    }
+  }
+  const l = api.ledger;
+  return { ...meter.result(), slowdown: l.apiSeconds > 0 ? (l.apiSeconds + l.powSeconds) / l.apiSeconds : 1 };
+}

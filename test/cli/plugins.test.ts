@@ -1,0 +1,131 @@
+/**
+ * Plugins end to end, through the built CLI as a user runs it: the two worked examples in
+ * examples/plugins/ appear in `mse list` with their parameter help, and run in `attack`, in serial
+ * and `--jobs 2` sweeps (worker processes load the plugin from the plan cell), and through shards +
+ * merge, giving the same rows every way. A broken plugin file is one line naming it, exit 2, and
+ * nothing written.
+ */
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { readResults } from '../../src/runner/csv-writer.js';
+
+const ROOT = path.resolve('.');
+const DEFENSE = path.join(ROOT, 'examples/plugins/high-confidence.mjs');
+const ATTACK = path.join(ROOT, 'examples/plugins/uniform-retrain.mjs');
+
+function mse(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, ['bin/mse.js', ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', ...env }, timeout: 180_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+const tmp = (p: string) => mkdtempSync(path.join(os.tmpdir(), p));
+const METRICS = ['cell_id', 'defense', 'defense_params', 'attack', 'attack_params', 'budget', 'seed', 'queries', 'surrogate_acc', 'agreement_test', 'agreement_unif', 'defended_acc', 'perturbation_l1', 'status'];
+const byId = (file: string) =>
+  new Map(readResults(file).map((r) => [r.cell_id, Object.fromEntries(METRICS.map((k) => [k, r[k]]))]));
+
+describe('plugins: the worked examples', () => {
+  it('mse list shows plugin units with their parameter help and where they came from', () => {
+    const r = mse(['--plugin', DEFENSE, '--plugin', ATTACK, 'list', 'defenses']);
+    expect(r.code).toBe(0);
+    expect(r.out).toContain(`high-confidence (plugin ${DEFENSE})`);
+    expect(r.out).toMatch(/cutoff=0\.25\s+number ≥ 0, ≤ 1: probabilities below this are revealed as 0/);
+    const a = mse(['list', 'attacks', '--plugin', ATTACK]); // after the command's name too
+    expect(a.code).toBe(0);
+    expect(a.out).toMatch(/uniform-retrain \(plugin .*uniform-retrain\.mjs\)/);
+    expect(a.out).toMatch(/epochs=20\s+int ≥ 1: surrogate training epochs/);
+  });
+
+  it('a plugin defense and a plugin attack run in one sweep: serially, with --jobs 2, and as shards merged, the same rows each way', () => {
+    const dir = tmp('mse-plugins-');
+    const grid = ['bench', '--plugin', DEFENSE, '--plugin', ATTACK, '-d', 'iris', '--defense', 'high-confidence:cutoff=0.5,0.9', '-a', 'uniform-retrain:epochs=40', '-a', 'eq-softmax', '-b', '300', '--seeds', '1', '-q'];
+    const serial = mse([...grid, '-o', path.join(dir, 'serial'), '--jobs', '1']);
+    expect(serial.code, serial.err).toBe(0);
+    const rows = byId(path.join(dir, 'serial', 'results.csv'));
+    // baseline + two cutoffs, × two attacks
+    expect(rows.size).toBe(6);
+    const plugged = [...rows.values()].filter((r) => r.attack === 'uniform-retrain');
+    expect(plugged).toHaveLength(3);
+    for (const r of plugged) {
+      expect(r.status).toBe('ok');
+      expect(Number(r.queries)).toBe(300);
+      // the stolen model is measured against the victim: 40 epochs on 300 answers agree with it far above chance (1/3) on iris
+      expect(Number(r.agreement_test)).toBeGreaterThan(0.75);
+    }
+    // the plugin defense really transforms answers: cutoff 0.9 perturbs them, the baseline does not
+    const hc = [...rows.values()].find((r) => r.defense === 'high-confidence' && r.defense_params === 'cutoff=0.9')!;
+    const none = [...rows.values()].find((r) => r.defense === 'none')!;
+    expect(Number(none.perturbation_l1)).toBe(0);
+    expect(Number(hc.perturbation_l1)).toBeGreaterThan(0);
+    // the manifest records each plugin's path and content hash
+    const manifest = JSON.parse(readFileSync(path.join(dir, 'serial', 'manifest.json'), 'utf8')) as { plugins: Array<{ path: string; hash: string }> };
+    expect(manifest.plugins.map((p) => p.path).sort()).toEqual([DEFENSE, ATTACK].sort());
+    expect(manifest.plugins.every((p) => /^[0-9a-f]{16}$/.test(p.hash))).toBe(true);
+
+    const jobs = mse([...grid, '-o', path.join(dir, 'jobs'), '--jobs', '2']);
+    expect(jobs.code, jobs.err).toBe(0);
+    const jobRows = byId(path.join(dir, 'jobs', 'results.csv'));
+    expect(jobRows).toEqual(rows);
+
+    for (let i = 0; i < 2; i++) expect(mse([...grid, '-o', path.join(dir, 'sharded'), '--shard', `${i}/2`, '--jobs', '1']).code).toBe(0);
+    // merge needs no --plugin: it loads the manifest's plugins (and checks their hashes)
+    const merged = mse(['merge', path.join(dir, 'sharded')]);
+    expect(merged.code, merged.err).toBe(0);
+    expect(merged.out).toMatch(/6 cells from 2 shards, each exactly once/);
+    expect(byId(path.join(dir, 'sharded', 'results.csv'))).toEqual(rows);
+  });
+
+  it('a changed plugin is a different cell: its rows get new ids, the old ones are not resumed', () => {
+    const dir = tmp('mse-plugin-hash-');
+    const copy = path.join(dir, 'hc.mjs');
+    copyFileSync(DEFENSE, copy);
+    const run = () => mse(['--plugin', copy, 'attack', '-d', 'iris', '-a', 'eq-softmax', '--defense', 'high-confidence', '-b', '50', '-o', path.join(dir, 'run'), '-q']);
+    expect(run().code).toBe(0);
+    expect(run().err).toMatch(/already in/); // unchanged: resumed
+    writeFileSync(copy, readFileSync(copy, 'utf8') + '\n// a comment changes the hash\n');
+    const again = run();
+    expect(again.code, again.err).toBe(0);
+    expect(readResults(path.join(dir, 'run', 'results.csv')).map((r) => r.cell_id).filter((v, i, a) => a.indexOf(v) === i)).toHaveLength(2);
+  });
+});
+
+describe('plugins: bad files are one line, exit 2, nothing written', () => {
+  const dir = tmp('mse-bad-plugins-');
+  const write = (name: string, text: string) => {
+    const f = path.join(dir, name);
+    writeFileSync(f, text);
+    return f;
+  };
+  const def = (body: string) => `import { defineDefense, defineAttack } from 'mse';\n${body}\n`;
+  const cases: Array<[string, string, RegExp]> = [
+    ['missing', path.join(dir, 'nope.mjs'), /plugin .*nope\.mjs does not exist/],
+    ['syntax error', write('syntax.mjs', 'export default {'), /plugin .*syntax\.mjs failed to import: /],
+    ['throws on import', write('throws.mjs', "throw new Error('boom');"), /plugin .*throws\.mjs failed to import: boom/],
+    ['exports nothing', write('empty.mjs', 'export const x = 1;'), /plugin .*empty\.mjs exports no attack or defense/],
+    ['wrong shape', write('shape.mjs', "export default { kind: 'defense', name: 'x' };"), /plugin .*shape\.mjs: export 'default' has no describe line|is not a unit built by defineDefense/],
+    ['invalid schema', write('schema.mjs', def("export default defineDefense({ name: 'bad-schema', describe: 'x', params: { eps: { type: 'float', help: 'h' } }, create: () => ({}) });")), /schema\.mjs failed to import: defense bad-schema: parameter 'eps' has type 'float'/],
+    ['default out of range', write('range.mjs', def("export default defineDefense({ name: 'bad-range', describe: 'x', params: { eps: { type: 'number', min: 0, default: -1, help: 'h' } }, create: () => ({}) });")), /parameter 'eps' has a default outside its own range/],
+    ['reuses a built-in name', write('dup.mjs', def("export default defineDefense({ name: 'round', describe: 'x', params: {}, create: () => ({}) });")), /plugin .*dup\.mjs: defense 'round' .*reuses the name of a built-in defense/],
+    ['not a module', write('plain.txt', 'hello'), /must be an ES module/],
+  ];
+  for (const [what, file, msg] of cases) {
+    it(what, () => {
+      const out = path.join(dir, `out-${what.replace(/\W/g, '')}`);
+      const r = mse(['--plugin', file, 'bench', '-d', 'iris', '-a', 'eq-softmax', '-b', '10', '--seeds', '1', '-o', out]);
+      expect(r.code).toBe(2);
+      expect(r.err.trim().split('\n')[0]).toMatch(msg);
+      expect(r.err.trim().split('\n').filter((l) => !l.startsWith('  ')).length).toBeLessThanOrEqual(2); // the line, and at most a hint
+      expect(r.err).not.toMatch(/\n\s+at /); // no stack trace
+      expect(existsSync(out) ? readdirSync(out) : []).toEqual([]);
+    });
+  }
+
+  it('an invalid parameter value of a plugin unit is refused at plan time with its range, before anything trains', () => {
+    const out = path.join(dir, 'out-param');
+    const r = mse(['--plugin', DEFENSE, 'bench', '-d', 'iris', '--defense', 'high-confidence:cutoff=2', '-a', 'eq-softmax', '-b', '10', '-o', out]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/defense high-confidence: cutoff must be ≤ 1, got '2'/);
+    expect(existsSync(out)).toBe(false);
+  });
+});
