@@ -21,6 +21,8 @@ export type { AttackDefinition, AttackRequirements, AttackUnit } from './attacks
 export { defineDefense } from './defenses/define.js';
 export type { DefenseDefinition, DefenseStages, DefenseUnit, Prepared } from './defenses/define.js';
 export { defineModel } from './models/define.js';
+export { defineDataset } from './data/define.js';
+export type { DatasetDefinition, DatasetData, DatasetUnit } from './data/define.js';
 export type { ModelDefinition, ModelUnit } from './models/define.js';
 export { MODELS } from './models/zoo.js';
 export { Registry } from './units/registry.js';

@@ -121,13 +121,12 @@ export interface AttackSetting {
   budget: number;
 }
 
-const NETWORK_KINDS: readonly ModelKind[] = ['logistic', 'softmax', 'ovr', 'mlp', 'cnn'];
-
 /** Why the attack cannot run in this setting (one line), or undefined when it can. */
 export function notApplicable(req: AttackRequirements, s: AttackSetting): string | undefined {
-  const victims = req.victims === 'any' ? undefined : (req.victims ?? NETWORK_KINDS);
+  // by default every network family, a plugin's too; only the tree is not one
+  if (!req.victims && s.victim === 'tree') return 'tree victims are extracted by path-finding (tree-path)';
+  const victims = req.victims === 'any' ? undefined : req.victims;
   if (victims && s.victim !== undefined && !victims.includes(s.victim)) {
-    if (s.victim === 'tree' && !req.victims) return 'tree victims are extracted by path-finding (tree-path)';
     return `${req.victimsWhy ?? `it assumes a ${victims.join(' or ')} victim`}, the victim is assumed to be ${s.victim}`;
   }
   if (req.classes !== undefined && s.numClasses !== req.classes) return `it needs ${req.classes} classes, the API has ${s.numClasses}`;

@@ -5,6 +5,9 @@
  * stdout, with progress as JSON lines on stderr.
  */
 import { MODELS } from '../models/zoo.js';
+import { ATTACKS } from '../attacks/registry.js';
+import { DEFENSES } from '../defenses/registry.js';
+import { assertDatasetName } from '../data/registry.js';
 import { UsageError } from '../errors.js';
 import type { PlanCell } from '../runner/plan.js';
 import { runCell } from '../runner/run-cell.js';
@@ -33,11 +36,12 @@ function asCell(v: unknown): { cell: PlanCell; runId: string } {
     c.defenses.every(ref) &&
     typeof c.victim === 'object' &&
     c.victim !== null &&
-    MODELS.has((c.victim as { kind?: string }).kind ?? '') &&
+    typeof (c.victim as { kind?: unknown }).kind === 'string' &&
     Array.isArray(c.budgets) &&
     Array.isArray(c.ids) &&
     c.budgets.length === c.ids.length &&
-    Array.isArray(c.plugins);
+    Array.isArray(c.plugins) &&
+    c.plugins.every((p) => typeof p === 'object' && p !== null && typeof (p as { path?: unknown }).path === 'string' && typeof (p as { hash?: unknown }).hash === 'string');
   if (!ok) throw new UsageError('run-cell reads {"cell": <plan cell>, "runId": "…"} on stdin (it is mse bench’s worker)');
   return o as unknown as { cell: PlanCell; runId: string };
 }
@@ -51,6 +55,11 @@ export async function runCellCommand(g: GlobalOptions): Promise<void> {
   }
   const { cell, runId } = asCell(input);
   for (const p of cell.plugins) await loadPlugin(p.path, p.hash);
+  // every unit the cell names exists here (a plugin's, once loaded): a clear line, not a crash inside the runner
+  ATTACKS.get(cell.attack.name);
+  MODELS.get(cell.victim.kind);
+  cell.defenses.forEach((d) => DEFENSES.get(d.name));
+  assertDatasetName(cell.dataset);
   await startBackend(g, false);
   const progress = jsonProgress();
   const { rows } = await runCell(cell, { runId, data: { dataDir: g.dataDir }, onProgress: progress });

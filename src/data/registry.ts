@@ -15,6 +15,8 @@ import { checksumOk, findFile, readCandidate, resolveFile, type DataFile, type R
 import { SYNTHETIC, makeSynthetic, type SyntheticName } from './synthetic.js';
 import { encodeTable, splitRows, type TableSpec } from './tabular.js';
 import type { Dataset, Split } from './types.js';
+import type { DatasetUnit } from './define.js';
+import { Registry } from '../units/registry.js';
 
 export interface LoadContext {
   /** a required file: found, or downloaded, or a DataError */
@@ -298,13 +300,27 @@ export const DATASETS: DatasetEntry[] = [
 
 export const DATASET_NAMES = [...DATASETS.map((d) => d.name), ...SYNTHETIC];
 
+/** Datasets that plugins define (defineDataset); built-in names are taken. */
+export const PLUGIN_DATASETS = new Registry<DatasetUnit>('dataset', []);
+
+/** Every dataset name: the registry's, the synthetic ones, and the plugins'. */
+export function datasetNames(): string[] {
+  return [...DATASET_NAMES, ...PLUGIN_DATASETS.names()];
+}
+
 /**
  * The family defaults a dataset gives a sweep that names none: its victim (a CNN for images, logistic
  * regression for binary tables, softmax otherwise) and the attacker's transfer pool (natural inputs of
  * the same shape from another distribution; none for tables).
  */
 export function datasetDefaults(ds: Pick<Dataset, 'name' | 'kind' | 'numClasses'>): { victim: string; pool?: string } {
-  return { victim: ds.kind === 'image' ? 'cnn' : ds.numClasses === 2 ? 'logistic' : 'softmax', pool: getEntry(ds.name)?.pool };
+  const plugin = PLUGIN_DATASETS.has(ds.name) ? PLUGIN_DATASETS.get(ds.name) : undefined;
+  return { victim: plugin?.victim ?? (ds.kind === 'image' ? 'cnn' : ds.numClasses === 2 ? 'logistic' : 'softmax'), pool: plugin ? plugin.pool : getEntry(ds.name)?.pool };
+}
+
+/** The attacker's default transfer pool against a victim trained on this dataset (`pool=auto`), if it has one. */
+export function defaultPool(name: string): string | undefined {
+  return PLUGIN_DATASETS.has(name) ? PLUGIN_DATASETS.get(name).pool : getEntry(name)?.pool;
 }
 
 export function getEntry(name: string): DatasetEntry | undefined {
@@ -313,7 +329,7 @@ export function getEntry(name: string): DatasetEntry | undefined {
 
 /** Throws the did-you-mean UsageError for an unknown name; cheap, for validating flags early. */
 export function assertDatasetName(name: string): void {
-  if (!DATASET_NAMES.includes(name)) throw unknownChoice('dataset', name, DATASET_NAMES);
+  if (!DATASET_NAMES.includes(name) && !PLUGIN_DATASETS.has(name)) throw unknownChoice('dataset', name, datasetNames());
 }
 
 const cache = new Map<string, Dataset>();
@@ -322,6 +338,16 @@ const cache = new Map<string, Dataset>();
 export async function loadDataset(name: string, opts: ResolveOptions = {}): Promise<Dataset> {
   if ((SYNTHETIC as readonly string[]).includes(name)) return makeSynthetic(name as SyntheticName);
   assertDatasetName(name);
+  if (PLUGIN_DATASETS.has(name)) {
+    const unit = PLUGIN_DATASETS.get(name);
+    const pkey = `plugin|${name}|${unit.source?.hash ?? ''}`;
+    const phit = cache.get(pkey);
+    if (phit) return phit;
+    // the plugin's content is the variant: victims cached for other data are keyed apart
+    const pds = { ...(await unit.load()), variant: unit.source ? `plugin-${unit.source.hash}` : 'plugin' };
+    cache.set(pkey, pds);
+    return pds;
+  }
   const entry = getEntry(name)!;
   const key = `${name}|${opts.dataDir ?? ''}|${process.env.MSE_DATA_DIR ?? ''}`;
   const hit = cache.get(key);

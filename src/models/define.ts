@@ -5,7 +5,7 @@
  */
 import type { Dataset } from '../data/types.js';
 import { resolveParams, typed, validateSchema, type ParamValues, type Params, type Schema } from '../params.js';
-import type { Unit } from '../units/registry.js';
+import type { Unit, UnitSource } from '../units/registry.js';
 import type { ModelKind } from './model.js';
 import type { LayerSpec, NetConfig } from './net.js';
 import type { TrainOptions } from './train.js';
@@ -39,7 +39,7 @@ export interface ModelUnit extends Unit {
   resolve(raw: Record<string, string[]>): ParamValues;
 }
 
-export function defineModel<const S extends Schema>(def: ModelDefinition<S>): ModelUnit {
+export function defineModel<const S extends Schema>(def: ModelDefinition<S>, source?: UnitSource): ModelUnit {
   const owner = `model ${def.name}`;
   validateSchema(owner, def.params);
   const layers = def.layers;
@@ -53,5 +53,6 @@ export function defineModel<const S extends Schema>(def: ModelDefinition<S>): Mo
     train: def.train,
     layers: layers ? (ds, values) => layers(ds, typed(def.params, values)) : undefined,
     resolve: (raw) => resolveParams(owner, def.params, raw),
+    source,
   };
 }

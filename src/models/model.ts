@@ -7,8 +7,11 @@ import type * as tfType from '@tensorflow/tfjs';
 export type Probs = tfType.Tensor2D; // [n, k], rows sum to 1
 export type Logits = tfType.Tensor2D; // [n, k] (or [n, 1] for a binary logistic head)
 
+/** The built-in model families. */
 export const MODEL_KINDS = ['logistic', 'softmax', 'ovr', 'mlp', 'cnn', 'tree'] as const;
-export type ModelKind = (typeof MODEL_KINDS)[number];
+export type BuiltinModelKind = (typeof MODEL_KINDS)[number];
+/** A model family's name: a built-in, or a network family a plugin defines (defineModel). */
+export type ModelKind = BuiltinModelKind | (string & {});
 
 export interface Model {
   readonly kind: ModelKind;

@@ -14,7 +14,7 @@ import { formatParams } from '../params.js';
 import { DecisionTree, type TreeNode } from './decision-tree.js';
 import type { Model, SerializedModel } from './model.js';
 import { accuracyOf, argmaxRows, fit, predictAll } from './train.js';
-import { createNet, loadModel, trainOptions, treeOptions, type ModelSpec } from './zoo.js';
+import { createNet, loadModel, MODELS, trainOptions, treeOptions, type ModelSpec } from './zoo.js';
 
 const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -53,7 +53,9 @@ export interface VictimOptions {
 }
 
 export function victimKey(ds: Dataset, spec: ModelSpec, seed: number): string {
-  const id = { v: 'victim/1', dataset: ds.name, variant: ds.variant, n: ds.train.n, model: spec.kind, params: formatParams(spec.params), seed };
+  // a plugin's model family is keyed by the plugin's content too: a changed architecture is another victim
+  const plugin = MODELS.has(spec.kind) ? MODELS.get(spec.kind).source?.hash : undefined;
+  const id = { v: 'victim/1', dataset: ds.name, variant: ds.variant, n: ds.train.n, model: spec.kind, params: formatParams(spec.params), seed, ...(plugin ? { plugin } : {}) };
   return createHash('sha256').update(JSON.stringify(id)).digest('hex').slice(0, 16);
 }
 

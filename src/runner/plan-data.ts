@@ -7,7 +7,7 @@
  * to record in the manifest.
  */
 import { ATTACKS } from '../attacks/registry.js';
-import { getEntry, loadDataset } from '../data/registry.js';
+import { defaultPool, loadDataset } from '../data/registry.js';
 import { choosePool, ensureDatasetFiles, fetchState, loadPoolDataset, missingDataError, type DataProblem } from '../data/pool.js';
 import type { ResolveOptions } from '../data/resolve.js';
 import { UsageError } from '../errors.js';
@@ -22,7 +22,7 @@ export interface DataNeeds {
 /** The transfer pool an attack asks for against a victim of this dataset ('auto': the dataset's default), or undefined when it needs none or has no default. */
 export function poolWanted(attack: NonNullable<DataNeeds['attack']>, dataset: string): string | undefined {
   const pool = ATTACKS.get(attack.name).requires(attack.params).pool;
-  return pool === 'auto' ? getEntry(dataset)?.pool : pool;
+  return pool === 'auto' ? defaultPool(dataset) : pool;
 }
 
 export type DataUse = 'victim' | 'seed' | 'pool';

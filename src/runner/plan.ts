@@ -6,7 +6,7 @@
  * A plan cell is plain JSON: a worker process receives it whole.
  */
 import { parseAttackSpec, ATTACKS } from '../attacks/registry.js';
-import { assertDatasetName, datasetDefaults, loadDataset } from '../data/registry.js';
+import { assertDatasetName, datasetDefaults, loadDataset, PLUGIN_DATASETS } from '../data/registry.js';
 import type { ResolveOptions } from '../data/resolve.js';
 import { parseDefenseSpec, DEFENSES } from '../defenses/registry.js';
 import { UsageError } from '../errors.js';
@@ -172,7 +172,7 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
     const budgetSpecs = p.budgets?.map((b) => b.spec) ?? model.budgets(o.quick === true).map(parseBudget);
     const budgets = budgetSpecs.map((b) => resolveBudget(b, ds, victim));
     const defenses = p.defenses.length ? p.defenses : [parseDefenseSpec('none')];
-    const units = [ATTACKS.get(attack.unit.name), ...defenses.map((d) => DEFENSES.get(d.unit.name))];
+    const units = [ATTACKS.get(attack.unit.name), ...defenses.map((d) => DEFENSES.get(d.unit.name)), model, ...(PLUGIN_DATASETS.has(p.r.dataset) ? [PLUGIN_DATASETS.get(p.r.dataset)] : [])];
     const plugins = units.flatMap((u) => sourceOf(u.source));
     const cell = {
       dataset: p.r.dataset,

@@ -1,6 +1,6 @@
 /**
  * Plugins: an ES module (`--plugin ./my-defense.mjs`, or `plugins` in a sweep or paper spec) that
- * exports units built with mse's define* functions — as the default export (one unit or a list)
+ * exports units built with mse's define* functions (attacks, defenses, network model families, datasets) — as the default export (one unit or a list)
  * or as named exports. Loading one adds its units to the registries, stamped with the file's path
  * and content hash; the hash is part of the id of every cell that uses them, so a changed plugin
  * makes new cells instead of resuming old ones. Anything wrong with the file is one line naming it.
@@ -14,7 +14,11 @@ import { ATTACKS } from '../attacks/registry.js';
 import type { AttackUnit } from '../attacks/define.js';
 import { DEFENSES } from '../defenses/registry.js';
 import type { DefenseUnit } from '../defenses/define.js';
+import { DATASET_NAMES, PLUGIN_DATASETS } from '../data/registry.js';
+import type { DatasetUnit } from '../data/define.js';
 import { UsageError } from '../errors.js';
+import type { ModelUnit } from '../models/define.js';
+import { MODELS } from '../models/zoo.js';
 import { validateSchema } from '../params.js';
 import type { Unit, UnitSource } from './registry.js';
 
@@ -47,7 +51,8 @@ function hashOf(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex').slice(0, 16);
 }
 
-const KINDS = ['attack', 'defense'] as const;
+const KINDS = ['attack', 'defense', 'model', 'dataset'] as const;
+const DEFINE = { attack: 'defineAttack', defense: 'defineDefense', model: 'defineModel', dataset: 'defineDataset' } as const;
 
 /** The units a module exports: its default (a unit or a list of units) and its named unit exports. */
 function unitsOf(file: string, mod: Record<string, unknown>): Unit[] {
@@ -63,14 +68,15 @@ function unitsOf(file: string, mod: Record<string, unknown>): Unit[] {
     if (seen.has(v)) continue; // `export default x` and `export { x }`
     seen.add(v);
     const u = v as Record<string, unknown>;
-    const bad = (why: string) => new UsageError(`plugin ${file}: export '${exp}' ${why}`, 'build units with defineAttack / defineDefense from mse');
-    if (u.kind === 'model' || u.kind === 'dataset') throw bad(`is a ${String(u.kind)}; plugins can add attacks and defenses`);
-    if (!(KINDS as readonly unknown[]).includes(u.kind)) throw bad(`has kind '${String(u.kind)}'; expected attack or defense`);
+    const bad = (why: string) => new UsageError(`plugin ${file}: export '${exp}' ${why}`, 'build units with defineAttack / defineDefense / defineModel / defineDataset from mse');
+    if (!(KINDS as readonly unknown[]).includes(u.kind)) throw bad(`has kind '${String(u.kind)}'; expected attack, defense, model or dataset`);
+    const kind = u.kind as (typeof KINDS)[number];
+    // names go into specs ("name:k=v", '+' stacks) and file names: a small alphabet
     if (typeof u.name !== 'string' || !/^[a-z][a-z0-9-]*$/.test(u.name)) throw bad(`has no valid name (lower-case letters, digits and dashes: '${String(u.name)}')`);
     if (typeof u.describe !== 'string') throw bad('has no describe line');
-    validateSchema(`plugin ${file}: ${String(u.kind)} ${u.name}`, u.params);
-    const fns = u.kind === 'attack' ? ['requires', 'resolve', 'create'] : ['resolve', 'prepare', 'create'];
-    for (const f of fns) if (typeof u[f] !== 'function') throw bad(`is not a unit built by define${u.kind === 'attack' ? 'Attack' : 'Defense'} (no ${f})`);
+    if (kind !== 'dataset') validateSchema(`plugin ${file}: ${kind} ${u.name}`, u.params);
+    const fns = { attack: ['requires', 'resolve', 'create'], defense: ['resolve', 'prepare', 'create'], model: ['resolve', 'train', 'layers', 'budgets'], dataset: ['load'] }[kind];
+    for (const f of fns) if (typeof u[f] !== 'function') throw bad(`is not a unit built by ${DEFINE[kind]} (no ${f}${kind === 'model' && f === 'layers' ? ': plugin models are networks' : ''})`);
     units.push(v as Unit);
   }
   return units;
@@ -112,7 +118,7 @@ export async function loadPlugin(file: string, expectHash?: string): Promise<Plu
   }
   const source: UnitSource = { plugin: real, hash };
   const units = unitsOf(file, mod);
-  if (!units.length) throw new UsageError(`plugin ${file} exports no attack or defense`, 'export units built with defineAttack / defineDefense from mse (default export or named exports)');
+  if (!units.length) throw new UsageError(`plugin ${file} exports no attack, defense, model or dataset`, 'export units built with defineAttack / defineDefense / defineModel / defineDataset from mse (default export or named exports)');
   const added: Array<() => void> = [];
   try {
     for (const u of units) {
@@ -120,9 +126,16 @@ export async function loadPlugin(file: string, expectHash?: string): Promise<Plu
       if (u.kind === 'attack') {
         ATTACKS.add({ ...(u as AttackUnit), source });
         added.push(() => ATTACKS.removePlugin(real));
-      } else {
+      } else if (u.kind === 'defense') {
         DEFENSES.add({ ...(u as DefenseUnit), source });
         added.push(() => DEFENSES.removePlugin(real));
+      } else if (u.kind === 'model') {
+        MODELS.add({ ...(u as ModelUnit), source });
+        added.push(() => MODELS.removePlugin(real));
+      } else {
+        if (DATASET_NAMES.includes(u.name)) throw new UsageError(`dataset '${u.name}' reuses the name of a built-in dataset`, 'rename the dataset in the plugin');
+        PLUGIN_DATASETS.add({ ...(u as DatasetUnit), source });
+        added.push(() => PLUGIN_DATASETS.removePlugin(real));
       }
     }
   } catch (e) {
@@ -150,5 +163,7 @@ export function loadedPlugins(): PluginRef[] {
 export function unloadPlugin(ref: PluginRef): void {
   ATTACKS.removePlugin(ref.path);
   DEFENSES.removePlugin(ref.path);
+  MODELS.removePlugin(ref.path);
+  PLUGIN_DATASETS.removePlugin(ref.path);
   loaded.delete(ref.path);
 }

@@ -15,6 +15,7 @@ import { readResults } from '../../src/runner/csv-writer.js';
 const ROOT = path.resolve('.');
 const DEFENSE = path.join(ROOT, 'examples/plugins/high-confidence.mjs');
 const ATTACK = path.join(ROOT, 'examples/plugins/uniform-retrain.mjs');
+const RINGS = path.join(ROOT, 'test/fixtures/plugins/rings.mjs');
 
 function mse(args: string[], env: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, ['bin/mse.js', ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', ...env }, timeout: 180_000 });
@@ -90,6 +91,34 @@ describe('plugins: the worked examples', () => {
   });
 });
 
+describe('plugins: a dataset and a model family', () => {
+  it('a plugin dataset and a plugin network family: listed, used as the defaults, and attacked, the same with --jobs 2', () => {
+    const list = mse(['--plugin', RINGS, 'list', 'all']);
+    expect(list.code).toBe(0);
+    expect(list.out).toMatch(/two-rings\s+tabular\s+two concentric rings .*\(plugin .*rings\.mjs\)/);
+    expect(list.out).toMatch(/wide-mlp\s+an MLP with two relu layers .*\[width=32, epochs\] \(plugin/);
+    const dir = tmp('mse-plugin-data-');
+    // no -v: the dataset names its default victim (wide-mlp); the model names its default budget (300)
+    const grid = ['bench', '--plugin', RINGS, '--plugin', ATTACK, '-d', 'two-rings', '-a', 'uniform-retrain:epochs=40', '-a', 'jbda:seedsize=20,epochs=5', '--seeds', '1', '-q'];
+    const serial = mse([...grid, '-o', path.join(dir, 'serial'), '--jobs', '1']);
+    expect(serial.code, serial.err).toBe(0);
+    const rows = readResults(path.join(dir, 'serial', 'results.csv'));
+    expect(rows).toHaveLength(2);
+    for (const r of rows) {
+      expect(r.victim).toBe('wide-mlp:width=32');
+      expect(r.budget).toBe('300');
+      expect(r.status).toBe('ok');
+      expect(Number(r.victim_acc)).toBeGreaterThan(0.9); // the plugin's model really learned the plugin's data
+      expect(r.dataset_variant).toMatch(/^plugin-[0-9a-f]{16}$/);
+    }
+    const uniform = rows.find((r) => r.attack === 'uniform-retrain')!;
+    expect(Number(uniform.agreement_test)).toBeGreaterThan(0.9);
+    const jobs = mse([...grid, '-o', path.join(dir, 'jobs'), '--jobs', '2']);
+    expect(jobs.code, jobs.err).toBe(0);
+    expect(byId(path.join(dir, 'jobs', 'results.csv'))).toEqual(byId(path.join(dir, 'serial', 'results.csv')));
+  });
+});
+
 describe('plugins: bad files are one line, exit 2, nothing written', () => {
   const dir = tmp('mse-bad-plugins-');
   const write = (name: string, text: string) => {
@@ -102,7 +131,9 @@ describe('plugins: bad files are one line, exit 2, nothing written', () => {
     ['missing', path.join(dir, 'nope.mjs'), /plugin .*nope\.mjs does not exist/],
     ['syntax error', write('syntax.mjs', 'export default {'), /plugin .*syntax\.mjs failed to import: /],
     ['throws on import', write('throws.mjs', "throw new Error('boom');"), /plugin .*throws\.mjs failed to import: boom/],
-    ['exports nothing', write('empty.mjs', 'export const x = 1;'), /plugin .*empty\.mjs exports no attack or defense/],
+    ['exports nothing', write('empty.mjs', 'export const x = 1;'), /plugin .*empty\.mjs exports no attack, defense, model or dataset/],
+    ['a model that is not a network', write('tree.mjs', def("export default { kind: 'model', name: 'my-tree', describe: 'x', params: {}, resolve() {}, train() {}, budgets() {} };")), /is not a unit built by defineModel \(no layers: plugin models are networks\)/],
+    ['a dataset reusing a built-in name', write('ds.mjs', "import { defineDataset } from 'mse';\nexport default defineDataset({ name: 'iris', describe: 'x', kind: 'tabular', load: () => ({}) });"), /dataset 'iris' reuses the name of a built-in dataset/],
     ['wrong shape', write('shape.mjs', "export default { kind: 'defense', name: 'x' };"), /plugin .*shape\.mjs: export 'default' has no describe line|is not a unit built by defineDefense/],
     ['invalid schema', write('schema.mjs', def("export default defineDefense({ name: 'bad-schema', describe: 'x', params: { eps: { type: 'float', help: 'h' } }, create: () => ({}) });")), /schema\.mjs failed to import: defense bad-schema: parameter 'eps' has type 'float'/],
     ['default out of range', write('range.mjs', def("export default defineDefense({ name: 'bad-range', describe: 'x', params: { eps: { type: 'number', min: 0, default: -1, help: 'h' } }, create: () => ({}) });")), /parameter 'eps' has a default outside its own range/],
