@@ -13,7 +13,21 @@ const dir = path.join(root, 'native');
 const say = (msg) => process.stderr.write(`mse native BLAS: ${msg}\n`);
 
 function nodeGyp() {
-  const candidates = [process.env.npm_config_node_gyp, path.join(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'), '/usr/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js'];
+  const candidates = [
+    process.env.npm_config_node_gyp,
+    path.join(
+      path.dirname(process.execPath),
+      '..',
+      'lib',
+      'node_modules',
+      'npm',
+      'node_modules',
+      'node-gyp',
+      'bin',
+      'node-gyp.js',
+    ),
+    '/usr/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js',
+  ];
   return candidates.find((p) => p && existsSync(p));
 }
 
@@ -21,13 +35,18 @@ function haveOpenBlas() {
   try {
     return execFileSync('/sbin/ldconfig', ['-p'], { encoding: 'utf8' }).includes('libopenblas.so.0');
   } catch {
-    return ['/usr/lib/x86_64-linux-gnu/libopenblas.so.0', '/usr/lib/aarch64-linux-gnu/libopenblas.so.0', '/usr/lib/libopenblas.so.0'].some(existsSync);
+    return [
+      '/usr/lib/x86_64-linux-gnu/libopenblas.so.0',
+      '/usr/lib/aarch64-linux-gnu/libopenblas.so.0',
+      '/usr/lib/libopenblas.so.0',
+    ].some(existsSync);
   }
 }
 
 async function main() {
   if (process.env.MSE_NATIVE === '0') return say('skipped (MSE_NATIVE=0)');
-  if (!haveOpenBlas()) return say('skipped: libopenblas.so.0 not found (Debian: apt-get install libopenblas0-pthread); using pure wasm');
+  if (!haveOpenBlas())
+    return say('skipped: libopenblas.so.0 not found (Debian: apt-get install libopenblas0-pthread); using pure wasm');
   const gyp = nodeGyp();
   if (!gyp) return say('skipped: node-gyp not found; using pure wasm');
   const args = [gyp, 'rebuild', '-C', dir];
@@ -37,7 +56,11 @@ async function main() {
   const addon = path.join(dir, 'build', 'Release', 'mse_blas.node');
   if (r.status !== 0 || !existsSync(addon)) {
     rmSync(path.join(dir, 'build'), { recursive: true, force: true });
-    const why = `${r.stderr ?? ''}${r.stdout ?? ''}`.split('\n').filter((l) => /error/i.test(l)).slice(0, 3).join(' | ');
+    const why = `${r.stderr ?? ''}${r.stdout ?? ''}`
+      .split('\n')
+      .filter((l) => /error/i.test(l))
+      .slice(0, 3)
+      .join(' | ');
     return say(`build failed, using pure wasm (${why || `exit ${r.status}`})`);
   }
   try {

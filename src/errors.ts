@@ -68,14 +68,23 @@ const SYSTEM_CODES: Record<string, { what: string; hint?: string }> = {
   EPERM: { what: 'operation not permitted', hint: 'check the file and directory permissions' },
   EISDIR: { what: 'is a directory, not a file' },
   ENOTDIR: { what: 'a part of the path is not a directory' },
-  ENOSPC: { what: 'no space left on device', hint: 'free some space and re-run the same command: finished rows are kept and the run resumes' },
-  EDQUOT: { what: 'disk quota exceeded', hint: 'free some space and re-run the same command: finished rows are kept and the run resumes' },
+  ENOSPC: {
+    what: 'no space left on device',
+    hint: 'free some space and re-run the same command: finished rows are kept and the run resumes',
+  },
+  EDQUOT: {
+    what: 'disk quota exceeded',
+    hint: 'free some space and re-run the same command: finished rows are kept and the run resumes',
+  },
   EROFS: { what: 'read-only file system', hint: 'choose a writable location' },
   EMFILE: { what: 'too many open files' },
   ENAMETOOLONG: { what: 'file name too long' },
   EEXIST: { what: 'already exists' },
   EADDRINUSE: { what: 'address already in use', hint: 'choose another --port, or stop the process that holds it' },
-  EADDRNOTAVAIL: { what: 'address not available on this machine', hint: 'give an address of one of its interfaces, e.g. 127.0.0.1' },
+  EADDRNOTAVAIL: {
+    what: 'address not available on this machine',
+    hint: 'give an address of one of its interfaces, e.g. 127.0.0.1',
+  },
   EIO: { what: 'input/output error' },
 };
 
@@ -91,12 +100,20 @@ export function asUserError(err: unknown): MseError | undefined {
   const code = typeof e.code === 'string' ? e.code : undefined;
   if (code && SYSTEM_CODES[code]) {
     const c = SYSTEM_CODES[code];
-    const where = e.path ? `${e.path}: ` : (e as { address?: string }).address ? `${(e as { address?: string }).address}:${(e as { port?: number }).port ?? ''}: ` : '';
+    const where = e.path
+      ? `${e.path}: `
+      : (e as { address?: string }).address
+        ? `${(e as { address?: string }).address}:${(e as { port?: number }).port ?? ''}: `
+        : '';
     return new MseError('system', `${where}${c.what} (${code}${e.syscall ? ` in ${e.syscall}` : ''})`, c.hint);
   }
   // csv-parse's CsvError: code CSV_*, message names the line
   if (code?.startsWith('CSV_') || (e as Error).name === 'CsvError') {
-    return new MseError('csv', `malformed CSV: ${(e as Error).message.replace(/\s+/g, ' ').trim()}`, 'move the damaged line away, or restore the file from a backup');
+    return new MseError(
+      'csv',
+      `malformed CSV: ${(e as Error).message.replace(/\s+/g, ' ').trim()}`,
+      'move the damaged line away, or restore the file from a backup',
+    );
   }
   return undefined;
 }

@@ -130,7 +130,8 @@ function convert(owner: string, key: string, decl: ParamDecl, v: string): number
 export function resolveParams(owner: string, decls: Schema, raw: Record<string, string[]>): ParamValues {
   const out: Record<string, ParamValue> = {};
   for (const key of Object.keys(raw)) {
-    if (!decls[key]) throw unknownChoice(`parameter for ${owner}`, key, Object.keys(decls).length ? Object.keys(decls) : ['(none)']);
+    if (!decls[key])
+      throw unknownChoice(`parameter for ${owner}`, key, Object.keys(decls).length ? Object.keys(decls) : ['(none)']);
   }
   for (const [key, decl] of Object.entries(decls)) {
     const vals = raw[key];
@@ -162,21 +163,35 @@ export function formatParams(p: ParamValues): string {
  * the parameter.
  */
 export function validateSchema(owner: string, schema: unknown): asserts schema is Schema {
-  if (typeof schema !== 'object' || schema === null || Array.isArray(schema)) throw new UsageError(`${owner}: params must be an object of parameter declarations`);
+  if (typeof schema !== 'object' || schema === null || Array.isArray(schema))
+    throw new UsageError(`${owner}: params must be an object of parameter declarations`);
   for (const [key, d] of Object.entries(schema as Record<string, unknown>)) {
     const bad = (why: string) => new UsageError(`${owner}: parameter '${key}' ${why}`);
     if (!/^[a-z][a-z0-9-]*$/i.test(key)) throw bad('must be a name of letters, digits and dashes');
     if (typeof d !== 'object' || d === null) throw bad('must be a declaration object {type, help, default?, …}');
     const decl = d as Record<string, unknown>;
-    if (!['int', 'number', 'string', 'bool', 'int-list'].includes(decl.type as string)) throw bad(`has type '${String(decl.type)}'; use int, number, string, bool or int-list`);
+    if (!['int', 'number', 'string', 'bool', 'int-list'].includes(decl.type as string))
+      throw bad(`has type '${String(decl.type)}'; use int, number, string, bool or int-list`);
     if (typeof decl.help !== 'string' || !decl.help.trim()) throw bad('needs a help string');
-    for (const k of ['min', 'max'] as const) if (decl[k] !== undefined && (typeof decl[k] !== 'number' || !Number.isFinite(decl[k]))) throw bad(`${k} must be a finite number`);
-    if (decl.choices !== undefined && (!Array.isArray(decl.choices) || !decl.choices.length || decl.choices.some((c) => typeof c !== 'string'))) throw bad('choices must be a non-empty list of strings');
+    for (const k of ['min', 'max'] as const)
+      if (decl[k] !== undefined && (typeof decl[k] !== 'number' || !Number.isFinite(decl[k])))
+        throw bad(`${k} must be a finite number`);
+    if (
+      decl.choices !== undefined &&
+      (!Array.isArray(decl.choices) || !decl.choices.length || decl.choices.some((c) => typeof c !== 'string'))
+    )
+      throw bad('choices must be a non-empty list of strings');
     if (decl.default === undefined) continue;
     const dv = decl.default;
     const text = Array.isArray(dv) ? dv.map(String) : [String(dv)];
     const typeOk =
-      decl.type === 'int-list' ? Array.isArray(dv) : decl.type === 'bool' ? typeof dv === 'boolean' : decl.type === 'string' ? typeof dv === 'string' : typeof dv === 'number';
+      decl.type === 'int-list'
+        ? Array.isArray(dv)
+        : decl.type === 'bool'
+          ? typeof dv === 'boolean'
+          : decl.type === 'string'
+            ? typeof dv === 'string'
+            : typeof dv === 'number';
     if (!typeOk) throw bad(`has a default of the wrong type (${JSON.stringify(dv)} for ${String(decl.type)})`);
     try {
       resolveParams(owner, { [key]: decl as unknown as ParamDecl }, { [key]: text });

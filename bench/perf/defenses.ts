@@ -20,9 +20,15 @@ const n = arg('n', 4096);
 const rounds = arg('rounds', 3);
 const batch = 256;
 const info = await initBackend('auto');
-console.log(`backend ${info.label}, ${info.threads} threads; ${n} queries per measurement, batch ${batch}, best of ${rounds}`);
+console.log(
+  `backend ${info.label}, ${info.threads} threads; ${n} queries per measurement, batch ${batch}, best of ${rounds}`,
+);
 const shape = [28, 28, 1];
-const victim = createNet(parseModelSpec('cnn'), { name: 'mnist', inputShape: shape, numClasses: 10, kind: 'image' }, new Rng(1));
+const victim = createNet(
+  parseModelSpec('cnn'),
+  { name: 'mnist', inputShape: shape, numClasses: 10, kind: 'image' },
+  new Rng(1),
+);
 const x = tf.randomUniform([batch, ...shape], 0, 1, 'float32', 3);
 const domain = { min: 0, max: 1 };
 
@@ -39,7 +45,15 @@ async function rate(spec: string): Promise<number> {
   return n / ((performance.now() - t0) / 1000);
 }
 
-const specs = ['none', 'mad:eps=1', 'mad:eps=1,argmax=true', 'mad:eps=1,proxy=mlp', 'reverse-sigmoid:beta=0.5', 'noise:sigma=0.1', 'top1'];
+const specs = [
+  'none',
+  'mad:eps=1',
+  'mad:eps=1,argmax=true',
+  'mad:eps=1,proxy=mlp',
+  'reverse-sigmoid:beta=0.5',
+  'noise:sigma=0.1',
+  'top1',
+];
 const best = new Map<string, number>();
 for (let r = 0; r < rounds; r++) for (const s of specs) best.set(s, Math.max(best.get(s) ?? 0, await rate(s)));
 const base = best.get('none')!;

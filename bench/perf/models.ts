@@ -65,7 +65,15 @@ async function child(model: Model, phase: Phase, threads: number, n: number): Pr
   else await predictAll(net, x, n, 256);
   const seconds = (performance.now() - t0) / 1000;
   net.dispose();
-  process.stdout.write(JSON.stringify({ backend: b.label, threads: b.threads, examples: n, seconds, leaked_tensors: tf.memory().numTensors - before }) + '\n');
+  process.stdout.write(
+    JSON.stringify({
+      backend: b.label,
+      threads: b.threads,
+      examples: n,
+      seconds,
+      leaked_tensors: tf.memory().numTensors - before,
+    }) + '\n',
+  );
   process.exit(0);
 }
 
@@ -79,9 +87,16 @@ interface Timed {
 }
 
 /** Start `procs` processes, wait until all are warm, start them together; aggregate = Σ examples / slowest time. */
-function synced(cmd: string, args: string[], env: NodeJS.ProcessEnv, procs: number): Promise<{ rate: number; first: Timed }> {
+function synced(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  procs: number,
+): Promise<{ rate: number; first: Timed }> {
   return new Promise((resolve, reject) => {
-    const kids = Array.from({ length: procs }, () => spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] }));
+    const kids = Array.from({ length: procs }, () =>
+      spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] }),
+    );
     const outs = kids.map(() => '');
     const errs = kids.map(() => '');
     let ready = 0;
@@ -109,22 +124,54 @@ function synced(cmd: string, args: string[], env: NodeJS.ProcessEnv, procs: numb
   });
 }
 
-const PHASES: Array<[Model, Phase]> = [['mlp', 'train'], ['mlp', 'infer'], ['cnn', 'train'], ['cnn', 'infer']];
+const PHASES: Array<[Model, Phase]> = [
+  ['mlp', 'train'],
+  ['mlp', 'infer'],
+  ['cnn', 'train'],
+  ['cnn', 'infer'],
+];
 
 // the MLP is ~40× cheaper per example: 16× the examples keeps each timed phase near a second or more
 function counts(model: Model, phase: Phase, nTrain: number, nInfer: number): number {
   return (phase === 'train' ? nTrain : nInfer) * (model === 'mlp' ? 16 : 1);
 }
 
-async function mse(kernels: 'mse' | 'wasm-only' | 'stock', procs: number, threads: number, nTrain: number, nInfer: number): Promise<Result> {
-  const env = { MSE_WASM_KERNELS: kernels === 'stock' ? 'stock' : '', MSE_NATIVE: kernels === 'mse' ? (process.env.MSE_NATIVE ?? '') : '0' };
-  const res: Result = { mlp: { train_ex_s: 0, infer_ex_s: 0 }, cnn: { train_ex_s: 0, infer_ex_s: 0 }, leaked_tensors: 0 };
+async function mse(
+  kernels: 'mse' | 'wasm-only' | 'stock',
+  procs: number,
+  threads: number,
+  nTrain: number,
+  nInfer: number,
+): Promise<Result> {
+  const env = {
+    MSE_WASM_KERNELS: kernels === 'stock' ? 'stock' : '',
+    MSE_NATIVE: kernels === 'mse' ? (process.env.MSE_NATIVE ?? '') : '0',
+  };
+  const res: Result = {
+    mlp: { train_ex_s: 0, infer_ex_s: 0 },
+    cnn: { train_ex_s: 0, infer_ex_s: 0 },
+    leaked_tensors: 0,
+  };
   // single-threaded workers (a sweep's layout) get V8's single-threaded GC: its helper threads would
   // otherwise take ~⅓ of a core per process and oversubscribe the machine (measured: 48k → 58k ex/s
   // for two MLP-training workers on 2 cores)
   const v8 = threads === 1 && procs > 1 ? ['--single-threaded-gc'] : [];
   for (const [m, ph] of PHASES) {
-    const args = [...v8, '--import', 'tsx', fileURLToPath(import.meta.url), '--child', '--model', m, '--phase', ph, '--threads', String(threads), '--n', String(counts(m, ph, nTrain, nInfer))];
+    const args = [
+      ...v8,
+      '--import',
+      'tsx',
+      fileURLToPath(import.meta.url),
+      '--child',
+      '--model',
+      m,
+      '--phase',
+      ph,
+      '--threads',
+      String(threads),
+      '--n',
+      String(counts(m, ph, nTrain, nInfer)),
+    ];
     const r = await synced(process.execPath, args, env, procs);
     res[m][ph === 'train' ? 'train_ex_s' : 'infer_ex_s'] = r.rate;
     res.backend = r.first.backend;
@@ -134,18 +181,50 @@ async function mse(kernels: 'mse' | 'wasm-only' | 'stock', procs: number, thread
 }
 
 function findTorch(): string | undefined {
-  return ['python3', '/usr/bin/python3'].find((py) => spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0);
+  return ['python3', '/usr/bin/python3'].find(
+    (py) => spawnSync(py, ['-c', 'import torch'], { stdio: 'ignore' }).status === 0,
+  );
 }
 
-async function torch(py: string, procs: number, threads: number, nTrain: number, nInfer: number): Promise<Result & { torch?: string; blas?: string }> {
+async function torch(
+  py: string,
+  procs: number,
+  threads: number,
+  nTrain: number,
+  nInfer: number,
+): Promise<Result & { torch?: string; blas?: string }> {
   const script = path.join(ROOT, 'scripts', 'torch_reference.py');
   // each process pinned to `threads` compute threads: torch's pool, and a single-threaded BLAS under it,
   // with the same OpenBLAS kernel family mse picks (Debian's OpenBLAS falls back to SSE3 on new Xeons)
   const coretype = process.env.OPENBLAS_CORETYPE ?? chooseCoreType();
-  const env = { OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: '1', MKL_NUM_THREADS: '1', ...(coretype ? { OPENBLAS_CORETYPE: coretype } : {}) };
-  const res: Result & { torch?: string; blas?: string } = { mlp: { train_ex_s: 0, infer_ex_s: 0 }, cnn: { train_ex_s: 0, infer_ex_s: 0 } };
+  const env = {
+    OMP_NUM_THREADS: String(threads),
+    OPENBLAS_NUM_THREADS: '1',
+    MKL_NUM_THREADS: '1',
+    ...(coretype ? { OPENBLAS_CORETYPE: coretype } : {}),
+  };
+  const res: Result & { torch?: string; blas?: string } = {
+    mlp: { train_ex_s: 0, infer_ex_s: 0 },
+    cnn: { train_ex_s: 0, infer_ex_s: 0 },
+  };
   for (const [m, ph] of PHASES) {
-    const r = await synced(py, [script, '--threads', String(threads), '--model', m, '--phase', ph, '--n', String(counts(m, ph, nTrain, nInfer)), '--sync'], env, procs);
+    const r = await synced(
+      py,
+      [
+        script,
+        '--threads',
+        String(threads),
+        '--model',
+        m,
+        '--phase',
+        ph,
+        '--n',
+        String(counts(m, ph, nTrain, nInfer)),
+        '--sync',
+      ],
+      env,
+      procs,
+    );
     res[m][ph === 'train' ? 'train_ex_s' : 'infer_ex_s'] = r.rate;
     res.torch = r.first.torch;
     res.blas = r.first.blas;
@@ -162,7 +241,9 @@ async function main(): Promise<void> {
     return child(get('model') as Model, get('phase') as Phase, threads, Number(get('n')));
   }
   const T = threads;
-  console.log(`bench:perf — ${T} cores' worth on each side; CNN: ${nTrain} training / ${nInfer} inference examples per process, MLP: 16× that; batch 64 (train), 256 (inference)`);
+  console.log(
+    `bench:perf — ${T} cores' worth on each side; CNN: ${nTrain} training / ${nInfer} inference examples per process, MLP: 16× that; batch 64 (train), 256 (inference)`,
+  );
   // one configuration at a time, so they never compete for the cores
   const configs: Array<[string, () => Promise<Result>]> = [
     [`mse 1×${T}t`, () => mse('mse', 1, T, nTrain, nInfer)],
@@ -175,7 +256,9 @@ async function main(): Promise<void> {
     configs.push([`PyTorch 1×${T}t`, () => torch(py, 1, T, nTrain, nInfer)]);
     if (T > 1) configs.push([`PyTorch ${T}×1t`, () => torch(py, T, 1, nTrain, nInfer)]);
   } else {
-    console.log('PyTorch reference skipped: `import torch` fails (Debian: apt-get install python3-torch libopenblas0-pthread)');
+    console.log(
+      'PyTorch reference skipped: `import torch` fails (Debian: apt-get install python3-torch libopenblas0-pthread)',
+    );
   }
   const results = new Map<string, Result>();
   for (const [name, f] of configs) {
@@ -186,7 +269,8 @@ async function main(): Promise<void> {
     }
   }
   const ours = results.get(`mse 1×${T}t`);
-  if (ours) console.log(`mse backend: ${ours.backend}; tensors left behind by the timed phases: ${ours.leaked_tensors}`);
+  if (ours)
+    console.log(`mse backend: ${ours.backend}; tensors left behind by the timed phases: ${ours.leaked_tensors}`);
   const t1 = results.get(`PyTorch 1×${T}t`) as (Result & { torch?: string; blas?: string }) | undefined;
   if (t1) console.log(`PyTorch ${t1.torch} (BLAS ${t1.blas})`);
   console.log('examples/s; "P×Nt" = P processes of N threads, speeds summed; ratio = best mse ÷ best PyTorch');
@@ -194,12 +278,21 @@ async function main(): Promise<void> {
   const targets: Record<string, number> = { 'mlp train': 0.5, 'cnn train': 0.5, 'cnn infer': 0.8 };
   const rows = [['model', 'phase', ...names, 'mse/PyTorch', 'target']];
   for (const m of ['mlp', 'cnn'] as const) {
-    for (const [ph, key] of [['train', 'train_ex_s'], ['infer', 'infer_ex_s']] as const) {
+    for (const [ph, key] of [
+      ['train', 'train_ex_s'],
+      ['infer', 'infer_ex_s'],
+    ] as const) {
       const v = (n: string) => results.get(n)?.[m][key] ?? NaN;
       const best = (prefix: string) => Math.max(...names.filter((n) => n.startsWith(prefix)).map(v));
       const ratio = Math.max(v(`mse 1×${T}t`), v(`mse ${T}×1t`)) / best('PyTorch ');
       const t = targets[`${m} ${ph}`];
-      rows.push([m, ph, ...names.map((n) => v(n).toFixed(0)), Number.isFinite(ratio) ? `${ratio.toFixed(2)}×` : '-', t ? `≥ ${t}×${Number.isFinite(ratio) ? (ratio >= t ? ' met' : ' not met') : ''}` : '']);
+      rows.push([
+        m,
+        ph,
+        ...names.map((n) => v(n).toFixed(0)),
+        Number.isFinite(ratio) ? `${ratio.toFixed(2)}×` : '-',
+        t ? `≥ ${t}×${Number.isFinite(ratio) ? (ratio >= t ? ' met' : ' not met') : ''}` : '',
+      ]);
     }
   }
   const w = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));

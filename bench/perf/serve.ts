@@ -21,17 +21,32 @@ const requests = arg('requests', 160);
 const clients = arg('clients', 16);
 const info = await initBackend('auto');
 const shape = [28, 28, 1];
-const victim = createNet(parseModelSpec('cnn'), { name: 'mnist', inputShape: shape, numClasses: 10, kind: 'image' }, new Rng(1));
+const victim = createNet(
+  parseModelSpec('cnn'),
+  { name: 'mnist', inputShape: shape, numClasses: 10, kind: 'image' },
+  new Rng(1),
+);
 const r = new Rng(2);
-const split = (n: number) => ({ x: Float32Array.from({ length: n * 784 }, () => r.next()), y: Int32Array.from({ length: n }, () => r.int(10)), n });
+const split = (n: number) => ({
+  x: Float32Array.from({ length: n * 784 }, () => r.next()),
+  y: Int32Array.from({ length: n }, () => r.int(10)),
+  n,
+});
 const train = split(2000);
 const heldOut = split(1000);
-console.log(`backend ${info.label}; ${requests} requests of 64 inputs from ${clients} concurrent clients over loopback`);
+console.log(
+  `backend ${info.label}; ${requests} requests of 64 inputs from ${clients} concurrent clients over loopback`,
+);
 console.log('| server | requests/s | inputs/s | p50 ms | p99 ms | client PoW s |');
 console.log('|---|---|---|---|---|---|');
-for (const [name, specs, pow] of [['undefended', [], false], ['mad:eps=0.5', ['mad:eps=0.5'], false], ['pow (client solves)', ['pow'], true]] as const) {
+for (const [name, specs, pow] of [
+  ['undefended', [], false],
+  ['mad:eps=0.5', ['mad:eps=0.5'], false],
+  ['pow (client solves)', ['pow'], true],
+] as const) {
   const defenses = [];
-  for (const spec of specs) defenses.push((await prepareDefense(spec, { victim, train, heldOut, rng: new Rng(1) })).defense);
+  for (const spec of specs)
+    defenses.push((await prepareDefense(spec, { victim, train, heldOut, rng: new Rng(1) })).defense);
   const app = await createServer({ victim, defenses, domain: { min: 0, max: 1 }, seed: 1, pow });
   const addr = await app.listen({ port: 0, host: '127.0.0.1' });
   const lat: number[] = [];
@@ -55,7 +70,9 @@ for (const [name, specs, pow] of [['undefended', [], false], ['mad:eps=0.5', ['m
   const secs = (performance.now() - t0) / 1000;
   lat.sort((a, b) => a - b);
   const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))].toFixed(1);
-  console.log(`| ${name} | ${(lat.length / secs).toFixed(1)} | ${Math.round((lat.length * 64) / secs)} | ${q(0.5)} | ${q(0.99)} | ${powS.toFixed(2)} |`);
+  console.log(
+    `| ${name} | ${(lat.length / secs).toFixed(1)} | ${Math.round((lat.length * 64) / secs)} | ${q(0.5)} | ${q(0.99)} | ${powS.toFixed(2)} |`,
+  );
   x.dispose();
   await app.close();
 }

@@ -48,9 +48,18 @@ export default defineAttack({
       opts.onProgress?.({ phase: 'query', done: s + m, total: n });
     }
     const kind = p.arch === 'auto' ? (know.family?.kind ?? 'mlp') : p.arch;
-    const shape = { name: 'surrogate', inputShape: know.inputShape, numClasses: k, kind: know.inputShape.length === 3 ? 'image' : 'tabular' };
+    const shape = {
+      name: 'surrogate',
+      inputShape: know.inputShape,
+      numClasses: k,
+      kind: know.inputShape.length === 3 ? 'image' : 'tabular',
+    };
     const surrogate = createNet(parseModelSpec(kind), shape, rng.fork());
-    await fit(surrogate, { x, targets, n }, { epochs: p.epochs, batchSize: 64, optimizer: 'adam', lr: p.lr, rng: rng.fork() });
+    await fit(
+      surrogate,
+      { x, targets, n },
+      { epochs: p.epochs, batchSize: 64, optimizer: 'adam', lr: p.lr, rng: rng.fork() },
+    );
     return { surrogate, queries: n, budgetExhausted: false, notes: [] };
   },
 });

@@ -42,13 +42,22 @@ const snippet = (s: string) => JSON.stringify(s.replace(/\s+/g, ' ').trim().slic
 /** Why `v` is not a /v1/info body, or undefined when it is one. */
 function infoProblem(v: unknown): string | undefined {
   if (!isObj(v)) return `expected a JSON object, got ${Array.isArray(v) ? 'an array' : String(v)}`;
-  if (!Array.isArray(v.inputShape) || v.inputShape.length === 0 || !v.inputShape.every(isPosInt)) return 'inputShape must be a non-empty list of positive integers';
+  if (!Array.isArray(v.inputShape) || v.inputShape.length === 0 || !v.inputShape.every(isPosInt))
+    return 'inputShape must be a non-empty list of positive integers';
   if (!isPosInt(v.numClasses)) return 'numClasses must be a positive integer';
-  if (!(['probs', 'labels', 'leaf'] satisfies Reveal[] as unknown[]).includes(v.reveals)) return "reveals must be 'probs', 'labels' or 'leaf'";
+  if (!(['probs', 'labels', 'leaf'] satisfies Reveal[] as unknown[]).includes(v.reveals))
+    return "reveals must be 'probs', 'labels' or 'leaf'";
   if (!isPosInt(v.maxBatch)) return 'maxBatch must be a positive integer';
   if (!isObj(v.pow) || typeof v.pow.required !== 'boolean') return 'pow must be {required: boolean}';
-  if (!isObj(v.domain) || typeof v.domain.min !== 'number' || typeof v.domain.max !== 'number' || !(v.domain.min < v.domain.max)) return 'domain must be {min, max} numbers with min < max';
-  if (!Array.isArray(v.defenses) || !v.defenses.every((x) => typeof x === 'string')) return 'defenses must be a list of names';
+  if (
+    !isObj(v.domain) ||
+    typeof v.domain.min !== 'number' ||
+    typeof v.domain.max !== 'number' ||
+    !(v.domain.min < v.domain.max)
+  )
+    return 'domain must be {min, max} numbers with min < max';
+  if (!Array.isArray(v.defenses) || !v.defenses.every((x) => typeof x === 'string'))
+    return 'defenses must be a list of names';
   return undefined;
 }
 
@@ -65,7 +74,8 @@ function predictionProblem(v: unknown, n: number, k: number): string | undefined
   }
   if (v.labels !== undefined) {
     if (!Array.isArray(v.labels) || v.labels.length !== n) return `labels must be ${n} class indices (one per input)`;
-    if (!v.labels.every((c) => typeof c === 'number' && Number.isInteger(c) && c >= 0 && c < k)) return `labels must be integers in [0, ${k})`;
+    if (!v.labels.every((c) => typeof c === 'number' && Number.isInteger(c) && c >= 0 && c < k))
+      return `labels must be integers in [0, ${k})`;
   }
   return undefined;
 }
@@ -84,30 +94,49 @@ export class HttpPredictionApi implements PredictionApi {
     this.batch = info.maxBatch;
   }
 
-  static async connect(url: string, opts: { key?: string; budget?: number; expect?: RemoteExpectation } = {}): Promise<HttpPredictionApi> {
+  static async connect(
+    url: string,
+    opts: { key?: string; budget?: number; expect?: RemoteExpectation } = {},
+  ): Promise<HttpPredictionApi> {
     const base = url.replace(/\/+$/, '');
     let res: Response;
     try {
-      res = await fetch(`${base}/v1/info`, { headers: opts.key ? { authorization: `Bearer ${opts.key}` } : {}, signal: AbortSignal.timeout(INFO_TIMEOUT_MS) });
+      res = await fetch(`${base}/v1/info`, {
+        headers: opts.key ? { authorization: `Bearer ${opts.key}` } : {},
+        signal: AbortSignal.timeout(INFO_TIMEOUT_MS),
+      });
     } catch (e) {
       throw new MseError('http', `cannot reach ${base}: ${HttpPredictionApi.why(e)}`, 'is `mse serve` running there?');
     }
     if (!res.ok) {
       const text = await res.text().catch(() => '');
-      throw new MseError('http', `${base}/v1/info answered ${res.status}${text ? `: ${snippet(text)}` : ''}`, res.status === 401 ? 'give a valid API key with --key' : undefined);
+      throw new MseError(
+        'http',
+        `${base}/v1/info answered ${res.status}${text ? `: ${snippet(text)}` : ''}`,
+        res.status === 401 ? 'give a valid API key with --key' : undefined,
+      );
     }
     const body = await HttpPredictionApi.json(base, res, '/v1/info');
     const problem = infoProblem(body);
-    if (problem) throw new MseError('http', `server at ${base} answered something that is not an mse /v1/info: ${problem}`);
+    if (problem)
+      throw new MseError('http', `server at ${base} answered something that is not an mse /v1/info: ${problem}`);
     const info = body as unknown as RemoteInfo;
     const e = opts.expect;
     if (e) {
       const of = e.name ? `the dataset ${e.name}` : "the attacker's dataset";
       if (info.inputShape.join() !== e.inputShape.join()) {
-        throw new MseError('http', `server at ${base} takes inputs of shape [${info.inputShape.join(', ')}], but ${of} has inputs of shape [${e.inputShape.join(', ')}]`, 'is --target serving the victim of this -d dataset?');
+        throw new MseError(
+          'http',
+          `server at ${base} takes inputs of shape [${info.inputShape.join(', ')}], but ${of} has inputs of shape [${e.inputShape.join(', ')}]`,
+          'is --target serving the victim of this -d dataset?',
+        );
       }
       if (info.numClasses !== e.numClasses) {
-        throw new MseError('http', `server at ${base} answers ${info.numClasses} classes, but ${of} has ${e.numClasses}`, 'is --target serving the victim of this -d dataset?');
+        throw new MseError(
+          'http',
+          `server at ${base} answers ${info.numClasses} classes, but ${of} has ${e.numClasses}`,
+          'is --target serving the victim of this -d dataset?',
+        );
       }
     }
     return new HttpPredictionApi(base, info, opts.key, opts.budget ?? Infinity);
@@ -130,7 +159,10 @@ export class HttpPredictionApi implements PredictionApi {
     try {
       return JSON.parse(text) as unknown;
     } catch {
-      throw new MseError('http', `server at ${base} answered something that is not an mse ${what}: not JSON (${snippet(text)})`);
+      throw new MseError(
+        'http',
+        `server at ${base} answered something that is not an mse ${what}: not JSON (${snippet(text)})`,
+      );
     }
   }
 
@@ -142,9 +174,18 @@ export class HttpPredictionApi implements PredictionApi {
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     if (this.key) headers.authorization = `Bearer ${this.key}`;
     try {
-      return await fetch(`${this.base}${path}`, { method: 'POST', headers, body: JSON.stringify(body), signal: AbortSignal.timeout(PREDICT_TIMEOUT_MS) });
+      return await fetch(`${this.base}${path}`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(PREDICT_TIMEOUT_MS),
+      });
     } catch (e) {
-      throw new MseError('http', `${this.base}${path} failed: ${HttpPredictionApi.why(e)}`, 'is `mse serve` still running there?');
+      throw new MseError(
+        'http',
+        `${this.base}${path} failed: ${HttpPredictionApi.why(e)}`,
+        'is `mse serve` still running there?',
+      );
     }
   }
 
@@ -152,14 +193,17 @@ export class HttpPredictionApi implements PredictionApi {
     const n = x.shape[0];
     const l = this._ledger;
     if (x.rank < 2 || x.shape.slice(1).join() !== this.info.inputShape.join()) {
-      throw new MseError('http', `query shape [${x.shape.join(', ')}] does not match the server's input shape [n, ${this.info.inputShape.join(', ')}]`);
+      throw new MseError(
+        'http',
+        `query shape [${x.shape.join(', ')}] does not match the server's input shape [n, ${this.info.inputShape.join(', ')}]`,
+      );
     }
     if (l.queries + n > l.budget) throw new BudgetExhaustedError(l.queries, l.budget, n);
     const d = x.size / n;
     const flat = (await x.data()) as Float32Array;
     const probs: number[] = [];
     const labels: number[] = [];
-    for (let s = 0; s < n; ) {
+    for (let s = 0; s < n;) {
       const m = Math.min(this.batch, n - s);
       const inputs = Array.from({ length: m }, (_, i) => Array.from(flat.subarray((s + i) * d, (s + i + 1) * d)));
       const out = await this.predict(inputs, l.queries + s);
@@ -202,11 +246,20 @@ export class HttpPredictionApi implements PredictionApi {
         await new Promise((r) => setTimeout(r, HttpPredictionApi.waitMs(res, attempt)));
         continue;
       }
-      if (!res.ok) throw new MseError('http', `challenge refused: ${res.status} ${snippet(await res.text().catch(() => ''))}`);
+      if (!res.ok)
+        throw new MseError('http', `challenge refused: ${res.status} ${snippet(await res.text().catch(() => ''))}`);
       const ch = await HttpPredictionApi.json(this.base, res, 'challenge');
       // a hostile server could ask for a puzzle that takes years: refuse rather than spin
-      if (!isObj(ch) || typeof ch.stamp !== 'string' || ch.stamp.length > 512 || !(typeof ch.bits === 'number' && Number.isInteger(ch.bits) && ch.bits >= 0 && ch.bits <= MAX_BITS)) {
-        throw new MseError('http', `server at ${this.base} answered something that is not an mse challenge: expected {stamp, bits} with bits an integer in [0, ${MAX_BITS}]`);
+      if (
+        !isObj(ch) ||
+        typeof ch.stamp !== 'string' ||
+        ch.stamp.length > 512 ||
+        !(typeof ch.bits === 'number' && Number.isInteger(ch.bits) && ch.bits >= 0 && ch.bits <= MAX_BITS)
+      ) {
+        throw new MseError(
+          'http',
+          `server at ${this.base} answered something that is not an mse challenge: expected {stamp, bits} with bits an integer in [0, ${MAX_BITS}]`,
+        );
       }
       const counter = solve({ stamp: ch.stamp, bits: ch.bits }).counter;
       this._ledger.powSeconds += (performance.now() - t0) / 1000;
@@ -214,7 +267,10 @@ export class HttpPredictionApi implements PredictionApi {
     }
   }
 
-  private async predict(inputs: number[][], answered: number): Promise<{ probs?: number[][]; labels?: number[] } | { shrink: number }> {
+  private async predict(
+    inputs: number[][],
+    answered: number,
+  ): Promise<{ probs?: number[][]; labels?: number[] } | { shrink: number }> {
     for (let attempt = 0; ; attempt++) {
       const pow = this.info.pow.required ? await this.challenge(inputs) : undefined;
       const t1 = performance.now();
@@ -235,16 +291,32 @@ export class HttpPredictionApi implements PredictionApi {
         // an error page: its status and first words are the message below
       }
       if (res.status === 429 && body.error === 'budget-exhausted') {
-        const remaining = typeof body.remaining === 'number' && Number.isFinite(body.remaining) && body.remaining >= 0 ? body.remaining : 0;
+        const remaining =
+          typeof body.remaining === 'number' && Number.isFinite(body.remaining) && body.remaining >= 0
+            ? body.remaining
+            : 0;
         throw new BudgetExhaustedError(answered, answered + remaining, inputs.length);
       }
       // the batch is over what this key's rate can ever afford: send smaller ones
-      if (res.status === 413 && body.error === 'batch-too-large' && isPosInt(body.maxBatch) && body.maxBatch < inputs.length) return { shrink: body.maxBatch };
+      if (
+        res.status === 413 &&
+        body.error === 'batch-too-large' &&
+        isPosInt(body.maxBatch) &&
+        body.maxBatch < inputs.length
+      )
+        return { shrink: body.maxBatch };
       if (res.status === 429 && attempt < 8) {
         await new Promise((r) => setTimeout(r, HttpPredictionApi.waitMs(res, attempt)));
         continue;
       }
-      const message = typeof body.message === 'string' ? body.message : typeof body.error === 'string' ? body.error : text ? snippet(text) : 'no message';
+      const message =
+        typeof body.message === 'string'
+          ? body.message
+          : typeof body.error === 'string'
+            ? body.error
+            : text
+              ? snippet(text)
+              : 'no message';
       throw new MseError('http', `predict answered ${res.status}: ${message.replace(/\s+/g, ' ').slice(0, 300)}`);
     }
   }

@@ -30,12 +30,22 @@ export class LocalPredictionApi implements PredictionApi {
     private readonly opts: LocalApiOptions,
   ) {
     let reveals: Reveal = opts.revealLeaves ? 'leaf' : 'probs';
-    if (opts.revealLeaves && victim.kind !== 'tree') throw new UsageError(`only tree victims can reveal leaf ids (victim is ${victim.kind})`);
+    if (opts.revealLeaves && victim.kind !== 'tree')
+      throw new UsageError(`only tree victims can reveal leaf ids (victim is ${victim.kind})`);
     for (const d of defenses) {
-      if (d.output && reveals === 'labels') throw new UsageError(`defense '${d.name}' needs probabilities but an earlier defense reveals labels only; put it before that one`);
+      if (d.output && reveals === 'labels')
+        throw new UsageError(
+          `defense '${d.name}' needs probabilities but an earlier defense reveals labels only; put it before that one`,
+        );
       if (d.reveals === 'labels') reveals = 'labels';
     }
-    this.info = { inputShape: victim.inputShape, numClasses: victim.numClasses, domain: opts.domain, reveals, defenses: defenses.map((d) => d.name) };
+    this.info = {
+      inputShape: victim.inputShape,
+      numClasses: victim.numClasses,
+      domain: opts.domain,
+      reveals,
+      defenses: defenses.map((d) => d.name),
+    };
     this._ledger = { queries: 0, budget: opts.budget ?? Infinity, batches: 0, apiSeconds: 0, powSeconds: 0 };
     this.defenseRngs = defenses.map(() => opts.rng.fork());
   }
@@ -48,11 +58,19 @@ export class LocalPredictionApi implements PredictionApi {
     const n = x.shape[0];
     const l = this._ledger;
     if (x.rank < 2 || x.shape.slice(1).join() !== this.info.inputShape.join()) {
-      throw new UsageError(`query shape [${x.shape.join(', ')}] does not match the API's input shape [n, ${this.info.inputShape.join(', ')}]`);
+      throw new UsageError(
+        `query shape [${x.shape.join(', ')}] does not match the API's input shape [n, ${this.info.inputShape.join(', ')}]`,
+      );
     }
     if (l.queries + n > l.budget) throw new BudgetExhaustedError(l.queries, l.budget, n);
     const t0 = performance.now();
-    const ctx = (i: number): QueryCtx => ({ answered: l.queries, batch: l.batches, rng: this.defenseRngs[i], clientId: this.opts.clientId ?? 'local', domain: this.opts.domain });
+    const ctx = (i: number): QueryCtx => ({
+      answered: l.queries,
+      batch: l.batches,
+      rng: this.defenseRngs[i],
+      clientId: this.opts.clientId ?? 'local',
+      domain: this.opts.domain,
+    });
     let pow = 0;
     let resp: ApiResponse = {};
     let leafIds: Int32Array | undefined;
@@ -66,7 +84,8 @@ export class LocalPredictionApi implements PredictionApi {
         }
       });
       // a labels-only defense after the tree hides its leaf ids too
-      if (this.info.reveals === 'leaf') leafIds = (this.victim as DecisionTree).leafIds((await xin.data()) as Float32Array, n);
+      if (this.info.reveals === 'leaf')
+        leafIds = (this.victim as DecisionTree).leafIds((await xin.data()) as Float32Array, n);
       resp = { probs: this.victim.predict(xin) };
       // the price is set from the victim's answer (Dziedzic 2022: the client pays before reading it)
       this.defenses.forEach((d, i) => {

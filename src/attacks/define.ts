@@ -18,7 +18,13 @@ import { UsageError } from '../errors.js';
 import type { ModelKind } from '../models/model.js';
 import { resolveParams, typed, validateSchema, type ParamValues, type Params, type Schema } from '../params.js';
 import type { Unit, UnitSource } from '../units/registry.js';
-import { AttackNotApplicable, type Attack, type AttackerKnowledge, type AttackResult, type RunOptions } from './types.js';
+import {
+  AttackNotApplicable,
+  type Attack,
+  type AttackerKnowledge,
+  type AttackResult,
+  type RunOptions,
+} from './types.js';
 
 /**
  * What an attack needs from the setting. The runner checks it once, before any query, and records
@@ -103,7 +109,12 @@ export function defineAttack<const S extends Schema>(def: AttackDefinition<S>, s
           // the requirements, before any query (as the runner checks them): an API that reveals
           // leaf ids answers for a tree; an unknown family (know.family unset) skips the victims check
           const victim = know.family?.kind ?? (api.info.reveals === 'leaf' ? 'tree' : undefined);
-          const why = notApplicable(req, { victim, numClasses: know.numClasses, reveals: api.info.reveals, budget: api.ledger.budget - api.ledger.queries });
+          const why = notApplicable(req, {
+            victim,
+            numClasses: know.numClasses,
+            reveals: api.info.reveals,
+            budget: api.ledger.budget - api.ledger.queries,
+          });
           if (why) throw new AttackNotApplicable(def.name, why);
           return def.run(p, api, know, rng, opts ?? {});
         },
@@ -129,12 +140,14 @@ export function notApplicable(req: AttackRequirements, s: AttackSetting): string
   if (victims && s.victim !== undefined && !victims.includes(s.victim)) {
     return `${req.victimsWhy ?? `it assumes a ${victims.join(' or ')} victim`}, the victim is assumed to be ${s.victim}`;
   }
-  if (req.classes !== undefined && s.numClasses !== req.classes) return `it needs ${req.classes} classes, the API has ${s.numClasses}`;
+  if (req.classes !== undefined && s.numClasses !== req.classes)
+    return `it needs ${req.classes} classes, the API has ${s.numClasses}`;
   if (req.reveals === 'probs' && s.reveals === 'labels') return 'it needs probabilities, the API reveals labels only';
   if (req.reveals === 'leaf' && s.reveals !== 'leaf') return `it needs leaf identifiers, the API reveals ${s.reveals}`;
   const min = req.minBudget ?? 1;
   if (req.finiteBudget === false) {
     if (s.budget < min) return min > 1 ? `it needs a query budget of at least ${min}` : 'no query budget';
-  } else if (!Number.isFinite(s.budget) || s.budget < min) return min > 1 ? `it needs a finite query budget of at least ${min}` : 'it needs a finite, positive query budget';
+  } else if (!Number.isFinite(s.budget) || s.budget < min)
+    return min > 1 ? `it needs a finite query budget of at least ${min}` : 'it needs a finite, positive query budget';
   return undefined;
 }

@@ -17,8 +17,21 @@ const P_CLAMP = 1e-7;
 export const eqLr = defineAttack({
   name: 'eq-lr',
   describe: 'equation solving for binary logistic regression from probabilities (Tramèr 2016 §4.1.1)',
-  params: { multiple: { type: 'int', min: 1, default: 100, help: 'use at most this many times d+1 queries (least squares beyond d+1)' } },
-  requires: { victims: ['logistic'], victimsWhy: 'it solves for a binary logistic regression', classes: 2, reveals: 'probs', finiteBudget: false },
+  params: {
+    multiple: {
+      type: 'int',
+      min: 1,
+      default: 100,
+      help: 'use at most this many times d+1 queries (least squares beyond d+1)',
+    },
+  },
+  requires: {
+    victims: ['logistic'],
+    victimsWhy: 'it solves for a binary logistic regression',
+    classes: 2,
+    reveals: 'probs',
+    finiteBudget: false,
+  },
   async run(p, api, know, rng) {
     const maxMultiple = p.multiple; // cap on queries, as a multiple of d+1
     const d = know.inputShape.reduce((a, b) => a * b, 1);
@@ -57,7 +70,16 @@ export const eqLr = defineAttack({
     }
     const w = Float32Array.from(theta.subarray(0, d));
     const b = Float32Array.of(theta[d]);
-    const surrogate = new Net({ kind: 'logistic', inputShape: know.inputShape, numClasses: 2, layers: [{ type: 'flatten' }, { type: 'dense', units: 1 }], head: 'sigmoid' }, [w, b]);
+    const surrogate = new Net(
+      {
+        kind: 'logistic',
+        inputShape: know.inputShape,
+        numClasses: 2,
+        layers: [{ type: 'flatten' }, { type: 'dense', units: 1 }],
+        head: 'sigmoid',
+      },
+      [w, b],
+    );
     return { surrogate, queries: m, budgetExhausted: m < unknowns, notes };
   },
 });
@@ -65,11 +87,12 @@ export const eqLr = defineAttack({
 /** x = Aᵀ (A Aᵀ)⁻¹ y for m < n, by least squares on A Aᵀ z = y. */
 function minNorm(A: Float64Array, y: Float64Array, m: number, n: number): Float64Array {
   const G = new Float64Array(m * m);
-  for (let i = 0; i < m; i++) for (let j = 0; j < m; j++) {
-    let s = 0;
-    for (let t = 0; t < n; t++) s += A[i * n + t] * A[j * n + t];
-    G[i * m + j] = s;
-  }
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < m; j++) {
+      let s = 0;
+      for (let t = 0; t < n; t++) s += A[i * n + t] * A[j * n + t];
+      G[i * m + j] = s;
+    }
   const z = lstsq(G, y, m, m).x;
   const x = new Float64Array(n);
   for (let t = 0; t < n; t++) for (let i = 0; i < m; i++) x[t] += A[i * n + t] * z[i];

@@ -24,28 +24,40 @@ export const eqMlp = defineAttack({
   name: 'eq-mlp',
   describe: 'equation solving for an MLP of known shape: train on the soft answers (Tramèr 2016 §4.1.2)',
   params: {
-    solver: { type: 'string', choices: ['auto', 'lbfgs', 'adam'], default: 'auto', help: 'full-batch L-BFGS in float64, minibatch Adam (tfjs), or auto: Adam below 1× the unknowns, L-BFGS from 1×' },
+    solver: {
+      type: 'string',
+      choices: ['auto', 'lbfgs', 'adam'],
+      default: 'auto',
+      help: 'full-batch L-BFGS in float64, minibatch Adam (tfjs), or auto: Adam below 1× the unknowns, L-BFGS from 1×',
+    },
     iterations: { type: 'int', min: 1, default: 1000, help: 'L-BFGS iterations' },
-    l2: { type: 'number', min: 0, default: 1e-8, help: 'L2 penalty on the weights (the paper\'s reg_lambda)' },
+    l2: { type: 'number', min: 0, default: 1e-8, help: "L2 penalty on the weights (the paper's reg_lambda)" },
     epochs: { type: 'int', min: 1, default: 300, help: 'Adam: training epochs over the queries' },
     lr: { type: 'number', min: 0, default: 0.01, help: 'Adam: learning rate' },
   },
   requires: { victims: ['mlp'], victimsWhy: 'it fits an MLP of known shape', reveals: 'probs' },
   async run(params, api, know, rng) {
     // the shape comes from the family: an attacker who does not know it cannot use this attack
-    if (!know.family) throw new AttackNotApplicable('eq-mlp', 'it fits an MLP of known shape, the victim is assumed to be unknown');
+    if (!know.family)
+      throw new AttackNotApplicable('eq-mlp', 'it fits an MLP of known shape, the victim is assumed to be unknown');
     const m = remaining(api);
     const x = uniformQueries(rng, m, know);
     const targets = await queryProbs('eq-mlp', api, x, m, know);
     const hidden = know.family.hidden;
     const activation = know.family.activation;
-    const spec = parseModelSpec(`mlp${hidden ? `:hidden=${hidden.join(',')}` : ''}${activation ? `${hidden ? ',' : ':'}activation=${activation}` : ''}`);
+    const spec = parseModelSpec(
+      `mlp${hidden ? `:hidden=${hidden.join(',')}` : ''}${activation ? `${hidden ? ',' : ':'}activation=${activation}` : ''}`,
+    );
     const ds = { name: 'queries', inputShape: know.inputShape, numClasses: know.numClasses, kind: 'tabular' as const };
     const surrogate = createNet(spec, ds, rng.fork());
     const unknowns = surrogate.variables.reduce((a, v) => a + v.size, 0);
     const solver = params.solver === 'auto' ? (m < unknowns ? 'adam' : 'lbfgs') : params.solver;
     if (solver === 'adam') {
-      await fit(surrogate, { x, targets, n: m }, { epochs: params.epochs, batchSize: Math.min(64, m), optimizer: 'adam', lr: params.lr, rng: rng.fork() });
+      await fit(
+        surrogate,
+        { x, targets, n: m },
+        { epochs: params.epochs, batchSize: Math.min(64, m), optimizer: 'adam', lr: params.lr, rng: rng.fork() },
+      );
       return { surrogate, queries: m, budgetExhausted: false, notes: [] };
     }
     const layers = surrogate.layers.filter((l) => l.type === 'dense');
@@ -57,10 +69,16 @@ export const eqMlp = defineAttack({
     );
     const theta0 = net.pack(init);
     const lambda = params.l2;
-    const sol = lbfgs((th, g) => net.lossAndGrad(th, g, x, targets, m, lambda), theta0, { maxIter: params.iterations, gtol: 1e-7, memory: 20 });
+    const sol = lbfgs((th, g) => net.lossAndGrad(th, g, x, targets, m, lambda), theta0, {
+      maxIter: params.iterations,
+      gtol: 1e-7,
+      memory: 20,
+    });
     surrogate.dispose();
     const fitted = new Net(surrogate.config, net.unpack(sol.x));
-    const notes = sol.converged ? [] : [`L-BFGS stopped after ${sol.iterations} iterations (loss ${sol.f.toExponential(3)})`];
+    const notes = sol.converged
+      ? []
+      : [`L-BFGS stopped after ${sol.iterations} iterations (loss ${sol.f.toExponential(3)})`];
     return { surrogate: fitted, queries: m, budgetExhausted: false, notes };
   },
 });
@@ -72,7 +90,11 @@ export class Float64Mlp {
   private readonly offs: Array<{ w: number; b: number }> = [];
   readonly size: number;
 
-  constructor(units: number[], private readonly acts: Activation[], inputDim: number) {
+  constructor(
+    units: number[],
+    private readonly acts: Activation[],
+    inputDim: number,
+  ) {
     this.sizes = [inputDim, ...units];
     let o = 0;
     for (let l = 0; l < units.length; l++) {

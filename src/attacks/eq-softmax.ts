@@ -28,9 +28,15 @@ const EQ_MULTICLASS = {
 
 export const eqSoftmax = defineAttack({
   name: 'eq-softmax',
-  describe: 'equation solving for softmax regression: cross-entropy fit to the soft answers by L-BFGS (Tramèr 2016 §4.1.2)',
+  describe:
+    'equation solving for softmax regression: cross-entropy fit to the soft answers by L-BFGS (Tramèr 2016 §4.1.2)',
   params: EQ_MULTICLASS,
-  requires: { victims: ['softmax'], victimsWhy: 'it solves for softmax regression', reveals: 'probs', finiteBudget: false },
+  requires: {
+    victims: ['softmax'],
+    victimsWhy: 'it solves for softmax regression',
+    reveals: 'probs',
+    finiteBudget: false,
+  },
   run: (p, api, know, rng) => solveMulticlass('softmax', 'eq-softmax', p, api, know, rng),
 });
 
@@ -42,7 +48,14 @@ export const eqOvr = defineAttack({
   run: (p, api, know, rng) => solveMulticlass('ovr', 'eq-ovr', p, api, know, rng),
 });
 
-async function solveMulticlass(head: Head, name: string, params: Params<typeof EQ_MULTICLASS>, api: PredictionApi, know: AttackerKnowledge, rng: Rng): Promise<AttackResult> {
+async function solveMulticlass(
+  head: Head,
+  name: string,
+  params: Params<typeof EQ_MULTICLASS>,
+  api: PredictionApi,
+  know: AttackerKnowledge,
+  rng: Rng,
+): Promise<AttackResult> {
   const d = know.inputShape.reduce((a, b) => a * b, 1);
   const c = know.numClasses;
   const unknowns = c * (d + 1);
@@ -103,7 +116,13 @@ async function solveMulticlass(head: Head, name: string, params: Params<typeof E
   const sol = lbfgs(fg, theta0, { maxIter: params.iterations, gtol: 1e-6 });
   const notes = sol.converged ? [] : [`L-BFGS stopped after ${sol.iterations} iterations without reaching gtol`];
   const surrogate = new Net(
-    { kind: head, inputShape: know.inputShape, numClasses: c, layers: [{ type: 'flatten' }, { type: 'dense', units: c }], head },
+    {
+      kind: head,
+      inputShape: know.inputShape,
+      numClasses: c,
+      layers: [{ type: 'flatten' }, { type: 'dense', units: c }],
+      head,
+    },
     [Float32Array.from(sol.x.subarray(0, d * c)), Float32Array.from(sol.x.subarray(d * c))],
   );
   return { surrogate, queries: m, budgetExhausted: m < unknowns / c, notes };

@@ -27,7 +27,12 @@ export type JbdaVariant = 'jbda' | 'jbself' | 'jbtop';
 /** What every JBDA variant takes: the surrogate's training, the seed set, and the augmentation schedule. */
 const JBDA = {
   ...SURROGATE_PARAMS,
-  seedsize: { type: 'int', min: 1, default: 100, help: 'in-distribution seed examples (drawn from the victim dataset’s training split)' },
+  seedsize: {
+    type: 'int',
+    min: 1,
+    default: 100,
+    help: 'in-distribution seed examples (drawn from the victim dataset’s training split)',
+  },
   lambda: { type: 'number', min: 0, default: 0.1, help: 'augmentation step λ (L∞)' },
   tau: { type: 'int', min: 1, default: 5, help: 'flip the step’s sign every τ rounds' },
   roundepochs: { type: 'int', min: 1, default: 5, help: 'surrogate epochs in each augmentation round' },
@@ -44,22 +49,52 @@ const JBTOP = {
 type JbdaParams = Params<typeof JBDA>;
 type JbtopParams = Params<typeof JBTOP>;
 
-export const jbda = jbdaUnit('jbda', 'Jacobian-based dataset augmentation from a small seed set (Papernot 2017; Orekondy 2020’s JBDA)', JBDA, (net, x, y, m, know, step) => jacobianStep(net, x, y, m, know, step));
-export const jbself = jbdaUnit('jbself', 'JBDA stepping against the gradient, x − λ·sign(∇) (Orekondy 2020’s JB-self)', JBDA, (net, x, y, m, know, step) => jacobianStep(net, x, y, m, know, -step));
-export const jbtop = jbdaUnit('jbtop', 'JBDA with targeted PGD toward one of the surrogate’s top-k classes (Orekondy 2020’s JB-top-k)', JBTOP, (net, x, _y, m, know, _step, p, rng) => targetedStep(net, x, m, know, p, rng));
+export const jbda = jbdaUnit(
+  'jbda',
+  'Jacobian-based dataset augmentation from a small seed set (Papernot 2017; Orekondy 2020’s JBDA)',
+  JBDA,
+  (net, x, y, m, know, step) => jacobianStep(net, x, y, m, know, step),
+);
+export const jbself = jbdaUnit(
+  'jbself',
+  'JBDA stepping against the gradient, x − λ·sign(∇) (Orekondy 2020’s JB-self)',
+  JBDA,
+  (net, x, y, m, know, step) => jacobianStep(net, x, y, m, know, -step),
+);
+export const jbtop = jbdaUnit(
+  'jbtop',
+  'JBDA with targeted PGD toward one of the surrogate’s top-k classes (Orekondy 2020’s JB-top-k)',
+  JBTOP,
+  (net, x, _y, m, know, _step, p, rng) => targetedStep(net, x, m, know, p, rng),
+);
 
 /** One augmentation step of a batch (the surrogate, the points, their labels, the round's signed λ): the points to query next. */
-type Augment<P> = (net: Net, x: Float32Array, y: Int32Array, m: number, know: AttackerKnowledge, step: number, p: P, rng: Rng) => Promise<Float32Array>;
+type Augment<P> = (
+  net: Net,
+  x: Float32Array,
+  y: Int32Array,
+  m: number,
+  know: AttackerKnowledge,
+  step: number,
+  p: P,
+  rng: Rng,
+) => Promise<Float32Array>;
 
 /** A JBDA variant: the shared rounds of `runJbda`, with the variant's augmentation step. */
-function jbdaUnit<const S extends typeof JBDA>(variant: JbdaVariant, describe: string, schema: S, augment: Augment<Params<S>>): AttackUnit {
+function jbdaUnit<const S extends typeof JBDA>(
+  variant: JbdaVariant,
+  describe: string,
+  schema: S,
+  augment: Augment<Params<S>>,
+): AttackUnit {
   return defineAttack({
     name: variant,
     describe,
     params: schema,
     learningCurve: true,
     requires: (p) => ({ seedSize: p.seedsize }),
-    run: (p, api, know, rng, opts) => runJbda(variant, p, api, know, rng, opts, (net, x, y, m, step) => augment(net, x, y, m, know, step, p, rng)),
+    run: (p, api, know, rng, opts) =>
+      runJbda(variant, p, api, know, rng, opts, (net, x, y, m, step) => augment(net, x, y, m, know, step, p, rng)),
   });
 }
 
@@ -87,7 +122,11 @@ async function runJbda(
   while (log.remaining > 0) {
     const net = newSurrogate(know, params, rng.fork());
     try {
-      const st = await fit(net, { x: log.x.subarray(0, log.n * d), targets: log.targets.subarray(0, log.n * k), n: log.n }, { epochs: params.roundepochs, batchSize: params.batch, optimizer: 'adam', lr: params.lr, rng: rng.fork() });
+      const st = await fit(
+        net,
+        { x: log.x.subarray(0, log.n * d), targets: log.targets.subarray(0, log.n * k), n: log.n },
+        { epochs: params.roundepochs, batchSize: params.batch, optimizer: 'adam', lr: params.lr, rng: rng.fork() },
+      );
       log.trainSeconds += st.seconds;
       log.trainExamples += st.examples;
       // augment every point so far, or a random subset when the budget cannot take them all
@@ -122,7 +161,14 @@ async function runJbda(
 }
 
 /** x + step·sign(∇_x CE(f̂(x), y)), clipped to the feature box. */
-async function jacobianStep(net: Net, x: Float32Array, y: Int32Array, m: number, know: AttackerKnowledge, step: number): Promise<Float32Array> {
+async function jacobianStep(
+  net: Net,
+  x: Float32Array,
+  y: Int32Array,
+  m: number,
+  know: AttackerKnowledge,
+  step: number,
+): Promise<Float32Array> {
   const out = tf.tidy(() => {
     const xt = tf.tensor(x, [m, ...know.inputShape]);
     const yt = tf.oneHot(tf.tensor1d(y, 'int32'), know.numClasses).toFloat() as tf.Tensor2D;
@@ -137,7 +183,14 @@ async function jacobianStep(net: Net, x: Float32Array, y: Int32Array, m: number,
 }
 
 /** jbtop: PGD toward a random class among the surrogate's top-k (other than its top-1), within the λ box. */
-async function targetedStep(net: Net, x: Float32Array, m: number, know: AttackerKnowledge, params: JbtopParams, rng: Rng): Promise<Float32Array> {
+async function targetedStep(
+  net: Net,
+  x: Float32Array,
+  m: number,
+  know: AttackerKnowledge,
+  params: JbtopParams,
+  rng: Rng,
+): Promise<Float32Array> {
   const k = know.numClasses;
   const topk = Math.min(params.topk, k - 1);
   const p = await predictAll(net, x, m);

@@ -45,7 +45,8 @@ class RunningStat {
 
 export const knockoffAdaptive = defineAttack({
   name: 'knockoff-adaptive',
-  describe: 'Knockoff Nets, adaptive: a gradient bandit over the pool’s classes with certainty/diversity/loss rewards (Orekondy 2019)',
+  describe:
+    'Knockoff Nets, adaptive: a gradient bandit over the pool’s classes with certainty/diversity/loss rewards (Orekondy 2019)',
   params: {
     ...POOL,
     ...SURROGATE_PARAMS,
@@ -77,7 +78,10 @@ export const knockoffAdaptive = defineAttack({
     const xb = new Float32Array(step * d);
     try {
       while (log.remaining > 0) {
-        const pi = policy(H, groups.map((g, a) => next[a] < g.length));
+        const pi = policy(
+          H,
+          groups.map((g, a) => next[a] < g.length),
+        );
         if (pi.every((p) => p === 0)) break;
         const z = sample(pi, rng);
         const n = Math.min(step, groups[z].length - next[z], log.remaining);
@@ -129,9 +133,17 @@ export const knockoffAdaptive = defineAttack({
       optimizer.dispose();
       online.dispose();
     }
-    const pi = policy(H, groups.map(() => true));
-    const top = pi.map((p, a) => [p, a] as const).sort((u, v) => v[0] - u[0]).slice(0, 3);
-    notes.push(`bandit after ${actions.length} steps favours ${top.map(([p, a]) => `${pool.classNames[a] ?? a} (${(100 * p).toFixed(0)}%)`).join(', ')}`);
+    const pi = policy(
+      H,
+      groups.map(() => true),
+    );
+    const top = pi
+      .map((p, a) => [p, a] as const)
+      .sort((u, v) => v[0] - u[0])
+      .slice(0, 3);
+    notes.push(
+      `bandit after ${actions.length} steps favours ${top.map(([p, a]) => `${pool.classNames[a] ?? a} (${(100 * p).toFixed(0)}%)`).join(', ')}`,
+    );
     const curve = await trainCurve(log, know, params, trainSeed, opts);
     notes.push(log.throughput());
     return { surrogate: curve[curve.length - 1].surrogate, queries: log.n, budgetExhausted: false, notes, curve };

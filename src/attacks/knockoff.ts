@@ -15,29 +15,49 @@ import { QueryLog, SURROGATE_PARAMS, trainCurve } from './surrogate.js';
 import { AttackNotApplicable, remaining, type AttackerKnowledge, type Pool } from './types.js';
 
 /** Both Knockoff strategies take the pool as a parameter. */
-export const POOL = { pool: { type: 'string', default: 'auto', help: "the attacker's natural-image pool, a dataset name (auto: the victim dataset's default pool — fashion-mnist for mnist, mnist for fashion-mnist and kmnist); fashion-mnist@test10k is the 10k test split shipped with mse, used when Fashion-MNIST is absent" } } as const satisfies Schema;
+export const POOL = {
+  pool: {
+    type: 'string',
+    default: 'auto',
+    help: "the attacker's natural-image pool, a dataset name (auto: the victim dataset's default pool — fashion-mnist for mnist, mnist for fashion-mnist and kmnist); fashion-mnist@test10k is the 10k test split shipped with mse, used when Fashion-MNIST is absent",
+  },
+} as const satisfies Schema;
 
 /** The pool, checked against the victim's input shape. */
 export function requirePool(attack: string, know: AttackerKnowledge): Pool {
   const pool = know.pool;
   if (!pool) throw new AttackNotApplicable(attack, 'it needs a transfer pool of natural inputs (pool=<dataset>)');
   const d = know.inputShape.reduce((a, b) => a * b, 1);
-  if (pool.x.length !== pool.n * d) throw new AttackNotApplicable(attack, `the pool ${pool.name} has inputs of another shape than the victim's ${know.inputShape.join('×')}`);
+  if (pool.x.length !== pool.n * d)
+    throw new AttackNotApplicable(
+      attack,
+      `the pool ${pool.name} has inputs of another shape than the victim's ${know.inputShape.join('×')}`,
+    );
   return pool;
 }
 
 /** What both Knockoff strategies check and size before spending a query (the requirements are checked already): the pool, the sample size. */
-export function knockoffPlan(attack: string, api: PredictionApi, know: AttackerKnowledge): { pool: Pool; d: number; k: number; m: number; notes: string[] } {
+export function knockoffPlan(
+  attack: string,
+  api: PredictionApi,
+  know: AttackerKnowledge,
+): { pool: Pool; d: number; k: number; m: number; notes: string[] } {
   const pool = requirePool(attack, know);
   const budget = remaining(api);
   const m = Math.min(budget, pool.n);
-  const notes = m < budget ? [`the pool ${pool.name} has ${pool.n} images: ${budget - m} queries of the budget left unused (sampling is without replacement)`] : [];
+  const notes =
+    m < budget
+      ? [
+          `the pool ${pool.name} has ${pool.n} images: ${budget - m} queries of the budget left unused (sampling is without replacement)`,
+        ]
+      : [];
   return { pool, d: know.inputShape.reduce((a, b) => a * b, 1), k: know.numClasses, m, notes };
 }
 
 export const knockoff = defineAttack({
   name: 'knockoff',
-  describe: 'Knockoff Nets, random: label a natural out-of-distribution pool through the API, train a surrogate (Orekondy 2019)',
+  describe:
+    'Knockoff Nets, random: label a natural out-of-distribution pool through the API, train a surrogate (Orekondy 2019)',
   params: { ...POOL, ...SURROGATE_PARAMS },
   learningCurve: true,
   requires: (p) => ({ pool: p.pool }),
@@ -55,7 +75,8 @@ export const knockoff = defineAttack({
       await log.ask(xb, n);
       opts.onProgress?.({ phase: 'query', done: log.n, total: m });
     }
-    if (params.labels === 'soft' && !log.sawProbs) notes.push('the API revealed labels only: trained on one-hot targets');
+    if (params.labels === 'soft' && !log.sawProbs)
+      notes.push('the API revealed labels only: trained on one-hot targets');
     const curve = await trainCurve(log, know, params, trainSeed, opts);
     notes.push(log.throughput());
     return { surrogate: curve[curve.length - 1].surrogate, queries: log.n, budgetExhausted: false, notes, curve };

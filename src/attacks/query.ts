@@ -11,8 +11,16 @@ export function uniformQueries(rng: Rng, m: number, know: AttackerKnowledge): Fl
 }
 
 /** Query in batches and return the revealed probabilities [m·k]; refuses (before querying) if the API hides them. */
-export async function queryProbs(attack: string, api: PredictionApi, x: Float32Array, m: number, know: AttackerKnowledge, batch = 1024): Promise<Float32Array> {
-  if (api.info.reveals === 'labels') throw new AttackNotApplicable(attack, 'it needs probabilities, the API reveals labels only');
+export async function queryProbs(
+  attack: string,
+  api: PredictionApi,
+  x: Float32Array,
+  m: number,
+  know: AttackerKnowledge,
+  batch = 1024,
+): Promise<Float32Array> {
+  if (api.info.reveals === 'labels')
+    throw new AttackNotApplicable(attack, 'it needs probabilities, the API reveals labels only');
   const d = know.inputShape.reduce((a, b) => a * b, 1);
   const k = know.numClasses;
   const out = new Float32Array(m * k);

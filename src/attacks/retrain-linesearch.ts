@@ -15,7 +15,12 @@ export const retrainLinesearch = defineAttack({
   name: 'retrain-linesearch',
   describe: 'line-search retraining: bisect between differently labelled queries on the oracle (Tramèr 2016 §6)',
   params: {
-    epsilon: { type: 'number', min: 1e-9, default: 0.1, help: 'stop bisecting a segment shorter than this (Euclidean)' },
+    epsilon: {
+      type: 'number',
+      min: 1e-9,
+      default: 0.1,
+      help: 'stop bisecting a segment shorter than this (Euclidean)',
+    },
     epochs: { type: 'int', min: 1, default: 200, help: 'training epochs' },
     lr: { type: 'number', min: 0, default: 0.01, help: 'Adam learning rate' },
   },
@@ -63,7 +68,12 @@ export const retrainLinesearch = defineAttack({
       }
     }
     const surrogate = await trainOnLabels(know, x, y, n, params, rng);
-    return { surrogate, queries: n, budgetExhausted: false, notes: n < m ? [`${m - n} queries left unused: every cross-class pair was bisected to ε`] : [] };
+    return {
+      surrogate,
+      queries: n,
+      budgetExhausted: false,
+      notes: n < m ? [`${m - n} queries left unused: every cross-class pair was bisected to ε`] : [],
+    };
   },
 });
 

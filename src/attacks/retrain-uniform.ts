@@ -14,7 +14,10 @@ import { defineAttack, type AttackRequirements } from './define.js';
 import { remaining, type AttackerKnowledge } from './types.js';
 
 /** The label-only retraining attacks fit a model of the assumed family: these are the families they can fit. */
-export const RETRAIN_REQUIRES = { victims: ['logistic', 'softmax', 'ovr', 'mlp'], victimsWhy: 'it retrains linear models and MLPs' } as const satisfies AttackRequirements;
+export const RETRAIN_REQUIRES = {
+  victims: ['logistic', 'softmax', 'ovr', 'mlp'],
+  victimsWhy: 'it retrains linear models and MLPs',
+} as const satisfies AttackRequirements;
 
 /** The training parameters every retraining attack takes. */
 export interface RetrainParams {
@@ -23,7 +26,12 @@ export interface RetrainParams {
 }
 
 /** Labels for a batch, whatever the API reveals. */
-export async function queryLabels(api: PredictionApi, x: Float32Array, n: number, shape: number[]): Promise<Int32Array> {
+export async function queryLabels(
+  api: PredictionApi,
+  x: Float32Array,
+  n: number,
+  shape: number[],
+): Promise<Int32Array> {
   const xt = tf.tensor(x, [n, ...shape]);
   try {
     const r = await api.query(xt);
@@ -39,13 +47,26 @@ export async function queryLabels(api: PredictionApi, x: Float32Array, n: number
 }
 
 /** A fresh surrogate of the assumed family (logistic/softmax/OvR/MLP), trained on hard labels. */
-export async function trainOnLabels(know: AttackerKnowledge, x: Float32Array, y: Int32Array, n: number, params: RetrainParams, rng: Rng): Promise<Net> {
+export async function trainOnLabels(
+  know: AttackerKnowledge,
+  x: Float32Array,
+  y: Int32Array,
+  n: number,
+  params: RetrainParams,
+  rng: Rng,
+): Promise<Net> {
   // the requirements refused tree and cnn families before any query
   const kind = know.family?.kind ?? (know.numClasses === 2 ? 'logistic' : 'softmax');
-  const spec = parseModelSpec(kind === 'mlp' && know.family?.hidden ? `mlp:hidden=${know.family.hidden.join(',')}` : kind);
+  const spec = parseModelSpec(
+    kind === 'mlp' && know.family?.hidden ? `mlp:hidden=${know.family.hidden.join(',')}` : kind,
+  );
   const ds = { name: 'queries', inputShape: know.inputShape, numClasses: know.numClasses, kind: 'tabular' as const };
   const surrogate = createNet(spec, ds, rng.fork());
-  await fit(surrogate, { x, y, n }, { epochs: params.epochs, batchSize: Math.min(64, n), optimizer: 'adam', lr: params.lr, rng: rng.fork() });
+  await fit(
+    surrogate,
+    { x, y, n },
+    { epochs: params.epochs, batchSize: Math.min(64, n), optimizer: 'adam', lr: params.lr, rng: rng.fork() },
+  );
   return surrogate;
 }
 

@@ -14,11 +14,20 @@ import { AttackNotApplicable, type AttackerKnowledge, type CurvePoint, type RunO
 
 /** Parameters every surrogate-training attack takes (`knockoff:epochs=20,labels=top1`). */
 export const SURROGATE_PARAMS = {
-  arch: { type: 'string', default: 'auto', help: "the attacker's model: 'auto' (the victim's family; cnn for images) or a model spec such as mlp or cnn" },
+  arch: {
+    type: 'string',
+    default: 'auto',
+    help: "the attacker's model: 'auto' (the victim's family; cnn for images) or a model spec such as mlp or cnn",
+  },
   epochs: { type: 'int', min: 1, default: 10, help: 'surrogate training epochs (per checkpoint)' },
   batch: { type: 'int', min: 1, default: 64, help: 'surrogate training batch size' },
   lr: { type: 'number', min: 0, default: 1e-3, help: 'Adam learning rate for the surrogate' },
-  labels: { type: 'string', choices: ['auto', 'soft', 'top1'], default: 'auto', help: "train on the API's probabilities (soft), on its top-1 only, or soft when revealed (auto)" },
+  labels: {
+    type: 'string',
+    choices: ['auto', 'soft', 'top1'],
+    default: 'auto',
+    help: "train on the API's probabilities (soft), on its top-1 only, or soft when revealed (auto)",
+  },
 } as const satisfies Schema;
 
 /** The surrogate-training parameters, typed (an attack's own parameters include them). */
@@ -82,7 +91,10 @@ export class QueryLog {
     }
     this.askSeconds += (performance.now() - w0) / 1000;
     const c = process.cpuUsage(this.cpu0);
-    this.cpuMarks.push({ n: this.n, s: Math.max(0, (c.user + c.system) / 1e6 - (this.api.ledger.apiSeconds - this.api0)) });
+    this.cpuMarks.push({
+      n: this.n,
+      s: Math.max(0, (c.user + c.system) / 1e6 - (this.api.ledger.apiSeconds - this.api0)),
+    });
     return this.targets.subarray(start * this.k, this.n * this.k);
   }
 
@@ -108,7 +120,8 @@ export async function toTargets(r: ApiResponse, m: number, k: number, labels: st
     for (let i = 0; i < m; i++) out[i * k + l[i]] = 1;
     return out;
   }
-  if (!r.probs) throw new AttackNotApplicable('surrogate training', 'the API returned neither probabilities nor labels');
+  if (!r.probs)
+    throw new AttackNotApplicable('surrogate training', 'the API returned neither probabilities nor labels');
   const p = (await r.probs.data()) as Float32Array;
   for (let i = 0; i < m; i++) {
     let best = 0;
@@ -125,15 +138,30 @@ export function newSurrogate(know: AttackerKnowledge, params: SurrogateParams, r
   const fam = know.family?.kind;
   const text = arch !== 'auto' ? arch : fam === 'cnn' || fam === 'mlp' ? fam : image ? 'cnn' : 'mlp';
   const spec = parseModelSpec(text);
-  if (spec.kind === 'tree') throw new AttackNotApplicable('surrogate training', 'the surrogate must be a network (cnn, mlp, softmax, …), not a tree');
-  return createNet(spec, { name: 'queries', inputShape: know.inputShape, numClasses: know.numClasses, kind: image ? 'image' : 'tabular' }, rng);
+  if (spec.kind === 'tree')
+    throw new AttackNotApplicable(
+      'surrogate training',
+      'the surrogate must be a network (cnn, mlp, softmax, …), not a tree',
+    );
+  return createNet(
+    spec,
+    { name: 'queries', inputShape: know.inputShape, numClasses: know.numClasses, kind: image ? 'image' : 'tabular' },
+    rng,
+  );
 }
 
 /**
  * Train a fresh surrogate on each checkpoint's prefix of the log (all from the same seed, so a
  * checkpoint's surrogate is the one a run with exactly that budget would train from the same log).
  */
-export async function trainCurve(log: QueryLog, know: AttackerKnowledge, params: SurrogateParams, trainSeed: number, opts: RunOptions = {}, epochs = params.epochs): Promise<CurvePoint[]> {
+export async function trainCurve(
+  log: QueryLog,
+  know: AttackerKnowledge,
+  params: SurrogateParams,
+  trainSeed: number,
+  opts: RunOptions = {},
+  epochs = params.epochs,
+): Promise<CurvePoint[]> {
   const points = [...new Set((opts.checkpoints ?? [log.n]).map((c) => Math.min(c, log.n)))].sort((a, b) => a - b);
   const requested = opts.checkpoints ?? [log.n];
   const out: CurvePoint[] = [];
@@ -150,7 +178,13 @@ export async function trainCurve(log: QueryLog, know: AttackerKnowledge, params:
         optimizer: 'adam',
         lr: params.lr,
         rng: rng.fork(),
-        onBatch: (seen, total) => opts.onProgress?.({ phase: 'train', done: seen, total, label: `${n} queries, epoch ${Math.min(epochs, Math.floor(seen / n) + 1)}/${epochs}` }),
+        onBatch: (seen, total) =>
+          opts.onProgress?.({
+            phase: 'train',
+            done: seen,
+            total,
+            label: `${n} queries, epoch ${Math.min(epochs, Math.floor(seen / n) + 1)}/${epochs}`,
+          }),
       },
     );
     log.trainSeconds += stats.seconds;
@@ -159,7 +193,8 @@ export async function trainCurve(log: QueryLog, know: AttackerKnowledge, params:
     const seconds = log.cpuAt(n) + (c.user + c.system) / 1e6;
     // every requested budget this prefix serves: budgets past the log's end share its last surrogate
     // (dispose each distinct surrogate once)
-    for (const b of requested.filter((b) => Math.min(b, log.n) === n)) out.push({ budget: b, queries: n, surrogate: net, attackerSeconds: seconds });
+    for (const b of requested.filter((b) => Math.min(b, log.n) === n))
+      out.push({ budget: b, queries: n, surrogate: net, attackerSeconds: seconds });
   }
   return out.sort((a, b) => a.budget - b.budget);
 }

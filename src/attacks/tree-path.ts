@@ -61,7 +61,18 @@ export class BoxModel implements Model {
   }
 
   serialize(): SerializedModel {
-    return { format: 'mse-model/1', kind: 'tree', inputShape: this.inputShape, numClasses: this.numClasses, boxes: this.leaves.map((l) => ({ id: l.id, lo: Array.from(l.lo), hi: Array.from(l.hi), dist: Array.from(l.dist) })) };
+    return {
+      format: 'mse-model/1',
+      kind: 'tree',
+      inputShape: this.inputShape,
+      numClasses: this.numClasses,
+      boxes: this.leaves.map((l) => ({
+        id: l.id,
+        lo: Array.from(l.lo),
+        hi: Array.from(l.hi),
+        dist: Array.from(l.dist),
+      })),
+    };
   }
 
   dispose(): void {}
@@ -72,7 +83,13 @@ export const treePath = defineAttack({
   describe: 'decision-tree path-finding with a leaf-id oracle (Tramèr 2016 §4.2, Algorithm 1)',
   params: { epsilon: { type: 'number', min: 1e-9, default: 1e-3, help: 'threshold precision of the line searches' } },
   // it stops by itself when every leaf is found, and keeps what it found when the budget runs out
-  requires: { victims: ['tree'], victimsWhy: 'it finds the leaves of a decision tree', reveals: 'leaf', finiteBudget: false, minBudget: 0 },
+  requires: {
+    victims: ['tree'],
+    victimsWhy: 'it finds the leaves of a decision tree',
+    reveals: 'leaf',
+    finiteBudget: false,
+    minBudget: 0,
+  },
   async run(params, api, know, rng) {
     const eps = params.epsilon;
     const d = know.inputShape.reduce((a, b) => a * b, 1);
@@ -103,7 +120,12 @@ export const treePath = defineAttack({
         const x = queue.pop()!;
         const here = await oracle(x);
         if (leaves.has(here.id)) continue;
-        const leaf: Leaf = { id: here.id, lo: new Float64Array(d).fill(-Infinity), hi: new Float64Array(d).fill(Infinity), dist: here.dist };
+        const leaf: Leaf = {
+          id: here.id,
+          lo: new Float64Array(d).fill(-Infinity),
+          hi: new Float64Array(d).fill(Infinity),
+          dist: here.dist,
+        };
         for (let i = 0; i < d; i++) {
           const at = (v: number) => {
             const y = Float64Array.from(x);
@@ -145,6 +167,11 @@ export const treePath = defineAttack({
       exhausted = true;
     }
     const surrogate = new BoxModel(know.inputShape, k, [...leaves.values()]);
-    return { surrogate, queries: api.ledger.queries, budgetExhausted: exhausted, notes: [`${leaves.size} leaves found`] };
+    return {
+      surrogate,
+      queries: api.ledger.queries,
+      budgetExhausted: exhausted,
+      notes: [`${leaves.size} leaves found`],
+    };
   },
 });

@@ -30,7 +30,14 @@ interface AttackOpts {
 
 export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
   // one cell, asked for in spec strings: the defenses are one stack, in order
-  const request: CellRequest = { dataset: o.dataset, victim: o.victim, defenses: o.defense, attack: o.attack, budgets: o.budget.split(','), seed: o.seed };
+  const request: CellRequest = {
+    dataset: o.dataset,
+    victim: o.victim,
+    defenses: o.defense,
+    attack: o.attack,
+    budgets: o.budget.split(','),
+    seed: o.seed,
+  };
   // validate every name before any slow work
   validateRequests([request]);
   if (o.target) assertTargetUrl(o.target);
@@ -39,10 +46,17 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
   const ds = await loadDataset(o.dataset, { ...data, progress: !g.quiet });
   // the remote server must be a victim of this dataset (input shape, classes) and speak the
   // protocol: checked once here, before anything is trained or queried
-  if (o.target) await HttpPredictionApi.connect(o.target, { key: o.key, expect: { inputShape: ds.inputShape, numClasses: ds.numClasses, name: ds.name } });
+  if (o.target)
+    await HttpPredictionApi.connect(o.target, {
+      key: o.key,
+      expect: { inputShape: ds.inputShape, numClasses: ds.numClasses, name: ds.name },
+    });
   // family defaults filled (the victim family's first attack), the attacker's data checked before
   // anything is trained; the pool variant is part of the cell's id
-  const plan = await makePlan([request], { data: { ...data, progress: !g.quiet }, ...(o.target ? { target: { url: o.target, key: o.key } } : {}) });
+  const plan = await makePlan([request], {
+    data: { ...data, progress: !g.quiet },
+    ...(o.target ? { target: { url: o.target, key: o.key } } : {}),
+  });
   for (const n of plan.data.notes) process.stderr.write(chalk.yellow(`note: ${n}\n`));
   const cell = plan.cells[0];
   const runId = o.out ? path.basename(o.out) : 'adhoc';
@@ -51,9 +65,14 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
   if (o.out) {
     csv = new ResultsCsv(path.join(o.out, 'results.csv'));
     const have = csv;
-    todo = withBudgets(cell, cell.budgets.filter((_, i) => !have.has(cell.ids[i])));
+    todo = withBudgets(
+      cell,
+      cell.budgets.filter((_, i) => !have.has(cell.ids[i])),
+    );
     if (todo.budgets.length === 0) {
-      process.stderr.write(`${cell.budgets.length === 1 ? 'this cell is' : 'every budget is'} already in ${csv.file}; nothing to do\n`);
+      process.stderr.write(
+        `${cell.budgets.length === 1 ? 'this cell is' : 'every budget is'} already in ${csv.file}; nothing to do\n`,
+      );
       csv.close();
       return;
     }
@@ -63,7 +82,8 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
   onProgress('done');
   for (const n of notes) process.stderr.write(chalk.dim(`note: ${n}\n`));
   if (csv && o.out) {
-    if (!existsSync(path.join(o.out, 'manifest.json'))) writeManifest(o.out, makeManifest(runId, b, { command: 'attack', cell: todo }, plan.data.datasets, plan.plugins));
+    if (!existsSync(path.join(o.out, 'manifest.json')))
+      writeManifest(o.out, makeManifest(runId, b, { command: 'attack', cell: todo }, plan.data.datasets, plan.plugins));
     for (const row of rows) csv.write(row);
     csv.close();
   }
@@ -71,10 +91,33 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
     for (const row of rows) process.stdout.write(JSON.stringify(row) + '\n');
     return;
   }
-  const fmt = (v: string | number) => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(4)) : v);
-  const keys = ['dataset', 'victim', 'victim_acc', 'defense', 'attack', 'budget', 'queries', 'surrogate_acc', 'agreement_test', 'agreement_unif', 'param_error', 'defended_acc', 'defended_agreement', 'perturbation_l1', 'honest_slowdown', 'attacker_cpu_s', 'pow_s', 'wall_s', 'backend', 'status'] as const;
+  const fmt = (v: string | number) =>
+    typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toPrecision(4)) : v;
+  const keys = [
+    'dataset',
+    'victim',
+    'victim_acc',
+    'defense',
+    'attack',
+    'budget',
+    'queries',
+    'surrogate_acc',
+    'agreement_test',
+    'agreement_unif',
+    'param_error',
+    'defended_acc',
+    'defended_agreement',
+    'perturbation_l1',
+    'honest_slowdown',
+    'attacker_cpu_s',
+    'pow_s',
+    'wall_s',
+    'backend',
+    'status',
+  ] as const;
   process.stdout.write(table(keys.map((k) => [k, ...rows.map((row) => fmt(row[k]))])) + '\n');
-  if (csv) process.stderr.write(chalk.dim(`appended ${rows.length} row${rows.length === 1 ? '' : 's'} to ${csv.file}\n`));
+  if (csv)
+    process.stderr.write(chalk.dim(`appended ${rows.length} row${rows.length === 1 ? '' : 's'} to ${csv.file}\n`));
 }
 
 function assertTargetUrl(target: string): void {
@@ -84,7 +127,8 @@ function assertTargetUrl(target: string): void {
   } catch {
     throw new UsageError(`--target must be a URL like http://127.0.0.1:8080, got '${target}'`);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new UsageError(`--target must be an http:// or https:// URL, got '${target}'`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new UsageError(`--target must be an http:// or https:// URL, got '${target}'`);
 }
 
 /** One bar for the attack's queries, then one for the surrogate's training (examples, with the epoch in the label). */

@@ -17,7 +17,15 @@ import { githubWorkflow, slurmScripts, validateEmitOptions } from '../runner/emi
 import { parseShard, shardOf } from '../runner/shard.js';
 import { writeFileSync } from 'node:fs';
 import { readGridSpec, type GridSpec } from '../runner/grid.js';
-import { cellLabel, planSweep, refText, shardKey, validateGridSpec, withBudgets, type PlanCell } from '../runner/plan.js';
+import {
+  cellLabel,
+  planSweep,
+  refText,
+  shardKey,
+  validateGridSpec,
+  withBudgets,
+  type PlanCell,
+} from '../runner/plan.js';
 import { makeManifest, writeManifest } from '../runner/manifest.js';
 import type { ResultRow } from '../runner/result-row.js';
 import { formatStat, summarise } from '../runner/summary.js';
@@ -72,7 +80,15 @@ function gridArgs(o: BenchOpts): string[] {
 }
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'mse.js');
-const SUMMARY_METRICS = ['surrogate_acc', 'agreement_test', 'defended_acc', 'perturbation_l1', 'queries', 'attacker_cpu_s', 'pow_s'];
+const SUMMARY_METRICS = [
+  'surrogate_acc',
+  'agreement_test',
+  'defended_acc',
+  'perturbation_l1',
+  'queries',
+  'attacker_cpu_s',
+  'pow_s',
+];
 
 export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   const fromFile = o.spec ? readGridSpec(o.spec) : {};
@@ -87,22 +103,37 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   };
   // a spec's plugins (relative to the spec file), before its names are checked
   if (fromFile.plugins?.length) await loadPlugins(fromFile.plugins);
-  if (o.emit !== undefined && o.emit !== 'slurm' && o.emit !== 'github') throw new UsageError(`--emit must be slurm or github, got '${o.emit}'`);
+  if (o.emit !== undefined && o.emit !== 'slurm' && o.emit !== 'github')
+    throw new UsageError(`--emit must be slurm or github, got '${o.emit}'`);
   const shard = o.shard ? parseShard(o.shard) : undefined;
   const jobs = o.jobs ?? os.availableParallelism();
   if (!(jobs >= 1)) throw new UsageError('--jobs must be at least 1');
   const data = { dataDir: g.dataDir };
-  if (o.out !== undefined && o.out.trim() === '') throw new UsageError('--out must not be empty', 'name a directory, e.g. -o results/my-run');
+  if (o.out !== undefined && o.out.trim() === '')
+    throw new UsageError('--out must not be empty', 'name a directory, e.g. -o results/my-run');
   validateGridSpec(grid);
   const out = o.out ?? path.join('results', `bench-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}`);
   if (o.emit) {
-    const e = { args: gridArgs(o), shards: o.shards, out, cwd: process.cwd(), time: o.slurmTime, cpus: o.slurmCpus, mem: o.slurmMem, partition: o.slurmPartition };
+    const e = {
+      args: gridArgs(o),
+      shards: o.shards,
+      out,
+      cwd: process.cwd(),
+      time: o.slurmTime,
+      cpus: o.slurmCpus,
+      mem: o.slurmMem,
+      partition: o.slurmPartition,
+    };
     validateEmitOptions(e, o.emit); // before anything is written
     ensureDir(out);
     const written: string[] = [];
     if (o.emit === 'slurm') {
       const sc = slurmScripts(e);
-      for (const [name, text] of [['sbatch-array.sh', sc.array], ['sbatch-merge.sh', sc.merge], ['submit.sh', sc.submit]] as const) {
+      for (const [name, text] of [
+        ['sbatch-array.sh', sc.array],
+        ['sbatch-merge.sh', sc.merge],
+        ['submit.sh', sc.submit],
+      ] as const) {
         writeFileSync(path.join(out, name), text, { mode: 0o755 });
         written.push(path.join(out, name));
       }
@@ -111,7 +142,13 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
       written.push(path.join(out, 'mse-bench.yml'));
     }
     process.stdout.write(`${written.join('\n')}\n`);
-    process.stderr.write(chalk.dim(o.emit === 'slurm' ? `submit with: bash ${path.join(out, 'submit.sh')}\n` : `copy ${written[0]} into .github/workflows/ and run it from the Actions tab\n`));
+    process.stderr.write(
+      chalk.dim(
+        o.emit === 'slurm'
+          ? `submit with: bash ${path.join(out, 'submit.sh')}\n`
+          : `copy ${written[0]} into .github/workflows/ and run it from the Actions tab\n`,
+      ),
+    );
     return;
   }
   const b = await startBackend(g, !o.json);
@@ -123,20 +160,53 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   const cells = shard ? shardOf(plan.cells, shardKey, shard) : plan.cells;
   const csv = new ResultsCsv(path.join(out, shard ? `shard-${shard.index}-of-${shard.count}.csv` : 'results.csv'));
   try {
-    writeManifest(out, makeManifest(runId, b, { command: 'bench', grid, quick: o.quick === true, jobs, ...(shard ? { shards: shard.count } : {}) }, plan.data.datasets, plan.plugins));
+    writeManifest(
+      out,
+      makeManifest(
+        runId,
+        b,
+        { command: 'bench', grid, quick: o.quick === true, jobs, ...(shard ? { shards: shard.count } : {}) },
+        plan.data.datasets,
+        plan.plugins,
+      ),
+    );
   } catch (e) {
     csv.close();
     throw e;
   }
-  const todo = cells.map((c) => withBudgets(c, c.budgets.filter((_, i) => !csv.has(c.ids[i])))).filter((c) => c.budgets.length);
+  const todo = cells
+    .map((c) =>
+      withBudgets(
+        c,
+        c.budgets.filter((_, i) => !csv.has(c.ids[i])),
+      ),
+    )
+    .filter((c) => c.budgets.length);
   const total = cells.length;
   let done = total - todo.length;
   const label = (c: PlanCell) => cellLabel(c);
   // bars have 40 columns: what tells running cells apart first
-  const barLabel = (c: PlanCell, phase = '') => `${c.defenses.map(refText).join('+')} s${c.seed} ${refText(c.attack)} ${phase}`.slice(0, 40).padEnd(40);
-  if (!o.json) process.stderr.write(chalk.dim(`${total} cells (${cells.reduce((a, c) => a + c.budgets.length, 0)} rows), ${done} already in ${csv.file}; ${Math.min(jobs, todo.length)} worker${jobs > 1 ? 's' : ''}\n`));
+  const barLabel = (c: PlanCell, phase = '') =>
+    `${c.defenses.map(refText).join('+')} s${c.seed} ${refText(c.attack)} ${phase}`.slice(0, 40).padEnd(40);
+  if (!o.json)
+    process.stderr.write(
+      chalk.dim(
+        `${total} cells (${cells.reduce((a, c) => a + c.budgets.length, 0)} rows), ${done} already in ${csv.file}; ${Math.min(jobs, todo.length)} worker${jobs > 1 ? 's' : ''}\n`,
+      ),
+    );
 
-  const bars = useBars(g) && !o.json ? new MultiBar({ format: '{label} [{bar}] {value}/{total} | eta {eta_formatted}', stream: process.stderr, hideCursor: true, clearOnComplete: true }, Presets.shades_classic) : undefined;
+  const bars =
+    useBars(g) && !o.json
+      ? new MultiBar(
+          {
+            format: '{label} [{bar}] {value}/{total} | eta {eta_formatted}',
+            stream: process.stderr,
+            hideCursor: true,
+            clearOnComplete: true,
+          },
+          Presets.shades_classic,
+        )
+      : undefined;
   const gridBar = bars?.create(total, done, { label: 'cells'.padEnd(40) });
   const failures: string[] = [];
   const t0 = performance.now();
@@ -147,7 +217,10 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
     done++;
     if (error) failures.push(`${label(c)}: ${error}`);
     gridBar?.update(done);
-    if (!bars && !o.json) process.stderr.write(`${error ? chalk.red('FAIL') : chalk.green('done')} [${done}/${total}] ${label(c)} (${((performance.now() - t0) / 1000).toFixed(0)} s)${error ? `: ${error}` : ''}\n`);
+    if (!bars && !o.json)
+      process.stderr.write(
+        `${error ? chalk.red('FAIL') : chalk.green('done')} [${done}/${total}] ${label(c)} (${((performance.now() - t0) / 1000).toFixed(0)} s)${error ? `: ${error}` : ''}\n`,
+      );
   };
   const children = new Set<ChildProcess>();
   const stopChildren = () => {
@@ -159,7 +232,9 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
     stopChildren();
     bars?.stop();
     csv.close();
-    process.stderr.write(`${sig}: stopped with ${done} of ${total} cells in ${csv.file}; re-run the same command to resume\n`);
+    process.stderr.write(
+      `${sig}: stopped with ${done} of ${total} cells in ${csv.file}; re-run the same command to resume\n`,
+    );
     process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGHUP' ? 1 : 15));
   };
   process.once('SIGINT', onSignal);
@@ -167,24 +242,33 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   process.once('SIGHUP', onSignal); // the terminal closed
   try {
     if (jobs === 1 || todo.length <= 1) {
-      await runSweep(todo, 1, async (cell) => {
-        const bar = bars?.create(1, 0, { label: barLabel(cell) });
-        try {
-          const { rows } = await runCell(cell, { runId, data, onProgress: (_phase, p) => {
-              if (!p || !bar) return;
-              bar.setTotal(p.total);
-              bar.update(p.done);
-            },
-          });
-          return { rows };
-        } catch (e) {
-          const error = describeCellError(e);
-          if (error.startsWith('internal error') && e instanceof Error && e.stack) process.stderr.write(chalk.dim(`${label(cell)}: ${e.stack}\n`));
-          return { error };
-        } finally {
-          bar && bars?.remove(bar);
-        }
-      }, finish);
+      await runSweep(
+        todo,
+        1,
+        async (cell) => {
+          const bar = bars?.create(1, 0, { label: barLabel(cell) });
+          try {
+            const { rows } = await runCell(cell, {
+              runId,
+              data,
+              onProgress: (_phase, p) => {
+                if (!p || !bar) return;
+                bar.setTotal(p.total);
+                bar.update(p.done);
+              },
+            });
+            return { rows };
+          } catch (e) {
+            const error = describeCellError(e);
+            if (error.startsWith('internal error') && e instanceof Error && e.stack)
+              process.stderr.write(chalk.dim(`${label(cell)}: ${e.stack}\n`));
+            return { error };
+          } finally {
+            bar && bars?.remove(bar);
+          }
+        },
+        finish,
+      );
     } else {
       // victims once, here, so workers only read the cache
       const victims = new Map(todo.map((c) => [JSON.stringify([c.dataset, formatModelSpec(c.victim), c.seed]), c]));
@@ -193,18 +277,24 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
         if (v.cacheNote) process.stderr.write(chalk.yellow(`note: ${v.cacheNote}\n`));
         v.model.dispose();
       }
-      await runSweep(todo, jobs, async (cell) => {
-        const bar = bars?.create(1, 0, { label: barLabel(cell) });
-        try {
-          return await runWorker(g, cell, runId, children, (p) => {
-            if (!bar || !p.total) return;
-            bar.setTotal(p.total);
-            bar.update(p.done, { label: barLabel(cell, p.phase) });
-          });
-        } finally {
-          if (bar) bars?.remove(bar);
-        }
-      }, finish, stopChildren);
+      await runSweep(
+        todo,
+        jobs,
+        async (cell) => {
+          const bar = bars?.create(1, 0, { label: barLabel(cell) });
+          try {
+            return await runWorker(g, cell, runId, children, (p) => {
+              if (!bar || !p.total) return;
+              bar.setTotal(p.total);
+              bar.update(p.done, { label: barLabel(cell, p.phase) });
+            });
+          } finally {
+            if (bar) bars?.remove(bar);
+          }
+        },
+        finish,
+        stopChildren,
+      );
     }
   } finally {
     process.removeListener('SIGINT', onSignal);
@@ -222,8 +312,23 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   if (o.json) {
     process.stdout.write(JSON.stringify({ out, backend: b.label, cells: total, failures, summary: groups }) + '\n');
   } else {
-    const seedsNote = grid.seeds.length >= 2 ? `mean ± 95% CI over ${grid.seeds.length} seeds` : 'one seed (use --seeds 3 for confidence intervals)';
-    const head = ['dataset', 'victim', 'defense', 'attack', 'budget', 'attacker acc', 'agreement', 'defended acc', 'L1', 'PoW s', 'status'].map((h) => chalk.bold(h));
+    const seedsNote =
+      grid.seeds.length >= 2
+        ? `mean ± 95% CI over ${grid.seeds.length} seeds`
+        : 'one seed (use --seeds 3 for confidence intervals)';
+    const head = [
+      'dataset',
+      'victim',
+      'defense',
+      'attack',
+      'budget',
+      'attacker acc',
+      'agreement',
+      'defended acc',
+      'L1',
+      'PoW s',
+      'status',
+    ].map((h) => chalk.bold(h));
     const lines = groups.map((gr) => [
       gr.key.dataset,
       gr.key.victim,
@@ -237,7 +342,9 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
       formatStat(gr.metrics.pow_s, 2),
       gr.statuses.join(', '),
     ]);
-    process.stdout.write(`${table([head, ...lines])}\n${chalk.dim(`${seedsNote}; backend ${b.label}; rows in ${csv.file}`)}\n`);
+    process.stdout.write(
+      `${table([head, ...lines])}\n${chalk.dim(`${seedsNote}; backend ${b.label}; rows in ${csv.file}`)}\n`,
+    );
   }
   if (failures.length) {
     for (const f of failures) process.stderr.write(chalk.red(`failed: ${f}\n`));
@@ -249,11 +356,30 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
  * One plan cell in a fresh single-threaded process (`mse run-cell`, which reads the cell as JSON on
  * stdin and runs it through the same runCell); its rows come back as JSON lines.
  */
-function runWorker(g: GlobalOptions, c: PlanCell, runId: string, children: Set<ChildProcess>, onProgress: (p: AttackProgress) => void): Promise<CellOutcome> {
-  const args = ['--single-threaded-gc', BIN, '--threads', '1', '-q', '--backend', g.backend, ...(g.dataDir ? ['--data-dir', g.dataDir] : []), 'run-cell'];
+function runWorker(
+  g: GlobalOptions,
+  c: PlanCell,
+  runId: string,
+  children: Set<ChildProcess>,
+  onProgress: (p: AttackProgress) => void,
+): Promise<CellOutcome> {
+  const args = [
+    '--single-threaded-gc',
+    BIN,
+    '--threads',
+    '1',
+    '-q',
+    '--backend',
+    g.backend,
+    ...(g.dataDir ? ['--data-dir', g.dataDir] : []),
+    'run-cell',
+  ];
   return new Promise((resolve) => {
     // the IPC channel ties the worker's life to ours: it exits when the channel closes (cli/index.ts)
-    const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe', 'ipc'], env: { ...process.env, NO_COLOR: '1' } });
+    const child = spawn(process.execPath, args, {
+      stdio: ['pipe', 'pipe', 'pipe', 'ipc'],
+      env: { ...process.env, NO_COLOR: '1' },
+    });
     children.add(child);
     child.stdin?.on('error', () => undefined); // a worker that dies at once reports through its exit code
     child.stdin?.end(JSON.stringify({ cell: c, runId }));
@@ -284,7 +410,11 @@ function runWorker(g: GlobalOptions, c: PlanCell, runId: string, children: Set<C
       children.delete(child);
       if (code !== 0) return resolve({ error: workerError(stderr + partial, code, signal) });
       try {
-        const rows = stdout.trim().split('\n').filter(Boolean).map((l) => ({ ...(JSON.parse(l) as ResultRow), run_id: runId }));
+        const rows = stdout
+          .trim()
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => ({ ...(JSON.parse(l) as ResultRow), run_id: runId }));
         resolve({ rows });
       } catch {
         resolve({ error: 'worker printed something other than result rows' });

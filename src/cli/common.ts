@@ -9,7 +9,11 @@ export async function startBackend(g: GlobalOptions, announce = true): Promise<B
   const b = await initBackend(g.backend === 'auto' ? 'auto' : parseBackend(g.backend), { threads: g.threads });
   if (announce && !g.quiet) {
     const blas = b.label.endsWith('+openblas') ? ', native BLAS' : '';
-    process.stderr.write(chalk.dim(`backend: ${b.name} (tf.getBackend() = ${b.tfBackend}${blas}, ${b.threads} thread${b.threads === 1 ? '' : 's'})\n`));
+    process.stderr.write(
+      chalk.dim(
+        `backend: ${b.name} (tf.getBackend() = ${b.tfBackend}${blas}, ${b.threads} thread${b.threads === 1 ? '' : 's'})\n`,
+      ),
+    );
   }
   return b;
 }
@@ -18,9 +22,19 @@ export function useBars(g: GlobalOptions): boolean {
   return !g.quiet && process.stderr.isTTY === true && !process.env.CI;
 }
 
-export function progressBar(g: GlobalOptions, label: string): { update(v: number, total: number, info?: string): void; stop(): void } {
+export function progressBar(
+  g: GlobalOptions,
+  label: string,
+): { update(v: number, total: number, info?: string): void; stop(): void } {
   if (!useBars(g)) return { update: () => undefined, stop: () => undefined };
-  const bar = new SingleBar({ format: `${label} [{bar}] {percentage}% {value}/{total} | {duration_formatted} elapsed, eta {eta_formatted} {info}`, stream: process.stderr, hideCursor: true }, Presets.shades_classic);
+  const bar = new SingleBar(
+    {
+      format: `${label} [{bar}] {percentage}% {value}/{total} | {duration_formatted} elapsed, eta {eta_formatted} {info}`,
+      stream: process.stderr,
+      hideCursor: true,
+    },
+    Presets.shades_classic,
+  );
   let started = false;
   return {
     update(v, total, info = '') {
@@ -39,7 +53,14 @@ export function progressBar(g: GlobalOptions, label: string): { update(v: number
 
 export function table(rows: string[][]): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => stripAnsi(r[c] ?? '').length)));
-  return rows.map((r) => r.map((cell, c) => cell + ' '.repeat(widths[c] - stripAnsi(cell).length)).join('  ').trimEnd()).join('\n');
+  return rows
+    .map((r) =>
+      r
+        .map((cell, c) => cell + ' '.repeat(widths[c] - stripAnsi(cell).length))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 function stripAnsi(s: string): string {

@@ -15,7 +15,13 @@ export interface CompareOpts {
 }
 
 export function compare(fileA: string, fileB: string, o: CompareOpts): void {
-  for (const f of [fileA, fileB]) if (!existsSync(f)) throw new MseError('compare', `${f} does not exist`, 'give two results.csv files written by mse bench, attack or reproduce');
+  for (const f of [fileA, fileB])
+    if (!existsSync(f))
+      throw new MseError(
+        'compare',
+        `${f} does not exist`,
+        'give two results.csv files written by mse bench, attack or reproduce',
+      );
   const a = readResults(fileA);
   const b = readResults(fileB);
   const c = compareResults(a, b, { timing: o.timing, tolerance: o.tolerance });
@@ -28,13 +34,24 @@ export function compare(fileA: string, fileB: string, o: CompareOpts): void {
     for (const cell of c.cells) {
       for (const d of cell.deltas) {
         if (!o.all && d.delta === 0) continue;
-        const sig = d.n >= 2 ? (d.significant ? chalk.yellow(`t = ${d.t.toFixed(2)}, p < 0.05`) : `t = ${d.t.toFixed(2)}, n.s.`) : d.beyondTolerance ? chalk.yellow(`|Δ| > ${o.tolerance}`) : 'within tolerance';
+        const sig =
+          d.n >= 2
+            ? d.significant
+              ? chalk.yellow(`t = ${d.t.toFixed(2)}, p < 0.05`)
+              : `t = ${d.t.toFixed(2)}, n.s.`
+            : d.beyondTolerance
+              ? chalk.yellow(`|Δ| > ${o.tolerance}`)
+              : 'within tolerance';
         lines.push([cell.key, d.metric, f(d.a), f(d.b), `${d.delta > 0 ? '+' : ''}${f(d.delta)}`, String(d.n), sig]);
       }
     }
     const unchanged = c.cells.filter((cell) => cell.deltas.every((d) => d.delta === 0)).length;
     process.stdout.write(lines.length > 1 ? `${table(lines)}\n` : 'no metric differs\n');
-    process.stdout.write(chalk.dim(`${c.cells.length} cells in both (${unchanged} identical${o.all ? '' : ', not listed'}); timing columns ${o.timing ? 'included' : 'ignored (--timing to include)'}\n`));
+    process.stdout.write(
+      chalk.dim(
+        `${c.cells.length} cells in both (${unchanged} identical${o.all ? '' : ', not listed'}); timing columns ${o.timing ? 'included' : 'ignored (--timing to include)'}\n`,
+      ),
+    );
     for (const k of c.onlyA) process.stdout.write(chalk.red(`only in ${fileA}: ${k}\n`));
     for (const k of c.onlyB) process.stdout.write(chalk.cyan(`only in ${fileB}: ${k}\n`));
   }

@@ -5,7 +5,12 @@ import { availability, DATASETS, getEntry, resolveFile } from '../data/index.js'
 import { table } from './common.js';
 import type { GlobalOptions } from './options.js';
 
-export async function datasets(g: GlobalOptions, action: string, names: string[], opts: { json?: boolean }): Promise<void> {
+export async function datasets(
+  g: GlobalOptions,
+  action: string,
+  names: string[],
+  opts: { json?: boolean },
+): Promise<void> {
   const all = DATASETS.map((d) => d.name);
   for (const n of names) if (!all.includes(n)) throw unknownChoice('dataset', n, all);
   const chosen = names.length ? names : all;
@@ -21,12 +26,31 @@ export async function datasets(g: GlobalOptions, action: string, names: string[]
       const rows = [['dataset', 'kind', 'file', 'status', 'where']];
       for (const a of av) {
         for (const f of a.files) {
-          const st = f.status === 'ok' ? chalk.green('ok') : f.status === 'missing' ? (f.optional ? chalk.dim('missing (optional)') : chalk.yellow('missing')) : f.status === 'unreadable' ? chalk.red('unreadable') : chalk.red('bad checksum');
-          rows.push([a.name, a.kind, f.name, st, f.where ?? ('problem' in f && f.problem ? String(f.problem).split(':')[0] : '')]);
+          const st =
+            f.status === 'ok'
+              ? chalk.green('ok')
+              : f.status === 'missing'
+                ? f.optional
+                  ? chalk.dim('missing (optional)')
+                  : chalk.yellow('missing')
+                : f.status === 'unreadable'
+                  ? chalk.red('unreadable')
+                  : chalk.red('bad checksum');
+          rows.push([
+            a.name,
+            a.kind,
+            f.name,
+            st,
+            f.where ?? ('problem' in f && f.problem ? String(f.problem).split(':')[0] : ''),
+          ]);
         }
       }
       process.stdout.write(table(rows) + '\n');
-      if (action === 'verify' && av.some((a) => a.files.some((f) => f.status === 'bad-checksum' || f.status === 'unreadable'))) process.exitCode = 1;
+      if (
+        action === 'verify' &&
+        av.some((a) => a.files.some((f) => f.status === 'bad-checksum' || f.status === 'unreadable'))
+      )
+        process.exitCode = 1;
       return;
     }
     case 'fetch': {

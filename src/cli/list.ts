@@ -32,7 +32,10 @@ function unitLines(u: Unit & { params: Schema }, detailed: boolean): string[] {
   return [
     `  ${u.name}${from}`,
     `      ${u.describe}`,
-    ...Object.entries(u.params).map(([k, d]) => `      ${`${k}${d.default !== undefined ? `=${String(d.default)}` : ''}`.padEnd(22)} ${range(d)}: ${d.help}`),
+    ...Object.entries(u.params).map(
+      ([k, d]) =>
+        `      ${`${k}${d.default !== undefined ? `=${String(d.default)}` : ''}`.padEnd(22)} ${range(d)}: ${d.help}`,
+    ),
   ];
 }
 
@@ -47,7 +50,8 @@ export async function list(what: string): Promise<void> {
     out.push('datasets:');
     for (const d of DATASETS) out.push(`  ${d.name.padEnd(15)} ${d.kind.padEnd(8)} ${d.description}`);
     for (const s of SYNTHETIC) out.push(`  ${s.padEnd(15)} ${'tabular'.padEnd(8)} synthetic (generated)`);
-    for (const p of PLUGIN_DATASETS.all()) out.push(`  ${p.name.padEnd(15)} ${p.dataKind.padEnd(8)} ${p.describe} (plugin ${p.source?.plugin ?? '?'})`);
+    for (const p of PLUGIN_DATASETS.all())
+      out.push(`  ${p.name.padEnd(15)} ${p.dataKind.padEnd(8)} ${p.describe} (plugin ${p.source?.plugin ?? '?'})`);
   }
   if (what === 'attacks' || what === 'all') {
     out.push('attacks:');

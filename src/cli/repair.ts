@@ -14,7 +14,8 @@ import { MseError } from '../errors.js';
 
 export function repair(target: string): void {
   const file = existsSync(target) && statSync(target).isDirectory() ? path.join(target, 'results.csv') : target;
-  if (!existsSync(file)) throw new MseError('repair', `${file} does not exist`, 'give a run directory (results/<run>) or a results CSV');
+  if (!existsSync(file))
+    throw new MseError('repair', `${file} does not exist`, 'give a run directory (results/<run>) or a results CSV');
   if (!statSync(file).isFile()) throw new MseError('repair', `${file} is not a regular file`);
   // the real file (a symlink stays a symlink), under the same lock a running sweep holds
   const real = realFile(file);
@@ -22,7 +23,8 @@ export function repair(target: string): void {
   try {
     const text = readFileSync(real, 'utf8');
     const s = scanResults(text);
-    if (!s.header.includes('cell_id')) throw new MseError('repair', `${file} is not an mse results CSV (no cell_id column in its first line)`);
+    if (!s.header.includes('cell_id'))
+      throw new MseError('repair', `${file} is not an mse results CSV (no cell_id column in its first line)`);
     const aside = [...s.damaged.map((d) => d.text), ...(s.torn !== undefined ? [s.torn] : [])];
     if (!aside.length) {
       process.stdout.write(`${file}: ${s.rows.length} rows, nothing to repair\n`);
@@ -36,7 +38,9 @@ export function repair(target: string): void {
     renameSync(tmp, real);
     for (const d of s.damaged) process.stderr.write(chalk.yellow(`line ${d.line}: ${d.why}\n`));
     if (s.torn !== undefined) process.stderr.write(chalk.yellow('last line: torn (no newline)\n'));
-    process.stdout.write(`${file}: kept ${s.rows.length} rows; moved ${aside.length} damaged line${aside.length === 1 ? '' : 's'} to ${damagedFile}\n`);
+    process.stdout.write(
+      `${file}: kept ${s.rows.length} rows; moved ${aside.length} damaged line${aside.length === 1 ? '' : 's'} to ${damagedFile}\n`,
+    );
   } finally {
     lock.release();
   }

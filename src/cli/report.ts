@@ -8,7 +8,8 @@ import { writeReport } from '../report/report.js';
 
 export async function report(target: string, o: { out?: string; png: boolean }): Promise<void> {
   const csv = existsSync(target) && statSync(target).isDirectory() ? path.join(target, 'results.csv') : target;
-  if (!existsSync(csv)) throw new MseError('report', `${csv} does not exist`, 'give a run directory (results/<run>) or its results.csv');
+  if (!existsSync(csv))
+    throw new MseError('report', `${csv} does not exist`, 'give a run directory (results/<run>) or its results.csv');
   const rows = readResults(csv);
   if (!rows.length) throw new MseError('report', `${csv} has no result rows`);
   const out = o.out ?? path.join(path.dirname(csv), 'report');

@@ -17,8 +17,13 @@ export async function reproduce(g: GlobalOptions, paper: string, o: { scale: str
     if (e instanceof SyntaxError) throw new UsageError(`${paper} is not valid JSON: ${e.message}`);
     throw e;
   }
-  if (typeof spec !== 'object' || spec === null || typeof spec.scales !== 'object' || spec.scales === null) throw new UsageError(`${paper} is not a reproduction spec (no "scales" object)`, 'see bench/papers/*.json for the format');
-  if (!Object.hasOwn(spec.scales, o.scale)) throw new UsageError(`${paper} has no scale '${o.scale}'`, `choose one of: ${Object.keys(spec.scales).join(', ')}`);
+  if (typeof spec !== 'object' || spec === null || typeof spec.scales !== 'object' || spec.scales === null)
+    throw new UsageError(
+      `${paper} is not a reproduction spec (no "scales" object)`,
+      'see bench/papers/*.json for the format',
+    );
+  if (!Object.hasOwn(spec.scales, o.scale))
+    throw new UsageError(`${paper} has no scale '${o.scale}'`, `choose one of: ${Object.keys(spec.scales).join(', ')}`);
   checkScale(paper, o.scale, spec.scales[o.scale]);
   const b = await startBackend(g);
   const out = o.out ?? path.join('results', `${paper}-${o.scale}`);
@@ -33,7 +38,16 @@ export async function reproduce(g: GlobalOptions, paper: string, o: { scale: str
     },
     (plan) => {
       for (const n of plan.data.notes) process.stderr.write(chalk.yellow(`mse: note: ${n}\n`));
-      writeManifest(out, makeManifest(path.basename(out), b, { paper, scale: o.scale, spec: spec.scales[o.scale] }, plan.data.datasets, plan.plugins));
+      writeManifest(
+        out,
+        makeManifest(
+          path.basename(out),
+          b,
+          { paper, scale: o.scale, spec: spec.scales[o.scale] },
+          plan.data.datasets,
+          plan.plugins,
+        ),
+      );
     },
   );
   writeFileSync(path.join(out, 'table.md'), res.table);
@@ -53,16 +67,29 @@ function checkScale(paper: string, scale: string, sc: unknown): void {
   const where = `${paper} (scale ${scale})`;
   const obj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
   if (!obj(sc)) throw new UsageError(`${where} must be an object with seeds and cells`);
-  if (!Array.isArray(sc.seeds) || sc.seeds.some((x) => typeof x !== 'number')) throw new UsageError(`${where}: seeds must be a list of integers`);
+  if (!Array.isArray(sc.seeds) || sc.seeds.some((x) => typeof x !== 'number'))
+    throw new UsageError(`${where}: seeds must be a list of integers`);
   validateSeeds(sc.seeds as number[]);
   if (!Array.isArray(sc.cells) || !sc.cells.length) throw new UsageError(`${where}: cells must be a non-empty list`);
   sc.cells.forEach((c: unknown, i: number) => {
     if (!obj(c)) throw new UsageError(`${where}: cell ${i} must be an object`);
-    for (const k of ['dataset', 'victim', 'attack', 'budget']) if (typeof c[k] !== 'string') throw new UsageError(`${where}: cell ${i} needs a string "${k}"`);
-    if (c.defenses !== undefined && (!Array.isArray(c.defenses) || c.defenses.some((d) => typeof d !== 'string'))) throw new UsageError(`${where}: cell ${i}: defenses must be a list of strings`);
-    if (!obj(c.expect) || Object.values(c.expect).some((b) => !Array.isArray(b) || b.length !== 2 || b.some((x) => typeof x !== 'number'))) throw new UsageError(`${where}: cell ${i}: expect must map metrics to [low, high] bands`);
+    for (const k of ['dataset', 'victim', 'attack', 'budget'])
+      if (typeof c[k] !== 'string') throw new UsageError(`${where}: cell ${i} needs a string "${k}"`);
+    if (c.defenses !== undefined && (!Array.isArray(c.defenses) || c.defenses.some((d) => typeof d !== 'string')))
+      throw new UsageError(`${where}: cell ${i}: defenses must be a list of strings`);
+    if (
+      !obj(c.expect) ||
+      Object.values(c.expect).some((b) => !Array.isArray(b) || b.length !== 2 || b.some((x) => typeof x !== 'number'))
+    )
+      throw new UsageError(`${where}: cell ${i}: expect must map metrics to [low, high] bands`);
   });
-  if (sc.relations !== undefined && (!Array.isArray(sc.relations) || sc.relations.some((r) => !obj(r) || typeof r.metric !== 'string' || typeof r.greater !== 'string' || typeof r.less !== 'string'))) {
+  if (
+    sc.relations !== undefined &&
+    (!Array.isArray(sc.relations) ||
+      sc.relations.some(
+        (r) => !obj(r) || typeof r.metric !== 'string' || typeof r.greater !== 'string' || typeof r.less !== 'string',
+      ))
+  ) {
     throw new UsageError(`${where}: relations must be a list of {metric, greater, less, by?}`);
   }
 }

@@ -25,7 +25,11 @@ async function readStdin(): Promise<string> {
 function asCell(v: unknown): { cell: PlanCell; runId: string } {
   const o = v as { cell?: Record<string, unknown>; runId?: unknown } | null;
   const c = o?.cell;
-  const ref = (r: unknown) => typeof r === 'object' && r !== null && typeof (r as { name?: unknown }).name === 'string' && typeof (r as { params?: unknown }).params === 'object';
+  const ref = (r: unknown) =>
+    typeof r === 'object' &&
+    r !== null &&
+    typeof (r as { name?: unknown }).name === 'string' &&
+    typeof (r as { params?: unknown }).params === 'object';
   const ok =
     c &&
     typeof o.runId === 'string' &&
@@ -41,8 +45,15 @@ function asCell(v: unknown): { cell: PlanCell; runId: string } {
     Array.isArray(c.ids) &&
     c.budgets.length === c.ids.length &&
     Array.isArray(c.plugins) &&
-    c.plugins.every((p) => typeof p === 'object' && p !== null && typeof (p as { path?: unknown }).path === 'string' && typeof (p as { hash?: unknown }).hash === 'string');
-  if (!ok) throw new UsageError('run-cell reads {"cell": <plan cell>, "runId": "…"} on stdin (it is mse bench’s worker)');
+    c.plugins.every(
+      (p) =>
+        typeof p === 'object' &&
+        p !== null &&
+        typeof (p as { path?: unknown }).path === 'string' &&
+        typeof (p as { hash?: unknown }).hash === 'string',
+    );
+  if (!ok)
+    throw new UsageError('run-cell reads {"cell": <plan cell>, "runId": "…"} on stdin (it is mse bench’s worker)');
   return o as unknown as { cell: PlanCell; runId: string };
 }
 

@@ -33,10 +33,30 @@ export interface ServeOpts {
 function listenError(e: unknown, host: string, port: number): MseError {
   const code = (e as NodeJS.ErrnoException).code ?? '';
   const at = `${host.includes(':') ? `[${host}]` : host}:${port}`;
-  if (code === 'EADDRINUSE') return new MseError('serve', `cannot listen on ${at}: address already in use`, 'choose another --port (0 picks a free one), or stop the process that holds it');
-  if (code === 'EADDRNOTAVAIL') return new MseError('serve', `cannot listen on ${host}: not an address of this machine`, 'give --host an address of one of its interfaces, e.g. 127.0.0.1 or 0.0.0.0');
-  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME' || code === 'EAI_FAIL') return new MseError('serve', `cannot listen on ${host}: not an IP address or a known host name`, 'give --host an address such as 127.0.0.1, 0.0.0.0 or ::1');
-  if (code === 'EACCES' || code === 'EPERM') return new MseError('serve', `cannot listen on ${at}: permission denied`, 'ports below 1024 need privileges; choose e.g. --port 8080');
+  if (code === 'EADDRINUSE')
+    return new MseError(
+      'serve',
+      `cannot listen on ${at}: address already in use`,
+      'choose another --port (0 picks a free one), or stop the process that holds it',
+    );
+  if (code === 'EADDRNOTAVAIL')
+    return new MseError(
+      'serve',
+      `cannot listen on ${host}: not an address of this machine`,
+      'give --host an address of one of its interfaces, e.g. 127.0.0.1 or 0.0.0.0',
+    );
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME' || code === 'EAI_FAIL')
+    return new MseError(
+      'serve',
+      `cannot listen on ${host}: not an IP address or a known host name`,
+      'give --host an address such as 127.0.0.1, 0.0.0.0 or ::1',
+    );
+  if (code === 'EACCES' || code === 'EPERM')
+    return new MseError(
+      'serve',
+      `cannot listen on ${at}: permission denied`,
+      'ports below 1024 need privileges; choose e.g. --port 8080',
+    );
   return new MseError('serve', `cannot listen on ${at}: ${code || (e as Error).message}`);
 }
 
@@ -61,7 +81,8 @@ export async function serve(g: GlobalOptions, o: ServeOpts): Promise<void> {
   // validated now; prepared and created once the victim is here (one instance: the server is one API)
   const parsed = specs.map(parseDefenseSpec);
   // every start-up check that needs no victim runs first: a bad flag fails in a second, not after training
-  if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535) throw new UsageError(`--port must be an integer from 0 to 65535, got ${o.port}`);
+  if (!Number.isInteger(o.port) || o.port < 0 || o.port > 65535)
+    throw new UsageError(`--port must be an integer from 0 to 65535, got ${o.port}`);
   const keys = o.keys ? readKeysFile(o.keys) : undefined;
   if (o.auditLog) AuditLog.open(o.auditLog).close();
   await checkListen(o.host, o.port);
@@ -73,10 +94,27 @@ export async function serve(g: GlobalOptions, o: ServeOpts): Promise<void> {
   const prepared: Prepared[] = [];
   const defenses: Defense[] = [];
   for (const [i, d] of parsed.entries()) {
-    prepared.push(await d.unit.prepare(d.values, { victim: v.model, train: ds.train, heldOut: ds.test, rng: stream(o.seed, `defense-setup:${i}`) }));
+    prepared.push(
+      await d.unit.prepare(d.values, {
+        victim: v.model,
+        train: ds.train,
+        heldOut: ds.test,
+        rng: stream(o.seed, `defense-setup:${i}`),
+      }),
+    );
     defenses.push(d.unit.create(d.values, prepared[i]));
   }
-  const app = await createServer({ victim: v.model, defenses, domain: ds.domain, seed: o.seed, keys, pow: o.pow === 'on', maxBatch: o.maxBatch, auditLog: o.auditLog, auditMaxBytes: 64 * 1024 * 1024 });
+  const app = await createServer({
+    victim: v.model,
+    defenses,
+    domain: ds.domain,
+    seed: o.seed,
+    keys,
+    pow: o.pow === 'on',
+    maxBatch: o.maxBatch,
+    auditLog: o.auditLog,
+    auditMaxBytes: 64 * 1024 * 1024,
+  });
   let addr: string;
   try {
     addr = await app.listen({ port: o.port, host: o.host });
@@ -84,7 +122,11 @@ export async function serve(g: GlobalOptions, o: ServeOpts): Promise<void> {
     await app.close();
     throw listenError(e, o.host, o.port);
   }
-  process.stderr.write(chalk.green(`serving ${o.dataset}/${victim} (seed ${o.seed}, test accuracy ${v.testAcc.toFixed(4)}) behind [${specs.join(', ') || 'none'}] at ${addr}${keys ? `, ${keys.length} API keys (${keys.filter((k) => k.admin).length} admin)` : ', open (no keys; /metrics for loopback clients only)'}\n`));
+  process.stderr.write(
+    chalk.green(
+      `serving ${o.dataset}/${victim} (seed ${o.seed}, test accuracy ${v.testAcc.toFixed(4)}) behind [${specs.join(', ') || 'none'}] at ${addr}${keys ? `, ${keys.length} API keys (${keys.filter((k) => k.admin).length} admin)` : ', open (no keys; /metrics for loopback clients only)'}\n`,
+    ),
+  );
   // print the address on stdout too, for scripts that start a server on port 0
   process.stdout.write(`${addr}\n`);
   // serve until a signal; close() stops accepting and waits for in-flight requests, then the CLI exits 0

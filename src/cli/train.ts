@@ -27,12 +27,19 @@ export async function train(g: GlobalOptions, o: TrainOpts): Promise<void> {
   const v = await getVictim(ds, spec, o.seed, { noCache: !o.cache, onProgress: (s, t) => bar.update(s, t) });
   bar.stop();
   if (v.cacheNote) process.stderr.write(chalk.yellow(`note: ${v.cacheNote}\n`));
-  if (v.cacheError) process.stderr.write(chalk.yellow(`note: victim not cached (${v.cacheError}); set MSE_CACHE_DIR to a writable directory\n`));
+  if (v.cacheError)
+    process.stderr.write(
+      chalk.yellow(`note: victim not cached (${v.cacheError}); set MSE_CACHE_DIR to a writable directory\n`),
+    );
   if (o.save) {
     try {
       writeAtomic(o.save, JSON.stringify(v.model.serialize()));
     } catch (err) {
-      throw new MseError('io', `cannot write ${o.save}: ${asUserError(err)?.message ?? (err as Error).message}`, 'choose a writable --save path');
+      throw new MseError(
+        'io',
+        `cannot write ${o.save}: ${asUserError(err)?.message ?? (err as Error).message}`,
+        'choose a writable --save path',
+      );
     }
   }
   const result = {

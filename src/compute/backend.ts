@@ -46,7 +46,9 @@ async function tryNode(pkg: '@tensorflow/tfjs-node-gpu' | '@tensorflow/tfjs-node
     await import(pkg);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    return code === 'ERR_MODULE_NOT_FOUND' ? `${pkg} not installed` : `${pkg} failed to load (${(err as Error).message.split('\n')[0]})`;
+    return code === 'ERR_MODULE_NOT_FOUND'
+      ? `${pkg} not installed`
+      : `${pkg} failed to load (${(err as Error).message.split('\n')[0]})`;
   }
   if (!(await tf.setBackend('tensorflow'))) return `${pkg} loaded but the tensorflow backend failed to initialise`;
   return undefined;
@@ -92,7 +94,10 @@ async function activate(choice: BackendChoice, threads: number): Promise<string 
  * Initialise the compute backend. `preferred` = a single backend (fails if unavailable) or
  * 'auto' (fastest available). Env MSE_BACKEND is honoured when no flag is given.
  */
-export async function initBackend(preferred: BackendChoice | 'auto' = 'auto', opts: BackendOptions = {}): Promise<BackendInfo> {
+export async function initBackend(
+  preferred: BackendChoice | 'auto' = 'auto',
+  opts: BackendOptions = {},
+): Promise<BackendInfo> {
   const threads = opts.threads ?? defaultThreads();
   // PROD silences tfjs's console hints (e.g. "install tfjs-node"); mse prints its own backend line.
   tf.env().set('PROD', true);
@@ -107,12 +112,23 @@ export async function initBackend(preferred: BackendChoice | 'auto' = 'auto', op
       const blas = choice === 'wasm' ? nativeBlas() : null;
       const used = choice === 'wasm' ? (blas ? threads : tfwasm.getThreadsCount()) : choice === 'cpu' ? 1 : threads;
       const native = choice === 'wasm' ? nativeStatus() : 'not used by this backend';
-      active = { name: choice, tfBackend: tf.getBackend(), threads: used, native, label: blas ? `${tf.getBackend()}+openblas` : tf.getBackend(), skipped };
+      active = {
+        name: choice,
+        tfBackend: tf.getBackend(),
+        threads: used,
+        native,
+        label: blas ? `${tf.getBackend()}+openblas` : tf.getBackend(),
+        skipped,
+      };
       return active;
     }
     skipped.push(`${choice}: ${why}`);
   }
-  throw new MseError('backend', `backend '${want}' is not available: ${skipped.join('; ')}`, 'try --backend wasm or --backend cpu');
+  throw new MseError(
+    'backend',
+    `backend '${want}' is not available: ${skipped.join('; ')}`,
+    'try --backend wasm or --backend cpu',
+  );
 }
 
 export function activeBackend(): BackendInfo {

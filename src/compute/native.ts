@@ -9,17 +9,60 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export interface NativeBlas {
-  sgemm(a: Float32Array, b: Float32Array, c: Float32Array, batch: number, m: number, n: number, k: number, transA: number, transB: number, strideA: number, strideB: number, beta: number): void;
+  sgemm(
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+    batch: number,
+    m: number,
+    n: number,
+    k: number,
+    transA: number,
+    transB: number,
+    strideA: number,
+    strideB: number,
+    beta: number,
+  ): void;
   biasAct(c: Float32Array, bias: Float32Array, rows: number, cols: number, act: number): void;
   im2col(x: Float32Array, col: Float32Array, ...dims: number[]): void;
   col2im(col: Float32Array, dx: Float32Array, ...dims: number[]): void;
-  momentum(w: Float32Array, vel: Float32Array, g: Float32Array, outW: Float32Array, outVel: Float32Array, lr: number, mu: number): void;
-  adam(w: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, outW: Float32Array, outM: Float32Array, outV: Float32Array, lr: number, b1: number, b2: number, eps: number, b1t: number, b2t: number): void;
+  momentum(
+    w: Float32Array,
+    vel: Float32Array,
+    g: Float32Array,
+    outW: Float32Array,
+    outVel: Float32Array,
+    lr: number,
+    mu: number,
+  ): void;
+  adam(
+    w: Float32Array,
+    m: Float32Array,
+    v: Float32Array,
+    g: Float32Array,
+    outW: Float32Array,
+    outM: Float32Array,
+    outV: Float32Array,
+    lr: number,
+    b1: number,
+    b2: number,
+    eps: number,
+    b1t: number,
+    b2t: number,
+  ): void;
   setThreads(n: number): number;
   config(): string;
 }
 
-const ADDON = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'native', 'build', 'Release', 'mse_blas.node');
+const ADDON = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  'native',
+  'build',
+  'Release',
+  'mse_blas.node',
+);
 let loaded: NativeBlas | null | undefined;
 let why = '';
 
@@ -60,7 +103,9 @@ export function chooseCoreType(): string | undefined {
   if (process.env.OPENBLAS_CORETYPE) return undefined;
   let flags: Set<string>;
   try {
-    const line = readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('flags'));
+    const line = readFileSync('/proc/cpuinfo', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('flags'));
     if (!line) return undefined;
     flags = new Set(line.split(':')[1].trim().split(/\s+/));
   } catch {

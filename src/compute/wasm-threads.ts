@@ -24,7 +24,9 @@ interface LoadMessage {
 export function installNodeWasmThreads(): void {
   if (installed) return;
   const workerSource: string = (
-    require('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js') as { wasmWorkerContents: string }
+    require('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js') as {
+      wasmWorkerContents: string;
+    }
   ).wasmWorkerContents.replace(/\n/g, '\\n');
   const mainScript = require.resolve('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js');
   const NodeWorker = wt.Worker;

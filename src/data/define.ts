@@ -50,16 +50,26 @@ export interface DatasetUnit extends Unit {
 }
 
 function checkSplit(owner: string, which: string, s: Split | undefined, d: number, k: number): void {
-  if (!s || !(s.x instanceof Float32Array) || !(s.y instanceof Int32Array) || !Number.isSafeInteger(s.n) || s.n < 1) throw new MseError('dataset', `${owner}: ${which} must be { x: Float32Array, y: Int32Array, n ≥ 1 }`);
-  if (s.x.length !== s.n * d) throw new MseError('dataset', `${owner}: ${which}.x has ${s.x.length} values, expected n·prod(inputShape) = ${s.n}·${d}`);
-  if (s.y.length !== s.n) throw new MseError('dataset', `${owner}: ${which}.y has ${s.y.length} labels, expected n = ${s.n}`);
-  for (let i = 0; i < s.n; i++) if (s.y[i] < 0 || s.y[i] >= k) throw new MseError('dataset', `${owner}: ${which}.y[${i}] = ${s.y[i]} is not a class in 0…${k - 1}`);
-  for (let i = 0; i < s.x.length; i++) if (!Number.isFinite(s.x[i])) throw new MseError('dataset', `${owner}: ${which}.x[${i}] is not a finite number`);
+  if (!s || !(s.x instanceof Float32Array) || !(s.y instanceof Int32Array) || !Number.isSafeInteger(s.n) || s.n < 1)
+    throw new MseError('dataset', `${owner}: ${which} must be { x: Float32Array, y: Int32Array, n ≥ 1 }`);
+  if (s.x.length !== s.n * d)
+    throw new MseError(
+      'dataset',
+      `${owner}: ${which}.x has ${s.x.length} values, expected n·prod(inputShape) = ${s.n}·${d}`,
+    );
+  if (s.y.length !== s.n)
+    throw new MseError('dataset', `${owner}: ${which}.y has ${s.y.length} labels, expected n = ${s.n}`);
+  for (let i = 0; i < s.n; i++)
+    if (s.y[i] < 0 || s.y[i] >= k)
+      throw new MseError('dataset', `${owner}: ${which}.y[${i}] = ${s.y[i]} is not a class in 0…${k - 1}`);
+  for (let i = 0; i < s.x.length; i++)
+    if (!Number.isFinite(s.x[i])) throw new MseError('dataset', `${owner}: ${which}.x[${i}] is not a finite number`);
 }
 
 export function defineDataset(def: DatasetDefinition, source?: UnitSource): DatasetUnit {
   const owner = `dataset ${def.name}`;
-  if (def.kind !== 'image' && def.kind !== 'tabular') throw new UsageError(`${owner}: kind must be 'image' or 'tabular'`);
+  if (def.kind !== 'image' && def.kind !== 'tabular')
+    throw new UsageError(`${owner}: kind must be 'image' or 'tabular'`);
   if (typeof def.load !== 'function') throw new UsageError(`${owner}: needs a load() function`);
   return {
     kind: 'dataset',
@@ -75,13 +85,19 @@ export function defineDataset(def: DatasetDefinition, source?: UnitSource): Data
         data = await def.load();
       } catch (e) {
         if (e instanceof MseError) throw e;
-        throw new MseError('dataset', `${owner}: load() failed: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`);
+        throw new MseError(
+          'dataset',
+          `${owner}: load() failed: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`,
+        );
       }
       const shape = data?.inputShape;
-      if (!Array.isArray(shape) || !shape.length || shape.some((v) => !Number.isSafeInteger(v) || v < 1)) throw new MseError('dataset', `${owner}: inputShape must be a list of positive integers`);
-      if (def.kind === 'image' && shape.length !== 3) throw new MseError('dataset', `${owner}: image inputs are h×w×c, got ${shape.join('×')}`);
+      if (!Array.isArray(shape) || !shape.length || shape.some((v) => !Number.isSafeInteger(v) || v < 1))
+        throw new MseError('dataset', `${owner}: inputShape must be a list of positive integers`);
+      if (def.kind === 'image' && shape.length !== 3)
+        throw new MseError('dataset', `${owner}: image inputs are h×w×c, got ${shape.join('×')}`);
       const k = data.numClasses;
-      if (!Number.isSafeInteger(k) || k < 2) throw new MseError('dataset', `${owner}: numClasses must be an integer ≥ 2`);
+      if (!Number.isSafeInteger(k) || k < 2)
+        throw new MseError('dataset', `${owner}: numClasses must be an integer ≥ 2`);
       const d = shape.reduce((a, b) => a * b, 1);
       checkSplit(owner, 'train', data.train, d, k);
       checkSplit(owner, 'test', data.test, d, k);
@@ -95,7 +111,8 @@ export function defineDataset(def: DatasetDefinition, source?: UnitSource): Data
         }
         domain = { min, max: max > min ? max : min + 1 };
       }
-      if (!(Number.isFinite(domain.min) && Number.isFinite(domain.max) && domain.max > domain.min)) throw new MseError('dataset', `${owner}: domain must be finite with max > min`);
+      if (!(Number.isFinite(domain.min) && Number.isFinite(domain.max) && domain.max > domain.min))
+        throw new MseError('dataset', `${owner}: domain must be finite with max > min`);
       return {
         name: def.name,
         inputShape: [...shape],

@@ -1,4 +1,13 @@
-export { DATASETS, DATASET_NAMES, loadDataset, loadEmbedded, availability, getEntry, assertDatasetName, datasetDefaults } from './registry.js';
+export {
+  DATASETS,
+  DATASET_NAMES,
+  loadDataset,
+  loadEmbedded,
+  availability,
+  getEntry,
+  assertDatasetName,
+  datasetDefaults,
+} from './registry.js';
 export type { DatasetEntry, Availability, AvailableFile, EmbeddedVariant } from './registry.js';
 export { choosePool, loadPoolDataset, parsePoolSpec } from './pool.js';
 export type { PoolChoice, PoolSpec, DataProblem } from './pool.js';

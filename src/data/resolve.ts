@@ -90,17 +90,30 @@ export function readCandidate(p: string, fileName: string): Uint8Array | undefin
     // ENOTDIR: a part of the path is a file (e.g. MSE_DATA_DIR names a file); nothing to find there
     if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
     if (code === 'EISDIR') {
-      throw new DataError(`${p}: is a directory, not a file`, `remove or rename the directory and put the file ${fileName} there, or point --data-dir/MSE_DATA_DIR at a directory that has the file`);
+      throw new DataError(
+        `${p}: is a directory, not a file`,
+        `remove or rename the directory and put the file ${fileName} there, or point --data-dir/MSE_DATA_DIR at a directory that has the file`,
+      );
     }
     if (code === 'EACCES' || code === 'EPERM') {
-      throw new DataError(`${p}: permission denied`, `make it readable (chmod a+r ${p}), or point --data-dir/MSE_DATA_DIR at a readable copy`);
+      throw new DataError(
+        `${p}: permission denied`,
+        `make it readable (chmod a+r ${p}), or point --data-dir/MSE_DATA_DIR at a readable copy`,
+      );
     }
-    throw new DataError(`${p}: cannot read the dataset file (${code ?? (err as Error).message})`, `check the file, or point --data-dir/MSE_DATA_DIR at a good copy`);
+    throw new DataError(
+      `${p}: cannot read the dataset file (${code ?? (err as Error).message})`,
+      `check the file, or point --data-dir/MSE_DATA_DIR at a good copy`,
+    );
   }
 }
 
 /** Locate `file` without downloading; throws DataError when a found copy fails its checksum or cannot be read. */
-export function findFile(dir: string, file: DataFile, opts: ResolveOptions = {}): { path: string; bytes: Uint8Array; from: string } | undefined {
+export function findFile(
+  dir: string,
+  file: DataFile,
+  opts: ResolveOptions = {},
+): { path: string; bytes: Uint8Array; from: string } | undefined {
   for (const cand of searchDirs(dir, opts)) {
     const p = path.join(cand.dir, file.name);
     const bytes = readCandidate(p, file.name);
@@ -123,7 +136,12 @@ export function isOffline(opts: ResolveOptions): boolean {
 }
 
 /** Locate `file`, downloading it into the cache if needed (and allowed). */
-export async function resolveFile(dataset: string, dir: string, file: DataFile, opts: ResolveOptions = {}): Promise<Uint8Array> {
+export async function resolveFile(
+  dataset: string,
+  dir: string,
+  file: DataFile,
+  opts: ResolveOptions = {},
+): Promise<Uint8Array> {
   const found = findFile(dir, file, opts);
   if (found) return found.bytes;
   const looked = searchDirs(dir, opts).map((c) => c.dir);
@@ -165,7 +183,13 @@ async function download(url: string, name: string, progress: boolean): Promise<U
   const chunks: Uint8Array[] = [];
   let got = 0;
   const { SingleBar, Presets } = await import('cli-progress');
-  const bar = progress && process.stderr.isTTY ? new SingleBar({ format: `${name} [{bar}] {percentage}% {value}/{total} bytes`, stream: process.stderr }, Presets.shades_classic) : undefined;
+  const bar =
+    progress && process.stderr.isTTY
+      ? new SingleBar(
+          { format: `${name} [{bar}] {percentage}% {value}/{total} bytes`, stream: process.stderr },
+          Presets.shades_classic,
+        )
+      : undefined;
   bar?.start(total || 1, 0);
   const reader = res.body.getReader();
   for (;;) {

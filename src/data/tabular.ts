@@ -91,7 +91,13 @@ export function minMaxScale(x: Float32Array, n: number, d: number, lo: number, h
 }
 
 /** Deterministic split: `trainFrac` of a permutation drawn from `seed`. */
-export function splitRows(x: Float32Array, y: Int32Array, d: number, trainFrac: number, seed = 0): { train: Split; test: Split } {
+export function splitRows(
+  x: Float32Array,
+  y: Int32Array,
+  d: number,
+  trainFrac: number,
+  seed = 0,
+): { train: Split; test: Split } {
   const n = y.length;
   const perm = new Rng(seed).permutation(n);
   const nTrain = Math.round(n * trainFrac);

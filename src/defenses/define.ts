@@ -56,7 +56,10 @@ export interface DefenseUnit<St extends DefenseStages = DefenseStages> extends U
   create(values: ParamValues, prepared?: Prepared): Defense & St;
 }
 
-export function defineDefense<const S extends Schema, P = undefined, St extends DefenseStages = DefenseStages>(def: DefenseDefinition<S, P, St>, source?: UnitSource): DefenseUnit<St> {
+export function defineDefense<const S extends Schema, P = undefined, St extends DefenseStages = DefenseStages>(
+  def: DefenseDefinition<S, P, St>,
+  source?: UnitSource,
+): DefenseUnit<St> {
   const owner = `defense ${def.name}`;
   validateSchema(owner, def.params);
   return {

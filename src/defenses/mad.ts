@@ -29,11 +29,25 @@ import { defineDefense } from './define.js';
 
 /** The parameters mad and its alias poison share. */
 const MAD = {
-  eps: { type: 'number', min: 0, default: 0.5, help: 'ε: the perturbation budget dist(ỹ, y) ≤ ε (default 0.5, the reference README’s; at L1 ε ≥ 1 confident answers flip)' },
+  eps: {
+    type: 'number',
+    min: 0,
+    default: 0.5,
+    help: 'ε: the perturbation budget dist(ỹ, y) ≤ ε (default 0.5, the reference README’s; at L1 ε ≥ 1 confident answers flip)',
+  },
   ydist: { type: 'string', choices: ['l1', 'l2', 'kl'], default: 'l1', help: 'the distance ε bounds' },
-  oracle: { type: 'string', choices: ['extreme', 'random', 'argmin'], default: 'extreme', help: 'target vertex: MAD’s (extreme), or the random / least-likely ablations' },
+  oracle: {
+    type: 'string',
+    choices: ['extreme', 'random', 'argmin'],
+    default: 'extreme',
+    help: 'target vertex: MAD’s (extreme), or the random / least-likely ablations',
+  },
   argmax: { type: 'bool', default: false, help: 'MAD-argmax: keep every answer’s top-1 class' },
-  proxy: { type: 'string', default: 'auto', help: 'the defender’s randomly initialised surrogate: auto (cnn for images, mlp otherwise) or a model kind' },
+  proxy: {
+    type: 'string',
+    default: 'auto',
+    help: 'the defender’s randomly initialised surrogate: auto (cnn for images, mlp otherwise) or a model kind',
+  },
 } as const satisfies Schema;
 
 /** What the defender prepares once per cell: the randomly initialised proxy surrogate (when the extreme oracle needs one). */
@@ -47,7 +61,10 @@ function madUnit(name: 'mad' | 'poison', describe: string) {
     name,
     describe,
     params: MAD,
-    check: (p) => (p.argmax && p.oracle !== 'extreme' ? `argmax=true chooses its own oracle; leave oracle=${p.oracle} out` : undefined),
+    check: (p) =>
+      p.argmax && p.oracle !== 'extreme'
+        ? `argmax=true chooses its own oracle; leave oracle=${p.oracle} out`
+        : undefined,
     prepare(p, env): MadPrepared | undefined {
       // MAD-argmax runs with oracle=extreme (check), so it needs the proxy too
       if (p.oracle !== 'extreme' || p.eps === 0) return undefined;
@@ -63,7 +80,8 @@ function madUnit(name: 'mad' | 'poison', describe: string) {
           const y = probs.dataSync() as Float32Array;
           let p: Float32Array | undefined;
           if (oracle === 'extreme') {
-            if (!prepared) throw new Error(`${name} was created without its proxy (prepare it from the defender's env first)`);
+            if (!prepared)
+              throw new Error(`${name} was created without its proxy (prepare it from the defender's env first)`);
             const surrogate = prepared.proxy;
             const pt = tf.tidy(() => surrogate.predict(ctx.input!));
             p = pt.dataSync() as Float32Array;
@@ -91,14 +109,26 @@ function madUnit(name: 'mad' | 'poison', describe: string) {
   });
 }
 
-export const mad = madUnit('mad', 'prediction poisoning: maximise the angular deviation of the attacker’s gradient within ε (Orekondy 2020)');
+export const mad = madUnit(
+  'mad',
+  'prediction poisoning: maximise the angular deviation of the attacker’s gradient within ε (Orekondy 2020)',
+);
 export const poison = madUnit('poison', 'alias of mad (prediction poisoning, Orekondy 2020)');
 
 /** The defender's chance-level surrogate of the victim's family, drawn from one fork of its setup stream. */
 function proxyFor(proxy: string, env: DefenderEnv): Net {
   const shape = env.victim.inputShape.slice();
   const kind = proxy === 'auto' ? (shape.length === 3 ? 'cnn' : 'mlp') : proxy;
-  return createNet(parseModelSpec(kind), { name: 'proxy', inputShape: shape, numClasses: env.victim.numClasses, kind: shape.length === 3 ? 'image' : 'tabular' }, env.rng.fork());
+  return createNet(
+    parseModelSpec(kind),
+    {
+      name: 'proxy',
+      inputShape: shape,
+      numClasses: env.victim.numClasses,
+      kind: shape.length === 3 ? 'image' : 'tabular',
+    },
+    env.rng.fork(),
+  );
 }
 
 /** obj(c) = ‖(p − c)/‖p − c‖ − (p − y)/‖p − y‖‖² (Orekondy 2020, eq. 5 in closed form). */
@@ -216,7 +246,7 @@ function argmaxOracle(y: Float64Array, p: ArrayLike<number>, target: Float64Arra
   fill(inSet, -1);
   let bestObj = scoreAt(p, u, cand, 0);
   target.set(cand);
-  for (let evals = 0; evals < 1024; ) {
+  for (let evals = 0; evals < 1024;) {
     let add = -1;
     for (let c = 0; c < k; c++) {
       if (inSet.has(c)) continue;

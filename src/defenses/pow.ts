@@ -50,17 +50,43 @@ export interface PowPrepared {
 
 export const pow = defineDefense({
   name: 'pow',
-  describe: 'calibrated proof-of-work: a HashCash puzzle per batch, harder as the client’s PATE-kNN privacy cost outruns an honest user’s (Dziedzic 2022)',
+  describe:
+    'calibrated proof-of-work: a HashCash puzzle per batch, harder as the client’s PATE-kNN privacy cost outruns an honest user’s (Dziedzic 2022)',
   params: {
     batch: { type: 'int', min: 1, default: 64, help: 'queries per puzzle' },
-    base: { type: 'number', min: 1, default: 1.18, help: 'time grows as base^(excess privacy cost) (the paper: 1.18 for MNIST with pknn)' },
-    unit: { type: 'number', min: 0, default: 0, help: 'seconds per puzzle at zero excess cost; 0 = the victim’s own latency for a batch (honest users pay ≈ 2×)' },
+    base: {
+      type: 'number',
+      min: 1,
+      default: 1.18,
+      help: 'time grows as base^(excess privacy cost) (the paper: 1.18 for MNIST with pknn)',
+    },
+    unit: {
+      type: 'number',
+      min: 0,
+      default: 0,
+      help: 'seconds per puzzle at zero excess cost; 0 = the victim’s own latency for a batch (honest users pay ≈ 2×)',
+    },
     k: { type: 'int', min: 1, default: 300, help: 'PATE-kNN neighbours' },
     sigma: { type: 'number', min: 1e-9, default: 28, help: 'GNMax noise σ' },
     delta: { type: 'number', min: 1e-30, max: 1, default: 1e-5, help: 'δ of the privacy cost' },
-    calib: { type: 'int', min: 1, default: 5000, help: 'held-out queries that trace the honest user (at most half the held-out set)' },
-    solve: { type: 'bool', default: false, help: 'also solve every puzzle (else price it from the measured hash rate)' },
-    maxbits: { type: 'int', min: 0, max: 32, default: 20, help: 'cap on the difficulty actually solved (solve=true, and the puzzles mse serve issues)' },
+    calib: {
+      type: 'int',
+      min: 1,
+      default: 5000,
+      help: 'held-out queries that trace the honest user (at most half the held-out set)',
+    },
+    solve: {
+      type: 'bool',
+      default: false,
+      help: 'also solve every puzzle (else price it from the measured hash rate)',
+    },
+    maxbits: {
+      type: 'int',
+      min: 0,
+      max: 32,
+      default: 20,
+      help: 'cap on the difficulty actually solved (solve=true, and the puzzles mse serve issues)',
+    },
   },
   async prepare(p, e): Promise<PowPrepared> {
     const opts = { k: p.k, sigma: p.sigma, delta: p.delta };
@@ -108,7 +134,8 @@ export const pow = defineDefense({
       price(_x, ctx) {
         if (!ctx.probs) throw new MseError('pow', 'the pow defense needs the victim’s posteriors for its price');
         const m = ctx.probs.shape[0];
-        const tracker = clients.get(ctx.clientId) ?? new PknnPrivacyCost(prepared.rep, prepared.labels, prepared.k, opts);
+        const tracker =
+          clients.get(ctx.clientId) ?? new PknnPrivacyCost(prepared.rep, prepared.labels, prepared.k, opts);
         clients.set(ctx.clientId, tracker);
         tracker.add(logOf(ctx.probs.dataSync() as Float32Array), m);
         const { hashRate } = calibration;
@@ -139,4 +166,3 @@ function lineFit(xs: number[], ys: number[]): { slope: number; intercept: number
   const slope = sxx > 0 ? sxy / sxx : 0;
   return { slope, intercept: my - slope * mx };
 }
-

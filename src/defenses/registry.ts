@@ -18,7 +18,18 @@ import { round } from './round.js';
 import { top1 } from './top1.js';
 import { topk } from './topk.js';
 
-export const DEFENSES = new Registry<DefenseUnit>('defense', [none, top1, topk, round, noise, inputNoise, mad, poison, pow, reverseSigmoid]);
+export const DEFENSES = new Registry<DefenseUnit>('defense', [
+  none,
+  top1,
+  topk,
+  round,
+  noise,
+  inputNoise,
+  mad,
+  poison,
+  pow,
+  reverseSigmoid,
+]);
 
 /** The unit a spec names and its validated parameter values (throws a UsageError naming what is wrong). */
 export function parseDefenseSpec(text: string): { unit: DefenseUnit; values: ParamValues } {
@@ -30,12 +41,19 @@ export function parseDefenseSpec(text: string): { unit: DefenseUnit; values: Par
 /** parse and create an instance of a defense that needs no preparation (throws a UsageError naming the defense otherwise) */
 export function parseDefense(text: string): Defense {
   const { unit, values } = parseDefenseSpec(text);
-  if (unit.prepares) throw new UsageError(`defense ${unit.name} is prepared from the defender's model and data before use`, 'build it with prepareDefense(spec, env)');
+  if (unit.prepares)
+    throw new UsageError(
+      `defense ${unit.name} is prepared from the defender's model and data before use`,
+      'build it with prepareDefense(spec, env)',
+    );
   return unit.create(values);
 }
 
 /** parse, prepare from the defender's env, and create one instance; the caller disposes `prepared` */
-export async function prepareDefense(text: string, env: DefenderEnv): Promise<{ defense: Defense; prepared: Prepared }> {
+export async function prepareDefense(
+  text: string,
+  env: DefenderEnv,
+): Promise<{ defense: Defense; prepared: Prepared }> {
   const { unit, values } = parseDefenseSpec(text);
   const prepared = await unit.prepare(values, env);
   return { defense: unit.create(values, prepared), prepared };

@@ -18,7 +18,12 @@ export const reverseSigmoid = defineDefense({
   describe: 'reverse sigmoid deceptive perturbation (Lee et al. 2018, eqs. 3–4)',
   params: {
     beta: { type: 'number', min: 0, default: 1, help: 'β: perturbation magnitude' },
-    gamma: { type: 'number', min: 1e-9, default: 0.1, help: 'γ: convergence parameter (γ = 1 makes it an affine mix toward uniform)' },
+    gamma: {
+      type: 'number',
+      min: 1e-9,
+      default: 0.1,
+      help: 'γ: convergence parameter (γ = 1 makes it an affine mix toward uniform)',
+    },
   },
   create: ({ beta, gamma }) => ({
     output: (p) =>

@@ -20,7 +20,8 @@ function canonical(m: Net): Float64Array | undefined {
   const k = b.length;
   const d = w.length / k;
   const out = new Float64Array(w.length + k);
-  for (let i = 0; i < d; i++) for (let j = 0; j < k; j++) out[i * k + j] = w[i * k + j] - (m.head === 'softmax' ? w[i * k] : 0);
+  for (let i = 0; i < d; i++)
+    for (let j = 0; j < k; j++) out[i * k + j] = w[i * k + j] - (m.head === 'softmax' ? w[i * k] : 0);
   for (let j = 0; j < k; j++) out[d * k + j] = b[j] - (m.head === 'softmax' ? b[0] : 0);
   return out;
 }

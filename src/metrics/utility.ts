@@ -28,7 +28,12 @@ export class UtilityMeter {
    * One batch of m answers: the victim's posteriors y [m·k], the true labels, and what the defended
    * API revealed (probabilities [m·k] and/or labels [m]).
    */
-  add(y: ArrayLike<number>, truth: ArrayLike<number>, answer: { probs?: ArrayLike<number>; labels?: ArrayLike<number> }, m: number): void {
+  add(
+    y: ArrayLike<number>,
+    truth: ArrayLike<number>,
+    answer: { probs?: ArrayLike<number>; labels?: ArrayLike<number> },
+    m: number,
+  ): void {
     const k = this.k;
     const p = answer.probs;
     const labels = answer.labels;
@@ -54,6 +59,11 @@ export class UtilityMeter {
 
   result(): UtilityFigures {
     const n = this.n;
-    return { acc: this.correct / n, agreement: this.agree / n, l1: this.probsSeen ? this.l1 / n : undefined, kl: this.probsSeen ? Math.max(0, this.kl / n) : undefined };
+    return {
+      acc: this.correct / n,
+      agreement: this.agree / n,
+      l1: this.probsSeen ? this.l1 / n : undefined,
+      kl: this.probsSeen ? Math.max(0, this.kl / n) : undefined,
+    };
   }
 }

@@ -39,7 +39,13 @@ export class DecisionTree implements Model {
     this.nodes = nodes;
   }
 
-  static fit(x: Float32Array, y: Int32Array, d: number, numClasses: number, opts: Partial<TreeOptions> = {}): DecisionTree {
+  static fit(
+    x: Float32Array,
+    y: Int32Array,
+    d: number,
+    numClasses: number,
+    opts: Partial<TreeOptions> = {},
+  ): DecisionTree {
     const o = { ...TREE_DEFAULTS, ...opts };
     const nodes: TreeNode[] = [];
     let leaves = 0;
@@ -49,7 +55,10 @@ export class DecisionTree implements Model {
       const id = nodes.length;
       nodes.push({ feature: -1, threshold: 0, left: -1, right: -1, dist: dist.map((c) => c / idx.length), leaf: -1 });
       const pure = dist.some((c) => c === idx.length);
-      const split = depth < o.maxDepth && idx.length >= o.minSamplesSplit && !pure ? bestSplit(x, y, d, numClasses, idx, o.minSamplesLeaf) : undefined;
+      const split =
+        depth < o.maxDepth && idx.length >= o.minSamplesSplit && !pure
+          ? bestSplit(x, y, d, numClasses, idx, o.minSamplesLeaf)
+          : undefined;
       if (!split) {
         nodes[id].leaf = leaves++;
         return id;
@@ -62,7 +71,10 @@ export class DecisionTree implements Model {
       nodes[id].right = build(right, depth + 1);
       return id;
     };
-    build(Int32Array.from({ length: y.length }, (_, i) => i), 0);
+    build(
+      Int32Array.from({ length: y.length }, (_, i) => i),
+      0,
+    );
     return new DecisionTree([d], numClasses, nodes);
   }
 
@@ -71,7 +83,8 @@ export class DecisionTree implements Model {
   }
 
   get depth(): number {
-    const walk = (i: number): number => (this.nodes[i].leaf >= 0 ? 0 : 1 + Math.max(walk(this.nodes[i].left), walk(this.nodes[i].right)));
+    const walk = (i: number): number =>
+      this.nodes[i].leaf >= 0 ? 0 : 1 + Math.max(walk(this.nodes[i].left), walk(this.nodes[i].right));
     return walk(0);
   }
 
@@ -107,7 +120,13 @@ export class DecisionTree implements Model {
   }
 
   serialize(): SerializedModel {
-    return { format: 'mse-model/1', kind: 'tree', inputShape: this.inputShape, numClasses: this.numClasses, nodes: this.nodes };
+    return {
+      format: 'mse-model/1',
+      kind: 'tree',
+      inputShape: this.inputShape,
+      numClasses: this.numClasses,
+      nodes: this.nodes,
+    };
   }
 
   static deserialize(s: SerializedModel): DecisionTree {
@@ -124,7 +143,14 @@ function gini(counts: Float64Array, total: number): number {
   return 1 - s;
 }
 
-function bestSplit(x: Float32Array, y: Int32Array, d: number, k: number, idx: Int32Array, minLeaf: number): { feature: number; threshold: number } | undefined {
+function bestSplit(
+  x: Float32Array,
+  y: Int32Array,
+  d: number,
+  k: number,
+  idx: Int32Array,
+  minLeaf: number,
+): { feature: number; threshold: number } | undefined {
   const n = idx.length;
   const total = new Float64Array(k);
   for (const i of idx) total[y[i]]++;

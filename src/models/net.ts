@@ -12,7 +12,14 @@ import type { Logits, Model, ModelKind, Probs, SerializedModel } from './model.j
 export type Activation = 'linear' | 'relu' | 'tanh';
 export type LayerSpec =
   | { type: 'dense'; units: number; activation?: Activation }
-  | { type: 'conv2d'; filters: number; kernel: number; stride?: number; padding?: 'same' | 'valid'; activation?: Activation }
+  | {
+      type: 'conv2d';
+      filters: number;
+      kernel: number;
+      stride?: number;
+      padding?: 'same' | 'valid';
+      activation?: Activation;
+    }
   | { type: 'maxpool'; size: number; stride?: number }
   | { type: 'flatten' };
 
@@ -56,7 +63,13 @@ export class Net implements Model {
   }
 
   get config(): NetConfig {
-    return { kind: this.kind, inputShape: this.inputShape, numClasses: this.numClasses, layers: this.layers, head: this.head };
+    return {
+      kind: this.kind,
+      inputShape: this.inputShape,
+      numClasses: this.numClasses,
+      layers: this.layers,
+      head: this.head,
+    };
   }
 
   get variables(): tf.Variable[] {
@@ -85,7 +98,15 @@ export class Net implements Model {
           }
           case 'conv2d': {
             const act = l.activation ?? 'linear';
-            h = ops.conv2d(h as tf.Tensor4D, p!.w as tf.Tensor4D, p!.b as tf.Tensor1D, l.stride ?? 1, l.padding ?? 'valid', act === 'tanh' ? 'linear' : act, !first);
+            h = ops.conv2d(
+              h as tf.Tensor4D,
+              p!.w as tf.Tensor4D,
+              p!.b as tf.Tensor1D,
+              l.stride ?? 1,
+              l.padding ?? 'valid',
+              act === 'tanh' ? 'linear' : act,
+              !first,
+            );
             if (act === 'tanh') h = tf.tanh(h);
             first = false;
             break;
@@ -158,7 +179,9 @@ export class Net implements Model {
     return {
       format: 'mse-model/1',
       ...this.config,
-      weights: this.variables.map((v) => Buffer.from((v.dataSync() as Float32Array).buffer.slice(0)).toString('base64')),
+      weights: this.variables.map((v) =>
+        Buffer.from((v.dataSync() as Float32Array).buffer.slice(0)).toString('base64'),
+      ),
     };
   }
 
@@ -168,7 +191,10 @@ export class Net implements Model {
       const buf = Buffer.from(b64, 'base64');
       return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
     });
-    return new Net({ kind: cfg.kind, inputShape: cfg.inputShape, numClasses: cfg.numClasses, layers: cfg.layers, head: cfg.head }, arrays);
+    return new Net(
+      { kind: cfg.kind, inputShape: cfg.inputShape, numClasses: cfg.numClasses, layers: cfg.layers, head: cfg.head },
+      arrays,
+    );
   }
 
   numParams(): number {

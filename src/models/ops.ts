@@ -16,11 +16,15 @@ function actGrad(dy: tf.Tensor, y: tf.Tensor, act: Act): tf.Tensor {
   return act === 'relu' ? tf.mul(dy, tf.step(y)) : dy;
 }
 
-type Body<T extends tf.Tensor> = (ins: tf.Tensor[], save: tf.GradSaveFunc) => { value: T; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[] };
+type Body<T extends tf.Tensor> = (
+  ins: tf.Tensor[],
+  save: tf.GradSaveFunc,
+) => { value: T; gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => tf.Tensor[] };
 
 /** tf.customGrad over `n` tensor inputs, typed. */
 function custom<T extends tf.Tensor>(n: number, body: Body<T>): (...ins: tf.Tensor[]) => T {
-  const f = (...args: Array<tf.Tensor | tf.GradSaveFunc>) => body(args.slice(0, n) as tf.Tensor[], args[n] as tf.GradSaveFunc);
+  const f = (...args: Array<tf.Tensor | tf.GradSaveFunc>) =>
+    body(args.slice(0, n) as tf.Tensor[], args[n] as tf.GradSaveFunc);
   return tf.customGrad(f as unknown as Parameters<typeof tf.customGrad>[0]) as unknown as (...ins: tf.Tensor[]) => T;
 }
 
@@ -34,7 +38,13 @@ export function dense(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, act: Act, 
       // the kernel takes rank-3 operands (as tf.fused.matMul passes them)
       const a3 = tf.reshape(xi, [1, ...xi.shape]);
       const b3 = tf.reshape(wi, [1, ...wi.shape]);
-      const y3 = tf.engine().runKernel(tf._FusedMatMul, { a: a3, b: b3, bias: bi }, { transposeA: false, transposeB: false, activation: act }) as tf.Tensor3D;
+      const y3 = tf
+        .engine()
+        .runKernel(
+          tf._FusedMatMul,
+          { a: a3, b: b3, bias: bi },
+          { transposeA: false, transposeB: false, activation: act },
+        ) as tf.Tensor3D;
       const y = tf.reshape(y3, [xi.shape[0], wi.shape[1] as number]) as tf.Tensor2D;
       tf.dispose([a3, b3, y3]);
       save([xi, wi, y]);
@@ -58,26 +68,44 @@ export function dense(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, act: Act, 
 
 const convCache = new Map<string, (...ins: tf.Tensor[]) => tf.Tensor4D>();
 
-export function conv2d(x: tf.Tensor4D, w: tf.Tensor4D, b: tf.Tensor1D, stride: number, pad: 'same' | 'valid', act: Act, inputGrad: boolean): tf.Tensor4D {
+export function conv2d(
+  x: tf.Tensor4D,
+  w: tf.Tensor4D,
+  b: tf.Tensor1D,
+  stride: number,
+  pad: 'same' | 'valid',
+  act: Act,
+  inputGrad: boolean,
+): tf.Tensor4D {
   const key = `${stride}:${pad}:${act}:${inputGrad}`;
-  const f = convCache.get(key) ?? custom<tf.Tensor4D>(3, ([xi, wi, bi], save) => {
-    const attrs = { strides: [stride, stride], pad, dataFormat: 'NHWC', dilations: [1, 1], activation: act };
-    const y = tf.engine().runKernel(tf.FusedConv2D, { x: xi, filter: wi, bias: bi }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
-    save([xi, wi, y]);
-    return {
-      value: y,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sx, sw, sy] = saved as tf.Tensor4D[];
-        const dz = actGrad(dy, sy, act) as tf.Tensor4D;
-        const common = { strides: [stride, stride], pad, dataFormat: 'NHWC', dimRoundingMode: undefined } as const;
-        const dx = inputGrad
-          ? (tf.engine().runKernel(tf.Conv2DBackpropInput, { dy: dz, filter: sw }, { ...common, inputShape: sx.shape } as unknown as tf.NamedAttrMap) as tf.Tensor)
-          : tf.zerosLike(sx);
-        const dw = tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: sx, dy: dz }, { ...common, filterShape: sw.shape } as unknown as tf.NamedAttrMap) as tf.Tensor;
-        return [dx, dw, tf.sum(dz, [0, 1, 2])];
-      },
-    };
-  });
+  const f =
+    convCache.get(key) ??
+    custom<tf.Tensor4D>(3, ([xi, wi, bi], save) => {
+      const attrs = { strides: [stride, stride], pad, dataFormat: 'NHWC', dilations: [1, 1], activation: act };
+      const y = tf
+        .engine()
+        .runKernel(tf.FusedConv2D, { x: xi, filter: wi, bias: bi }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+      save([xi, wi, y]);
+      return {
+        value: y,
+        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+          const [sx, sw, sy] = saved as tf.Tensor4D[];
+          const dz = actGrad(dy, sy, act) as tf.Tensor4D;
+          const common = { strides: [stride, stride], pad, dataFormat: 'NHWC', dimRoundingMode: undefined } as const;
+          const dx = inputGrad
+            ? (tf.engine().runKernel(tf.Conv2DBackpropInput, { dy: dz, filter: sw }, {
+                ...common,
+                inputShape: sx.shape,
+              } as unknown as tf.NamedAttrMap) as tf.Tensor)
+            : tf.zerosLike(sx);
+          const dw = tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: sx, dy: dz }, {
+            ...common,
+            filterShape: sw.shape,
+          } as unknown as tf.NamedAttrMap) as tf.Tensor;
+          return [dx, dw, tf.sum(dz, [0, 1, 2])];
+        },
+      };
+    });
   convCache.set(key, f);
   return f(x, w, b);
 }

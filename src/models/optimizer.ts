@@ -44,15 +44,32 @@ class FusedOptimizer implements StepOptimizer {
     const b2 = 0.999;
     for (const v of vars) {
       const g = grads[v.name];
-      const st = this.state.get(v) ?? (this.cfg.optimizer === 'adam' ? [tf.zerosLike(v), tf.zerosLike(v)] : [tf.zerosLike(v)]).map((t) => tf.keep(t));
+      const st =
+        this.state.get(v) ??
+        (this.cfg.optimizer === 'adam' ? [tf.zerosLike(v), tf.zerosLike(v)] : [tf.zerosLike(v)]).map((t) => tf.keep(t));
       const out =
         this.cfg.optimizer === 'adam'
-          ? (tf.engine().runKernel(ADAM_KERNEL, { w: v, m: st[0], v: st[1], g }, { lr: this.cfg.lr, b1, b2, eps: 1e-7, b1t: b1 ** this.t, b2t: b2 ** this.t }) as tf.Tensor[])
-          : (tf.engine().runKernel(MOMENTUM_KERNEL, { w: v, vel: st[0], g }, { lr: this.cfg.lr, mu: this.cfg.momentum ?? 0.9 }) as tf.Tensor[]);
+          ? (tf
+              .engine()
+              .runKernel(
+                ADAM_KERNEL,
+                { w: v, m: st[0], v: st[1], g },
+                { lr: this.cfg.lr, b1, b2, eps: 1e-7, b1t: b1 ** this.t, b2t: b2 ** this.t },
+              ) as tf.Tensor[])
+          : (tf
+              .engine()
+              .runKernel(
+                MOMENTUM_KERNEL,
+                { w: v, vel: st[0], g },
+                { lr: this.cfg.lr, mu: this.cfg.momentum ?? 0.9 },
+              ) as tf.Tensor[]);
       v.assign(out[0]);
       out[0].dispose();
       tf.dispose(st);
-      this.state.set(v, out.slice(1).map((t) => tf.keep(t)));
+      this.state.set(
+        v,
+        out.slice(1).map((t) => tf.keep(t)),
+      );
     }
     tf.dispose(Object.values(grads));
     if (returnLoss) return value;

@@ -70,12 +70,16 @@ export async function fit(net: Net, data: TrainData, opts: TrainOptions): Promis
         const lossT: tf.Scalar | undefined = tf.tidy(() => {
           const xt = tf.tensor(m === bs ? xb : xb.subarray(0, m * d), [m, ...net.inputShape]);
           const yt = tf.tensor2d(m === bs ? yb : yb.subarray(0, m * k), [m, k]);
-          return optimizer.minimize(() => {
-            const base = net.loss(xt, yt);
-            if (!opts.l2) return base;
-            const pen = tf.addN(weightVars.map((w) => tf.sum(tf.square(w))));
-            return tf.add(base, tf.mul(0.5 * opts.l2, pen)) as tf.Scalar;
-          }, wantLoss, vars);
+          return optimizer.minimize(
+            () => {
+              const base = net.loss(xt, yt);
+              if (!opts.l2) return base;
+              const pen = tf.addN(weightVars.map((w) => tf.sum(tf.square(w))));
+              return tf.add(base, tf.mul(0.5 * opts.l2, pen)) as tf.Scalar;
+            },
+            wantLoss,
+            vars,
+          );
         }) as tf.Scalar | undefined;
         if (lossT) {
           lastLoss = (await lossT.data())[0];
@@ -92,7 +96,12 @@ export async function fit(net: Net, data: TrainData, opts: TrainOptions): Promis
 }
 
 /** Probabilities for every row of `x`, batched; returns [n·k] row-major. */
-export async function predictAll(model: { predict(x: tf.Tensor): tf.Tensor2D; inputShape: number[]; numClasses: number }, x: Float32Array, n: number, batch = 1024): Promise<Float32Array> {
+export async function predictAll(
+  model: { predict(x: tf.Tensor): tf.Tensor2D; inputShape: number[]; numClasses: number },
+  x: Float32Array,
+  n: number,
+  batch = 1024,
+): Promise<Float32Array> {
   const d = model.inputShape.reduce((a, b) => a * b, 1);
   const k = model.numClasses;
   const out = new Float32Array(n * k);

@@ -55,16 +55,33 @@ export interface VictimOptions {
 export function victimKey(ds: Dataset, spec: ModelSpec, seed: number): string {
   // a plugin's model family is keyed by the plugin's content too: a changed architecture is another victim
   const plugin = MODELS.has(spec.kind) ? MODELS.get(spec.kind).source?.hash : undefined;
-  const id = { v: 'victim/1', dataset: ds.name, variant: ds.variant, n: ds.train.n, model: spec.kind, params: formatParams(spec.params), seed, ...(plugin ? { plugin } : {}) };
+  const id = {
+    v: 'victim/1',
+    dataset: ds.name,
+    variant: ds.variant,
+    n: ds.train.n,
+    model: spec.kind,
+    params: formatParams(spec.params),
+    seed,
+    ...(plugin ? { plugin } : {}),
+  };
   return createHash('sha256').update(JSON.stringify(id)).digest('hex').slice(0, 16);
 }
 
 export async function evaluate(model: Model, ds: Dataset): Promise<number> {
-  const p = model instanceof DecisionTree ? model.predictArray(ds.test.x, ds.test.n) : await predictAll(model, ds.test.x, ds.test.n);
+  const p =
+    model instanceof DecisionTree
+      ? model.predictArray(ds.test.x, ds.test.n)
+      : await predictAll(model, ds.test.x, ds.test.n);
   return accuracyOf(argmaxRows(p, ds.numClasses), ds.test.y);
 }
 
-export async function trainVictim(ds: Dataset, spec: ModelSpec, seed: number, opts: VictimOptions = {}): Promise<Omit<Victim, 'cached' | 'key'>> {
+export async function trainVictim(
+  ds: Dataset,
+  spec: ModelSpec,
+  seed: number,
+  opts: VictimOptions = {},
+): Promise<Omit<Victim, 'cached' | 'key'>> {
   const t0 = performance.now();
   let model: Model;
   if (spec.kind === 'tree') {
@@ -72,7 +89,11 @@ export async function trainVictim(ds: Dataset, spec: ModelSpec, seed: number, op
   } else {
     const rng = stream(seed, 'victim');
     const net = createNet(spec, ds, rng.fork());
-    await fit(net, { x: ds.train.x, y: ds.train.y, n: ds.train.n }, { ...trainOptions(spec, ds, rng.fork()), onBatch: opts.onProgress });
+    await fit(
+      net,
+      { x: ds.train.x, y: ds.train.y, n: ds.train.n },
+      { ...trainOptions(spec, ds, rng.fork()), onBatch: opts.onProgress },
+    );
     model = net;
   }
   const trainSeconds = (performance.now() - t0) / 1000;
@@ -134,13 +155,20 @@ function modelProblem(model: Model): string | undefined {
       const n = nodes[i] as Partial<TreeNode> | null;
       if (typeof n !== 'object' || n === null) return `tree node ${i} is not an object`;
       const dist = n.dist;
-      if (!Array.isArray(dist) || dist.length !== model.numClasses || !dist.every((x) => typeof x === 'number' && Number.isFinite(x))) return `tree node ${i} has a malformed or non-finite class distribution`;
+      if (
+        !Array.isArray(dist) ||
+        dist.length !== model.numClasses ||
+        !dist.every((x) => typeof x === 'number' && Number.isFinite(x))
+      )
+        return `tree node ${i} has a malformed or non-finite class distribution`;
       if (!Number.isInteger(n.leaf)) return `tree node ${i} has no leaf id`;
       if ((n.leaf as number) >= 0) continue;
       // children after their parent (as fit builds them) also rules out cycles, so routing ends
       const child = (c: unknown) => Number.isInteger(c) && (c as number) > i && (c as number) < nodes.length;
-      if (!Number.isInteger(n.feature) || (n.feature as number) < 0 || (n.feature as number) >= d) return `tree node ${i} splits on a feature out of range`;
-      if (typeof n.threshold !== 'number' || !Number.isFinite(n.threshold)) return `tree node ${i} has a non-finite threshold`;
+      if (!Number.isInteger(n.feature) || (n.feature as number) < 0 || (n.feature as number) >= d)
+        return `tree node ${i} splits on a feature out of range`;
+      if (typeof n.threshold !== 'number' || !Number.isFinite(n.threshold))
+        return `tree node ${i} has a non-finite threshold`;
       if (!child(n.left) || !child(n.right)) return `tree node ${i} has children out of range`;
     }
     return undefined;
@@ -150,7 +178,16 @@ function modelProblem(model: Model): string | undefined {
   return undefined;
 }
 
-type Loaded = { ok: true; model: Model; testAcc: number; trainSeconds: number; legacy: boolean; entry: Omit<CachedVictim, 'checksum'> } | { ok: false; why: string };
+type Loaded =
+  | {
+      ok: true;
+      model: Model;
+      testAcc: number;
+      trainSeconds: number;
+      legacy: boolean;
+      entry: Omit<CachedVictim, 'checksum'>;
+    }
+  | { ok: false; why: string };
 
 /**
  * Read and check one cache entry. Nothing in it is trusted until it passes: parseable JSON, a
@@ -175,14 +212,17 @@ async function loadEntry(file: string, key: string, ds: Dataset, spec: ModelSpec
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return { ok: false, why: 'not a JSON object' };
   const { checksum, ...rest } = raw as CachedVictim;
   const legacy = checksum === undefined;
-  if (!legacy && checksum !== entryChecksum(rest)) return { ok: false, why: 'checksum mismatch: the file was changed after it was written' };
+  if (!legacy && checksum !== entryChecksum(rest))
+    return { ok: false, why: 'checksum mismatch: the file was changed after it was written' };
   const c = rest as Partial<CachedVictim>;
   if (c.key !== key) return { ok: false, why: `wrong key ${brief(c.key)}, expected ${key}` };
   const m = c.model;
   if (typeof m !== 'object' || m === null) return { ok: false, why: 'no model' };
   if (m.kind !== spec.kind) return { ok: false, why: `model kind ${brief(m.kind)}, expected ${spec.kind}` };
-  if (!sameShape(m.inputShape, ds.inputShape) || m.numClasses !== ds.numClasses) return { ok: false, why: `model shape does not match ${ds.name}` };
-  if (typeof c.testAcc !== 'number' || !(c.testAcc >= 0 && c.testAcc <= 1)) return { ok: false, why: 'testAcc is not a number in [0, 1]' };
+  if (!sameShape(m.inputShape, ds.inputShape) || m.numClasses !== ds.numClasses)
+    return { ok: false, why: `model shape does not match ${ds.name}` };
+  if (typeof c.testAcc !== 'number' || !(c.testAcc >= 0 && c.testAcc <= 1))
+    return { ok: false, why: 'testAcc is not a number in [0, 1]' };
   const trainSeconds = typeof c.trainSeconds === 'number' && Number.isFinite(c.trainSeconds) ? c.trainSeconds : 0;
   let model: Model;
   try {
@@ -233,11 +273,27 @@ export async function getVictim(ds: Dataset, spec: ModelSpec, seed: number, opts
   const v = await trainVictim(ds, spec, seed, opts);
   const note = cacheNote ? { cacheNote } : {};
   if (opts.noCache) return { ...v, cached: false, key };
-  const entry: Omit<CachedVictim, 'checksum'> = { key, dataset: ds.name, variant: ds.variant, spec, seed, testAcc: v.testAcc, trainSeconds: v.trainSeconds, backend: activeBackend().label, model: v.model.serialize() };
+  const entry: Omit<CachedVictim, 'checksum'> = {
+    key,
+    dataset: ds.name,
+    variant: ds.variant,
+    spec,
+    seed,
+    testAcc: v.testAcc,
+    trainSeconds: v.trainSeconds,
+    backend: activeBackend().label,
+    model: v.model.serialize(),
+  };
   try {
     writeEntry(file, entry);
   } catch (err) {
-    return { ...v, cached: false, key, ...note, cacheError: `${(err as NodeJS.ErrnoException).code ?? (err as Error).message} writing ${file}` };
+    return {
+      ...v,
+      cached: false,
+      key,
+      ...note,
+      cacheError: `${(err as NodeJS.ErrnoException).code ?? (err as Error).message} writing ${file}`,
+    };
   }
   return { ...v, cached: false, key, path: file, ...note };
 }

@@ -24,7 +24,13 @@ const TRAIN = {
 
 // at least ~500 Adam steps: tiny tables (iris: 105 rows, 2 batches an epoch) need many epochs
 const smallEpochs = (n: number) => (n > 20000 ? 10 : Math.min(300, Math.max(60, Math.ceil(32000 / Math.max(1, n)))));
-const linearTrain = (ds: Dataset): TrainDefaults => ({ epochs: smallEpochs(ds.train.n), batchSize: 64, optimizer: 'adam', lr: 0.01, l2: 1 / Math.max(1, ds.train.n) });
+const linearTrain = (ds: Dataset): TrainDefaults => ({
+  epochs: smallEpochs(ds.train.n),
+  batchSize: 64,
+  optimizer: 'adam',
+  lr: 0.01,
+  l2: 1 / Math.max(1, ds.train.n),
+});
 const tabularBudgets = (quick: boolean) => (quick ? ['1x'] : ['1x', '10x', '100x']);
 
 export const logistic = defineModel({
@@ -33,7 +39,8 @@ export const logistic = defineModel({
   params: TRAIN,
   train: linearTrain,
   layers: (ds) => {
-    if (ds.numClasses !== 2) throw new UsageError(`logistic is binary but ${ds.name} has ${ds.numClasses} classes; use softmax or ovr`);
+    if (ds.numClasses !== 2)
+      throw new UsageError(`logistic is binary but ${ds.name} has ${ds.numClasses} classes; use softmax or ovr`);
     return { layers: [{ type: 'flatten' }, { type: 'dense', units: 1 }], head: 'sigmoid' };
   },
   attacks: ['eq-lr', 'retrain-adaptive'],
@@ -70,12 +77,24 @@ export const mlp = defineModel({
   name: 'mlp',
   describe: 'multi-layer perceptron (tabular default: 1×20 tanh as Tramèr; images: 256,128 relu)',
   params: MLP_PARAMS,
-  train: (ds) => (ds.kind === 'image' ? { epochs: 5, batchSize: 64, optimizer: 'adam', lr: 1e-3 } : { epochs: ds.train.n > 20000 ? 10 : Math.max(100, smallEpochs(ds.train.n)), batchSize: 64, optimizer: 'adam', lr: 0.01 }),
+  train: (ds) =>
+    ds.kind === 'image'
+      ? { epochs: 5, batchSize: 64, optimizer: 'adam', lr: 1e-3 }
+      : {
+          epochs: ds.train.n > 20000 ? 10 : Math.max(100, smallEpochs(ds.train.n)),
+          batchSize: 64,
+          optimizer: 'adam',
+          lr: 0.01,
+        },
   layers: (ds, p) => {
     const hidden = p.hidden ?? (ds.kind === 'image' ? [256, 128] : [20]);
     const act: Activation = p.activation ?? (ds.kind === 'image' ? 'relu' : 'tanh');
     return {
-      layers: [{ type: 'flatten' }, ...hidden.map((units) => ({ type: 'dense' as const, units, activation: act })), { type: 'dense', units: ds.numClasses }],
+      layers: [
+        { type: 'flatten' },
+        ...hidden.map((units) => ({ type: 'dense' as const, units, activation: act })),
+        { type: 'dense', units: ds.numClasses },
+      ],
       head: 'softmax',
     };
   },
@@ -89,7 +108,10 @@ export const cnn = defineModel({
   params: TRAIN,
   train: () => ({ epochs: 4, batchSize: 64, optimizer: 'adam', lr: 1e-3 }),
   layers: (ds) => {
-    if (ds.inputShape.length !== 3) throw new UsageError(`cnn needs image inputs (h×w×c) but ${ds.name} has ${ds.inputShape.join('×')} features; use mlp, softmax or tree`);
+    if (ds.inputShape.length !== 3)
+      throw new UsageError(
+        `cnn needs image inputs (h×w×c) but ${ds.name} has ${ds.inputShape.join('×')} features; use mlp, softmax or tree`,
+      );
     return {
       layers: [
         { type: 'conv2d', filters: 20, kernel: 5, activation: 'relu' },
@@ -142,7 +164,11 @@ export function formatModelSpec(spec: ModelSpec): string {
 }
 
 /** An untrained Net of this kind for this dataset (the tree has no untrained form). */
-export function createNet(spec: ModelSpec, ds: Pick<Dataset, 'name' | 'inputShape' | 'numClasses' | 'kind'> & Partial<Dataset>, rng: Rng): Net {
+export function createNet(
+  spec: ModelSpec,
+  ds: Pick<Dataset, 'name' | 'inputShape' | 'numClasses' | 'kind'> & Partial<Dataset>,
+  rng: Rng,
+): Net {
   const def = MODELS.get(spec.kind);
   if (!def.layers) throw new UsageError(`${spec.kind} is not a network`);
   const { layers, head } = def.layers(ds as Dataset, spec.params);

@@ -26,13 +26,22 @@ export function leadingZeroBits(digest: Uint8Array): number {
   return n;
 }
 
-export function issueChallenge(bits: number, resource: string, opts: { ttlMs?: number; now?: number; salt?: string } = {}): Challenge {
-  if (!Number.isInteger(bits) || bits < 0 || bits > 64) throw new RangeError(`hashcash bits must be an integer in [0, 64], got ${bits}`);
+export function issueChallenge(
+  bits: number,
+  resource: string,
+  opts: { ttlMs?: number; now?: number; salt?: string } = {},
+): Challenge {
+  if (!Number.isInteger(bits) || bits < 0 || bits > 64)
+    throw new RangeError(`hashcash bits must be an integer in [0, 64], got ${bits}`);
   const now = opts.now ?? Date.now();
   const d = new Date(now);
   const date = `${String(d.getUTCFullYear() % 100).padStart(2, '0')}${String(d.getUTCMonth() + 1).padStart(2, '0')}${String(d.getUTCDate()).padStart(2, '0')}`;
   const salt = opts.salt ?? randomBytes(12).toString('base64url');
-  return { stamp: `1:${bits}:${date}:${resource.replace(/:/g, '_')}::${salt}:`, bits, expires: now + (opts.ttlMs ?? 5 * 60_000) };
+  return {
+    stamp: `1:${bits}:${date}:${resource.replace(/:/g, '_')}::${salt}:`,
+    bits,
+    expires: now + (opts.ttlMs ?? 5 * 60_000),
+  };
 }
 
 function digest(stamp: string, counter: string): Buffer {

@@ -24,14 +24,29 @@ export interface TradeoffPoint {
 const FONT = 'DejaVu Sans, Arial, sans-serif';
 /** What every figure shares: schema, size, fonts. */
 const BASE = { $schema: 'https://vega.github.io/schema/vega-lite/v5.json', width: 520, height: 320 } as const;
-const CONFIG = { font: FONT, axis: { labelFontSize: 12, titleFontSize: 13 }, legend: { labelFontSize: 12, titleFontSize: 13, labelLimit: 360, symbolOpacity: 1 }, title: { fontSize: 14 } };
+const CONFIG = {
+  font: FONT,
+  axis: { labelFontSize: 12, titleFontSize: 13 },
+  legend: { labelFontSize: 12, titleFontSize: 13, labelLimit: 360, symbolOpacity: 1 },
+  title: { fontSize: 14 },
+};
 
 /** Attacker accuracy vs query budget, one line per defense (log budget axis), with 95% CI bands when seeds allow. */
 export function curveSpec(title: string, points: CurvePoint[], victimAcc?: number): TopLevelSpec {
   const layers: object[] = [{ mark: { type: 'line', point: true, strokeWidth: 2 } }];
   // 95% CI bands behind the lines; the legend keeps opaque swatches (config.legend.symbolOpacity)
-  if (points.some((p) => p.lo !== undefined)) layers.unshift({ mark: { type: 'errorband', opacity: 0.12 }, encoding: { y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } }, transform: [{ filter: 'isValid(datum.lo)' }] });
-  if (victimAcc !== undefined) layers.push({ data: { values: [{ v: victimAcc }] }, mark: { type: 'rule', strokeDash: [4, 4], color: '#555' }, encoding: { y: { field: 'v', type: 'quantitative' }, color: { value: '#555' }, x: null } });
+  if (points.some((p) => p.lo !== undefined))
+    layers.unshift({
+      mark: { type: 'errorband', opacity: 0.12 },
+      encoding: { y: { field: 'lo', type: 'quantitative' }, y2: { field: 'hi' } },
+      transform: [{ filter: 'isValid(datum.lo)' }],
+    });
+  if (victimAcc !== undefined)
+    layers.push({
+      data: { values: [{ v: victimAcc }] },
+      mark: { type: 'rule', strokeDash: [4, 4], color: '#555' },
+      encoding: { y: { field: 'v', type: 'quantitative' }, color: { value: '#555' }, x: null },
+    });
   return {
     ...BASE,
     title,
@@ -54,13 +69,30 @@ export function tradeoffSpec(title: string, points: TradeoffPoint[]): TopLevelSp
     title,
     config: CONFIG,
     layer: [
-      { data: { values: frontier }, mark: { type: 'line', color: '#888', strokeDash: [6, 3] }, encoding: { x: { field: 'defendedAcc', type: 'quantitative' }, y: { field: 'attackerAcc', type: 'quantitative' } } },
+      {
+        data: { values: frontier },
+        mark: { type: 'line', color: '#888', strokeDash: [6, 3] },
+        encoding: {
+          x: { field: 'defendedAcc', type: 'quantitative' },
+          y: { field: 'attackerAcc', type: 'quantitative' },
+        },
+      },
       {
         data: { values: points },
         mark: { type: 'point', filled: true, size: 90 },
         encoding: {
-          x: { field: 'defendedAcc', type: 'quantitative', scale: { zero: false }, title: 'defender accuracy (what honest users get)' },
-          y: { field: 'attackerAcc', type: 'quantitative', scale: { zero: false }, title: 'attacker (surrogate) test accuracy' },
+          x: {
+            field: 'defendedAcc',
+            type: 'quantitative',
+            scale: { zero: false },
+            title: 'defender accuracy (what honest users get)',
+          },
+          y: {
+            field: 'attackerAcc',
+            type: 'quantitative',
+            scale: { zero: false },
+            title: 'attacker (surrogate) test accuracy',
+          },
           color: { field: 'defense', type: 'nominal', title: 'defense' },
           shape: { field: 'pareto', type: 'nominal', title: 'Pareto-optimal' },
         },
@@ -79,6 +111,10 @@ export async function renderSvg(spec: TopLevelSpec): Promise<string> {
 }
 
 export function svgToPng(svg: string, scale = 2): Buffer {
-  const r = new Resvg(svg, { font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' }, fitTo: { mode: 'zoom', value: scale }, background: 'white' });
+  const r = new Resvg(svg, {
+    font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' },
+    fitTo: { mode: 'zoom', value: scale },
+    background: 'white',
+  });
   return Buffer.from(r.render().asPng());
 }

@@ -13,7 +13,18 @@ import { DEFENSES } from '../defenses/registry.js';
 import type { ParamDecls } from '../params.js';
 import { curveSpec, renderSvg, svgToPng, tradeoffSpec } from './figures.js';
 
-const METRICS = ['surrogate_acc', 'agreement_test', 'queries', 'attacker_cpu_s', 'pow_s', 'defended_acc', 'perturbation_l1', 'perturbation_kl', 'victim_acc', 'honest_slowdown'];
+const METRICS = [
+  'surrogate_acc',
+  'agreement_test',
+  'queries',
+  'attacker_cpu_s',
+  'pow_s',
+  'defended_acc',
+  'perturbation_l1',
+  'perturbation_kl',
+  'victim_acc',
+  'honest_slowdown',
+];
 
 export interface ReportResult {
   markdown: string;
@@ -36,24 +47,51 @@ export function shortSpec(name: string, params: string, decls: ParamDecls | unde
   return kept.some(Boolean) ? `${name}:${kept.join('+')}` : name;
 }
 
-const defenseLabel = (g: Group) => shortSpec(g.key.defense, g.key.defense_params, g.key.defense.includes('+') ? undefined : (DEFENSES.has(g.key.defense) ? DEFENSES.get(g.key.defense).params : undefined));
-const attackLabel = (g: Group) => shortSpec(g.key.attack, g.key.attack_params, (ATTACKS.has(g.key.attack) ? ATTACKS.get(g.key.attack).params : undefined));
+const defenseLabel = (g: Group) =>
+  shortSpec(
+    g.key.defense,
+    g.key.defense_params,
+    g.key.defense.includes('+')
+      ? undefined
+      : DEFENSES.has(g.key.defense)
+        ? DEFENSES.get(g.key.defense).params
+        : undefined,
+  );
+const attackLabel = (g: Group) =>
+  shortSpec(
+    g.key.attack,
+    g.key.attack_params,
+    ATTACKS.has(g.key.attack) ? ATTACKS.get(g.key.attack).params : undefined,
+  );
 
 /** Indices of the points no other point beats on both axes (higher defended accuracy, lower attacker accuracy). */
 export function paretoFront(points: Array<{ defended: number; attacker: number }>): Set<number> {
   const out = new Set<number>();
   points.forEach((p, i) => {
-    const dominated = points.some((q, j) => j !== i && q.defended >= p.defended && q.attacker <= p.attacker && (q.defended > p.defended || q.attacker < p.attacker));
+    const dominated = points.some(
+      (q, j) =>
+        j !== i &&
+        q.defended >= p.defended &&
+        q.attacker <= p.attacker &&
+        (q.defended > p.defended || q.attacker < p.attacker),
+    );
     if (!dominated && Number.isFinite(p.defended) && Number.isFinite(p.attacker)) out.add(i);
   });
   return out;
 }
 
 function slug(s: string): string {
-  return s.replace(/[^a-zA-Z0-9]+/g, '-').replace(/^-|-$/g, '').toLowerCase();
+  return s
+    .replace(/[^a-zA-Z0-9]+/g, '-')
+    .replace(/^-|-$/g, '')
+    .toLowerCase();
 }
 
-export async function writeReport(rows: Array<Record<string, string>>, outDir: string, opts: { png?: boolean } = {}): Promise<ReportResult> {
+export async function writeReport(
+  rows: Array<Record<string, string>>,
+  outDir: string,
+  opts: { png?: boolean } = {},
+): Promise<ReportResult> {
   ensureDir(outDir);
   const groups = summarise(rows, METRICS);
   const blocks = new Map<string, Group[]>();
@@ -61,24 +99,38 @@ export async function writeReport(rows: Array<Record<string, string>>, outDir: s
     const k = `${g.key.dataset} / ${g.key.victim} / ${attackLabel(g)}`;
     blocks.set(k, [...(blocks.get(k) ?? []), g]);
   }
-  const md: string[] = ['# mse report', '', `${rows.length} rows, ${groups.length} cells. Values are means over seeds ± 95% CI where there are ≥ 2 seeds. ★ = Pareto-optimal at that budget (no other defense gives honest users higher accuracy and the attacker lower).`, ''];
+  const md: string[] = [
+    '# mse report',
+    '',
+    `${rows.length} rows, ${groups.length} cells. Values are means over seeds ± 95% CI where there are ≥ 2 seeds. ★ = Pareto-optimal at that budget (no other defense gives honest users higher accuracy and the attacker lower).`,
+    '',
+  ];
   const files: string[] = [];
   for (const [title, gs] of blocks) {
     const budgets = [...new Set(gs.map((g) => Number(g.key.budget)))].sort((a, b) => a - b);
     md.push(`## ${title}`, '');
     const victimAcc = gs[0].metrics.victim_acc.mean;
     if (Number.isFinite(victimAcc)) md.push(`Victim test accuracy: ${victimAcc.toFixed(4)}.`, '');
-    md.push('| defense | budget | attacker acc | agreement | queries | attacker CPU (s) | PoW (s) | defended acc | L1 | KL | honest slowdown | Pareto |', '|---|---|---|---|---|---|---|---|---|---|---|---|');
+    md.push(
+      '| defense | budget | attacker acc | agreement | queries | attacker CPU (s) | PoW (s) | defended acc | L1 | KL | honest slowdown | Pareto |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    );
     const pareto = new Set<Group>();
     for (const b of budgets) {
       const at = gs.filter((g) => Number(g.key.budget) === b);
-      const front = paretoFront(at.map((g) => ({ defended: g.metrics.defended_acc.mean, attacker: g.metrics.surrogate_acc.mean })));
+      const front = paretoFront(
+        at.map((g) => ({ defended: g.metrics.defended_acc.mean, attacker: g.metrics.surrogate_acc.mean })),
+      );
       at.forEach((g, i) => front.has(i) && pareto.add(g));
     }
-    const sorted = [...gs].sort((a, b) => defenseLabel(a).localeCompare(defenseLabel(b)) || Number(a.key.budget) - Number(b.key.budget));
+    const sorted = [...gs].sort(
+      (a, b) => defenseLabel(a).localeCompare(defenseLabel(b)) || Number(a.key.budget) - Number(b.key.budget),
+    );
     for (const g of sorted) {
       const m = g.metrics;
-      md.push(`| ${defenseLabel(g)} | ${g.key.budget} | ${formatStat(m.surrogate_acc)} | ${formatStat(m.agreement_test)} | ${formatStat(m.queries, 0)} | ${formatStat(m.attacker_cpu_s, 1)} | ${formatStat(m.pow_s, 2)} | ${formatStat(m.defended_acc)} | ${formatStat(m.perturbation_l1)} | ${formatStat(m.perturbation_kl)} | ${formatStat(m.honest_slowdown, 2)} | ${pareto.has(g) ? '★' : ''} |`);
+      md.push(
+        `| ${defenseLabel(g)} | ${g.key.budget} | ${formatStat(m.surrogate_acc)} | ${formatStat(m.agreement_test)} | ${formatStat(m.queries, 0)} | ${formatStat(m.attacker_cpu_s, 1)} | ${formatStat(m.pow_s, 2)} | ${formatStat(m.defended_acc)} | ${formatStat(m.perturbation_l1)} | ${formatStat(m.perturbation_kl)} | ${formatStat(m.honest_slowdown, 2)} | ${pareto.has(g) ? '★' : ''} |`,
+      );
     }
     md.push('');
     const base = slug(title);
@@ -86,14 +138,38 @@ export async function writeReport(rows: Array<Record<string, string>>, outDir: s
     if (budgets.length > 1) {
       const points = gs.map((g) => {
         const s = g.metrics.surrogate_acc;
-        return { defense: defenseLabel(g), budget: Number(g.key.budget), acc: s.mean, ...(Number.isFinite(s.ci) ? { lo: s.mean - s.ci, hi: s.mean + s.ci } : {}) };
+        return {
+          defense: defenseLabel(g),
+          budget: Number(g.key.budget),
+          acc: s.mean,
+          ...(Number.isFinite(s.ci) ? { lo: s.mean - s.ci, hi: s.mean + s.ci } : {}),
+        };
       });
-      figures.push([`${base}-curve`, renderSvg(curveSpec(`${title}: attacker accuracy vs budget`, points, Number.isFinite(victimAcc) ? victimAcc : undefined))]);
+      figures.push([
+        `${base}-curve`,
+        renderSvg(
+          curveSpec(
+            `${title}: attacker accuracy vs budget`,
+            points,
+            Number.isFinite(victimAcc) ? victimAcc : undefined,
+          ),
+        ),
+      ]);
     }
     const last = gs.filter((g) => Number(g.key.budget) === budgets[budgets.length - 1]);
     if (last.length > 1) {
-      const pts = last.map((g) => ({ defense: defenseLabel(g), defendedAcc: g.metrics.defended_acc.mean, attackerAcc: g.metrics.surrogate_acc.mean, pareto: pareto.has(g) }));
-      figures.push([`${base}-tradeoff`, renderSvg(tradeoffSpec(`${title}: utility vs attacker accuracy at ${budgets[budgets.length - 1]} queries`, pts))]);
+      const pts = last.map((g) => ({
+        defense: defenseLabel(g),
+        defendedAcc: g.metrics.defended_acc.mean,
+        attackerAcc: g.metrics.surrogate_acc.mean,
+        pareto: pareto.has(g),
+      }));
+      figures.push([
+        `${base}-tradeoff`,
+        renderSvg(
+          tradeoffSpec(`${title}: utility vs attacker accuracy at ${budgets[budgets.length - 1]} queries`, pts),
+        ),
+      ]);
     }
     for (const [name, svgP] of figures) {
       const svg = await svgP;
@@ -104,7 +180,8 @@ export async function writeReport(rows: Array<Record<string, string>>, outDir: s
         files.push(path.join(outDir, `${name}.png`));
       }
       md.push(`![${name}](${name}.${opts.png !== false ? 'png' : 'svg'})`, '');
-      if (name.endsWith('-curve') && Number.isFinite(victimAcc)) md.push('The dashed line is the victim’s own test accuracy.', '');
+      if (name.endsWith('-curve') && Number.isFinite(victimAcc))
+        md.push('The dashed line is the victim’s own test accuracy.', '');
     }
   }
   const markdown = md.join('\n');

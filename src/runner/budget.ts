@@ -12,7 +12,10 @@ export type BudgetSpec = { absolute: number } | { multiple: number };
 
 export function parseBudget(text: string): BudgetSpec {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([kKmMxX]?)\s*$/.exec(text);
-  if (!m) throw new UsageError(`budget must be a count like 500, 5k, 1.5m or a multiple of the victim's parameters like 1x, got '${text}'`);
+  if (!m)
+    throw new UsageError(
+      `budget must be a count like 500, 5k, 1.5m or a multiple of the victim's parameters like 1x, got '${text}'`,
+    );
   const v = Number(m[1]);
   const unit = m[2].toLowerCase();
   if (unit === 'x') {
@@ -27,14 +30,20 @@ export function parseBudget(text: string): BudgetSpec {
 export function unknowns(ds: Pick<Dataset, 'name' | 'inputShape' | 'numClasses' | 'kind'>, victim: ModelSpec): number {
   const d = ds.inputShape.reduce((a, b) => a * b, 1);
   const k = ds.numClasses;
-  if (victim.kind === 'logistic' || victim.kind === 'softmax' || victim.kind === 'ovr') return (k - (k === 2 ? 1 : 0)) * (d + 1);
-  if (victim.kind === 'tree') throw new UsageError('a tree has no fixed parameter count: give its budget as a number of queries');
+  if (victim.kind === 'logistic' || victim.kind === 'softmax' || victim.kind === 'ovr')
+    return (k - (k === 2 ? 1 : 0)) * (d + 1);
+  if (victim.kind === 'tree')
+    throw new UsageError('a tree has no fixed parameter count: give its budget as a number of queries');
   const net = createNet(victim, ds, new Rng(0));
   const n = net.numParams();
   net.dispose();
   return n;
 }
 
-export function resolveBudget(b: BudgetSpec, ds: Pick<Dataset, 'name' | 'inputShape' | 'numClasses' | 'kind'>, victim: ModelSpec): number {
+export function resolveBudget(
+  b: BudgetSpec,
+  ds: Pick<Dataset, 'name' | 'inputShape' | 'numClasses' | 'kind'>,
+  victim: ModelSpec,
+): number {
   return 'absolute' in b ? b.absolute : Math.max(1, Math.round(b.multiple * unknowns(ds, victim)));
 }

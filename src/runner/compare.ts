@@ -6,8 +6,21 @@
 import { RESULT_COLUMNS, TIMING_COLUMNS } from './result-row.js';
 import { GROUP_KEYS, t95 } from './summary.js';
 
-export const METRIC_COLUMNS = ['victim_acc', 'queries', 'surrogate_acc', 'agreement_test', 'agreement_unif', 'param_error', 'defended_acc', 'defended_agreement', 'perturbation_l1', 'perturbation_kl'] as const;
-const TIMING_METRICS = TIMING_COLUMNS.filter((c) => ['attacker_cpu_s', 'pow_s', 'honest_slowdown', 'wall_s'].includes(c));
+export const METRIC_COLUMNS = [
+  'victim_acc',
+  'queries',
+  'surrogate_acc',
+  'agreement_test',
+  'agreement_unif',
+  'param_error',
+  'defended_acc',
+  'defended_agreement',
+  'perturbation_l1',
+  'perturbation_kl',
+] as const;
+const TIMING_METRICS = TIMING_COLUMNS.filter((c) =>
+  ['attacker_cpu_s', 'pow_s', 'honest_slowdown', 'wall_s'].includes(c),
+);
 
 type Row = Record<string, string>;
 
@@ -46,7 +59,9 @@ function label(r: Row): string {
 
 export function compareResults(a: Row[], b: Row[], opts: { timing?: boolean; tolerance?: number } = {}): Comparison {
   const tol = opts.tolerance ?? 0.01;
-  const metrics = [...METRIC_COLUMNS, ...(opts.timing ? TIMING_METRICS : [])].filter((m) => (RESULT_COLUMNS as readonly string[]).includes(m));
+  const metrics = [...METRIC_COLUMNS, ...(opts.timing ? TIMING_METRICS : [])].filter((m) =>
+    (RESULT_COLUMNS as readonly string[]).includes(m),
+  );
   const group = (rows: Row[]) => {
     const m = new Map<string, { label: string; bySeed: Map<string, Row> }>();
     for (const r of rows) {
@@ -70,7 +85,10 @@ export function compareResults(a: Row[], b: Row[], opts: { timing?: boolean; tol
       const vb = [...B.bySeed.values()].map(num).filter(Number.isFinite);
       if (!va.length || !vb.length) continue;
       const mean = (v: number[]) => v.reduce((s, x) => s + x, 0) / v.length;
-      const diffs = [...A.bySeed.keys()].filter((s) => B.bySeed.has(s)).map((s) => num(B.bySeed.get(s)) - num(A.bySeed.get(s))).filter(Number.isFinite);
+      const diffs = [...A.bySeed.keys()]
+        .filter((s) => B.bySeed.has(s))
+        .map((s) => num(B.bySeed.get(s)) - num(A.bySeed.get(s)))
+        .filter(Number.isFinite);
       const n = diffs.length;
       let t = NaN;
       if (n >= 2) {
@@ -79,8 +97,20 @@ export function compareResults(a: Row[], b: Row[], opts: { timing?: boolean; tol
         t = sd > 0 ? md / (sd / Math.sqrt(n)) : md === 0 ? 0 : Infinity * Math.sign(md);
       }
       const delta = mean(vb) - mean(va);
-      const scale = metric === 'queries' || metric.endsWith('_s') || metric === 'honest_slowdown' ? Math.max(1, Math.abs(mean(va))) : 1;
-      deltas.push({ metric, a: mean(va), b: mean(vb), delta, n, t, significant: n >= 2 && Math.abs(t) > t95(n - 1), beyondTolerance: Math.abs(delta) > tol * scale });
+      const scale =
+        metric === 'queries' || metric.endsWith('_s') || metric === 'honest_slowdown'
+          ? Math.max(1, Math.abs(mean(va)))
+          : 1;
+      deltas.push({
+        metric,
+        a: mean(va),
+        b: mean(vb),
+        delta,
+        n,
+        t,
+        significant: n >= 2 && Math.abs(t) > t95(n - 1),
+        beyondTolerance: Math.abs(delta) > tol * scale,
+      });
     }
     cells.push({ key: A.label, deltas });
   }

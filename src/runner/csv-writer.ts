@@ -11,7 +11,20 @@
  * such lines aside.
  */
 import { ensureDir } from '../fs-util.js';
-import { appendFileSync, closeSync, existsSync, fstatSync, realpathSync, statSync, fsyncSync, ftruncateSync, openSync, readFileSync, truncateSync, writeSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  existsSync,
+  fstatSync,
+  realpathSync,
+  statSync,
+  fsyncSync,
+  ftruncateSync,
+  openSync,
+  readFileSync,
+  truncateSync,
+  writeSync,
+} from 'node:fs';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
@@ -61,7 +74,11 @@ export function scanResults(input: string): ScannedResults {
     // an unclosed quote swallows the rest of the file: report where the damage starts and parse what comes before it
     const err = e as Error & { lines?: number; code?: string };
     const bad = findUnclosedQuote(lines) ?? err.lines ?? 1;
-    damaged.push({ line: bad, why: err.code === 'CSV_QUOTE_NOT_CLOSED' ? 'unclosed quote' : `unparseable (${err.message.split('\n')[0]})`, text: lines[bad - 1] ?? '' });
+    damaged.push({
+      line: bad,
+      why: err.code === 'CSV_QUOTE_NOT_CLOSED' ? 'unclosed quote' : `unparseable (${err.message.split('\n')[0]})`,
+      text: lines[bad - 1] ?? '',
+    });
     const before = lines.slice(0, bad - 1).join('\n') + (bad > 1 ? '\n' : '');
     try {
       records = parse(before, opts) as unknown as Rec[];
@@ -135,17 +152,28 @@ function findUnclosedQuote(lines: string[]): number | undefined {
 function damageError(file: string, d: DamagedLine[]): MseError {
   const first = d[0];
   const more = d.length > 1 ? ` (and ${d.length - 1} more damaged line${d.length > 2 ? 's' : ''})` : '';
-  return new MseError('csv', `${file}: line ${first.line} is damaged: ${first.why}${more}`, `run \`mse repair ${file}\` to move damaged lines to ${path.basename(file)}.damaged and keep every good row, or move the line away by hand`);
+  return new MseError(
+    'csv',
+    `${file}: line ${first.line} is damaged: ${first.why}${more}`,
+    `run \`mse repair ${file}\` to move damaged lines to ${path.basename(file)}.damaged and keep every good row, or move the line away by hand`,
+  );
 }
 
 function readText(file: string): string {
   try {
     // a FIFO or device would block or never end: only regular files are results
-    if (!statSync(file).isFile()) throw new MseError('csv', `${file} is not a regular file`, 'give a results.csv written by mse bench, attack or reproduce');
+    if (!statSync(file).isFile())
+      throw new MseError(
+        'csv',
+        `${file} is not a regular file`,
+        'give a results.csv written by mse bench, attack or reproduce',
+      );
     return readFileSync(file, 'utf8');
   } catch (e) {
     const u = asUserError(e);
-    throw u && !(e instanceof MseError) ? new MseError(u.code, `${file}: ${u.message.replace(`${file}: `, '')}`, u.hint) : (u ?? e);
+    throw u && !(e instanceof MseError)
+      ? new MseError(u.code, `${file}: ${u.message.replace(`${file}: `, '')}`, u.hint)
+      : (u ?? e);
   }
 }
 
@@ -161,7 +189,11 @@ export class ResultsCsv {
       this.lock = RunLock.acquire(realFile(file));
     } catch (err) {
       if (err instanceof MseError) throw err;
-      throw new MseError('results', `cannot open results file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'choose a writable --out directory');
+      throw new MseError(
+        'results',
+        `cannot open results file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        'choose a writable --out directory',
+      );
     }
     try {
       this.fd = this.open();
@@ -177,12 +209,21 @@ export class ResultsCsv {
     let fresh = text.length === 0;
     if (s.completeBytes === 0 && s.torn !== undefined) {
       // no complete line: a header torn by a kill (a prefix of ours carries no data and is rewritten), or not our file
-      if (!HEADER.startsWith(s.torn)) throw new MseError('results', `${this.file} is not an mse results file (its first line is incomplete and not mse's header)`, 'write to a new --out directory');
+      if (!HEADER.startsWith(s.torn))
+        throw new MseError(
+          'results',
+          `${this.file} is not an mse results file (its first line is incomplete and not mse's header)`,
+          'write to a new --out directory',
+        );
       truncateSync(this.file, 0);
       fresh = true;
     } else if (!fresh) {
       if (s.header.join(',') !== RESULT_COLUMNS.join(',')) {
-        throw new MseError('results', `${this.file} has a different column layout (written by another mse version?)`, 'write to a new --out directory');
+        throw new MseError(
+          'results',
+          `${this.file} has a different column layout (written by another mse version?)`,
+          'write to a new --out directory',
+        );
       }
       if (s.damaged.length) throw damageError(this.file, s.damaged);
       if (s.torn !== undefined) {
@@ -196,7 +237,11 @@ export class ResultsCsv {
     try {
       fd = openSync(this.file, 'a'); // O_APPEND: every write lands at the end, never over another
     } catch (err) {
-      throw new MseError('results', `cannot open results file ${this.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'choose a writable --out directory');
+      throw new MseError(
+        'results',
+        `cannot open results file ${this.file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        'choose a writable --out directory',
+      );
     }
     if (fresh) {
       try {
@@ -241,7 +286,7 @@ function appendAll(fd: number, file: string, text: string): void {
   const buf = Buffer.from(text);
   const before = fstatSync(fd).size;
   try {
-    for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
+    for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off, buf.length - off);
     fsyncSync(fd);
   } catch (err) {
     try {
@@ -250,7 +295,11 @@ function appendAll(fd: number, file: string, text: string): void {
       // the next open cuts the torn row instead
     }
     const u = asUserError(err);
-    throw new MseError('results', `cannot append to ${file}: ${u ? u.message : (err as Error).message}`, u?.hint ?? 'check the disk and re-run the same command to resume');
+    throw new MseError(
+      'results',
+      `cannot append to ${file}: ${u ? u.message : (err as Error).message}`,
+      u?.hint ?? 'check the disk and re-run the same command to resume',
+    );
   }
 }
 
@@ -262,8 +311,18 @@ function appendAll(fd: number, file: string, text: string): void {
 export function readResults(file: string): Array<Record<string, string>> {
   const s = scanResults(readText(file));
   if (s.damaged.length) throw damageError(file, s.damaged);
-  if (!s.header.length) throw new MseError('csv', `${file} has no complete header line (empty, or torn by a kill)`, 'give a results.csv written by mse bench, attack or reproduce');
-  if (!s.header.includes('cell_id')) throw new MseError('csv', `${file} is not an mse results CSV (no cell_id column)`, 'give a results.csv written by mse bench, attack or reproduce');
+  if (!s.header.length)
+    throw new MseError(
+      'csv',
+      `${file} has no complete header line (empty, or torn by a kill)`,
+      'give a results.csv written by mse bench, attack or reproduce',
+    );
+  if (!s.header.includes('cell_id'))
+    throw new MseError(
+      'csv',
+      `${file} is not an mse results CSV (no cell_id column)`,
+      'give a results.csv written by mse bench, attack or reproduce',
+    );
   return s.rows;
 }
 

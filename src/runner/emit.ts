@@ -66,12 +66,19 @@ function describeChar(c: string): string {
  * leaves DEL, C1 controls (which some terminals obey) and U+2028/9 raw, so escape those too.
  */
 function shown(v: string): string {
-  return JSON.stringify(v).replace(/[\u007f-\u009f\u2028\u2029\ufeff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return JSON.stringify(v).replace(
+    /[\u007f-\u009f\u2028\u2029\ufeff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 function refuseControl(what: string, v: string): void {
   const m = CONTROL.exec(v);
-  if (m) throw new UsageError(`${what} contains ${describeChar(m[0])}: ${shown(v)}`, 'job files cannot carry control characters or line breaks; remove it');
+  if (m)
+    throw new UsageError(
+      `${what} contains ${describeChar(m[0])}: ${shown(v)}`,
+      'job files cannot carry control characters or line breaks; remove it',
+    );
 }
 
 /** Paths that commands in the job files take as operands: a leading '-' would read as an option. */
@@ -84,7 +91,8 @@ function refusePathLike(what: string, v: string): void {
 // Slurm's --mem: a whole number with an optional K/M/G/T suffix (no suffix: megabytes)
 const SLURM_MEM = /^\d+[KMGTkmgt]?$/;
 // Slurm's --time: MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS
-const SLURM_TIME = /^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d{1,2}|\d+-\d{1,2}:\d{1,2}|\d+-\d{1,2}:\d{1,2}:\d{1,2})$/;
+const SLURM_TIME =
+  /^(\d+|\d+:\d{1,2}|\d+:\d{1,2}:\d{1,2}|\d+-\d{1,2}|\d+-\d{1,2}:\d{1,2}|\d+-\d{1,2}:\d{1,2}:\d{1,2})$/;
 const SLURM_PARTITION = /^[A-Za-z0-9_.-]+(,[A-Za-z0-9_.-]+)*$/;
 
 /** The flag a repeated bench argument came from, for the message: the option before a value. */
@@ -98,22 +106,38 @@ function argName(args: string[], i: number): string {
  * exactly. Both emitters call it before producing anything; the CLI calls it before writing.
  */
 export function validateEmitOptions(o: EmitOptions, target: 'slurm' | 'github'): void {
-  if (!Number.isInteger(o.shards) || o.shards < 1) throw new UsageError(`--shards must be a whole number of at least 1, got ${o.shards}`);
+  if (!Number.isInteger(o.shards) || o.shards < 1)
+    throw new UsageError(`--shards must be a whole number of at least 1, got ${o.shards}`);
   o.args.forEach((a, i) => refuseControl(argName(o.args, i), a));
   refusePathLike('--out', o.out);
   refusePathLike('the working directory', o.cwd);
-  if (o.cpus !== undefined && (!Number.isInteger(o.cpus) || o.cpus < 1)) throw new UsageError(`--slurm-cpus must be a whole number of at least 1, got ${o.cpus}`);
-  if (o.mem !== undefined && !SLURM_MEM.test(o.mem)) throw new UsageError(`--slurm-mem must be like 8G, 8000M, 512K, 1T or a whole number of megabytes, got ${shown(o.mem)}`);
-  if (o.time !== undefined && !SLURM_TIME.test(o.time)) throw new UsageError(`--slurm-time must be MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS, got ${shown(o.time)}`);
-  if (o.partition !== undefined && !SLURM_PARTITION.test(o.partition)) throw new UsageError(`--slurm-partition must be a partition name of letters, digits, _ . - (or a comma-separated list), got ${shown(o.partition)}`);
+  if (o.cpus !== undefined && (!Number.isInteger(o.cpus) || o.cpus < 1))
+    throw new UsageError(`--slurm-cpus must be a whole number of at least 1, got ${o.cpus}`);
+  if (o.mem !== undefined && !SLURM_MEM.test(o.mem))
+    throw new UsageError(
+      `--slurm-mem must be like 8G, 8000M, 512K, 1T or a whole number of megabytes, got ${shown(o.mem)}`,
+    );
+  if (o.time !== undefined && !SLURM_TIME.test(o.time))
+    throw new UsageError(`--slurm-time must be MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS, got ${shown(o.time)}`);
+  if (o.partition !== undefined && !SLURM_PARTITION.test(o.partition))
+    throw new UsageError(
+      `--slurm-partition must be a partition name of letters, digits, _ . - (or a comma-separated list), got ${shown(o.partition)}`,
+    );
   if (target === 'slurm') {
     // Slurm turns a backslash anywhere in --output into "expand no %-patterns", which would put
     // every shard's log into one file named literally slurm-%A_%a.out; no escape avoids that
-    if (o.out.includes('\\')) throw new UsageError(`--out contains a backslash, which Slurm's --output cannot carry: ${shown(o.out)}`, 'choose a directory without one');
+    if (o.out.includes('\\'))
+      throw new UsageError(
+        `--out contains a backslash, which Slurm's --output cannot carry: ${shown(o.out)}`,
+        'choose a directory without one',
+      );
   } else {
     // GitHub evaluates ${{ … }} in any string of a workflow, quoted or not
     for (const [what, v] of [['--out', o.out], ...o.args.map((a, i) => [argName(o.args, i), a])]) {
-      if (v.includes('${{')) throw new UsageError(`${what} contains '\${{', which GitHub Actions would evaluate as an expression: ${shown(v)}`);
+      if (v.includes('${{'))
+        throw new UsageError(
+          `${what} contains '\${{', which GitHub Actions would evaluate as an expression: ${shown(v)}`,
+        );
     }
   }
 }
@@ -125,7 +149,12 @@ function slurmPatternDir(out: string): string {
 
 export function slurmScripts(o: EmitOptions): { array: string; merge: string; submit: string } {
   validateEmitOptions(o, 'slurm');
-  const res = [`#SBATCH --cpus-per-task=${o.cpus ?? 2}`, `#SBATCH --time=${o.time ?? '04:00:00'}`, ...(o.mem ? [`#SBATCH --mem=${o.mem}`] : []), ...(o.partition ? [`#SBATCH --partition=${o.partition}`] : [])];
+  const res = [
+    `#SBATCH --cpus-per-task=${o.cpus ?? 2}`,
+    `#SBATCH --time=${o.time ?? '04:00:00'}`,
+    ...(o.mem ? [`#SBATCH --mem=${o.mem}`] : []),
+    ...(o.partition ? [`#SBATCH --partition=${o.partition}`] : []),
+  ];
   const array = [
     '#!/usr/bin/env bash',
     '#SBATCH --job-name=mse-bench',
@@ -137,8 +166,26 @@ export function slurmScripts(o: EmitOptions): { array: string; merge: string; su
     `npx mse bench ${o.args.map(quote).join(' ')} --out ${quote(o.out)} --jobs "\${SLURM_CPUS_PER_TASK:-1}" --shard "\${SLURM_ARRAY_TASK_ID}/${o.shards}"`,
     '',
   ].join('\n');
-  const merge = ['#!/usr/bin/env bash', '#SBATCH --job-name=mse-merge', `#SBATCH --output=${sbatchQuote(`${slurmPatternDir(o.out)}/slurm-merge-%j.out`)}`, '#SBATCH --cpus-per-task=1', `#SBATCH --time=00:30:00`, `#SBATCH --chdir=${sbatchQuote(o.cwd)}`, 'set -euo pipefail', `npx mse merge ${quote(o.out)}`, ''].join('\n');
-  const submit = ['#!/usr/bin/env bash', '# submit the shards, then the merge once every shard has succeeded', 'set -euo pipefail', `cd ${quote(o.cwd)}`, `jid=$(sbatch --parsable ${quote(o.out)}/sbatch-array.sh)`, `sbatch --dependency=afterok:$jid ${quote(o.out)}/sbatch-merge.sh`, ''].join('\n');
+  const merge = [
+    '#!/usr/bin/env bash',
+    '#SBATCH --job-name=mse-merge',
+    `#SBATCH --output=${sbatchQuote(`${slurmPatternDir(o.out)}/slurm-merge-%j.out`)}`,
+    '#SBATCH --cpus-per-task=1',
+    `#SBATCH --time=00:30:00`,
+    `#SBATCH --chdir=${sbatchQuote(o.cwd)}`,
+    'set -euo pipefail',
+    `npx mse merge ${quote(o.out)}`,
+    '',
+  ].join('\n');
+  const submit = [
+    '#!/usr/bin/env bash',
+    '# submit the shards, then the merge once every shard has succeeded',
+    'set -euo pipefail',
+    `cd ${quote(o.cwd)}`,
+    `jid=$(sbatch --parsable ${quote(o.out)}/sbatch-array.sh)`,
+    `sbatch --dependency=afterok:$jid ${quote(o.out)}/sbatch-merge.sh`,
+    '',
+  ].join('\n');
   return { array, merge, submit };
 }
 

@@ -62,28 +62,43 @@ export function readGridSpec(file: string): Partial<GridSpec> {
   } catch (e) {
     throw new UsageError(`${file} is not valid JSON: ${(e as Error).message}`);
   }
-  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) throw new UsageError(`${file} must hold a JSON object with datasets, victims, defenses, attacks, budgets, seeds`);
+  if (typeof spec !== 'object' || spec === null || Array.isArray(spec))
+    throw new UsageError(`${file} must hold a JSON object with datasets, victims, defenses, attacks, budgets, seeds`);
   const o = spec as Record<string, unknown>;
   const known = ['datasets', 'victims', 'defenses', 'attacks', 'budgets', 'seeds', 'baseline', 'plugins'];
   for (const k of Object.keys(o)) if (!known.includes(k)) throw unknownChoice(`field in ${file}`, k, known);
   const strings = (k: string) => {
     const v = o[k];
     if (v === undefined) return undefined;
-    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x.trim() === '')) throw new UsageError(`${file}: ${k} must be a list of non-empty strings`);
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x.trim() === ''))
+      throw new UsageError(`${file}: ${k} must be a list of non-empty strings`);
     // an empty list would silently mean "no cells": leave the field out for the default instead
-    if (!v.length) throw new UsageError(`${file}: ${k} is an empty list`, `leave ${k} out for the default, or list at least one`);
+    if (!v.length)
+      throw new UsageError(`${file}: ${k} is an empty list`, `leave ${k} out for the default, or list at least one`);
     return v as string[];
   };
   let seeds: number[] | undefined;
   if (o.seeds !== undefined) {
-    if (typeof o.seeds === 'number' && Number.isInteger(o.seeds) && o.seeds > 0 && o.seeds <= MAX_SEEDS) seeds = Array.from({ length: o.seeds }, (_, i) => i + 1);
-    else if (Array.isArray(o.seeds) && o.seeds.length && o.seeds.every((s) => Number.isInteger(s))) seeds = o.seeds as number[];
+    if (typeof o.seeds === 'number' && Number.isInteger(o.seeds) && o.seeds > 0 && o.seeds <= MAX_SEEDS)
+      seeds = Array.from({ length: o.seeds }, (_, i) => i + 1);
+    else if (Array.isArray(o.seeds) && o.seeds.length && o.seeds.every((s) => Number.isInteger(s)))
+      seeds = o.seeds as number[];
     else throw new UsageError(`${file}: seeds must be a count (1–${MAX_SEEDS}) or a non-empty list of integers`);
   }
-  if (o.baseline !== undefined && typeof o.baseline !== 'boolean') throw new UsageError(`${file}: baseline must be true or false`);
+  if (o.baseline !== undefined && typeof o.baseline !== 'boolean')
+    throw new UsageError(`${file}: baseline must be true or false`);
   // plugin paths are relative to the spec file
   const plugins = strings('plugins')?.map((p) => path.resolve(path.dirname(file), p));
-  return { datasets: strings('datasets'), victims: strings('victims'), defenses: strings('defenses'), attacks: strings('attacks'), budgets: strings('budgets'), seeds, baseline: o.baseline as boolean | undefined, plugins };
+  return {
+    datasets: strings('datasets'),
+    victims: strings('victims'),
+    defenses: strings('defenses'),
+    attacks: strings('attacks'),
+    budgets: strings('budgets'),
+    seeds,
+    baseline: o.baseline as boolean | undefined,
+    plugins,
+  };
 }
 
 const MAX_SEEDS = 10_000;
@@ -91,8 +106,13 @@ const MAX_SEEDS = 10_000;
 /** Seeds are the cells' identity: each must be a non-negative integer (as --seed takes), and none twice. */
 export function validateSeeds(seeds: number[]): void {
   if (!seeds.length) throw new UsageError('no seeds');
-  if (seeds.length > MAX_SEEDS) throw new UsageError(`${seeds.length} seeds is more than ${MAX_SEEDS}`, 'each seed trains its own victim; split the sweep');
-  for (const s of seeds) if (!Number.isSafeInteger(s) || s < 0) throw new UsageError(`seed ${s} is not allowed: seeds are integers ≥ 0`);
+  if (seeds.length > MAX_SEEDS)
+    throw new UsageError(
+      `${seeds.length} seeds is more than ${MAX_SEEDS}`,
+      'each seed trains its own victim; split the sweep',
+    );
+  for (const s of seeds)
+    if (!Number.isSafeInteger(s) || s < 0) throw new UsageError(`seed ${s} is not allowed: seeds are integers ≥ 0`);
   const dup = seeds.find((s, i) => seeds.indexOf(s) !== i);
   if (dup !== undefined) throw new UsageError(`seed ${dup} is listed twice`, 'each seed is one cell; list each once');
 }

@@ -15,7 +15,12 @@ export function mseVersion(): string {
 
 export function gitCommit(): string | undefined {
   try {
-    return execFileSync('git', ['rev-parse', 'HEAD'], { cwd: path.dirname(require.resolve('../../package.json')), stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    return execFileSync('git', ['rev-parse', 'HEAD'], {
+      cwd: path.dirname(require.resolve('../../package.json')),
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .toString()
+      .trim();
   } catch {
     return undefined;
   }
@@ -29,7 +34,12 @@ export function versions(): Record<string, string> {
       return 'absent';
     }
   };
-  return { mse: mseVersion(), node: process.versions.node, '@tensorflow/tfjs': v('@tensorflow/tfjs'), '@tensorflow/tfjs-backend-wasm': v('@tensorflow/tfjs-backend-wasm') };
+  return {
+    mse: mseVersion(),
+    node: process.versions.node,
+    '@tensorflow/tfjs': v('@tensorflow/tfjs'),
+    '@tensorflow/tfjs-backend-wasm': v('@tensorflow/tfjs-backend-wasm'),
+  };
 }
 
 export interface Manifest {
@@ -46,7 +56,13 @@ export interface Manifest {
   plugins: Array<{ path: string; hash: string }>;
 }
 
-export function makeManifest(runId: string, backend: BackendInfo, spec: unknown, datasets: Manifest['datasets'] = {}, plugins: Manifest['plugins'] = []): Manifest {
+export function makeManifest(
+  runId: string,
+  backend: BackendInfo,
+  spec: unknown,
+  datasets: Manifest['datasets'] = {},
+  plugins: Manifest['plugins'] = [],
+): Manifest {
   return {
     run_id: runId,
     created: new Date().toISOString(),
@@ -54,8 +70,18 @@ export function makeManifest(runId: string, backend: BackendInfo, spec: unknown,
     spec,
     git_commit: gitCommit(),
     versions: versions(),
-    backend: { name: backend.name, tf_backend: backend.tfBackend, label: backend.label, threads: backend.threads, native: backend.native },
-    host: { platform: `${os.platform()}-${os.arch()}`, cpus: os.availableParallelism(), memory_gb: Math.round(os.totalmem() / 2 ** 30) },
+    backend: {
+      name: backend.name,
+      tf_backend: backend.tfBackend,
+      label: backend.label,
+      threads: backend.threads,
+      native: backend.native,
+    },
+    host: {
+      platform: `${os.platform()}-${os.arch()}`,
+      cpus: os.availableParallelism(),
+      memory_gb: Math.round(os.totalmem() / 2 ** 30),
+    },
     datasets,
     plugins: plugins.map((p) => ({ path: p.path, hash: p.hash })),
   };

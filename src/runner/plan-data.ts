@@ -8,7 +8,14 @@
  */
 import { ATTACKS } from '../attacks/registry.js';
 import { defaultPool, loadDataset } from '../data/registry.js';
-import { choosePool, ensureDatasetFiles, fetchState, loadPoolDataset, missingDataError, type DataProblem } from '../data/pool.js';
+import {
+  choosePool,
+  ensureDatasetFiles,
+  fetchState,
+  loadPoolDataset,
+  missingDataError,
+  type DataProblem,
+} from '../data/pool.js';
 import type { ResolveOptions } from '../data/resolve.js';
 import { UsageError } from '../errors.js';
 
@@ -79,7 +86,10 @@ export async function checkPlanData(cells: DataNeeds[], data: ResolveOptions): P
       continue;
     }
     const attack = { name: c.attack.name };
-    const needs = { seedSize: ATTACKS.get(c.attack.name).requires(c.attack.params).seedSize, pool: poolWanted(c.attack, c.dataset) };
+    const needs = {
+      seedSize: ATTACKS.get(c.attack.name).requires(c.attack.params).seedSize,
+      pool: poolWanted(c.attack, c.dataset),
+    };
     if (needs.seedSize) mark(c.dataset, 'seed');
     // no pool wanted, or 'auto' with no default for this dataset (the cell records it as not applicable)
     if (!needs.pool) {
@@ -104,12 +114,20 @@ export async function checkPlanData(cells: DataNeeds[], data: ResolveOptions): P
   for (const [key, u] of uses) {
     const ds = u.has('pool') ? await loadPoolDataset(key, data) : await loadDataset(key, data);
     shapes.set(key, ds.inputShape.join('×'));
-    out.datasets[key] = { variant: ds.variant, notes: ds.notes, used_as: (['victim', 'seed', 'pool'] as const).filter((x) => u.has(x)) };
+    out.datasets[key] = {
+      variant: ds.variant,
+      notes: ds.notes,
+      used_as: (['victim', 'seed', 'pool'] as const).filter((x) => u.has(x)),
+    };
     for (const n of ds.notes) if (!out.notes.includes(n) && !u.has('pool')) out.notes.push(n);
   }
   cells.forEach((c, i) => {
     const pool = out.cells[i].pool;
-    if (pool && shapes.get(pool) !== shapes.get(c.dataset)) throw new UsageError(`pool ${pool} has inputs of shape ${shapes.get(pool)}, the victim (${c.dataset}) takes ${shapes.get(c.dataset)}`, `name a pool of the victim's shape with ${c.attack?.name}:pool=<dataset>`);
+    if (pool && shapes.get(pool) !== shapes.get(c.dataset))
+      throw new UsageError(
+        `pool ${pool} has inputs of shape ${shapes.get(pool)}, the victim (${c.dataset}) takes ${shapes.get(c.dataset)}`,
+        `name a pool of the victim's shape with ${c.attack?.name}:pool=<dataset>`,
+      );
   });
   return out;
 }

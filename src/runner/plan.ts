@@ -88,7 +88,8 @@ export function cellSpec(c: PlanCell, budget: number): CellSpec {
   const defs = c.defenses.length ? c.defenses : [{ name: 'none', params: {} }];
   // a smaller pool is a different experiment, so it gets its own cell id; the full pool keeps
   // the params (and ids) that rows had before pools had variants
-  const attackParams = c.pool?.includes('@') && 'pool' in c.attack.params ? { ...c.attack.params, pool: c.pool } : c.attack.params;
+  const attackParams =
+    c.pool?.includes('@') && 'pool' in c.attack.params ? { ...c.attack.params, pool: c.pool } : c.attack.params;
   const plugins = [...new Set(c.plugins.map((p) => p.hash))].sort().join('+');
   return {
     dataset: c.dataset,
@@ -105,13 +106,20 @@ export function cellSpec(c: PlanCell, budget: number): CellSpec {
 
 /** "name:k=v" with only the parameters that differ from their defaults: what a person would have typed. */
 export function shortText(r: UnitRef, schema: Schema | undefined): string {
-  const changed = Object.fromEntries(Object.entries(r.params).filter(([k, v]) => JSON.stringify(schema?.[k]?.default) !== JSON.stringify(v)));
+  const changed = Object.fromEntries(
+    Object.entries(r.params).filter(([k, v]) => JSON.stringify(schema?.[k]?.default) !== JSON.stringify(v)),
+  );
   return refText({ name: r.name, params: changed });
 }
 
 /** One line naming a cell, the same in every command's progress and errors. */
-export function cellLabel(c: Pick<PlanCell, 'dataset' | 'victim' | 'defenses' | 'attack' | 'seed'>, budget?: number): string {
-  const defs = c.defenses.map((d) => shortText(d, DEFENSES.has(d.name) ? DEFENSES.get(d.name).params : undefined)).join('+') || 'none';
+export function cellLabel(
+  c: Pick<PlanCell, 'dataset' | 'victim' | 'defenses' | 'attack' | 'seed'>,
+  budget?: number,
+): string {
+  const defs =
+    c.defenses.map((d) => shortText(d, DEFENSES.has(d.name) ? DEFENSES.get(d.name).params : undefined)).join('+') ||
+    'none';
   const attack = shortText(c.attack, ATTACKS.has(c.attack.name) ? ATTACKS.get(c.attack.name).params : undefined);
   return `${attack} ${c.dataset}/${formatModelSpec(c.victim)} [${defs}] seed ${c.seed}${budget !== undefined ? ` budget ${budget}` : ''}`;
 }
@@ -161,7 +169,13 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
   const parsed = reqs.map((r) => ({ r, ...parseRequest(r) }));
   // the data first, before a dataset is loaded to count budgets: one error for every missing file
   // (pools of attacks still to be chosen by family defaults are checked with the cells below)
-  await checkPlanData(parsed.map((p) => ({ dataset: p.r.dataset, attack: p.attack && { name: p.attack.unit.name, params: p.attack.values } })), o.data);
+  await checkPlanData(
+    parsed.map((p) => ({
+      dataset: p.r.dataset,
+      attack: p.attack && { name: p.attack.unit.name, params: p.attack.values },
+    })),
+    o.data,
+  );
   const byKey = new Map<string, Omit<PlanCell, 'ids'>>();
   const reqOf: Array<{ key: string; budgets: number[] }> = [];
   for (const p of parsed) {
@@ -172,7 +186,12 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
     const budgetSpecs = p.budgets?.map((b) => b.spec) ?? model.budgets(o.quick === true).map(parseBudget);
     const budgets = budgetSpecs.map((b) => resolveBudget(b, ds, victim));
     const defenses = p.defenses.length ? p.defenses : [parseDefenseSpec('none')];
-    const units = [ATTACKS.get(attack.unit.name), ...defenses.map((d) => DEFENSES.get(d.unit.name)), model, ...(PLUGIN_DATASETS.has(p.r.dataset) ? [PLUGIN_DATASETS.get(p.r.dataset)] : [])];
+    const units = [
+      ATTACKS.get(attack.unit.name),
+      ...defenses.map((d) => DEFENSES.get(d.unit.name)),
+      model,
+      ...(PLUGIN_DATASETS.has(p.r.dataset) ? [PLUGIN_DATASETS.get(p.r.dataset)] : []),
+    ];
     const plugins = units.flatMap((u) => sourceOf(u.source));
     const cell = {
       dataset: p.r.dataset,
@@ -185,7 +204,13 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
       ...(o.target ? { target: o.target } : {}),
       ...(o.unifSize ? { unifSize: o.unifSize } : {}),
     };
-    const key = JSON.stringify([cell.dataset, formatModelSpec(victim), cell.defenses.map(refText), refText(cell.attack), cell.seed]);
+    const key = JSON.stringify([
+      cell.dataset,
+      formatModelSpec(victim),
+      cell.defenses.map(refText),
+      refText(cell.attack),
+      cell.seed,
+    ]);
     const had = byKey.get(key);
     if (had) had.budgets.push(...budgets);
     else byKey.set(key, cell);
@@ -206,7 +231,12 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
   });
   const cells = [...seen.values()];
   const requests = reqOf.map((r) => ({ cell: byKeyCell.get(r.key)!, budgets: r.budgets }));
-  return { cells, requests, data, plugins: [...new Map(cells.flatMap((c) => c.plugins).map((x) => [x.path, x])).values()] };
+  return {
+    cells,
+    requests,
+    data,
+    plugins: [...new Map(cells.flatMap((c) => c.plugins).map((x) => [x.path, x])).values()],
+  };
 }
 
 /** A sweep's grid as requests: datasets × victims × defense stacks × attacks × seeds, in a stable order. */
@@ -219,12 +249,16 @@ export async function gridRequests(g: GridSpec, quick: boolean, data: ResolveOpt
   const reqs: CellRequest[] = [];
   for (const name of g.datasets) {
     const ds = await loadDataset(name, data);
-    const victims = g.victims?.flatMap((v) => expandSpec(v, MODELS.get(parseSpec(v).name).params)) ?? [datasetDefaults(ds).victim];
+    const victims = g.victims?.flatMap((v) => expandSpec(v, MODELS.get(parseSpec(v).name).params)) ?? [
+      datasetDefaults(ds).victim,
+    ];
     for (const victim of victims) {
       const model = MODELS.get(parseModelSpec(victim).kind);
       const attacks = attackAlts ?? model.attacks.map((a) => (quick && a === 'knockoff' ? 'knockoff:epochs=3' : a));
       const budgets = g.budgets ?? model.budgets(quick);
-      for (const defenses of uniqueStacks) for (const attack of attacks) for (const seed of g.seeds) reqs.push({ dataset: name, victim, defenses, attack, budgets, seed });
+      for (const defenses of uniqueStacks)
+        for (const attack of attacks)
+          for (const seed of g.seeds) reqs.push({ dataset: name, victim, defenses, attack, budgets, seed });
     }
   }
   return reqs;
@@ -237,7 +271,8 @@ export function validateGridSpec(g: GridSpec): void {
   (g.defenses ?? []).forEach(expandDefenseStack);
   g.attacks?.flatMap((a) => expandSpec(a, ATTACKS.get(parseSpec(a).name).params)).forEach(parseAttackSpec);
   g.victims?.flatMap((v) => expandSpec(v, MODELS.get(parseSpec(v).name).params)).forEach(parseModelSpec);
-  if (g.budgets && !g.budgets.length) throw new UsageError('no budgets given', 'leave budgets out for the default, or list at least one');
+  if (g.budgets && !g.budgets.length)
+    throw new UsageError('no budgets given', 'leave budgets out for the default, or list at least one');
   g.budgets?.forEach(parseBudget);
   validateSeeds(g.seeds);
 }

@@ -45,7 +45,15 @@ export interface PaperSpec {
   plugins?: string[];
 }
 
-const COLUMN_TITLES: Record<string, string> = { param_error: 'param error', wall_s: 'time (s)', surrogate_acc: 'attacker acc', agreement_test: 'agreement', victim_acc: 'victim acc', defended_acc: 'defended acc', attacker_cpu_s: 'attacker CPU (s)' };
+const COLUMN_TITLES: Record<string, string> = {
+  param_error: 'param error',
+  wall_s: 'time (s)',
+  surrogate_acc: 'attacker acc',
+  agreement_test: 'agreement',
+  victim_acc: 'victim acc',
+  defended_acc: 'defended acc',
+  attacker_cpu_s: 'attacker CPU (s)',
+};
 
 /** A comparison the paper makes between two cells: mean(metric) of `greater` exceeds `less`'s by at least `by`. */
 export interface Relation {
@@ -57,7 +65,11 @@ export interface Relation {
 }
 
 export function listPapers(): string[] {
-  return existsSync(PAPERS_DIR) ? readdirSync(PAPERS_DIR).filter((f) => f.endsWith('.json')).map((f) => f.replace(/\.json$/, '')) : [];
+  return existsSync(PAPERS_DIR)
+    ? readdirSync(PAPERS_DIR)
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => f.replace(/\.json$/, ''))
+    : [];
 }
 
 /** The spec file of a paper id, or the path given. */
@@ -112,18 +124,41 @@ export async function reproduce(
   if (!sc) throw new UsageError(`${name} has no scale '${scale}'. Available: ${Object.keys(spec.scales).join(', ')}`);
   // the paper's cells as plan requests (cells that differ only in budget share one query pass when
   // the attack has a learning curve): all data checked first, one error for whatever is missing
-  const reqs: CellRequest[] = sc.cells.flatMap((cell) => sc.seeds.map((seed) => ({ dataset: cell.dataset, victim: cell.victim, attack: cell.attack, defenses: cell.defenses ?? [], budgets: [cell.budget], seed })));
+  const reqs: CellRequest[] = sc.cells.flatMap((cell) =>
+    sc.seeds.map((seed) => ({
+      dataset: cell.dataset,
+      victim: cell.victim,
+      attack: cell.attack,
+      defenses: cell.defenses ?? [],
+      budgets: [cell.budget],
+      seed,
+    })),
+  );
   const plan = await makePlan(reqs, { data });
   onPlan?.(plan);
   const csvPath = path.join(outDir, 'results.csv');
   const csv = new ResultsCsv(csvPath);
-  const planned = plan.requests.map((r, i) => ({ cell: sc.cells[Math.floor(i / sc.seeds.length)], id: r.cell.ids[r.cell.budgets.indexOf(r.budgets[0])] }));
+  const planned = plan.requests.map((r, i) => ({
+    cell: sc.cells[Math.floor(i / sc.seeds.length)],
+    id: r.cell.ids[r.cell.budgets.indexOf(r.budgets[0])],
+  }));
   try {
-    const todo = plan.cells.map((c) => withBudgets(c, c.budgets.filter((_, i) => !csv.has(c.ids[i])))).filter((c) => c.budgets.length);
+    const todo = plan.cells
+      .map((c) =>
+        withBudgets(
+          c,
+          c.budgets.filter((_, i) => !csv.has(c.ids[i])),
+        ),
+      )
+      .filter((c) => c.budgets.length);
     let done = plan.cells.reduce((a, c) => a + c.budgets.length, 0) - todo.reduce((a, c) => a + c.budgets.length, 0);
     const total = done + todo.reduce((a, c) => a + c.budgets.length, 0);
     for (const cell of todo) {
-      onCell?.(done + 1, total, `${cellLabel(cell)}${cell.budgets.length > 1 ? ` (${cell.budgets.length} budgets${ATTACKS.get(cell.attack.name).learningCurve ? ', one query pass' : ''})` : ` budget ${cell.budgets[0]}`}`);
+      onCell?.(
+        done + 1,
+        total,
+        `${cellLabel(cell)}${cell.budgets.length > 1 ? ` (${cell.budgets.length} budgets${ATTACKS.get(cell.attack.name).learningCurve ? ', one query pass' : ''})` : ` budget ${cell.budgets[0]}`}`,
+      );
       const { rows } = await runCell(cell, { runId: path.basename(outDir), data });
       for (const row of rows) csv.write(row);
       done += cell.budgets.length;
@@ -135,14 +170,28 @@ export async function reproduce(
   const checks: CheckedFigure[] = [];
   const columns = spec.columns ?? ['queries', 'R_test', 'R_unif', 'param_error', 'wall_s'];
   const paperKeys = [...new Set(sc.cells.flatMap((c) => Object.keys(c.paper ?? {})))];
-  const header = ['attack', 'dataset', 'victim', 'defense', 'budget', ...columns.map((c) => COLUMN_TITLES[c] ?? c), ...(paperKeys.length ? [`paper: ${paperKeys.join(', ')}`] : []), 'status'];
+  const header = [
+    'attack',
+    'dataset',
+    'victim',
+    'defense',
+    'budget',
+    ...columns.map((c) => COLUMN_TITLES[c] ?? c),
+    ...(paperKeys.length ? [`paper: ${paperKeys.join(', ')}`] : []),
+    'status',
+  ];
   const lines = [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
   const notes: string[] = [];
   const means = new Map<string, (k: string) => number>();
   for (const cell of sc.cells) {
-    const mine = [...new Set(planned.filter((p) => p.cell === cell).map((p) => p.id))].map((id) => rows.get(id)).filter((r): r is Record<string, string> => r !== undefined);
+    const mine = [...new Set(planned.filter((p) => p.cell === cell).map((p) => p.id))]
+      .map((id) => rows.get(id))
+      .filter((r): r is Record<string, string> => r !== undefined);
     const mean = (k: string) => {
-      const v = mine.map((r) => r[k]).filter((s) => s !== '' && s !== undefined).map(Number);
+      const v = mine
+        .map((r) => r[k])
+        .filter((s) => s !== '' && s !== undefined)
+        .map(Number);
       return v.length ? v.reduce((a, b) => a + b, 0) / v.length : NaN;
     };
     const label = `${cell.attack} ${cell.dataset}/${cell.victim} ${cell.defenses?.length ? `[${cell.defenses.join(' ')}] ` : ''}${cell.budget}`;
@@ -151,12 +200,25 @@ export async function reproduce(
       const value = mean(metric);
       checks.push({ cell: label, metric, value, band, ok: value >= band[0] && value <= band[1] });
     }
-    const f = (v: number, digits = 4) => (Number.isNaN(v) ? '–' : Number.isInteger(v) ? String(v) : v.toPrecision(digits));
+    const f = (v: number, digits = 4) =>
+      Number.isNaN(v) ? '–' : Number.isInteger(v) ? String(v) : v.toPrecision(digits);
     const status = [...new Set(mine.map((r) => r.status))].join(', ');
     const p = cell.paper;
-    const paper = paperKeys.length ? [p ? paperKeys.map((k) => (p[k] === undefined ? '–' : f(p[k]))).join(', ') : ''] : [];
-    const value = (c: string) => (c === 'R_test' ? 1 - mean('agreement_test') : c === 'R_unif' ? 1 - mean('agreement_unif') : mean(c));
-    const cellsOut = [cell.attack, cell.dataset, cell.victim, cell.defenses?.join(' ') ?? 'none', cell.budget, ...columns.map((c) => f(value(c), c === 'param_error' || c.endsWith('_s') ? 3 : 4)), ...paper, status];
+    const paper = paperKeys.length
+      ? [p ? paperKeys.map((k) => (p[k] === undefined ? '–' : f(p[k]))).join(', ') : '']
+      : [];
+    const value = (c: string) =>
+      c === 'R_test' ? 1 - mean('agreement_test') : c === 'R_unif' ? 1 - mean('agreement_unif') : mean(c);
+    const cellsOut = [
+      cell.attack,
+      cell.dataset,
+      cell.victim,
+      cell.defenses?.join(' ') ?? 'none',
+      cell.budget,
+      ...columns.map((c) => f(value(c), c === 'param_error' || c.endsWith('_s') ? 3 : 4)),
+      ...paper,
+      status,
+    ];
     let row = `| ${cellsOut.join(' | ')}`;
     if (cell.note) {
       notes.push(`${notes.length + 1}. ${label}: ${cell.note}`);
@@ -167,11 +229,26 @@ export async function reproduce(
   for (const r of sc.relations ?? []) {
     const a = means.get(r.greater);
     const b = means.get(r.less);
-    if (!a || !b) throw new UsageError(`${name}/${scale}: relation names an unknown cell id (${a ? r.less : r.greater})`);
+    if (!a || !b)
+      throw new UsageError(`${name}/${scale}: relation names an unknown cell id (${a ? r.less : r.greater})`);
     const by = r.by ?? 0;
-    checks.push({ cell: `${r.greater} > ${r.less}${by ? ` + ${by}` : ''}`, metric: r.metric, value: a(r.metric) - b(r.metric), band: [by, Infinity], ok: a(r.metric) - b(r.metric) >= by });
+    checks.push({
+      cell: `${r.greater} > ${r.less}${by ? ` + ${by}` : ''}`,
+      metric: r.metric,
+      value: a(r.metric) - b(r.metric),
+      band: [by, Infinity],
+      ok: a(r.metric) - b(r.metric) >= by,
+    });
   }
-  const table = [`# ${spec.title}`, '', `Reproduces: ${spec.mirrors}. Scale \`${scale}\`, seeds ${sc.seeds.join(', ')}; means over seeds${columns.some((c) => c.startsWith('R_')) ? '. R = 1 − agreement' : ''}.`, '', ...lines, '', ...(notes.length ? ['Notes:', '', ...notes, ''] : [])].join('\n');
+  const table = [
+    `# ${spec.title}`,
+    '',
+    `Reproduces: ${spec.mirrors}. Scale \`${scale}\`, seeds ${sc.seeds.join(', ')}; means over seeds${columns.some((c) => c.startsWith('R_')) ? '. R = 1 − agreement' : ''}.`,
+    '',
+    ...lines,
+    '',
+    ...(notes.length ? ['Notes:', '', ...notes, ''] : []),
+  ].join('\n');
   if (planned.length === 0) throw new MseError('reproduce', `${name}/${scale} has no cells`);
   return { table, checks, csv: csvPath, data: plan.data, plugins: plan.plugins };
 }

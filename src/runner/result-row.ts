@@ -5,17 +5,49 @@
 import { createHash } from 'node:crypto';
 
 export const RESULT_COLUMNS = [
-  'cell_id', 'run_id', 'mse_version', 'backend', 'dataset', 'dataset_variant', 'victim', 'victim_acc',
-  'defense', 'defense_params', 'attack', 'attack_params', 'budget', 'seed', 'queries',
-  'surrogate_acc', 'agreement_test', 'agreement_unif', 'param_error', 'defended_acc',
-  'defended_agreement', 'perturbation_l1', 'perturbation_kl', 'honest_slowdown', 'attacker_cpu_s', 'pow_s', 'wall_s', 'status',
+  'cell_id',
+  'run_id',
+  'mse_version',
+  'backend',
+  'dataset',
+  'dataset_variant',
+  'victim',
+  'victim_acc',
+  'defense',
+  'defense_params',
+  'attack',
+  'attack_params',
+  'budget',
+  'seed',
+  'queries',
+  'surrogate_acc',
+  'agreement_test',
+  'agreement_unif',
+  'param_error',
+  'defended_acc',
+  'defended_agreement',
+  'perturbation_l1',
+  'perturbation_kl',
+  'honest_slowdown',
+  'attacker_cpu_s',
+  'pow_s',
+  'wall_s',
+  'status',
 ] as const;
 
 export type ResultColumn = (typeof RESULT_COLUMNS)[number];
 export type ResultRow = Record<ResultColumn, string | number>;
 
 /** Columns that vary run to run for the same seed. */
-export const TIMING_COLUMNS: readonly ResultColumn[] = ['attacker_cpu_s', 'pow_s', 'honest_slowdown', 'wall_s', 'run_id', 'backend', 'mse_version'];
+export const TIMING_COLUMNS: readonly ResultColumn[] = [
+  'attacker_cpu_s',
+  'pow_s',
+  'honest_slowdown',
+  'wall_s',
+  'run_id',
+  'backend',
+  'mse_version',
+];
 
 export interface CellSpec {
   dataset: string;
@@ -36,7 +68,16 @@ export interface CellSpec {
  * of built-ins alone keeps the id it always had.
  */
 export function cellId(c: CellSpec): string {
-  const fields: unknown[] = [c.dataset, c.victim, c.defense, c.defense_params, c.attack, c.attack_params, c.budget, c.seed];
+  const fields: unknown[] = [
+    c.dataset,
+    c.victim,
+    c.defense,
+    c.defense_params,
+    c.attack,
+    c.attack_params,
+    c.budget,
+    c.seed,
+  ];
   if (c.plugins) fields.push(c.plugins);
   const canon = JSON.stringify(fields);
   return createHash('sha256').update(canon).digest('hex').slice(0, 16);

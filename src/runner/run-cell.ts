@@ -18,7 +18,14 @@ import type { ApiResponse, Defense, PredictionApi, Reveal } from '../api/types.j
 import { HttpPredictionApi } from '../api/http-api.js';
 import { ATTACKS } from '../attacks/registry.js';
 import { notApplicable } from '../attacks/define.js';
-import { AttackNotApplicable, type Attack, type AttackerKnowledge, type AttackProgress, type AttackResult, type Pool } from '../attacks/types.js';
+import {
+  AttackNotApplicable,
+  type Attack,
+  type AttackerKnowledge,
+  type AttackProgress,
+  type AttackResult,
+  type Pool,
+} from '../attacks/types.js';
 import { loadDataset } from '../data/registry.js';
 import { choosePool, fetchState, loadPoolDataset, missingDataError } from '../data/pool.js';
 import type { ResolveOptions } from '../data/resolve.js';
@@ -101,7 +108,9 @@ async function loadPool(attackName: string, spec: string, victimDs: Dataset, dat
     pooled = { key, pool: { name: spec, x, y, n: y.length, numClasses: p.numClasses, classNames: p.classNames } };
     if (p.inputShape.join('x') !== victimDs.inputShape.join('x')) {
       pooled = undefined;
-      throw new UsageError(`pool ${spec} has inputs of shape ${p.inputShape.join('×')}, the victim (${victimDs.name}) takes ${victimDs.inputShape.join('×')}`);
+      throw new UsageError(
+        `pool ${spec} has inputs of shape ${p.inputShape.join('×')}, the victim (${victimDs.name}) takes ${victimDs.inputShape.join('×')}`,
+      );
     }
   }
   return pooled.pool;
@@ -122,10 +131,21 @@ export async function runCell(c: PlanCell, ctx: RunContext): Promise<CellOutput>
   const ds = await loadDataset(c.dataset, data);
   const notes: string[] = [];
   // the requirements the setting can be checked against before anything is trained or queried
-  let why = notApplicable(req, { victim: c.victim.kind, numClasses: ds.numClasses, reveals: c.target ? 'probs' : revealsOf(c), budget: Math.min(...c.budgets) });
-  if (!why && req.pool !== undefined && !poolWanted(c.attack, ds.name)) why = `no default transfer pool for ${ds.name}; name one with ${c.attack.name}:pool=<dataset>`;
+  let why = notApplicable(req, {
+    victim: c.victim.kind,
+    numClasses: ds.numClasses,
+    reveals: c.target ? 'probs' : revealsOf(c),
+    budget: Math.min(...c.budgets),
+  });
+  if (!why && req.pool !== undefined && !poolWanted(c.attack, ds.name))
+    why = `no default transfer pool for ${ds.name}; name one with ${c.attack.name}:pool=<dataset>`;
   // the attacker's data first: a missing pool fails the cell before its victim is trained
-  const know: AttackerKnowledge = { inputShape: ds.inputShape, numClasses: ds.numClasses, domain: ds.domain, family: familyOf(c.victim) };
+  const know: AttackerKnowledge = {
+    inputShape: ds.inputShape,
+    numClasses: ds.numClasses,
+    domain: ds.domain,
+    family: familyOf(c.victim),
+  };
   if (!why) {
     const pool = await poolOf(c, ds, data);
     if (pool.note) notes.push(pool.note);
@@ -146,7 +166,16 @@ export async function runCell(c: PlanCell, ctx: RunContext): Promise<CellOutput>
     // the defender's one-time setup (pow's calibration, MAD's proxy), shared by every API below
     for (const [i, d] of stack.entries()) {
       const u = DEFENSES.get(d.name);
-      prepared.push(u.prepares ? await u.prepare(d.params, { victim: v.model, train: ds.train, heldOut: ds.test, rng: stream(c.seed, `defense-setup:${i}`) }) : undefined);
+      prepared.push(
+        u.prepares
+          ? await u.prepare(d.params, {
+              victim: v.model,
+              train: ds.train,
+              heldOut: ds.test,
+              rng: stream(c.seed, `defense-setup:${i}`),
+            })
+          : undefined,
+      );
     }
     /** a fresh instance of the stack for one API */
     const instances = (): Defense[] => stack.map((d, i) => DEFENSES.get(d.name).create(d.params, prepared[i]));
@@ -156,7 +185,8 @@ export async function runCell(c: PlanCell, ctx: RunContext): Promise<CellOutput>
     const rows: ResultRow[] = [];
     // attacks without learning curves run once per budget, each from the same seed
     const passes = c.budgets.length > 1 && !unit.learningCurve ? c.budgets.map((b) => [b]) : [c.budgets];
-    for (const pass of passes) rows.push(...(await runPass(c, ctx, attack, why, ds, v, instances, know, utility, pass, notes, t0)));
+    for (const pass of passes)
+      rows.push(...(await runPass(c, ctx, attack, why, ds, v, instances, know, utility, pass, notes, t0)));
     return { row: rows[rows.length - 1], rows, dataset: ds, notes };
   } finally {
     for (const p of prepared) p?.dispose();
@@ -183,24 +213,54 @@ async function runPass(
   // tree victims are served like BigML: each answer carries the leaf's identifier
   const api: PredictionApi = c.target
     ? await HttpPredictionApi.connect(c.target.url, { key: c.target.key, budget })
-    : new LocalPredictionApi(v.model, instances(), { rng: stream(c.seed, 'api'), domain: ds.domain, budget, revealLeaves: c.victim.kind === 'tree', clientId: `attacker-${budget}` });
+    : new LocalPredictionApi(v.model, instances(), {
+        rng: stream(c.seed, 'api'),
+        domain: ds.domain,
+        budget,
+        revealLeaves: c.victim.kind === 'tree',
+        clientId: `attacker-${budget}`,
+      });
   const base = (b: number) => {
     const spec = cellSpec(c, b);
     const { plugins: _plugins, ...columns } = spec;
-    return { cell_id: cellId(spec), run_id: ctx.runId, mse_version: mseVersion(), backend: activeBackend().label, ...columns, dataset_variant: ds.variant, victim_acc: v.testAcc };
+    return {
+      cell_id: cellId(spec),
+      run_id: ctx.runId,
+      mse_version: mseVersion(),
+      backend: activeBackend().label,
+      ...columns,
+      dataset_variant: ds.variant,
+      victim_acc: v.testAcc,
+    };
   };
   const d = exampleSize(ds);
-  const defender = { defended_acc: utility.acc, defended_agreement: utility.agreement, perturbation_l1: utility.l1, perturbation_kl: utility.kl, honest_slowdown: utility.slowdown };
+  const defender = {
+    defended_acc: utility.acc,
+    defended_agreement: utility.agreement,
+    perturbation_l1: utility.l1,
+    perturbation_kl: utility.kl,
+    honest_slowdown: utility.slowdown,
+  };
 
   ctx.onProgress?.('attack');
   let result: AttackResult | undefined;
   // checked once, before any query: the plan's verdict, and what this API says it reveals
-  const why = planWhy ?? notApplicable(ATTACKS.get(c.attack.name).requires(c.attack.params), { victim: c.victim.kind, numClasses: know.numClasses, reveals: api.info.reveals, budget });
+  const why =
+    planWhy ??
+    notApplicable(ATTACKS.get(c.attack.name).requires(c.attack.params), {
+      victim: c.victim.kind,
+      numClasses: know.numClasses,
+      reveals: api.info.reveals,
+      budget,
+    });
   let status = why ? `not-applicable: ${c.attack.name} cannot run here: ${why}` : 'ok';
   const cpuAttack0 = process.cpuUsage();
   if (!why) {
     try {
-      result = await attack.run(api, know, stream(c.seed, 'attack'), { checkpoints: pass, onProgress: (p) => ctx.onProgress?.('attack', p) });
+      result = await attack.run(api, know, stream(c.seed, 'attack'), {
+        checkpoints: pass,
+        onProgress: (p) => ctx.onProgress?.('attack', p),
+      });
       notes.push(...result.notes);
       if (result.budgetExhausted) status = 'ok-budget-exhausted';
     } catch (err) {
@@ -210,11 +270,23 @@ async function runPass(
     }
   }
   const attackCpu = process.cpuUsage(cpuAttack0);
-  if (!result) return pass.map((b) => makeRow({ ...base(b), queries: api.ledger.queries, ...defender, pow_s: api.ledger.powSeconds, wall_s: (performance.now() - t0) / 1000, status }));
+  if (!result)
+    return pass.map((b) =>
+      makeRow({
+        ...base(b),
+        queries: api.ledger.queries,
+        ...defender,
+        pow_s: api.ledger.powSeconds,
+        wall_s: (performance.now() - t0) / 1000,
+        status,
+      }),
+    );
 
   // the attacker's own compute: CPU seconds during the attack, less the time the API spent answering
   const wholeCpu = Math.max(0, (attackCpu.user + attackCpu.system) / 1e6 - api.ledger.apiSeconds);
-  const points = result.curve ?? [{ budget, queries: api.ledger.queries, surrogate: result.surrogate, attackerSeconds: wholeCpu }];
+  const points = result.curve ?? [
+    { budget, queries: api.ledger.queries, surrogate: result.surrogate, attackerSeconds: wholeCpu },
+  ];
   const unifN = c.unifSize ?? 10000;
   const unif = uniformInputs(stream(c.seed, 'uniform'), unifN, d, ds.domain);
   const rows: ResultRow[] = [];

@@ -42,7 +42,9 @@ function readHolder(lockFile: string): Holder | undefined {
     if (!statSync(lockFile).isFile()) return undefined; // a FIFO would block the read
     const h = JSON.parse(readFileSync(lockFile, 'utf8')) as Partial<Holder>;
     // kill(0 or -1, 0) succeeds for any caller: such a pid names no holder
-    return Number.isSafeInteger(h.pid) && (h.pid as number) > 0 && typeof h.host === 'string' ? { pid: h.pid as number, host: h.host, command: String(h.command ?? ''), started: String(h.started ?? '') } : undefined;
+    return Number.isSafeInteger(h.pid) && (h.pid as number) > 0 && typeof h.host === 'string'
+      ? { pid: h.pid as number, host: h.host, command: String(h.command ?? ''), started: String(h.started ?? '') }
+      : undefined;
   } catch {
     return undefined;
   }
@@ -55,7 +57,12 @@ export class RunLock {
   /** Take the lock on `file` or throw a one-line MseError naming its holder. */
   static acquire(file: string): RunLock {
     const lockFile = `${file}.lock`;
-    const me: Holder = { pid: process.pid, host: os.hostname(), command: ['mse', ...process.argv.slice(2)].join(' ').slice(0, 300), started: new Date().toISOString() };
+    const me: Holder = {
+      pid: process.pid,
+      host: os.hostname(),
+      command: ['mse', ...process.argv.slice(2)].join(' ').slice(0, 300),
+      started: new Date().toISOString(),
+    };
     const tmp = `${lockFile}.${process.pid}.tmp`;
     try {
       writeFileSync(tmp, JSON.stringify(me) + '\n');
@@ -69,14 +76,26 @@ export class RunLock {
         const h = readHolder(lockFile);
         const stale = h ? h.host === me.host && !alive(h.pid) : ageSeconds(lockFile) > 60; // unreadable: a foreign or damaged lock; old ones are stale
         if (!stale || attempt >= 8) {
-          const who = h ? printable(`pid ${h.pid} on ${h.host}${h.command ? ` (${h.command})` : ''}${h.started ? `, since ${h.started}` : ''}`) : 'an unknown process';
-          throw new MseError('locked', `${file} is in use by another mse run: ${who}`, `wait for it to finish or choose another --out; if that process no longer exists, delete ${lockFile}`);
+          const who = h
+            ? printable(
+                `pid ${h.pid} on ${h.host}${h.command ? ` (${h.command})` : ''}${h.started ? `, since ${h.started}` : ''}`,
+              )
+            : 'an unknown process';
+          throw new MseError(
+            'locked',
+            `${file} is in use by another mse run: ${who}`,
+            `wait for it to finish or choose another --out; if that process no longer exists, delete ${lockFile}`,
+          );
         }
         breakStale(lockFile, h);
       }
     } catch (e) {
       if (e instanceof MseError) throw e;
-      throw new MseError('locked', `cannot lock ${file}: ${asUserError(e)?.message ?? (e as Error).message}`, 'choose a writable --out directory');
+      throw new MseError(
+        'locked',
+        `cannot lock ${file}: ${asUserError(e)?.message ?? (e as Error).message}`,
+        'choose a writable --out directory',
+      );
     } finally {
       rmSync(tmp, { force: true });
     }

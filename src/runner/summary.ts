@@ -4,7 +4,10 @@
  */
 
 /** Two-sided 95% Student-t critical values for 1…30 degrees of freedom; 1.96 beyond. */
-const T95 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042];
+const T95 = [
+  12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11,
+  2.101, 2.093, 2.086, 2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042,
+];
 
 export function t95(df: number): number {
   return df < 1 ? NaN : df <= 30 ? T95[df - 1] : 1.96;
@@ -27,7 +30,15 @@ export function stat(values: number[]): Stat {
   return { n, mean, sd, ci: n > 1 ? (t95(n - 1) * sd) / Math.sqrt(n) : NaN };
 }
 
-export const GROUP_KEYS = ['dataset', 'victim', 'defense', 'defense_params', 'attack', 'attack_params', 'budget'] as const;
+export const GROUP_KEYS = [
+  'dataset',
+  'victim',
+  'defense',
+  'defense_params',
+  'attack',
+  'attack_params',
+  'budget',
+] as const;
 
 export interface Group {
   key: Record<(typeof GROUP_KEYS)[number], string>;
@@ -48,7 +59,9 @@ export function summarise(rows: Array<Record<string, string | number>>, metrics:
   return [...groups.values()].map((list) => ({
     key: Object.fromEntries(GROUP_KEYS.map((g) => [g, String(list[0][g])])) as Group['key'],
     seeds: list.length,
-    metrics: Object.fromEntries(metrics.map((m) => [m, stat(list.map((r) => (r[m] === '' || r[m] === undefined ? NaN : Number(r[m]))))])),
+    metrics: Object.fromEntries(
+      metrics.map((m) => [m, stat(list.map((r) => (r[m] === '' || r[m] === undefined ? NaN : Number(r[m]))))]),
+    ),
     statuses: [...new Set(list.map((r) => String(r.status)))],
   }));
 }

@@ -30,7 +30,10 @@ export function workerError(stderr: string, code: number | null, signal: NodeJS.
   const lines = stderr.split('\n');
   const said = lines.filter((l) => /^mse: (internal )?error: /.test(l)).pop();
   if (said) return said.replace(/^mse: (error: )?/, '');
-  const last = lines.map((l) => l.trim()).filter((l) => l && !l.startsWith('at ')).pop();
+  const last = lines
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('at '))
+    .pop();
   const how = signal ? `worker killed by ${signal}` : `worker exited with code ${code}`;
   return last ? `${how}: ${last.slice(0, 300)}` : how;
 }

@@ -24,7 +24,11 @@ export class AuditLog {
       return openSync(file, 'a');
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
-      throw new MseError('serve', `cannot open the audit log ${file}: ${err.code ?? err.message}`, 'give --audit-log a writable file in an existing directory');
+      throw new MseError(
+        'serve',
+        `cannot open the audit log ${file}: ${err.code ?? err.message}`,
+        'give --audit-log a writable file in an existing directory',
+      );
     }
   }
 

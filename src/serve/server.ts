@@ -105,7 +105,11 @@ export async function createServer(o: ServeOptions): Promise<FastifyInstance> {
   // opened now so that an unwritable path fails at start-up, not on the first query
   const auditLog = o.auditLog ? AuditLog.open(o.auditLog, o.auditMaxBytes) : undefined;
   // strict bodies: fastify's default Ajv would silently drop unknown fields and coerce "1" to 1
-  const app = Fastify({ logger: o.logger ?? false, bodyLimit: o.bodyLimit ?? 8 * 1024 * 1024, ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } } });
+  const app = Fastify({
+    logger: o.logger ?? false,
+    bodyLimit: o.bodyLimit ?? 8 * 1024 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+  });
   const keys = new Map(keyList.map((k) => [k.key, k]));
   const clients = new Map<string, ClientState>();
   const challenges = new Map<string, Challenge & { client: string; digest: string }>();
@@ -117,7 +121,11 @@ export async function createServer(o: ServeOptions): Promise<FastifyInstance> {
   const rootRng = new Rng(o.seed);
 
   const probe = new LocalPredictionApi(o.victim, o.defenses, { rng: new Rng(o.seed), domain: o.domain });
-  const info = { ...probe.info, pow: o.pow ? { required: true, batch: powDefense?.params.batch } : { required: false }, maxBatch };
+  const info = {
+    ...probe.info,
+    pow: o.pow ? { required: true, batch: powDefense?.params.batch } : { required: false },
+    maxBatch,
+  };
 
   const note = (req: FastifyRequest): RequestNote => {
     let n = notes.get(req);
@@ -126,7 +134,14 @@ export async function createServer(o: ServeOptions): Promise<FastifyInstance> {
   };
 
   /** A refusal: the JSON error body, with its reason kept for the audit line. */
-  function refuse(req: FastifyRequest, reply: FastifyReply, status: number, error: string, message: string, extra: Record<string, unknown> = {}): FastifyReply {
+  function refuse(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    status: number,
+    error: string,
+    message: string,
+    extra: Record<string, unknown> = {},
+  ): FastifyReply {
     note(req).reason = error;
     return reply.code(status).send({ error, message, ...extra });
   }
@@ -152,7 +167,12 @@ export async function createServer(o: ServeOptions): Promise<FastifyInstance> {
       const now = Date.now();
       c = {
         id,
-        api: new LocalPredictionApi(o.victim, o.defenses, { rng: rootRng.fork(), domain: o.domain, budget: key?.budget, clientId: id }),
+        api: new LocalPredictionApi(o.victim, o.defenses, {
+          rng: rootRng.fork(),
+          domain: o.domain,
+          budget: key?.budget,
+          clientId: id,
+        }),
         rate,
         maxBatch: Number.isFinite(rate) ? Math.min(maxBatch, Math.max(1, Math.floor(rate))) : maxBatch,
         queries: { tokens: Math.max(1, rate), last: now },
@@ -207,9 +227,16 @@ export async function createServer(o: ServeOptions): Promise<FastifyInstance> {
   if (auditLog) {
     app.addHook('onResponse', async (req, reply) => {
       const n = notes.get(req);
-      if (req.url === '/healthz' || n?.audited === 'done' || (n?.audited === 'answer' && reply.statusCode === 200)) return;
+      if (req.url === '/healthz' || n?.audited === 'done' || (n?.audited === 'answer' && reply.statusCode === 200))
+        return;
       const route = req.routeOptions.url ?? req.url.slice(0, 120);
-      writeAudit({ route: `${req.method} ${route}`, client: n?.client ?? identify(req), status: reply.statusCode, ...(n?.n !== undefined ? { n: n.n } : {}), ...(reply.statusCode >= 400 ? { reason: n?.reason ?? 'error' } : {}) });
+      writeAudit({
+        route: `${req.method} ${route}`,
+        client: n?.client ?? identify(req),
+        status: reply.statusCode,
+        ...(n?.n !== undefined ? { n: n.n } : {}),
+        ...(reply.statusCode >= 400 ? { reason: n?.reason ?? 'error' } : {}),
+      });
     });
     app.addHook('onClose', async () => auditLog.close());
   }
@@ -241,11 +268,19 @@ export async function createServer(o: ServeOptions): Promise<FastifyInstance> {
     if (keys.size) {
       const token = tokenOf(req);
       const key = token !== undefined ? keys.get(token) : undefined;
-      if (!key) return refuse(req, reply, 401, 'unauthorized', 'an admin API key is required (Authorization: Bearer <key>)');
+      if (!key)
+        return refuse(req, reply, 401, 'unauthorized', 'an admin API key is required (Authorization: Bearer <key>)');
       note(req).client = key.id;
-      if (!key.admin) return refuse(req, reply, 403, 'forbidden', 'metrics need an admin key ("admin": true in the keys file)');
+      if (!key.admin)
+        return refuse(req, reply, 403, 'forbidden', 'metrics need an admin key ("admin": true in the keys file)');
     } else if (!LOOPBACK.has(req.socket.remoteAddress ?? '')) {
-      return refuse(req, reply, 403, 'forbidden', 'an open server (no --keys) shows metrics to loopback clients only; give it keys with an admin entry');
+      return refuse(
+        req,
+        reply,
+        403,
+        'forbidden',
+        'an open server (no --keys) shows metrics to loopback clients only; give it keys with an admin entry',
+      );
     }
     return {
       served,
@@ -257,7 +292,16 @@ export async function createServer(o: ServeOptions): Promise<FastifyInstance> {
 
   app.post<{ Body: { digest: string } }>(
     '/v1/challenge',
-    { schema: { body: { type: 'object', required: ['digest'], additionalProperties: false, properties: { digest: { type: 'string', pattern: '^[0-9a-f]{64}$' } } } } },
+    {
+      schema: {
+        body: {
+          type: 'object',
+          required: ['digest'],
+          additionalProperties: false,
+          properties: { digest: { type: 'string', pattern: '^[0-9a-f]{64}$' } },
+        },
+      },
+    },
     async (req, reply) => {
       const c = clientOf(req, reply);
       if (!c) return reply;
@@ -272,9 +316,18 @@ export async function createServer(o: ServeOptions): Promise<FastifyInstance> {
       if (c.outstanding >= maxOutstanding) sweep(now);
       if (c.outstanding >= maxOutstanding) {
         void reply.header('retry-after', String(Math.max(1, Math.ceil(ttl / 1000))));
-        return refuse(req, reply, 429, 'too-many-challenges', `${c.id} holds ${c.outstanding} unanswered puzzles, the most allowed; use or let them expire first`);
+        return refuse(
+          req,
+          reply,
+          429,
+          'too-many-challenges',
+          `${c.id} holds ${c.outstanding} unanswered puzzles, the most allowed; use or let them expire first`,
+        );
       }
-      const ch = issueChallenge(powDefense.nextBits(c.id), `${c.id}.${req.body.digest.slice(0, 16)}`, { ttlMs: ttl, now });
+      const ch = issueChallenge(powDefense.nextBits(c.id), `${c.id}.${req.body.digest.slice(0, 16)}`, {
+        ttlMs: ttl,
+        now,
+      });
       challenges.set(ch.stamp, { ...ch, client: c.id, digest: req.body.digest });
       c.outstanding++;
       return { stamp: ch.stamp, bits: ch.bits, expires: ch.expires };
@@ -287,92 +340,166 @@ export async function createServer(o: ServeOptions): Promise<FastifyInstance> {
       required: ['inputs'],
       additionalProperties: false,
       properties: {
-        inputs: { type: 'array', minItems: 1, maxItems: maxBatch, items: { type: 'array', minItems: d, maxItems: d, items: { type: 'number' } } },
-        pow: { type: 'object', required: ['stamp', 'counter'], additionalProperties: false, properties: { stamp: { type: 'string', maxLength: 512 }, counter: { type: 'string', maxLength: 32 } } },
+        inputs: {
+          type: 'array',
+          minItems: 1,
+          maxItems: maxBatch,
+          items: { type: 'array', minItems: d, maxItems: d, items: { type: 'number' } },
+        },
+        pow: {
+          type: 'object',
+          required: ['stamp', 'counter'],
+          additionalProperties: false,
+          properties: { stamp: { type: 'string', maxLength: 512 }, counter: { type: 'string', maxLength: 32 } },
+        },
       },
     },
   };
 
-  app.post<{ Body: { inputs: number[][]; pow?: { stamp: string; counter: string } } }>('/v1/predict', { schema: predictSchema }, async (req, reply) => {
-    const t0 = performance.now();
-    const c = clientOf(req, reply);
-    if (!c) return reply;
-    const { inputs } = req.body;
-    const n = inputs.length;
-    note(req).n = n;
-    for (const row of inputs) for (const v of row) if (!Number.isFinite(v)) return refuse(req, reply, 400, 'bad-request', 'inputs must be finite numbers');
-    // a batch over one bucketful could never be answered: say so, rather than a 429 to wait for forever
-    if (n > c.maxBatch) return refuse(req, reply, 413, 'batch-too-large', `a batch of ${n} exceeds ${c.id}'s rate of ${c.rate} queries/s; send at most ${c.maxBatch} inputs per request`, { maxBatch: c.maxBatch });
-    const now = Date.now();
-    sweepMaybe(now);
-    const wait = take(c.queries, c.rate, n, now);
-    if (wait) {
-      void reply.header('retry-after', String(wait));
-      return refuse(req, reply, 429, 'rate-limited', `at most ${c.rate} queries/s for ${c.id}`);
-    }
-    if (c.api.ledger.queries + n > c.api.ledger.budget) return refuse(req, reply, 429, 'budget-exhausted', `${c.id} has ${c.api.ledger.budget - c.api.ledger.queries} of ${c.api.ledger.budget} queries left`, { remaining: c.api.ledger.budget - c.api.ledger.queries });
-    const proof = req.body.pow;
-    if (o.pow) {
-      if (!proof) return refuse(req, reply, 402, 'pow-required', 'solve a puzzle from POST /v1/challenge and send it as {pow: {stamp, counter}}');
-      const ch = challenges.get(proof.stamp);
-      if (!ch) return refuse(req, reply, 403, 'pow-invalid', used.has(proof.stamp) ? 'this puzzle was already used' : 'unknown puzzle (not issued by this server, or expired long ago)');
-      if (ch.client !== c.id) return refuse(req, reply, 403, 'pow-invalid', 'this puzzle was issued to another client');
-      if (ch.digest !== digestOf(inputs)) return refuse(req, reply, 403, 'pow-invalid', 'this puzzle is bound to other inputs');
-      const v = verify(ch, proof.counter);
-      if (!v.ok) {
-        if (v.why === 'expired') dropChallenge(proof.stamp);
-        return refuse(req, reply, 403, 'pow-invalid', v.why === 'expired' ? 'the puzzle expired; ask for a new one' : v.why === 'malformed' ? 'malformed counter' : 'the counter does not solve the puzzle');
+  app.post<{ Body: { inputs: number[][]; pow?: { stamp: string; counter: string } } }>(
+    '/v1/predict',
+    { schema: predictSchema },
+    async (req, reply) => {
+      const t0 = performance.now();
+      const c = clientOf(req, reply);
+      if (!c) return reply;
+      const { inputs } = req.body;
+      const n = inputs.length;
+      note(req).n = n;
+      for (const row of inputs)
+        for (const v of row)
+          if (!Number.isFinite(v)) return refuse(req, reply, 400, 'bad-request', 'inputs must be finite numbers');
+      // a batch over one bucketful could never be answered: say so, rather than a 429 to wait for forever
+      if (n > c.maxBatch)
+        return refuse(
+          req,
+          reply,
+          413,
+          'batch-too-large',
+          `a batch of ${n} exceeds ${c.id}'s rate of ${c.rate} queries/s; send at most ${c.maxBatch} inputs per request`,
+          { maxBatch: c.maxBatch },
+        );
+      const now = Date.now();
+      sweepMaybe(now);
+      const wait = take(c.queries, c.rate, n, now);
+      if (wait) {
+        void reply.header('retry-after', String(wait));
+        return refuse(req, reply, 429, 'rate-limited', `at most ${c.rate} queries/s for ${c.id}`);
       }
-    }
-    // recorded before anything is charged or revealed: an answer the log cannot hold is not given
-    if (!writeAudit({ route: 'POST /v1/predict', client: c.id, n, status: 200 })) {
-      note(req).audited = 'done';
-      return refuse(req, reply, 500, 'internal', 'internal server error');
-    }
-    note(req).audited = 'answer';
-    if (o.pow && proof) {
-      const ch = challenges.get(proof.stamp);
-      dropChallenge(proof.stamp);
-      used.set(proof.stamp, ch?.expires ?? now + ttl);
-    }
-    const flat = new Float32Array(n * d);
-    inputs.forEach((row, i) => flat.set(row, i * d));
-    const x = tf.tensor(flat, [n, ...o.victim.inputShape]);
-    try {
-      const r = await c.api.query(x);
-      const body: { probs?: number[][]; labels?: number[] } = {};
-      if (r.probs) {
-        const p = (await r.probs.data()) as Float32Array;
-        const k = r.probs.shape[1];
-        body.probs = Array.from({ length: n }, (_, i) => Array.from(p.subarray(i * k, (i + 1) * k)));
+      if (c.api.ledger.queries + n > c.api.ledger.budget)
+        return refuse(
+          req,
+          reply,
+          429,
+          'budget-exhausted',
+          `${c.id} has ${c.api.ledger.budget - c.api.ledger.queries} of ${c.api.ledger.budget} queries left`,
+          { remaining: c.api.ledger.budget - c.api.ledger.queries },
+        );
+      const proof = req.body.pow;
+      if (o.pow) {
+        if (!proof)
+          return refuse(
+            req,
+            reply,
+            402,
+            'pow-required',
+            'solve a puzzle from POST /v1/challenge and send it as {pow: {stamp, counter}}',
+          );
+        const ch = challenges.get(proof.stamp);
+        if (!ch)
+          return refuse(
+            req,
+            reply,
+            403,
+            'pow-invalid',
+            used.has(proof.stamp)
+              ? 'this puzzle was already used'
+              : 'unknown puzzle (not issued by this server, or expired long ago)',
+          );
+        if (ch.client !== c.id)
+          return refuse(req, reply, 403, 'pow-invalid', 'this puzzle was issued to another client');
+        if (ch.digest !== digestOf(inputs))
+          return refuse(req, reply, 403, 'pow-invalid', 'this puzzle is bound to other inputs');
+        const v = verify(ch, proof.counter);
+        if (!v.ok) {
+          if (v.why === 'expired') dropChallenge(proof.stamp);
+          return refuse(
+            req,
+            reply,
+            403,
+            'pow-invalid',
+            v.why === 'expired'
+              ? 'the puzzle expired; ask for a new one'
+              : v.why === 'malformed'
+                ? 'malformed counter'
+                : 'the counter does not solve the puzzle',
+          );
+        }
       }
-      if (r.labels) body.labels = Array.from((await r.labels.data()) as Int32Array);
-      tf.dispose([r.probs ?? [], r.labels ?? []]);
-      served += n;
-      c.served += n;
-      const s = (performance.now() - t0) / 1000;
-      const b = BUCKETS.findIndex((u) => s <= u);
-      hist[b < 0 ? BUCKETS.length : b]++;
-      return body;
-    } catch (e) {
-      if (e instanceof BudgetExhaustedError) return refuse(req, reply, 429, 'budget-exhausted', e.message);
-      throw e;
-    } finally {
-      x.dispose();
-    }
-  });
+      // recorded before anything is charged or revealed: an answer the log cannot hold is not given
+      if (!writeAudit({ route: 'POST /v1/predict', client: c.id, n, status: 200 })) {
+        note(req).audited = 'done';
+        return refuse(req, reply, 500, 'internal', 'internal server error');
+      }
+      note(req).audited = 'answer';
+      if (o.pow && proof) {
+        const ch = challenges.get(proof.stamp);
+        dropChallenge(proof.stamp);
+        used.set(proof.stamp, ch?.expires ?? now + ttl);
+      }
+      const flat = new Float32Array(n * d);
+      inputs.forEach((row, i) => flat.set(row, i * d));
+      const x = tf.tensor(flat, [n, ...o.victim.inputShape]);
+      try {
+        const r = await c.api.query(x);
+        const body: { probs?: number[][]; labels?: number[] } = {};
+        if (r.probs) {
+          const p = (await r.probs.data()) as Float32Array;
+          const k = r.probs.shape[1];
+          body.probs = Array.from({ length: n }, (_, i) => Array.from(p.subarray(i * k, (i + 1) * k)));
+        }
+        if (r.labels) body.labels = Array.from((await r.labels.data()) as Int32Array);
+        tf.dispose([r.probs ?? [], r.labels ?? []]);
+        served += n;
+        c.served += n;
+        const s = (performance.now() - t0) / 1000;
+        const b = BUCKETS.findIndex((u) => s <= u);
+        hist[b < 0 ? BUCKETS.length : b]++;
+        return body;
+      } catch (e) {
+        if (e instanceof BudgetExhaustedError) return refuse(req, reply, 429, 'budget-exhausted', e.message);
+        throw e;
+      } finally {
+        x.dispose();
+      }
+    },
+  );
 
-  app.setNotFoundHandler((req, reply) => refuse(req, reply, 404, 'not-found', `no route ${req.method} ${req.url.slice(0, 100)}`));
+  app.setNotFoundHandler((req, reply) =>
+    refuse(req, reply, 404, 'not-found', `no route ${req.method} ${req.url.slice(0, 100)}`),
+  );
 
-  app.setErrorHandler((err: { statusCode?: number; message: string; validation?: unknown; stack?: string }, req, reply) => {
-    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : err.validation ? 400 : 500;
-    if (status === 500) {
-      // the details are the operator's (stderr); a client learns nothing about the server's insides
-      process.stderr.write(`mse serve: internal error on ${req.method} ${req.url.slice(0, 100)}: ${err.stack ?? err.message}\n`);
-      return refuse(req, reply, 500, 'internal', 'internal server error');
-    }
-    const error = status === 413 ? 'too-large' : status === 415 ? 'unsupported-media-type' : status === 404 ? 'not-found' : 'bad-request';
-    return refuse(req, reply, status, error, err.message);
-  });
+  app.setErrorHandler(
+    (err: { statusCode?: number; message: string; validation?: unknown; stack?: string }, req, reply) => {
+      const status =
+        err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : err.validation ? 400 : 500;
+      if (status === 500) {
+        // the details are the operator's (stderr); a client learns nothing about the server's insides
+        process.stderr.write(
+          `mse serve: internal error on ${req.method} ${req.url.slice(0, 100)}: ${err.stack ?? err.message}\n`,
+        );
+        return refuse(req, reply, 500, 'internal', 'internal server error');
+      }
+      const error =
+        status === 413
+          ? 'too-large'
+          : status === 415
+            ? 'unsupported-media-type'
+            : status === 404
+              ? 'not-found'
+              : 'bad-request';
+      return refuse(req, reply, status, error, err.message);
+    },
+  );
   return app;
 }

@@ -20,7 +20,11 @@ export interface LbfgsResult {
 }
 
 /** Minimise f from x0; `fg(x, g)` returns f(x) and writes ∇f(x) into g. */
-export function lbfgs(fg: (x: Float64Array, g: Float64Array) => number, x0: Float64Array, opts: Partial<LbfgsOptions> = {}): LbfgsResult {
+export function lbfgs(
+  fg: (x: Float64Array, g: Float64Array) => number,
+  x0: Float64Array,
+  opts: Partial<LbfgsOptions> = {},
+): LbfgsResult {
   const { maxIter = 500, gtol = 1e-6, memory = 10 } = opts;
   const n = x0.length;
   let x = Float64Array.from(x0);
@@ -45,7 +49,9 @@ export function lbfgs(fg: (x: Float64Array, g: Float64Array) => number, x0: Floa
       alpha[i] = rho[i] * dot(S[i], q);
       for (let j = 0; j < n; j++) q[j] -= alpha[i] * Y[i][j];
     }
-    const gamma = S.length ? dot(S[S.length - 1], Y[Y.length - 1]) / dot(Y[Y.length - 1], Y[Y.length - 1]) : 1 / Math.max(1, infNorm(g));
+    const gamma = S.length
+      ? dot(S[S.length - 1], Y[Y.length - 1]) / dot(Y[Y.length - 1], Y[Y.length - 1])
+      : 1 / Math.max(1, infNorm(g));
     for (let j = 0; j < n; j++) q[j] *= gamma;
     for (let i = 0; i < S.length; i++) {
       const beta = rho[i] * dot(Y[i], q);

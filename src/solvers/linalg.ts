@@ -5,7 +5,13 @@
  */
 
 /** Least-squares solution of A x ≈ b; A is m×n row-major (m ≥ n), returns x (n) and the rank used. */
-export function lstsq(A: Float64Array, b: Float64Array, m: number, n: number, rcond = 1e-10): { x: Float64Array; rank: number } {
+export function lstsq(
+  A: Float64Array,
+  b: Float64Array,
+  m: number,
+  n: number,
+  rcond = 1e-10,
+): { x: Float64Array; rank: number } {
   if (m < n) throw new RangeError(`lstsq: need at least ${n} equations, got ${m}`);
   const R = Float64Array.from(A);
   const y = Float64Array.from(b);

@@ -11,7 +11,11 @@ export function initialize(data: { index: string }): void {
 
 type Next = (specifier: string, context: unknown) => Promise<{ url: string }>;
 
-export async function resolve(specifier: string, context: unknown, next: Next): Promise<{ url: string; shortCircuit?: boolean }> {
+export async function resolve(
+  specifier: string,
+  context: unknown,
+  next: Next,
+): Promise<{ url: string; shortCircuit?: boolean }> {
   if (specifier === 'mse' && index) return { url: index, shortCircuit: true };
   return next(specifier, context);
 }

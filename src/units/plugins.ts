@@ -52,7 +52,12 @@ function hashOf(bytes: Uint8Array): string {
 }
 
 const KINDS = ['attack', 'defense', 'model', 'dataset'] as const;
-const DEFINE = { attack: 'defineAttack', defense: 'defineDefense', model: 'defineModel', dataset: 'defineDataset' } as const;
+const DEFINE = {
+  attack: 'defineAttack',
+  defense: 'defineDefense',
+  model: 'defineModel',
+  dataset: 'defineDataset',
+} as const;
 
 /** The units a module exports: its default (a unit or a list of units) and its named unit exports. */
 function unitsOf(file: string, mod: Record<string, unknown>): Unit[] {
@@ -68,15 +73,30 @@ function unitsOf(file: string, mod: Record<string, unknown>): Unit[] {
     if (seen.has(v)) continue; // `export default x` and `export { x }`
     seen.add(v);
     const u = v as Record<string, unknown>;
-    const bad = (why: string) => new UsageError(`plugin ${file}: export '${exp}' ${why}`, 'build units with defineAttack / defineDefense / defineModel / defineDataset from mse');
-    if (!(KINDS as readonly unknown[]).includes(u.kind)) throw bad(`has kind '${String(u.kind)}'; expected attack, defense, model or dataset`);
+    const bad = (why: string) =>
+      new UsageError(
+        `plugin ${file}: export '${exp}' ${why}`,
+        'build units with defineAttack / defineDefense / defineModel / defineDataset from mse',
+      );
+    if (!(KINDS as readonly unknown[]).includes(u.kind))
+      throw bad(`has kind '${String(u.kind)}'; expected attack, defense, model or dataset`);
     const kind = u.kind as (typeof KINDS)[number];
     // names go into specs ("name:k=v", '+' stacks) and file names: a small alphabet
-    if (typeof u.name !== 'string' || !/^[a-z][a-z0-9-]*$/.test(u.name)) throw bad(`has no valid name (lower-case letters, digits and dashes: '${String(u.name)}')`);
+    if (typeof u.name !== 'string' || !/^[a-z][a-z0-9-]*$/.test(u.name))
+      throw bad(`has no valid name (lower-case letters, digits and dashes: '${String(u.name)}')`);
     if (typeof u.describe !== 'string') throw bad('has no describe line');
     if (kind !== 'dataset') validateSchema(`plugin ${file}: ${kind} ${u.name}`, u.params);
-    const fns = { attack: ['requires', 'resolve', 'create'], defense: ['resolve', 'prepare', 'create'], model: ['resolve', 'train', 'layers', 'budgets'], dataset: ['load'] }[kind];
-    for (const f of fns) if (typeof u[f] !== 'function') throw bad(`is not a unit built by ${DEFINE[kind]} (no ${f}${kind === 'model' && f === 'layers' ? ': plugin models are networks' : ''})`);
+    const fns = {
+      attack: ['requires', 'resolve', 'create'],
+      defense: ['resolve', 'prepare', 'create'],
+      model: ['resolve', 'train', 'layers', 'budgets'],
+      dataset: ['load'],
+    }[kind];
+    for (const f of fns)
+      if (typeof u[f] !== 'function')
+        throw bad(
+          `is not a unit built by ${DEFINE[kind]} (no ${f}${kind === 'model' && f === 'layers' ? ': plugin models are networks' : ''})`,
+        );
     units.push(v as Unit);
   }
   return units;
@@ -97,10 +117,16 @@ export async function loadPlugin(file: string, expectHash?: string): Promise<Plu
   } catch (e) {
     if (e instanceof UsageError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UsageError(code === 'ENOENT' ? `plugin ${file} does not exist` : `plugin ${file} cannot be read: ${(e as Error).message}`);
+    throw new UsageError(
+      code === 'ENOENT' ? `plugin ${file} does not exist` : `plugin ${file} cannot be read: ${(e as Error).message}`,
+    );
   }
   const hash = hashOf(bytes);
-  if (expectHash !== undefined && expectHash !== hash) throw new UsageError(`plugin ${file} changed since the plan was made (hash ${hash}, expected ${expectHash})`, 'a changed plugin is a different experiment: re-plan the sweep');
+  if (expectHash !== undefined && expectHash !== hash)
+    throw new UsageError(
+      `plugin ${file} changed since the plan was made (hash ${hash}, expected ${expectHash})`,
+      'a changed plugin is a different experiment: re-plan the sweep',
+    );
   const had = loaded.get(real);
   if (had) {
     if (had.hash !== hash) throw new UsageError(`plugin ${file} changed while mse was running`);
@@ -118,7 +144,11 @@ export async function loadPlugin(file: string, expectHash?: string): Promise<Plu
   }
   const source: UnitSource = { plugin: real, hash };
   const units = unitsOf(file, mod);
-  if (!units.length) throw new UsageError(`plugin ${file} exports no attack, defense, model or dataset`, 'export units built with defineAttack / defineDefense / defineModel / defineDataset from mse (default export or named exports)');
+  if (!units.length)
+    throw new UsageError(
+      `plugin ${file} exports no attack, defense, model or dataset`,
+      'export units built with defineAttack / defineDefense / defineModel / defineDataset from mse (default export or named exports)',
+    );
   const added: Array<() => void> = [];
   try {
     for (const u of units) {
@@ -133,7 +163,11 @@ export async function loadPlugin(file: string, expectHash?: string): Promise<Plu
         MODELS.add({ ...(u as ModelUnit), source });
         added.push(() => MODELS.removePlugin(real));
       } else {
-        if (DATASET_NAMES.includes(u.name)) throw new UsageError(`dataset '${u.name}' reuses the name of a built-in dataset`, 'rename the dataset in the plugin');
+        if (DATASET_NAMES.includes(u.name))
+          throw new UsageError(
+            `dataset '${u.name}' reuses the name of a built-in dataset`,
+            'rename the dataset in the plugin',
+          );
         PLUGIN_DATASETS.add({ ...(u as DatasetUnit), source });
         added.push(() => PLUGIN_DATASETS.removePlugin(real));
       }

@@ -37,7 +37,10 @@ export class Registry<U extends Unit> {
     const had = this.units.get(u.name);
     if (had) {
       const from = had.source ? `the plugin ${had.source.plugin}` : 'a built-in';
-      throw new UsageError(`${this.what} '${u.name}'${u.source ? ` from ${u.source.plugin}` : ''} reuses the name of ${from} ${this.what}`, `rename the ${this.what} in the plugin`);
+      throw new UsageError(
+        `${this.what} '${u.name}'${u.source ? ` from ${u.source.plugin}` : ''} reuses the name of ${from} ${this.what}`,
+        `rename the ${this.what} in the plugin`,
+      );
     }
     this.units.set(u.name, u);
   }

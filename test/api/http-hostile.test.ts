@@ -12,7 +12,15 @@ import { initBackend } from '../../src/compute/backend.js';
 import { MseError } from '../../src/errors.js';
 
 type Answer = { status?: number; type?: string; body: string };
-const good = { inputShape: [4], numClasses: 3, domain: { min: -1, max: 1 }, reveals: 'probs', defenses: [], pow: { required: false }, maxBatch: 16 };
+const good = {
+  inputShape: [4],
+  numClasses: 3,
+  domain: { min: -1, max: 1 },
+  reveals: 'probs',
+  defenses: [],
+  pow: { required: false },
+  maxBatch: 16,
+};
 const routes: Record<string, Answer> = {};
 let server: Server;
 let url: string;
@@ -50,8 +58,21 @@ async function failure(p: Promise<unknown>): Promise<string> {
 describe('HttpPredictionApi against a hostile server', () => {
   it('/v1/info that is not JSON, or not an mse info, is refused before any query', async () => {
     routes['/v1/info'] = { type: 'text/html', body: '<html>hello</html>' };
-    expect(await failure(HttpPredictionApi.connect(url))).toMatch(/server at http:\/\/127\.0\.0\.1:\d+ answered something that is not an mse \/v1\/info: not JSON/);
-    for (const over of [{ inputShape: 'x' }, { inputShape: [0] }, { inputShape: [] }, { numClasses: 1.5 }, { numClasses: 0 }, { reveals: 'everything' }, { maxBatch: 0 }, { maxBatch: 'many' }, { pow: 'yes' }, { domain: { min: 'a', max: 1 } }]) {
+    expect(await failure(HttpPredictionApi.connect(url))).toMatch(
+      /server at http:\/\/127\.0\.0\.1:\d+ answered something that is not an mse \/v1\/info: not JSON/,
+    );
+    for (const over of [
+      { inputShape: 'x' },
+      { inputShape: [0] },
+      { inputShape: [] },
+      { numClasses: 1.5 },
+      { numClasses: 0 },
+      { reveals: 'everything' },
+      { maxBatch: 0 },
+      { maxBatch: 'many' },
+      { pow: 'yes' },
+      { domain: { min: 'a', max: 1 } },
+    ]) {
       info(over);
       expect(await failure(HttpPredictionApi.connect(url))).toMatch(/not an mse \/v1\/info: /);
     }
@@ -61,9 +82,13 @@ describe('HttpPredictionApi against a hostile server', () => {
 
   it('a server whose input shape or class count differs from the attacker’s dataset is refused', async () => {
     info({ inputShape: [3] });
-    expect(await failure(HttpPredictionApi.connect(url, { expect: { inputShape: [104], numClasses: 3 } }))).toMatch(/inputs of shape \[3\].*dataset.*\[104\]/);
+    expect(await failure(HttpPredictionApi.connect(url, { expect: { inputShape: [104], numClasses: 3 } }))).toMatch(
+      /inputs of shape \[3\].*dataset.*\[104\]/,
+    );
     info({ numClasses: 5 });
-    expect(await failure(HttpPredictionApi.connect(url, { expect: { inputShape: [4], numClasses: 3 } }))).toMatch(/5 classes.*3/);
+    expect(await failure(HttpPredictionApi.connect(url, { expect: { inputShape: [4], numClasses: 3 } }))).toMatch(
+      /5 classes.*3/,
+    );
     info({});
     const api = await HttpPredictionApi.connect(url, { expect: { inputShape: [4], numClasses: 3 } });
     const x = tf.zeros([2, 5]);
@@ -79,8 +104,22 @@ describe('HttpPredictionApi against a hostile server', () => {
       { type: 'text/plain', body: 'OK' },
       { body: '{"probs": [[0.1, 0.2, 0.7]]' },
       { body: JSON.stringify({ probs: [[0.1, 0.2, 0.7]] }) }, // one row for two inputs
-      { body: JSON.stringify({ probs: [[0.1, 0.2], [0.3, 0.7]] }) }, // two classes of three
-      { body: JSON.stringify({ probs: [[0.1, 0.2, 'x'], [0.3, 0.3, 0.4]] }) },
+      {
+        body: JSON.stringify({
+          probs: [
+            [0.1, 0.2],
+            [0.3, 0.7],
+          ],
+        }),
+      }, // two classes of three
+      {
+        body: JSON.stringify({
+          probs: [
+            [0.1, 0.2, 'x'],
+            [0.3, 0.3, 0.4],
+          ],
+        }),
+      },
       { body: JSON.stringify({ labels: [0, 7] }) },
       { body: JSON.stringify({ labels: [0, 1.5] }) },
       { body: JSON.stringify({}) },
@@ -88,9 +127,18 @@ describe('HttpPredictionApi against a hostile server', () => {
     ];
     for (const b of bodies) {
       routes['/v1/predict'] = b;
-      expect(await failure(api.query(x))).toMatch(/server at http:\/\/127\.0\.0\.1:\d+ answered something that is not an mse prediction: /);
+      expect(await failure(api.query(x))).toMatch(
+        /server at http:\/\/127\.0\.0\.1:\d+ answered something that is not an mse prediction: /,
+      );
     }
-    routes['/v1/predict'] = { body: JSON.stringify({ probs: [[0.1, 0.2, 0.7], [0.3, 0.3, 0.4]] }) };
+    routes['/v1/predict'] = {
+      body: JSON.stringify({
+        probs: [
+          [0.1, 0.2, 0.7],
+          [0.3, 0.3, 0.4],
+        ],
+      }),
+    };
     const r = await api.query(x);
     expect(r.probs!.shape).toEqual([2, 3]);
     tf.dispose([x, r.probs!]);

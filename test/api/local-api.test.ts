@@ -60,12 +60,31 @@ describe('LocalPredictionApi', () => {
   it('applies defense stages in order and frees what they replace', async () => {
     const victim = createNet(parseModelSpec('softmax'), ds, new Rng(1));
     const calls: string[] = [];
-    const shift: Defense = { name: 'shift', params: {}, input: (x) => { calls.push('input'); return tf.add(x, 1); } };
-    const top1: Defense = {
-      name: 'top1', params: {}, reveals: 'labels',
-      output: (p) => { calls.push('output'); return { labels: tf.argMax(p, 1) as tf.Tensor1D }; },
+    const shift: Defense = {
+      name: 'shift',
+      params: {},
+      input: (x) => {
+        calls.push('input');
+        return tf.add(x, 1);
+      },
     };
-    const price: Defense = { name: 'pow', params: {}, price: (_x, ctx) => { calls.push(`price(${ctx.probs?.shape.join('x')})`); return { powSeconds: 0.5 }; } };
+    const top1: Defense = {
+      name: 'top1',
+      params: {},
+      reveals: 'labels',
+      output: (p) => {
+        calls.push('output');
+        return { labels: tf.argMax(p, 1) as tf.Tensor1D };
+      },
+    };
+    const price: Defense = {
+      name: 'pow',
+      params: {},
+      price: (_x, ctx) => {
+        calls.push(`price(${ctx.probs?.shape.join('x')})`);
+        return { powSeconds: 0.5 };
+      },
+    };
     const api = new LocalPredictionApi(victim, [price, shift, top1], { rng: new Rng(2), domain });
     expect(api.info.reveals).toBe('labels');
     const x = tf.zeros([4, 4]);
@@ -86,7 +105,12 @@ describe('LocalPredictionApi', () => {
 
   it('refuses a probability stage placed after a labels-only one', () => {
     const victim = createNet(parseModelSpec('softmax'), ds, new Rng(1));
-    const top1: Defense = { name: 'top1', params: {}, reveals: 'labels', output: (p) => ({ labels: tf.argMax(p, 1) as tf.Tensor1D }) };
+    const top1: Defense = {
+      name: 'top1',
+      params: {},
+      reveals: 'labels',
+      output: (p) => ({ labels: tf.argMax(p, 1) as tf.Tensor1D }),
+    };
     const round: Defense = { name: 'round', params: {}, output: (p) => ({ probs: p }) };
     expect(() => new LocalPredictionApi(victim, [top1, round], { rng: new Rng(2), domain })).toThrow(/put it before/);
     victim.dispose();
@@ -100,7 +124,9 @@ describe('LocalPredictionApi', () => {
     expect(Array.from(r.leafIds!)).toEqual(Array.from(tree.leafIds(ds.test.x.subarray(0, 80), 20)));
     tf.dispose([x, r.probs!]);
     const net = createNet(parseModelSpec('softmax'), ds, new Rng(1));
-    expect(() => new LocalPredictionApi(net, [], { rng: new Rng(2), domain, revealLeaves: true })).toThrow(/only tree victims/);
+    expect(() => new LocalPredictionApi(net, [], { rng: new Rng(2), domain, revealLeaves: true })).toThrow(
+      /only tree victims/,
+    );
     net.dispose();
   });
 });

@@ -33,12 +33,24 @@ describe('defineAttack: requirements are checked before any query', () => {
   it.each([
     ['eq-lr', 'labels', 100, know('logistic'), 'it needs probabilities, the API reveals labels only'],
     ['eq-lr', 'probs', 100, know('logistic', 3), 'it needs 2 classes, the API has 3'],
-    ['eq-lr', 'probs', 100, know('softmax'), 'it solves for a binary logistic regression, the victim is assumed to be softmax'],
+    [
+      'eq-lr',
+      'probs',
+      100,
+      know('softmax'),
+      'it solves for a binary logistic regression, the victim is assumed to be softmax',
+    ],
     ['eq-lr', 'probs', 0, know('logistic'), 'no query budget'],
     ['eq-softmax', 'probs', 100, know('ovr', 3), 'it solves for softmax regression, the victim is assumed to be ovr'],
     ['eq-mlp', 'probs', Infinity, know('mlp'), 'it needs a finite, positive query budget'],
     ['eq-mlp', 'probs', 100, know(), 'it fits an MLP of known shape, the victim is assumed to be unknown'],
-    ['retrain-uniform', 'labels', 100, know('cnn'), 'it retrains linear models and MLPs, the victim is assumed to be cnn'],
+    [
+      'retrain-uniform',
+      'labels',
+      100,
+      know('cnn'),
+      'it retrains linear models and MLPs, the victim is assumed to be cnn',
+    ],
     ['retrain-linesearch', 'labels', 1, know('logistic'), 'it needs a finite query budget of at least 2'],
     ['retrain-adaptive', 'leaf', 100, know(), 'it retrains linear models and MLPs, the victim is assumed to be tree'],
     ['knockoff', 'leaf', 100, know('tree'), 'tree victims are extracted by path-finding (tree-path)'],
@@ -74,8 +86,12 @@ describe('defineAttack: requirements are checked before any query', () => {
     const values = unit.resolve({ rounds: ['5'] });
     expect(unit.requires(values)).toEqual({ reveals: 'probs', minBudget: 5 });
     const small = new CountingApi('probs', 4);
-    await expect(unit.create(values).run(small, know('mlp'), new Rng(1))).rejects.toThrow('probe cannot run here: it needs a finite query budget of at least 5');
-    await expect(unit.create(values).run(new CountingApi('labels', 10), know('mlp'), new Rng(1))).rejects.toThrow(/reveals labels only/);
+    await expect(unit.create(values).run(small, know('mlp'), new Rng(1))).rejects.toThrow(
+      'probe cannot run here: it needs a finite query budget of at least 5',
+    );
+    await expect(unit.create(values).run(new CountingApi('labels', 10), know('mlp'), new Rng(1))).rejects.toThrow(
+      /reveals labels only/,
+    );
     expect(seen).toEqual([]);
     await expect(unit.create(values).run(new CountingApi('probs', 5), know('mlp'), new Rng(1))).rejects.toThrow('ran');
     expect(seen).toEqual([5]);
@@ -84,13 +100,29 @@ describe('defineAttack: requirements are checked before any query', () => {
   it('notApplicable: an unknown family skips the victims check; an unlimited budget needs finiteBudget: false', () => {
     const s = { numClasses: 2, reveals: 'probs', budget: Infinity } as const;
     expect(notApplicable({ victims: ['logistic'], finiteBudget: false }, { ...s, victim: undefined })).toBeUndefined();
-    expect(notApplicable({ victims: ['logistic'], finiteBudget: false }, { ...s, victim: 'mlp' })).toMatch(/assumes a logistic victim/);
+    expect(notApplicable({ victims: ['logistic'], finiteBudget: false }, { ...s, victim: 'mlp' })).toMatch(
+      /assumes a logistic victim/,
+    );
     expect(notApplicable({}, { ...s, victim: 'mlp' })).toBe('it needs a finite, positive query budget');
     expect(notApplicable({ finiteBudget: false, minBudget: 0 }, { ...s, victim: 'mlp', budget: 0 })).toBeUndefined();
   });
 
   it('every built-in is a unit with its parameters and requirements', () => {
-    expect(ATTACKS.names()).toEqual(['eq-lr', 'eq-softmax', 'eq-ovr', 'eq-mlp', 'retrain-uniform', 'retrain-linesearch', 'retrain-adaptive', 'knockoff', 'knockoff-adaptive', 'jbda', 'jbself', 'jbtop', 'tree-path']);
+    expect(ATTACKS.names()).toEqual([
+      'eq-lr',
+      'eq-softmax',
+      'eq-ovr',
+      'eq-mlp',
+      'retrain-uniform',
+      'retrain-linesearch',
+      'retrain-adaptive',
+      'knockoff',
+      'knockoff-adaptive',
+      'jbda',
+      'jbself',
+      'jbtop',
+      'tree-path',
+    ]);
     const { unit, values } = parseAttackSpec('knockoff-adaptive:epochs=3');
     expect(values).toMatchObject({ pool: 'auto', epochs: 3, step: 16, labels: 'auto' });
     expect(unit.requires(values)).toEqual({ pool: 'auto' });
@@ -119,12 +151,22 @@ describe('defineAttack rejects an invalid schema with one line', () => {
   const run = async () => {
     throw new Error('never');
   };
-  const define = (params: unknown) => () => defineAttack({ name: 'bad', describe: 'bad', params: params as never, run });
+  const define = (params: unknown) => () =>
+    defineAttack({ name: 'bad', describe: 'bad', params: params as never, run });
 
   it.each([
-    [{ k: { type: 'float', help: 'k' } }, "attack bad: parameter 'k' has type 'float'; use int, number, string, bool or int-list"],
-    [{ k: { type: 'int', min: 1, default: 0, help: 'k' } }, "attack bad: parameter 'k' has a default outside its own range: attack bad: k must be ≥ 1, got '0'"],
-    [{ k: { type: 'string', choices: ['a', 'b'], default: 'c', help: 'k' } }, /parameter 'k' has a default outside its own range/],
+    [
+      { k: { type: 'float', help: 'k' } },
+      "attack bad: parameter 'k' has type 'float'; use int, number, string, bool or int-list",
+    ],
+    [
+      { k: { type: 'int', min: 1, default: 0, help: 'k' } },
+      "attack bad: parameter 'k' has a default outside its own range: attack bad: k must be ≥ 1, got '0'",
+    ],
+    [
+      { k: { type: 'string', choices: ['a', 'b'], default: 'c', help: 'k' } },
+      /parameter 'k' has a default outside its own range/,
+    ],
     [{ k: { type: 'int', default: 1 } }, "attack bad: parameter 'k' needs a help string"],
   ])('%j', (params, message) => {
     let err: unknown;

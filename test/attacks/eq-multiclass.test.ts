@@ -23,17 +23,30 @@ function linearVictim(head: Head): Net {
   const r = new Rng(head === 'softmax' ? 5 : 6);
   const w = Float32Array.from({ length: d * c }, () => r.normal(0, 2));
   const b = Float32Array.from({ length: c }, () => r.normal(0, 0.5));
-  return new Net({ kind: head === 'softmax' ? 'softmax' : 'ovr', inputShape: [d], numClasses: c, layers: [{ type: 'dense', units: c }], head }, [w, b]);
+  return new Net(
+    {
+      kind: head === 'softmax' ? 'softmax' : 'ovr',
+      inputShape: [d],
+      numClasses: c,
+      layers: [{ type: 'dense', units: c }],
+      head,
+    },
+    [w, b],
+  );
 }
 
 describe('L-BFGS', () => {
   it('minimises the Rosenbrock function to its known minimum (1, 1)', () => {
-    const r = lbfgs((x, g) => {
-      const [a, b] = x;
-      g[0] = -2 * (1 - a) - 400 * a * (b - a * a);
-      g[1] = 200 * (b - a * a);
-      return (1 - a) ** 2 + 100 * (b - a * a) ** 2;
-    }, Float64Array.of(-1.2, 1), { maxIter: 500, gtol: 1e-8 });
+    const r = lbfgs(
+      (x, g) => {
+        const [a, b] = x;
+        g[0] = -2 * (1 - a) - 400 * a * (b - a * a);
+        g[1] = 200 * (b - a * a);
+        return (1 - a) ** 2 + 100 * (b - a * a) ** 2;
+      },
+      Float64Array.of(-1.2, 1),
+      { maxIter: 500, gtol: 1e-8 },
+    );
     expect(r.x[0]).toBeCloseTo(1, 5);
     expect(r.x[1]).toBeCloseTo(1, 5);
   });
@@ -57,7 +70,9 @@ describe.each(['softmax', 'ovr'] as const)('eq-%s (Tramèr 2016 §4.1.2)', (head
   it('refuses another family', async () => {
     const v = linearVictim(head);
     const api = new LocalPredictionApi(v, [], { rng: new Rng(1), domain, budget: 100 });
-    await expect(parseAttack(name).run(api, { ...know, family: { kind: 'mlp' } }, new Rng(2))).rejects.toThrow(AttackNotApplicable);
+    await expect(parseAttack(name).run(api, { ...know, family: { kind: 'mlp' } }, new Rng(2))).rejects.toThrow(
+      AttackNotApplicable,
+    );
     expect(api.ledger.queries).toBe(0);
     v.dispose();
   });
@@ -66,22 +81,48 @@ describe.each(['softmax', 'ovr'] as const)('eq-%s (Tramèr 2016 §4.1.2)', (head
 describe('eq-mlp', () => {
   it('fits an MLP of the known shape to the soft answers: high agreement at 4× the unknowns', async () => {
     const r = new Rng(8);
-    const v = new Net({ kind: 'mlp', inputShape: [3], numClasses: 3, layers: [{ type: 'flatten' }, { type: 'dense', units: 6, activation: 'tanh' }, { type: 'dense', units: 3 }], head: 'softmax' }, r);
+    const v = new Net(
+      {
+        kind: 'mlp',
+        inputShape: [3],
+        numClasses: 3,
+        layers: [{ type: 'flatten' }, { type: 'dense', units: 6, activation: 'tanh' }, { type: 'dense', units: 3 }],
+        head: 'softmax',
+      },
+      r,
+    );
     const unknowns = 6 * 4 + 3 * 7;
     const api = new LocalPredictionApi(v, [], { rng: new Rng(1), domain, budget: 4 * unknowns });
-    const res = await parseAttack('eq-mlp').run(api, { inputShape: [3], numClasses: 3, domain, family: { kind: 'mlp', hidden: [6] } }, new Rng(3));
+    const res = await parseAttack('eq-mlp').run(
+      api,
+      { inputShape: [3], numClasses: 3, domain, family: { kind: 'mlp', hidden: [6] } },
+      new Rng(3),
+    );
     const u = uniformInputs(new Rng(5), 4000, 3, domain);
     expect((await fidelity(v, res.surrogate, u, 4000)).agreement).toBeGreaterThan(0.95);
     res.surrogate.dispose();
     v.dispose();
   });
 
-  it('with L-BFGS (the default at ≥ 1×) matches the victim\'s probabilities closely, not just its labels', async () => {
+  it("with L-BFGS (the default at ≥ 1×) matches the victim's probabilities closely, not just its labels", async () => {
     const r = new Rng(9);
-    const v = new Net({ kind: 'mlp', inputShape: [3], numClasses: 3, layers: [{ type: 'flatten' }, { type: 'dense', units: 6, activation: 'tanh' }, { type: 'dense', units: 3 }], head: 'softmax' }, r);
+    const v = new Net(
+      {
+        kind: 'mlp',
+        inputShape: [3],
+        numClasses: 3,
+        layers: [{ type: 'flatten' }, { type: 'dense', units: 6, activation: 'tanh' }, { type: 'dense', units: 3 }],
+        head: 'softmax',
+      },
+      r,
+    );
     const unknowns = 6 * 4 + 3 * 7;
     const api = new LocalPredictionApi(v, [], { rng: new Rng(1), domain, budget: 3 * unknowns });
-    const res = await parseAttack('eq-mlp').run(api, { inputShape: [3], numClasses: 3, domain, family: { kind: 'mlp', hidden: [6], activation: 'tanh' } }, new Rng(3));
+    const res = await parseAttack('eq-mlp').run(
+      api,
+      { inputShape: [3], numClasses: 3, domain, family: { kind: 'mlp', hidden: [6], activation: 'tanh' } },
+      new Rng(3),
+    );
     const u = uniformInputs(new Rng(5), 4000, 3, domain);
     const f = await fidelity(v, res.surrogate, u, 4000);
     expect(f.agreement).toBeGreaterThan(0.99);
@@ -91,7 +132,7 @@ describe('eq-mlp', () => {
   });
 });
 
-describe('Float64Mlp (eq-mlp\'s objective)', () => {
+describe("Float64Mlp (eq-mlp's objective)", () => {
   it('has the gradient of its loss (central differences)', () => {
     const net = new Float64Mlp([4, 3], ['tanh', 'linear'], 2);
     const rng = new Rng(4);

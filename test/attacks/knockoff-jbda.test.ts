@@ -17,7 +17,12 @@ beforeAll(async () => {
 const d = 8;
 const k = 4;
 const domain = { min: -1, max: 1 };
-const top1: Defense = { name: 'top1', params: {}, reveals: 'labels', output: (p) => ({ labels: tf.argMax(p, 1) as tf.Tensor1D }) };
+const top1: Defense = {
+  name: 'top1',
+  params: {},
+  reveals: 'labels',
+  output: (p) => ({ labels: tf.argMax(p, 1) as tf.Tensor1D }),
+};
 const unif = uniformInputs(new Rng(99), 4000, d, domain);
 
 /** A smooth, confident MLP victim with zero biases (so its answer at x = 0 is exactly uniform). */
@@ -25,7 +30,16 @@ function victim(seed = 21): Net {
   const r = new Rng(seed);
   const w1 = Float32Array.from({ length: d * 16 }, () => r.normal(0, 1.2));
   const w2 = Float32Array.from({ length: 16 * k }, () => r.normal(0, 0.7));
-  return new Net({ kind: 'mlp', inputShape: [d], numClasses: k, layers: [{ type: 'flatten' }, { type: 'dense', units: 16, activation: 'tanh' }, { type: 'dense', units: k }], head: 'softmax' }, [w1, new Float32Array(16), w2, new Float32Array(k)]);
+  return new Net(
+    {
+      kind: 'mlp',
+      inputShape: [d],
+      numClasses: k,
+      layers: [{ type: 'flatten' }, { type: 'dense', units: 16, activation: 'tanh' }, { type: 'dense', units: k }],
+      head: 'softmax',
+    },
+    [w1, new Float32Array(16), w2, new Float32Array(k)],
+  );
 }
 
 /** An out-of-distribution pool: Gaussian points (the victim's domain is the uniform box), 4 arbitrary pool classes. */
@@ -88,7 +102,9 @@ describe('knockoff (Orekondy 2019, random)', () => {
     ]);
     const alone = new LocalPredictionApi(v, [], { rng: new Rng(1), domain, budget: 100 });
     const single = await parseAttack('knockoff:arch=mlp,epochs=5').run(alone, know, new Rng(7));
-    expect(Array.from(await probsOf(single.surrogate, unif, 500))).toEqual(Array.from(await probsOf(res.curve![0].surrogate, unif, 500)));
+    expect(Array.from(await probsOf(single.surrogate, unif, 500))).toEqual(
+      Array.from(await probsOf(res.curve![0].surrogate, unif, 500)),
+    );
     // more queries, a better copy
     const f100 = (await fidelity(v, res.curve![0].surrogate, unif, 4000)).agreement;
     const f250 = (await fidelity(v, res.curve![1].surrogate, unif, 4000)).agreement;
@@ -100,9 +116,13 @@ describe('knockoff (Orekondy 2019, random)', () => {
   it('refuses without a pool, or with a pool of another input shape, before spending a query', async () => {
     const v = victim();
     const api = new LocalPredictionApi(v, [], { rng: new Rng(1), domain, budget: 100 });
-    await expect(parseAttack('knockoff').run(api, { inputShape: [d], numClasses: k, domain }, new Rng(1))).rejects.toThrow(AttackNotApplicable);
+    await expect(
+      parseAttack('knockoff').run(api, { inputShape: [d], numClasses: k, domain }, new Rng(1)),
+    ).rejects.toThrow(AttackNotApplicable);
     const wrong: Pool = { ...gaussianPool(10), x: new Float32Array(10 * 3) };
-    await expect(parseAttack('knockoff').run(api, { inputShape: [d], numClasses: k, domain, pool: wrong }, new Rng(1))).rejects.toThrow(/shape/);
+    await expect(
+      parseAttack('knockoff').run(api, { inputShape: [d], numClasses: k, domain, pool: wrong }, new Rng(1)),
+    ).rejects.toThrow(/shape/);
     expect(api.ledger.queries).toBe(0);
     // the pool is a declared requirement; the runner resolves 'auto' against the victim's dataset
     const { unit, values } = parseAttackSpec('knockoff');
@@ -111,7 +131,11 @@ describe('knockoff (Orekondy 2019, random)', () => {
     expect(poolWanted({ name: 'knockoff', params: { pool: 'auto' } }, 'adult')).toBeUndefined();
     expect(poolWanted({ name: 'knockoff', params: { pool: 'auto' } }, 'mnist')).toBe('fashion-mnist');
     expect(poolWanted({ name: 'knockoff', params: { pool: 'kmnist' } }, 'mnist')).toBe('kmnist');
-    expect(parseAttackSpec('knockoff-adaptive:pool=kmnist').unit.requires(parseAttackSpec('knockoff-adaptive:pool=kmnist').values)).toEqual({ pool: 'kmnist' });
+    expect(
+      parseAttackSpec('knockoff-adaptive:pool=kmnist').unit.requires(
+        parseAttackSpec('knockoff-adaptive:pool=kmnist').values,
+      ),
+    ).toEqual({ pool: 'kmnist' });
     v.dispose();
   });
 });
@@ -131,7 +155,11 @@ describe('knockoff-adaptive (Orekondy 2019, gradient bandit)', () => {
     }
     const pool: Pool = { name: 'mixed', x, y, n, numClasses: 4, classNames: ['blank0', 'blank1', 'blank2', 'varied'] };
     const api = new RecordingApi(new LocalPredictionApi(v, [], { rng: new Rng(1), domain, budget: 640 }));
-    const res = await parseAttack(`knockoff-adaptive:arch=mlp,epochs=2,lr=0.03,step=8,alpha=0.3`).run(api, { inputShape: [d], numClasses: k, domain, pool }, new Rng(4));
+    const res = await parseAttack(`knockoff-adaptive:arch=mlp,epochs=2,lr=0.03,step=8,alpha=0.3`).run(
+      api,
+      { inputShape: [d], numClasses: k, domain, pool },
+      new Rng(4),
+    );
     expect(api.ledger.queries).toBe(640);
     const informative = (rows: Float32Array[]) => rows.filter((row) => row.some((v) => v !== 0)).length / rows.length;
     const firstHalf = informative(api.asked.slice(0, 320));
@@ -155,7 +183,11 @@ describe('jbda / jbself / jbtop (Papernot 2017; Orekondy 2020)', () => {
   it('grows the seed set by Jacobian steps of size λ and spends exactly the budget', async () => {
     const v = victim();
     const api = new RecordingApi(new LocalPredictionApi(v, [], { rng: new Rng(1), domain, budget: 300 }));
-    const res = await parseAttack('jbda:arch=mlp,epochs=20,roundepochs=10,lr=0.01,lambda=0.1').run(api, { inputShape: [d], numClasses: k, domain, seed: seedSet() }, new Rng(2));
+    const res = await parseAttack('jbda:arch=mlp,epochs=20,roundepochs=10,lr=0.01,lambda=0.1').run(
+      api,
+      { inputShape: [d], numClasses: k, domain, seed: seedSet() },
+      new Rng(2),
+    );
     expect(res.queries).toBe(300);
     expect(api.ledger.queries).toBe(300);
     // every query after the seed set is an earlier query moved by exactly λ in each coordinate (unless clipped)
@@ -178,7 +210,11 @@ describe('jbda / jbself / jbtop (Papernot 2017; Orekondy 2020)', () => {
     const seed = seedSet();
     const runOf = async (name: string) => {
       const api = new RecordingApi(new LocalPredictionApi(v, [], { rng: new Rng(1), domain, budget: 40 }));
-      const res = await parseAttack(`${name}:arch=mlp,epochs=2,roundepochs=10,lr=0.01`).run(api, { inputShape: [d], numClasses: k, domain, seed }, new Rng(2));
+      const res = await parseAttack(`${name}:arch=mlp,epochs=2,roundepochs=10,lr=0.01`).run(
+        api,
+        { inputShape: [d], numClasses: k, domain, seed },
+        new Rng(2),
+      );
       res.surrogate.dispose();
       return api.asked.slice(20);
     };
@@ -199,7 +235,9 @@ describe('jbda / jbself / jbtop (Papernot 2017; Orekondy 2020)', () => {
   it('refuses without a seed set', async () => {
     const v = victim();
     const api = new LocalPredictionApi(v, [], { rng: new Rng(1), domain, budget: 100 });
-    await expect(parseAttack('jbda').run(api, { inputShape: [d], numClasses: k, domain }, new Rng(1))).rejects.toThrow(AttackNotApplicable);
+    await expect(parseAttack('jbda').run(api, { inputShape: [d], numClasses: k, domain }, new Rng(1))).rejects.toThrow(
+      AttackNotApplicable,
+    );
     expect(api.ledger.queries).toBe(0);
     v.dispose();
   });

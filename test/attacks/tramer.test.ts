@@ -22,10 +22,24 @@ const know: AttackerKnowledge = { inputShape: [d], numClasses: 2, domain, family
 function victim(): Net {
   const r = new Rng(21);
   const w = Float32Array.from({ length: d }, () => r.normal(0, 2));
-  return new Net({ kind: 'logistic', inputShape: [d], numClasses: 2, layers: [{ type: 'flatten' }, { type: 'dense', units: 1 }], head: 'sigmoid' }, [w, Float32Array.of(0.3)]);
+  return new Net(
+    {
+      kind: 'logistic',
+      inputShape: [d],
+      numClasses: 2,
+      layers: [{ type: 'flatten' }, { type: 'dense', units: 1 }],
+      head: 'sigmoid',
+    },
+    [w, Float32Array.of(0.3)],
+  );
 }
 
-const top1: Defense = { name: 'top1', params: {}, reveals: 'labels', output: (p) => ({ labels: tf.argMax(p, 1) as tf.Tensor1D }) };
+const top1: Defense = {
+  name: 'top1',
+  params: {},
+  reveals: 'labels',
+  output: (p) => ({ labels: tf.argMax(p, 1) as tf.Tensor1D }),
+};
 const unif = uniformInputs(new Rng(99), 5000, d, domain);
 
 describe('eq-lr (Tramèr 2016 §4.1.1)', () => {
@@ -66,9 +80,13 @@ describe('eq-lr (Tramèr 2016 §4.1.1)', () => {
   it('refuses a victim family it cannot solve and a labels-only API, spending nothing', async () => {
     const v = victim();
     const api = new LocalPredictionApi(v, [], { rng: new Rng(1), domain, budget: 100 });
-    await expect(parseAttack('eq-lr').run(api, { ...know, family: { kind: 'cnn' } }, new Rng(2))).rejects.toThrow(AttackNotApplicable);
+    await expect(parseAttack('eq-lr').run(api, { ...know, family: { kind: 'cnn' } }, new Rng(2))).rejects.toThrow(
+      AttackNotApplicable,
+    );
     const labelsOnly = new LocalPredictionApi(v, [top1], { rng: new Rng(1), domain, budget: 100 });
-    await expect(parseAttack('eq-lr').run(labelsOnly, know, new Rng(2))).rejects.toThrow(/needs probabilities, the API reveals labels only/);
+    await expect(parseAttack('eq-lr').run(labelsOnly, know, new Rng(2))).rejects.toThrow(
+      /needs probabilities, the API reveals labels only/,
+    );
     expect(api.ledger.queries + labelsOnly.ledger.queries).toBe(0);
     v.dispose();
   });

@@ -24,9 +24,15 @@ describe('tree-path (Tramèr 2016 §4.2)', () => {
     const ds = makeSynthetic(name, { d, n: 2000 });
     const tree = DecisionTree.fit(ds.train.x, ds.train.y, d, ds.numClasses, { maxDepth: depth });
     const api = new LocalPredictionApi(tree, [], { rng: new Rng(1), domain, revealLeaves: true });
-    const res = await parseAttack('tree-path').run(api, { inputShape: [d], numClasses: ds.numClasses, domain }, new Rng(2));
+    const res = await parseAttack('tree-path').run(
+      api,
+      { inputShape: [d], numClasses: ds.numClasses, domain },
+      new Rng(2),
+    );
     const boxes = res.surrogate as BoxModel;
-    expect(new Set(boxes.leaves.map((l) => l.id))).toEqual(new Set(Array.from({ length: tree.numLeaves }, (_, i) => i)));
+    expect(new Set(boxes.leaves.map((l) => l.id))).toEqual(
+      new Set(Array.from({ length: tree.numLeaves }, (_, i) => i)),
+    );
     const u = uniformInputs(new Rng(3), 5000, d, domain);
     expect((await fidelity(tree, res.surrogate, u, 5000)).agreement).toBeGreaterThan(0.995); // only inputs within ε of a threshold can differ
     expect((await fidelity(tree, res.surrogate, ds.test.x, ds.test.n)).agreement).toBeGreaterThan(0.99);
@@ -48,7 +54,9 @@ describe('tree-path (Tramèr 2016 §4.2)', () => {
     const ds = makeSynthetic('moons');
     const net = createNet(parseModelSpec('softmax'), ds, new Rng(1));
     const api = new LocalPredictionApi(net, [], { rng: new Rng(1), domain });
-    await expect(parseAttack('tree-path').run(api, { inputShape: [2], numClasses: 2, domain }, new Rng(2))).rejects.toThrow(AttackNotApplicable);
+    await expect(
+      parseAttack('tree-path').run(api, { inputShape: [2], numClasses: 2, domain }, new Rng(2)),
+    ).rejects.toThrow(AttackNotApplicable);
     net.dispose();
   });
 });

@@ -8,7 +8,11 @@ import { HAVE_SHARED, SHARED_DATA } from '../testing/fixtures.js';
 // Drives the built CLI (npm test builds first) the way a user does.
 const BIN = 'bin/mse.js';
 function mse(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, ['bin/mse.js', ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', ...env }, timeout: 120_000 });
+  const r = spawnSync(process.execPath, ['bin/mse.js', ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1', ...env },
+    timeout: 120_000,
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
@@ -17,7 +21,8 @@ describe('mse CLI', () => {
     const r = mse(['--help']);
     expect(r.code).toBe(0);
     for (const c of ['doctor', 'train', 'attack', 'bench', 'reproduce', 'datasets', 'list']) expect(r.out).toContain(c);
-    for (const c of ['doctor', 'train', 'attack', 'bench', 'datasets', 'list']) expect(mse([c, '--help']).out).toContain('Examples:');
+    for (const c of ['doctor', 'train', 'attack', 'bench', 'datasets', 'list'])
+      expect(mse([c, '--help']).out).toContain('Examples:');
   });
 
   it('doctor prints the backend that is really active and the data directories', () => {
@@ -43,7 +48,9 @@ describe('mse CLI', () => {
 
   it.skipIf(!HAVE_SHARED)('train prints test accuracy and records the backend; --save writes a loadable model', () => {
     const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'mse-cli-')), 'iris.json');
-    const r = mse(['train', '-d', 'iris', '-m', 'softmax', '--json', '--no-cache', '--save', out], { MSE_DATA_DIR: SHARED_DATA });
+    const r = mse(['train', '-d', 'iris', '-m', 'softmax', '--json', '--no-cache', '--save', out], {
+      MSE_DATA_DIR: SHARED_DATA,
+    });
     expect(r.code).toBe(0);
     const res = JSON.parse(r.out) as { test_acc: number; backend: string; dataset: string };
     expect(res.backend).toMatch(/^wasm(\+openblas)?$/);
@@ -92,10 +99,24 @@ describe('mse attack', () => {
 
   it('a budget list is a learning curve: one query pass, one row per budget, and a resumed run adds only new budgets', () => {
     const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'mse-curve-')), 'run');
-    const args = ['attack', '-d', 'moons', '-v', 'mlp', '-a', 'knockoff:pool=circles,epochs=30,lr=0.03', '--out', out, '--json'];
+    const args = [
+      'attack',
+      '-d',
+      'moons',
+      '-v',
+      'mlp',
+      '-a',
+      'knockoff:pool=circles,epochs=30,lr=0.03',
+      '--out',
+      out,
+      '--json',
+    ];
     const r = mse([...args, '-b', '100,300']);
     expect(r.code).toBe(0);
-    const rows = r.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, string | number>);
+    const rows = r.out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, string | number>);
     expect(rows.map((x) => [x.budget, x.queries])).toEqual([
       [100, 100],
       [300, 300],
@@ -115,13 +136,36 @@ describe('mse attack', () => {
 });
 
 describe('mse bench', () => {
-  const args = (out: string, jobs: string) => ['bench', '-d', 'linear', '-a', 'eq-lr', '--defense', 'round:decimals=1,3', '-b', '1x,2x', '--seeds', '2', '-j', jobs, '-o', out];
+  const args = (out: string, jobs: string) => [
+    'bench',
+    '-d',
+    'linear',
+    '-a',
+    'eq-lr',
+    '--defense',
+    'round:decimals=1,3',
+    '-b',
+    '1x,2x',
+    '--seeds',
+    '2',
+    '-j',
+    jobs,
+    '-o',
+    out,
+  ];
 
   it('sweeps the grid with the baseline, summarises over seeds, and a re-run does nothing', () => {
     const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'mse-bench-')), 'run');
     const r = mse([...args(out, '1'), '--json']);
     expect(r.code).toBe(0);
-    const res = JSON.parse(r.out) as { cells: number; summary: Array<{ key: Record<string, string>; seeds: number; metrics: Record<string, { mean: number; ci: number }> }> };
+    const res = JSON.parse(r.out) as {
+      cells: number;
+      summary: Array<{
+        key: Record<string, string>;
+        seeds: number;
+        metrics: Record<string, { mean: number; ci: number }>;
+      }>;
+    };
     expect(res.cells).toBe(6); // {none, round 1, round 3} × 2 seeds, each with budgets 11 and 22
     expect(res.summary).toHaveLength(6);
     expect(res.summary.every((g) => g.seeds === 2)).toBe(true);
@@ -139,15 +183,27 @@ describe('mse bench', () => {
   it('with workers, a killed sweep resumes and ends with every row exactly once', async () => {
     const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'mse-bench-')), 'run');
     const { spawn } = await import('node:child_process');
-    const child = spawn(process.execPath, [BIN, ...args(out, '2')], { env: { ...process.env, NO_COLOR: '1' }, stdio: 'ignore' });
+    const child = spawn(process.execPath, [BIN, ...args(out, '2')], {
+      env: { ...process.env, NO_COLOR: '1' },
+      stdio: 'ignore',
+    });
     const csvFile = path.join(out, 'results.csv');
     // kill it as soon as the first rows are on disk
-    for (let i = 0; i < 600 && !(existsSync(csvFile) && readFileSync(csvFile, 'utf8').trim().split('\n').length > 1); i++) await new Promise((r) => setTimeout(r, 50));
+    for (
+      let i = 0;
+      i < 600 && !(existsSync(csvFile) && readFileSync(csvFile, 'utf8').trim().split('\n').length > 1);
+      i++
+    )
+      await new Promise((r) => setTimeout(r, 50));
     child.kill('SIGKILL');
     await new Promise((r) => child.on('close', r));
     const r = mse(args(out, '2'));
     expect(r.code).toBe(0);
-    const ids = readFileSync(csvFile, 'utf8').trim().split('\n').slice(1).map((l) => l.split(',')[0]);
+    const ids = readFileSync(csvFile, 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split(',')[0]);
     expect(ids).toHaveLength(12);
     expect(new Set(ids).size).toBe(12);
   });
@@ -156,7 +212,25 @@ describe('mse bench', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'mse-cmp-'));
     const a = path.join(dir, 'a');
     const b = path.join(dir, 'b');
-    expect(mse(['bench', '-d', 'linear', '-a', 'eq-lr', '--defense', 'round:decimals=1', '-b', '1x', '--seeds', '2', '-j', '1', '-o', a]).code).toBe(0);
+    expect(
+      mse([
+        'bench',
+        '-d',
+        'linear',
+        '-a',
+        'eq-lr',
+        '--defense',
+        'round:decimals=1',
+        '-b',
+        '1x',
+        '--seeds',
+        '2',
+        '-j',
+        '1',
+        '-o',
+        a,
+      ]).code,
+    ).toBe(0);
     expect(mse(['bench', '-d', 'linear', '-a', 'eq-lr', '-b', '1x', '--seeds', '2', '-j', '1', '-o', b]).code).toBe(0);
     const same = mse(['compare', path.join(a, 'results.csv'), path.join(a, 'results.csv'), '--fail-on-regression']);
     expect(same.code).toBe(0);
@@ -170,13 +244,20 @@ describe('mse bench', () => {
 
   it('mse serve answers over HTTP, an attack targets it, and SIGTERM drains and exits 0', async () => {
     const { spawn } = await import('node:child_process');
-    const child = spawn(process.execPath, [BIN, 'serve', '-d', 'linear', '-v', 'logistic', '-p', '0'], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'serve', '-d', 'linear', '-v', 'logistic', '-p', '0'], {
+      env: { ...process.env, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let url = '';
     child.stdout.on('data', (d: Buffer) => (url += d.toString()));
     for (let i = 0; i < 400 && !url.includes('\n'); i++) await new Promise((r) => setTimeout(r, 50));
     url = url.trim();
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
-    const r = spawnSync(process.execPath, [BIN, 'attack', '-d', 'linear', '-v', 'logistic', '-a', 'eq-lr', '-b', '1x', '--target', url, '--json'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 60_000 });
+    const r = spawnSync(
+      process.execPath,
+      [BIN, 'attack', '-d', 'linear', '-v', 'logistic', '-a', 'eq-lr', '-b', '1x', '--target', url, '--json'],
+      { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 60_000 },
+    );
     // spawnSync blocks this process but not the server's
     expect(r.status).toBe(0);
     const row = JSON.parse(r.stdout) as Record<string, number>;
@@ -190,13 +271,33 @@ describe('mse bench', () => {
   it('shards run separately and merge into the single run’s results; a missing or duplicated shard fails the merge', async () => {
     const { copyFileSync, rmSync } = await import('node:fs');
     const dir = mkdtempSync(path.join(os.tmpdir(), 'mse-shard-'));
-    const grid = ['bench', '-d', 'linear', '-a', 'eq-lr', '--defense', 'round:decimals=1,3', '-b', '1x', '--seeds', '2', '-j', '1'];
-    for (let i = 0; i < 3; i++) expect(mse([...grid, '-o', path.join(dir, 'sharded'), '--shard', `${i}/3`]).code).toBe(0);
+    const grid = [
+      'bench',
+      '-d',
+      'linear',
+      '-a',
+      'eq-lr',
+      '--defense',
+      'round:decimals=1,3',
+      '-b',
+      '1x',
+      '--seeds',
+      '2',
+      '-j',
+      '1',
+    ];
+    for (let i = 0; i < 3; i++)
+      expect(mse([...grid, '-o', path.join(dir, 'sharded'), '--shard', `${i}/3`]).code).toBe(0);
     const merged = mse(['merge', path.join(dir, 'sharded')]);
     expect(merged.code).toBe(0);
     expect(merged.out).toMatch(/6 cells from 3 shards, each exactly once/);
     expect(mse([...grid, '-o', path.join(dir, 'single')]).code).toBe(0);
-    const cmp = mse(['compare', path.join(dir, 'single', 'results.csv'), path.join(dir, 'sharded', 'results.csv'), '--fail-on-regression']);
+    const cmp = mse([
+      'compare',
+      path.join(dir, 'single', 'results.csv'),
+      path.join(dir, 'sharded', 'results.csv'),
+      '--fail-on-regression',
+    ]);
     expect(cmp.code).toBe(0);
     expect(cmp.out).toMatch(/no metric differs/);
     // a duplicated shard, then a missing one
@@ -224,7 +325,19 @@ describe('mse bench', () => {
 describe('mse reproduce', () => {
   function spec(band: [number, number]): string {
     const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'mse-spec-')), 'toy.json');
-    const body = { paper: 'toy', title: 'toy', mirrors: 'a unit test', scales: { ci: { seeds: [1, 2], cells: [{ dataset: 'linear', victim: 'logistic', attack: 'eq-lr', budget: '1x', expect: { agreement_test: band } }] } } };
+    const body = {
+      paper: 'toy',
+      title: 'toy',
+      mirrors: 'a unit test',
+      scales: {
+        ci: {
+          seeds: [1, 2],
+          cells: [
+            { dataset: 'linear', victim: 'logistic', attack: 'eq-lr', budget: '1x', expect: { agreement_test: band } },
+          ],
+        },
+      },
+    };
     writeFileSync(file, JSON.stringify(body));
     return file;
   }
@@ -243,7 +356,12 @@ describe('mse reproduce', () => {
   });
 
   it('fails (exit 1) when a figure leaves its band', () => {
-    const r = mse(['reproduce', spec([0, 0.5]), '--out', path.join(mkdtempSync(path.join(os.tmpdir(), 'mse-repro-')), 'run')]);
+    const r = mse([
+      'reproduce',
+      spec([0, 0.5]),
+      '--out',
+      path.join(mkdtempSync(path.join(os.tmpdir(), 'mse-repro-')), 'run'),
+    ]);
     expect(r.code).toBe(1);
     expect(r.out).toMatch(/FAIL eq-lr linear\/logistic 1x: agreement_test = 1\.000 \(band 0–0\.5\)/);
   });
@@ -252,9 +370,21 @@ describe('mse reproduce', () => {
     const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'mse-spec-')), 'rel.json');
     const cells = [
       { id: 'eq', dataset: 'linear', victim: 'logistic', attack: 'eq-lr', budget: '1x', expect: {} },
-      { id: 'labels', dataset: 'linear', victim: 'logistic', attack: 'retrain-uniform:epochs=20', budget: '1x', expect: {} },
+      {
+        id: 'labels',
+        dataset: 'linear',
+        victim: 'logistic',
+        attack: 'retrain-uniform:epochs=20',
+        budget: '1x',
+        expect: {},
+      },
     ];
-    const body = (greater: string, less: string) => ({ paper: 'rel', title: 'rel', mirrors: 'a unit test', scales: { ci: { seeds: [1], cells, relations: [{ metric: 'agreement_unif', greater, less, by: 0.01 }] } } });
+    const body = (greater: string, less: string) => ({
+      paper: 'rel',
+      title: 'rel',
+      mirrors: 'a unit test',
+      scales: { ci: { seeds: [1], cells, relations: [{ metric: 'agreement_unif', greater, less, by: 0.01 }] } },
+    });
     writeFileSync(file, JSON.stringify(body('eq', 'labels')));
     const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'mse-repro-')), 'run');
     const ok = mse(['reproduce', file, '--out', out]);

@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -16,13 +25,20 @@ interface Run {
 }
 
 function mse(args: string[], env: Record<string, string> = {}): Run {
-  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', ...env }, timeout: 120_000 });
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1', ...env },
+    timeout: 120_000,
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 
 function mseAsync(args: string[], env: Record<string, string> = {}, timeoutMs = 120_000): Promise<Run> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, NO_COLOR: '1', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -41,7 +57,10 @@ function expectOneLineError(r: Run, code: number, what: string): void {
   expect(r.err, what).not.toMatch(/internal error/);
   expect(r.err, what).not.toMatch(/^\s+at /m);
   expect(r.code, `${what}\n${r.err}`).toBe(code);
-  expect(lines.filter((l) => l.startsWith('mse: error:')), `${what}\n${r.err}`).toHaveLength(1);
+  expect(
+    lines.filter((l) => l.startsWith('mse: error:')),
+    `${what}\n${r.err}`,
+  ).toHaveLength(1);
 }
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'mse-hostile-'));
@@ -83,7 +102,15 @@ describe('hostile inputs to every command: one line, the right exit code, never 
     const keys = {
       notJson: f('keys1.json', 'nope'),
       badBudget: f('keys2.json', JSON.stringify({ keys: [{ key: 'k', id: 'a', budget: 'abc' }] })),
-      dupIds: f('keys3.json', JSON.stringify({ keys: [{ key: 'k1', id: 'a' }, { key: 'k2', id: 'a' }] })),
+      dupIds: f(
+        'keys3.json',
+        JSON.stringify({
+          keys: [
+            { key: 'k1', id: 'a' },
+            { key: 'k2', id: 'a' },
+          ],
+        }),
+      ),
     };
     const shardDir = path.join(dir, 'shards');
     mkdirSync(shardDir);
@@ -174,7 +201,15 @@ describe('hostile inputs to every command: one line, the right exit code, never 
       try {
         expectOneLineError(r, code, `mse ${args.join(' ')}`);
       } catch {
-        bad.push(`mse ${args.join(' ')} → exit ${r.code}: ${r.err.trim().split('\n').filter((l) => !l.startsWith('backend:')).slice(0, 2).join(' | ').slice(0, 300)}`);
+        bad.push(
+          `mse ${args.join(' ')} → exit ${r.code}: ${r.err
+            .trim()
+            .split('\n')
+            .filter((l) => !l.startsWith('backend:'))
+            .slice(0, 2)
+            .join(' | ')
+            .slice(0, 300)}`,
+        );
       }
     }
     expect(bad).toEqual([]);
@@ -189,8 +224,27 @@ describe('hostile inputs to every command: one line, the right exit code, never 
 describe('results files under stress (issue 13.1–13.3)', () => {
   it('two mse bench runs on one --out: the second says who holds it and exits 1; every row is written once', async () => {
     const out = path.join(tmp(), 'run');
-    const args = ['bench', '-d', 'linear', '-a', 'eq-lr', '--defense', 'round:decimals=1,2,3', '-b', '1x,2x', '--seeds', '3', '-j', '1', '-o', out];
-    const [a, b] = await Promise.all([mseAsync(args), new Promise<Run>((r) => setTimeout(() => void mseAsync(args).then(r), 300))]);
+    const args = [
+      'bench',
+      '-d',
+      'linear',
+      '-a',
+      'eq-lr',
+      '--defense',
+      'round:decimals=1,2,3',
+      '-b',
+      '1x,2x',
+      '--seeds',
+      '3',
+      '-j',
+      '1',
+      '-o',
+      out,
+    ];
+    const [a, b] = await Promise.all([
+      mseAsync(args),
+      new Promise<Run>((r) => setTimeout(() => void mseAsync(args).then(r), 300)),
+    ]);
     const codes = [a.code, b.code].sort();
     const loser = a.code === 1 ? a : b;
     if (codes[0] === 0 && codes[1] === 1) {
@@ -208,7 +262,25 @@ describe('results files under stress (issue 13.1–13.3)', () => {
 
   it('two spellings of one cell (a parameter at its default) run once instead of aborting the sweep', () => {
     const out = path.join(tmp(), 'run');
-    const r = mse(['bench', '-d', 'linear', '-a', 'eq-lr', '-b', '1x', '--seeds', '1', '-j', '1', '--defense', 'round:decimals=2', '--defense', 'round', '-o', out]);
+    const r = mse([
+      'bench',
+      '-d',
+      'linear',
+      '-a',
+      'eq-lr',
+      '-b',
+      '1x',
+      '--seeds',
+      '1',
+      '-j',
+      '1',
+      '--defense',
+      'round:decimals=2',
+      '--defense',
+      'round',
+      '-o',
+      out,
+    ]);
     expect(r.code, r.err).toBe(0);
     expect(readFileSync(path.join(out, 'results.csv'), 'utf8').trim().split('\n')).toHaveLength(3); // header, none, round
   }, 60_000);
@@ -220,7 +292,11 @@ describe('results files under stress (issue 13.1–13.3)', () => {
     const good = readFileSync(csv, 'utf8');
     const bad = good.replace(/\n/, '\nthis line is garbage\n');
     writeFileSync(csv, bad);
-    for (const args of [['bench', ...grid, '-o', out], ['report', out], ['compare', csv, csv]]) {
+    for (const args of [
+      ['bench', ...grid, '-o', out],
+      ['report', out],
+      ['compare', csv, csv],
+    ]) {
       const r = mse(args);
       expectOneLineError(r, 1, args.join(' '));
       expect(r.err).toContain(`${csv}: line 2 is damaged: expected 28 fields, found 1`);
@@ -236,38 +312,59 @@ describe('results files under stress (issue 13.1–13.3)', () => {
     expect(mse(['report', out]).code).toBe(0);
   }, 120_000);
 
-  const canMount = process.platform === 'linux' && process.getuid?.() === 0 && spawnSync('mount', ['--version']).status === 0;
-  it.skipIf(!canMount)('a full disk mid-sweep: one line, exit 1, no torn row; with space again the same command finishes', (ctx) => {
-    const dir = tmp();
-    try {
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { stdio: 'ignore' });
-    } catch {
-      ctx.skip(); // not allowed here (a container without CAP_SYS_ADMIN): reported as skipped, not passed
-      return;
-    }
-    try {
-      // tmpfs counts 4 KiB pages: leave three (manifest, lock, CSV), so the CSV fills up mid-sweep
-      writeFileSync(path.join(dir, 'filler'), Buffer.alloc(52 * 1024));
-      const out = path.join(dir, 'run');
-      const args = ['bench', '-d', 'linear', '-a', 'eq-lr', '--defense', 'round:decimals=1,2,3', '-b', '1x,2x,3x', '--seeds', '5', '-j', '1', '-o', out];
-      const full = mse(args);
-      expectOneLineError(full, 1, 'bench on a full disk');
-      expect(full.err).toMatch(/cannot append to .*results\.csv: no space left on device \(ENOSPC/);
-      const csv = path.join(out, 'results.csv');
-      const text = readFileSync(csv, 'utf8');
-      expect(text.endsWith('\n')).toBe(true);
-      const kept = text.trim().split('\n').length - 1;
-      expect(kept).toBeGreaterThan(0);
-      expect(kept).toBeLessThan(60);
-      rmSync(path.join(dir, 'filler'));
-      expect(mse(args).code).toBe(0);
-      const rows = readFileSync(csv, 'utf8').trim().split('\n').slice(1);
-      expect(rows).toHaveLength(60);
-      expect(new Set(rows.map((l) => l.split(',')[0])).size).toBe(60);
-    } finally {
-      execFileSync('umount', [dir]);
-    }
-  }, 120_000);
+  const canMount =
+    process.platform === 'linux' && process.getuid?.() === 0 && spawnSync('mount', ['--version']).status === 0;
+  it.skipIf(!canMount)(
+    'a full disk mid-sweep: one line, exit 1, no torn row; with space again the same command finishes',
+    (ctx) => {
+      const dir = tmp();
+      try {
+        execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir], { stdio: 'ignore' });
+      } catch {
+        ctx.skip(); // not allowed here (a container without CAP_SYS_ADMIN): reported as skipped, not passed
+        return;
+      }
+      try {
+        // tmpfs counts 4 KiB pages: leave three (manifest, lock, CSV), so the CSV fills up mid-sweep
+        writeFileSync(path.join(dir, 'filler'), Buffer.alloc(52 * 1024));
+        const out = path.join(dir, 'run');
+        const args = [
+          'bench',
+          '-d',
+          'linear',
+          '-a',
+          'eq-lr',
+          '--defense',
+          'round:decimals=1,2,3',
+          '-b',
+          '1x,2x,3x',
+          '--seeds',
+          '5',
+          '-j',
+          '1',
+          '-o',
+          out,
+        ];
+        const full = mse(args);
+        expectOneLineError(full, 1, 'bench on a full disk');
+        expect(full.err).toMatch(/cannot append to .*results\.csv: no space left on device \(ENOSPC/);
+        const csv = path.join(out, 'results.csv');
+        const text = readFileSync(csv, 'utf8');
+        expect(text.endsWith('\n')).toBe(true);
+        const kept = text.trim().split('\n').length - 1;
+        expect(kept).toBeGreaterThan(0);
+        expect(kept).toBeLessThan(60);
+        rmSync(path.join(dir, 'filler'));
+        expect(mse(args).code).toBe(0);
+        const rows = readFileSync(csv, 'utf8').trim().split('\n').slice(1);
+        expect(rows).toHaveLength(60);
+        expect(new Set(rows.map((l) => l.split(',')[0])).size).toBe(60);
+      } finally {
+        execFileSync('umount', [dir]);
+      }
+    },
+    120_000,
+  );
 });
 
 /** Processes (other than this one) whose environment carries the marker. */
@@ -285,29 +382,59 @@ function marked(marker: string): number[] {
 
 describe('bench workers die with their parent (issue 13.6)', () => {
   for (const sig of ['SIGKILL', 'SIGTERM', 'SIGINT'] as const) {
-    it.skipIf(process.platform !== 'linux')(`${sig} to mse bench --jobs 2 stops its workers too`, async () => {
-      const marker = randomUUID();
-      const out = path.join(tmp(), 'run');
-      // two slow cells (about 30 s each), so the workers are surely still computing when the parent dies
-      const parent = spawn(process.execPath, [BIN, 'bench', '-d', 'moons', '-v', 'mlp', '-a', 'retrain-uniform', '-b', '300x', '--seeds', '2', '-j', '2', '--no-baseline', '--defense', 'top1', '-o', out], {
-        env: { ...process.env, NO_COLOR: '1', MSE_TEST_MARKER: marker },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      let err = '';
-      parent.stderr.on('data', (d: Buffer) => (err += d.toString()));
-      const exited = new Promise<number | null>((r) => parent.on('close', (code) => r(code)));
-      for (let i = 0; i < 600 && marked(marker).length < 3; i++) await new Promise((r) => setTimeout(r, 100));
-      expect(marked(marker).length, err).toBe(3); // the parent and two workers
-      await new Promise((r) => setTimeout(r, 1500)); // workers are into their cells
-      parent.kill(sig);
-      const code = await exited;
-      if (sig !== 'SIGKILL') {
-        expect(code).toBe(sig === 'SIGINT' ? 130 : 143);
-        expect(err).toMatch(new RegExp(`${sig}: stopped with 0 of 2 cells in .*results\\.csv; re-run the same command to resume`));
-        expect(existsSync(path.join(out, 'results.csv.lock'))).toBe(false);
-      }
-      for (let i = 0; i < 100 && marked(marker).length; i++) await new Promise((r) => setTimeout(r, 100));
-      expect(marked(marker)).toEqual([]);
-    }, 120_000);
+    it.skipIf(process.platform !== 'linux')(
+      `${sig} to mse bench --jobs 2 stops its workers too`,
+      async () => {
+        const marker = randomUUID();
+        const out = path.join(tmp(), 'run');
+        // two slow cells (about 30 s each), so the workers are surely still computing when the parent dies
+        const parent = spawn(
+          process.execPath,
+          [
+            BIN,
+            'bench',
+            '-d',
+            'moons',
+            '-v',
+            'mlp',
+            '-a',
+            'retrain-uniform',
+            '-b',
+            '300x',
+            '--seeds',
+            '2',
+            '-j',
+            '2',
+            '--no-baseline',
+            '--defense',
+            'top1',
+            '-o',
+            out,
+          ],
+          {
+            env: { ...process.env, NO_COLOR: '1', MSE_TEST_MARKER: marker },
+            stdio: ['ignore', 'ignore', 'pipe'],
+          },
+        );
+        let err = '';
+        parent.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        const exited = new Promise<number | null>((r) => parent.on('close', (code) => r(code)));
+        for (let i = 0; i < 600 && marked(marker).length < 3; i++) await new Promise((r) => setTimeout(r, 100));
+        expect(marked(marker).length, err).toBe(3); // the parent and two workers
+        await new Promise((r) => setTimeout(r, 1500)); // workers are into their cells
+        parent.kill(sig);
+        const code = await exited;
+        if (sig !== 'SIGKILL') {
+          expect(code).toBe(sig === 'SIGINT' ? 130 : 143);
+          expect(err).toMatch(
+            new RegExp(`${sig}: stopped with 0 of 2 cells in .*results\\.csv; re-run the same command to resume`),
+          );
+          expect(existsSync(path.join(out, 'results.csv.lock'))).toBe(false);
+        }
+        for (let i = 0; i < 100 && marked(marker).length; i++) await new Promise((r) => setTimeout(r, 100));
+        expect(marked(marker)).toEqual([]);
+      },
+      120_000,
+    );
   }
 });

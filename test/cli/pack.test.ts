@@ -13,7 +13,12 @@ import path from 'node:path';
 import { HAVE_SHARED, SHARED_DATA } from '../testing/fixtures.js';
 
 const run = (cmd: string, args: string[], cwd: string, env: Record<string, string> = {}) => {
-  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', ...env }, timeout: 300_000 });
+  const r = spawnSync(cmd, args, {
+    cwd,
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1', ...env },
+    timeout: 300_000,
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 };
 
@@ -28,13 +33,22 @@ describe.skipIf(!HAVE_SHARED)('the packed package', () => {
     const prefix = path.join(dir, 'node_modules', 'mse');
     mkdirSync(prefix, { recursive: true });
     expect(run('tar', ['-xzf', path.join(dir, tarball!), '-C', prefix, '--strip-components', '1'], dir).code).toBe(0);
-    for (const f of ['bench/papers/tramer-2016.json', 'bench/pools', 'dist/index.js', 'bin/mse.js', 'examples/plugins/high-confidence.mjs']) expect(existsSync(path.join(prefix, f)), f).toBe(true);
+    for (const f of [
+      'bench/papers/tramer-2016.json',
+      'bench/pools',
+      'dist/index.js',
+      'bin/mse.js',
+      'examples/plugins/high-confidence.mjs',
+    ])
+      expect(existsSync(path.join(prefix, f)), f).toBe(true);
     // nothing of the checkout's own state travels: no results, no tests, no sources
     for (const f of ['test', 'src', 'results']) expect(existsSync(path.join(prefix, f)), f).toBe(false);
     symlinkSync(path.resolve('node_modules'), path.join(prefix, 'node_modules'), 'dir');
     const bin = path.join(prefix, 'bin', 'mse.js');
     const out = path.join(dir, 'tramer');
-    const r = run(process.execPath, [bin, 'reproduce', 'tramer-2016', '--scale', 'ci', '--out', out], dir, { MSE_DATA_DIR: SHARED_DATA });
+    const r = run(process.execPath, [bin, 'reproduce', 'tramer-2016', '--scale', 'ci', '--out', out], dir, {
+      MSE_DATA_DIR: SHARED_DATA,
+    });
     expect(r.code, r.err.slice(-2000)).toBe(0);
     expect(r.out).toMatch(/\d+ passed, 0 failed/);
     // a plugin outside any project (no node_modules beside it) still imports 'mse': the mse that loads it

@@ -18,11 +18,30 @@ const ATTACK = path.join(ROOT, 'examples/plugins/uniform-retrain.mjs');
 const RINGS = path.join(ROOT, 'test/fixtures/plugins/rings.mjs');
 
 function mse(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, ['bin/mse.js', ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1', ...env }, timeout: 180_000 });
+  const r = spawnSync(process.execPath, ['bin/mse.js', ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1', ...env },
+    timeout: 180_000,
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 const tmp = (p: string) => mkdtempSync(path.join(os.tmpdir(), p));
-const METRICS = ['cell_id', 'defense', 'defense_params', 'attack', 'attack_params', 'budget', 'seed', 'queries', 'surrogate_acc', 'agreement_test', 'agreement_unif', 'defended_acc', 'perturbation_l1', 'status'];
+const METRICS = [
+  'cell_id',
+  'defense',
+  'defense_params',
+  'attack',
+  'attack_params',
+  'budget',
+  'seed',
+  'queries',
+  'surrogate_acc',
+  'agreement_test',
+  'agreement_unif',
+  'defended_acc',
+  'perturbation_l1',
+  'status',
+];
 const byId = (file: string) =>
   new Map(readResults(file).map((r) => [r.cell_id, Object.fromEntries(METRICS.map((k) => [k, r[k]]))]));
 
@@ -40,7 +59,26 @@ describe('plugins: the worked examples', () => {
 
   it('a plugin defense and a plugin attack run in one sweep: serially, with --jobs 2, and as shards merged, the same rows each way', () => {
     const dir = tmp('mse-plugins-');
-    const grid = ['bench', '--plugin', DEFENSE, '--plugin', ATTACK, '-d', 'iris', '--defense', 'high-confidence:cutoff=0.5,0.9', '-a', 'uniform-retrain:epochs=40', '-a', 'eq-softmax', '-b', '300', '--seeds', '1', '-q'];
+    const grid = [
+      'bench',
+      '--plugin',
+      DEFENSE,
+      '--plugin',
+      ATTACK,
+      '-d',
+      'iris',
+      '--defense',
+      'high-confidence:cutoff=0.5,0.9',
+      '-a',
+      'uniform-retrain:epochs=40',
+      '-a',
+      'eq-softmax',
+      '-b',
+      '300',
+      '--seeds',
+      '1',
+      '-q',
+    ];
     const serial = mse([...grid, '-o', path.join(dir, 'serial'), '--jobs', '1']);
     expect(serial.code, serial.err).toBe(0);
     const rows = byId(path.join(dir, 'serial', 'results.csv'));
@@ -60,7 +98,9 @@ describe('plugins: the worked examples', () => {
     expect(Number(none.perturbation_l1)).toBe(0);
     expect(Number(hc.perturbation_l1)).toBeGreaterThan(0);
     // the manifest records each plugin's path and content hash
-    const manifest = JSON.parse(readFileSync(path.join(dir, 'serial', 'manifest.json'), 'utf8')) as { plugins: Array<{ path: string; hash: string }> };
+    const manifest = JSON.parse(readFileSync(path.join(dir, 'serial', 'manifest.json'), 'utf8')) as {
+      plugins: Array<{ path: string; hash: string }>;
+    };
     expect(manifest.plugins.map((p) => p.path).sort()).toEqual([DEFENSE, ATTACK].sort());
     expect(manifest.plugins.every((p) => /^[0-9a-f]{16}$/.test(p.hash))).toBe(true);
 
@@ -69,7 +109,8 @@ describe('plugins: the worked examples', () => {
     const jobRows = byId(path.join(dir, 'jobs', 'results.csv'));
     expect(jobRows).toEqual(rows);
 
-    for (let i = 0; i < 2; i++) expect(mse([...grid, '-o', path.join(dir, 'sharded'), '--shard', `${i}/2`, '--jobs', '1']).code).toBe(0);
+    for (let i = 0; i < 2; i++)
+      expect(mse([...grid, '-o', path.join(dir, 'sharded'), '--shard', `${i}/2`, '--jobs', '1']).code).toBe(0);
     // merge needs no --plugin: it loads the manifest's plugins (and checks their hashes)
     const merged = mse(['merge', path.join(dir, 'sharded')]);
     expect(merged.code, merged.err).toBe(0);
@@ -81,13 +122,33 @@ describe('plugins: the worked examples', () => {
     const dir = tmp('mse-plugin-hash-');
     const copy = path.join(dir, 'hc.mjs');
     copyFileSync(DEFENSE, copy);
-    const run = () => mse(['--plugin', copy, 'attack', '-d', 'iris', '-a', 'eq-softmax', '--defense', 'high-confidence', '-b', '50', '-o', path.join(dir, 'run'), '-q']);
+    const run = () =>
+      mse([
+        '--plugin',
+        copy,
+        'attack',
+        '-d',
+        'iris',
+        '-a',
+        'eq-softmax',
+        '--defense',
+        'high-confidence',
+        '-b',
+        '50',
+        '-o',
+        path.join(dir, 'run'),
+        '-q',
+      ]);
     expect(run().code).toBe(0);
     expect(run().err).toMatch(/already in/); // unchanged: resumed
     writeFileSync(copy, readFileSync(copy, 'utf8') + '\n// a comment changes the hash\n');
     const again = run();
     expect(again.code, again.err).toBe(0);
-    expect(readResults(path.join(dir, 'run', 'results.csv')).map((r) => r.cell_id).filter((v, i, a) => a.indexOf(v) === i)).toHaveLength(2);
+    expect(
+      readResults(path.join(dir, 'run', 'results.csv'))
+        .map((r) => r.cell_id)
+        .filter((v, i, a) => a.indexOf(v) === i),
+    ).toHaveLength(2);
   });
 });
 
@@ -99,7 +160,22 @@ describe('plugins: a dataset and a model family', () => {
     expect(list.out).toMatch(/wide-mlp\s+an MLP with two relu layers .*\[width=32, epochs\] \(plugin/);
     const dir = tmp('mse-plugin-data-');
     // no -v: the dataset names its default victim (wide-mlp); the model names its default budget (300)
-    const grid = ['bench', '--plugin', RINGS, '--plugin', ATTACK, '-d', 'two-rings', '-a', 'uniform-retrain:epochs=40', '-a', 'jbda:seedsize=20,epochs=5', '--seeds', '1', '-q'];
+    const grid = [
+      'bench',
+      '--plugin',
+      RINGS,
+      '--plugin',
+      ATTACK,
+      '-d',
+      'two-rings',
+      '-a',
+      'uniform-retrain:epochs=40',
+      '-a',
+      'jbda:seedsize=20,epochs=5',
+      '--seeds',
+      '1',
+      '-q',
+    ];
     const serial = mse([...grid, '-o', path.join(dir, 'serial'), '--jobs', '1']);
     expect(serial.code, serial.err).toBe(0);
     const rows = readResults(path.join(dir, 'serial', 'results.csv'));
@@ -130,23 +206,95 @@ describe('plugins: bad files are one line, exit 2, nothing written', () => {
   const cases: Array<[string, string, RegExp]> = [
     ['missing', path.join(dir, 'nope.mjs'), /plugin .*nope\.mjs does not exist/],
     ['syntax error', write('syntax.mjs', 'export default {'), /plugin .*syntax\.mjs failed to import: /],
-    ['throws on import', write('throws.mjs', "throw new Error('boom');"), /plugin .*throws\.mjs failed to import: boom/],
-    ['exports nothing', write('empty.mjs', 'export const x = 1;'), /plugin .*empty\.mjs exports no attack, defense, model or dataset/],
-    ['a model that is not a network', write('tree.mjs', def("export default { kind: 'model', name: 'my-tree', describe: 'x', params: {}, resolve() {}, train() {}, budgets() {} };")), /is not a unit built by defineModel \(no layers: plugin models are networks\)/],
-    ['a dataset reusing a built-in name', write('ds.mjs', "import { defineDataset } from 'mse';\nexport default defineDataset({ name: 'iris', describe: 'x', kind: 'tabular', load: () => ({}) });"), /dataset 'iris' reuses the name of a built-in dataset/],
-    ['wrong shape', write('shape.mjs', "export default { kind: 'defense', name: 'x' };"), /plugin .*shape\.mjs: export 'default' has no describe line|is not a unit built by defineDefense/],
-    ['invalid schema', write('schema.mjs', def("export default defineDefense({ name: 'bad-schema', describe: 'x', params: { eps: { type: 'float', help: 'h' } }, create: () => ({}) });")), /schema\.mjs failed to import: defense bad-schema: parameter 'eps' has type 'float'/],
-    ['default out of range', write('range.mjs', def("export default defineDefense({ name: 'bad-range', describe: 'x', params: { eps: { type: 'number', min: 0, default: -1, help: 'h' } }, create: () => ({}) });")), /parameter 'eps' has a default outside its own range/],
-    ['reuses a built-in name', write('dup.mjs', def("export default defineDefense({ name: 'round', describe: 'x', params: {}, create: () => ({}) });")), /plugin .*dup\.mjs: defense 'round' .*reuses the name of a built-in defense/],
+    [
+      'throws on import',
+      write('throws.mjs', "throw new Error('boom');"),
+      /plugin .*throws\.mjs failed to import: boom/,
+    ],
+    [
+      'exports nothing',
+      write('empty.mjs', 'export const x = 1;'),
+      /plugin .*empty\.mjs exports no attack, defense, model or dataset/,
+    ],
+    [
+      'a model that is not a network',
+      write(
+        'tree.mjs',
+        def(
+          "export default { kind: 'model', name: 'my-tree', describe: 'x', params: {}, resolve() {}, train() {}, budgets() {} };",
+        ),
+      ),
+      /is not a unit built by defineModel \(no layers: plugin models are networks\)/,
+    ],
+    [
+      'a dataset reusing a built-in name',
+      write(
+        'ds.mjs',
+        "import { defineDataset } from 'mse';\nexport default defineDataset({ name: 'iris', describe: 'x', kind: 'tabular', load: () => ({}) });",
+      ),
+      /dataset 'iris' reuses the name of a built-in dataset/,
+    ],
+    [
+      'wrong shape',
+      write('shape.mjs', "export default { kind: 'defense', name: 'x' };"),
+      /plugin .*shape\.mjs: export 'default' has no describe line|is not a unit built by defineDefense/,
+    ],
+    [
+      'invalid schema',
+      write(
+        'schema.mjs',
+        def(
+          "export default defineDefense({ name: 'bad-schema', describe: 'x', params: { eps: { type: 'float', help: 'h' } }, create: () => ({}) });",
+        ),
+      ),
+      /schema\.mjs failed to import: defense bad-schema: parameter 'eps' has type 'float'/,
+    ],
+    [
+      'default out of range',
+      write(
+        'range.mjs',
+        def(
+          "export default defineDefense({ name: 'bad-range', describe: 'x', params: { eps: { type: 'number', min: 0, default: -1, help: 'h' } }, create: () => ({}) });",
+        ),
+      ),
+      /parameter 'eps' has a default outside its own range/,
+    ],
+    [
+      'reuses a built-in name',
+      write(
+        'dup.mjs',
+        def("export default defineDefense({ name: 'round', describe: 'x', params: {}, create: () => ({}) });"),
+      ),
+      /plugin .*dup\.mjs: defense 'round' .*reuses the name of a built-in defense/,
+    ],
     ['not a module', write('plain.txt', 'hello'), /must be an ES module/],
   ];
   for (const [what, file, msg] of cases) {
     it(what, () => {
       const out = path.join(dir, `out-${what.replace(/\W/g, '')}`);
-      const r = mse(['--plugin', file, 'bench', '-d', 'iris', '-a', 'eq-softmax', '-b', '10', '--seeds', '1', '-o', out]);
+      const r = mse([
+        '--plugin',
+        file,
+        'bench',
+        '-d',
+        'iris',
+        '-a',
+        'eq-softmax',
+        '-b',
+        '10',
+        '--seeds',
+        '1',
+        '-o',
+        out,
+      ]);
       expect(r.code).toBe(2);
       expect(r.err.trim().split('\n')[0]).toMatch(msg);
-      expect(r.err.trim().split('\n').filter((l) => !l.startsWith('  ')).length).toBeLessThanOrEqual(2); // the line, and at most a hint
+      expect(
+        r.err
+          .trim()
+          .split('\n')
+          .filter((l) => !l.startsWith('  ')).length,
+      ).toBeLessThanOrEqual(2); // the line, and at most a hint
       expect(r.err).not.toMatch(/\n\s+at /); // no stack trace
       expect(existsSync(out) ? readdirSync(out) : []).toEqual([]);
     });
@@ -154,7 +302,21 @@ describe('plugins: bad files are one line, exit 2, nothing written', () => {
 
   it('an invalid parameter value of a plugin unit is refused at plan time with its range, before anything trains', () => {
     const out = path.join(dir, 'out-param');
-    const r = mse(['--plugin', DEFENSE, 'bench', '-d', 'iris', '--defense', 'high-confidence:cutoff=2', '-a', 'eq-softmax', '-b', '10', '-o', out]);
+    const r = mse([
+      '--plugin',
+      DEFENSE,
+      'bench',
+      '-d',
+      'iris',
+      '--defense',
+      'high-confidence:cutoff=2',
+      '-a',
+      'eq-softmax',
+      '-b',
+      '10',
+      '-o',
+      out,
+    ]);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(/defense high-confidence: cutoff must be ≤ 1, got '2'/);
     expect(existsSync(out)).toBe(false);

@@ -53,170 +53,217 @@ for (const s of [1, 2]) {
 
 /** The kernel checks, run once per kernel set (native BLAS and pure wasm) by the *.test.ts files beside this one. */
 export function kernelSuite(title: string, expectNative: boolean): void {
-describe(title, () => {
-  beforeAll(async () => {
-    const b = await initBackend('wasm');
-    expect(b.label.endsWith('+openblas')).toBe(expectNative);
-  });
-
-  it.each(cases)('Conv2DBackpropFilter %o', async (c) => {
-    const x = rand([c.n, c.h, c.w, c.ci]);
-    const filterShape: [number, number, number, number] = [c.f, c.f, c.ci, c.co];
-    const info = tf.backend_util.computeConv2DInfo([c.n, c.h, c.w, c.ci], filterShape, c.s, 1, c.pad);
-    const dy = rand(info.outShape);
-    const run = () =>
-      tf.engine().runKernel(tf.Conv2DBackpropFilter, { x: tf.tensor(x.data, x.shape), dy: tf.tensor(dy.data, dy.shape) }, {
-        strides: c.s, pad: c.pad, dataFormat: 'NHWC', filterShape,
-      } as unknown as tf.NamedAttrMap) as tf.Tensor;
-    const want = await onBackend('cpu', run);
-    const got = await onBackend('wasm', run);
-    expect(maxRelErr(got, want)).toBeLessThan(1e-5);
-  });
-
-  it.each(cases)('Conv2DBackpropInput %o', async (c) => {
-    const inputShape: [number, number, number, number] = [c.n, c.h, c.w, c.ci];
-    const w = rand([c.f, c.f, c.ci, c.co]);
-    const info = tf.backend_util.computeConv2DInfo(inputShape, [c.f, c.f, c.ci, c.co], c.s, 1, c.pad);
-    const dy = rand(info.outShape);
-    const run = () =>
-      tf.engine().runKernel(tf.Conv2DBackpropInput, { dy: tf.tensor(dy.data, dy.shape), filter: tf.tensor(w.data, w.shape) }, {
-        strides: c.s, pad: c.pad, dataFormat: 'NHWC', inputShape,
-      } as unknown as tf.NamedAttrMap) as tf.Tensor;
-    const want = await onBackend('cpu', run);
-    const got = await onBackend('wasm', run);
-    expect(maxRelErr(got, want)).toBeLessThan(1e-5);
-  });
-
-  it.each(cases)('MaxPoolGrad %o', async (c) => {
-    const shape = [c.n, c.h, c.w, c.ci];
-    const x = rand(shape);
-    const size = Math.max(2, c.f);
-    const run = () =>
-      tf.tidy(() => {
-        const xt = tf.tensor4d(x.data, shape as [number, number, number, number]);
-        return tf.grad((v: tf.Tensor) => tf.maxPool(v as tf.Tensor4D, size, c.s, c.pad).square().sum())(xt);
-      });
-    const want = await onBackend('cpu', run);
-    const got = await onBackend('wasm', run);
-    expect(maxRelErr(got, want)).toBeLessThan(1e-5);
-  });
-
-  it.each([
-    [false, false], [true, false], [false, true], [true, true],
-  ])('BatchMatMul transposeA=%s transposeB=%s (batched)', async (ta, tb) => {
-    const [b, m, k, n] = [3, 5 + rng.int(40), 3 + rng.int(50), 2 + rng.int(30)];
-    const a = rand(ta ? [b, k, m] : [b, m, k]);
-    const bb = rand(tb ? [b, n, k] : [b, k, n]);
-    const run = () => tf.matMul(tf.tensor(a.data, a.shape), tf.tensor(bb.data, bb.shape), ta, tb);
-    const want = await onBackend('cpu', run);
-    const got = await onBackend('wasm', run);
-    expect(maxRelErr(got, want)).toBeLessThan(1e-5);
-  });
-
-  // each branch of the transpose strategy: transpose the operand, or compute the transposed product
-  it.each([
-    ['Aᵀ·B, A small', [2, 50, 4], [2, 50, 60], true, false],
-    ['Aᵀ·B, B small', [2, 50, 60], [2, 50, 4], true, false],
-    ['A·Bᵀ, B big', [2, 4, 50], [2, 60, 50], false, true],
-    ['A·Bᵀ, B small', [2, 60, 50], [2, 4, 50], false, true],
-    ['A·Bᵀ, broadcast batch', [1, 4, 50], [3, 60, 50], false, true],
-  ] as const)('BatchMatMul %s', async (_name, sa, sb, ta, tb) => {
-    const a = rand([...sa]);
-    const bb = rand([...sb]);
-    const run = () => tf.matMul(tf.tensor(a.data, a.shape), tf.tensor(bb.data, bb.shape), ta, tb);
-    const want = await onBackend('cpu', run);
-    const got = await onBackend('wasm', run);
-    expect(maxRelErr(got, want)).toBeLessThan(1e-5);
-  });
-
-  it('MaxPoolGrad 2×2/2 fast path routes each gradient to the first maximum, ties included (ReLU zeros)', async () => {
-    const shape: [number, number, number, number] = [2, 8, 6, 3];
-    const x = rand(shape);
-    for (let i = 0; i < x.data.length; i++) x.data[i] = Math.max(0, Math.round(x.data[i])); // many equal values
-    const run = () => tf.tidy(() => tf.grad((v: tf.Tensor) => tf.maxPool(v as tf.Tensor4D, 2, 2, 'valid').mul(tf.range(1, 2 * 4 * 3 * 3 + 1).reshape([2, 4, 3, 3])).sum())(tf.tensor4d(x.data, shape)));
-    const want = await onBackend('cpu', run);
-    const got = await onBackend('wasm', run);
-    expect(Array.from(got)).toEqual(Array.from(want));
-  });
-
-  it.each([
-    ['linear', 1, 'valid'],
-    ['relu', 2, 'same'],
-  ] as const)('FusedConv2D and _FusedMatMul with bias, %s activation (stride %i, %s)', async (act, st, pad) => {
-    const x = rand([3, 9, 8, 4]);
-    const w = rand([3, 3, 4, 5]);
-    const b = rand([5]);
-    const a2 = rand([2, 7, 6]);
-    const w2 = rand([2, 6, 5]);
-    const run = () =>
-      tf.tidy(() => {
-        const conv = tf.fused.conv2d({ x: tf.tensor4d(x.data, [3, 9, 8, 4]), filter: tf.tensor4d(w.data, [3, 3, 4, 5]), strides: st, pad, bias: tf.tensor1d(b.data), activation: act });
-        const mm = tf.fused.matMul({ a: tf.tensor3d(a2.data, [2, 7, 6]), b: tf.tensor3d(w2.data, [2, 6, 5]), bias: tf.tensor1d(b.data), activation: act });
-        return tf.concat([conv.flatten(), mm.flatten()]);
-      });
-    const want = await onBackend('cpu', run);
-    const got = await onBackend('wasm', run);
-    expect(maxRelErr(got, want)).toBeLessThan(1e-5);
-  });
-
-  it('Identity aliases instead of copying, and the alias survives disposing the source', async () => {
-    await tf.setBackend('wasm');
-    const x = tf.tensor([1, 2, 3]);
-    const y = tf.engine().runKernel('Identity', { x }, {}) as tf.Tensor;
-    x.dispose();
-    expect(Array.from(await y.data())).toEqual([1, 2, 3]);
-    y.dispose();
-  });
-
-  it('a conv net trains end to end on wasm with gradients equal to cpu', async () => {
-    const x = rand([4, 12, 12, 2]);
-    const w1 = rand([3, 3, 2, 4]);
-    const w2 = rand([5, 5, 4, 3]);
-    const run = () =>
-      tf.tidy(() => {
-        const f = (a: tf.Tensor, b: tf.Tensor) => {
-          const h = tf.relu(tf.conv2d(tf.tensor4d(x.data, [4, 12, 12, 2]), a as tf.Tensor4D, 1, 'same'));
-          const p = tf.maxPool(h, 2, 2, 'valid');
-          return tf.conv2d(p, b as tf.Tensor4D, 2, 'same').square().mean();
-        };
-        const [g1, g2] = tf.grads(f)([tf.tensor4d(w1.data, [3, 3, 2, 4]), tf.tensor4d(w2.data, [5, 5, 4, 3])]);
-        return tf.concat([g1.flatten(), g2.flatten()]);
-      });
-    const want = await onBackend('cpu', run);
-    const got = await onBackend('wasm', run);
-    expect(maxRelErr(got, want)).toBeLessThan(1e-4);
-  });
-
-  it('a batch whose patch matrix exceeds one scratch chunk (conv forward, both gradients)', async () => {
-    // 14 × 60·60 output pixels × 5·5·8 taps = 10M patch values > the 8M-value chunk
-    const x = rand([14, 64, 64, 8]);
-    const w = rand([5, 5, 8, 3]);
-    const run = () =>
-      tf.tidy(() => {
-        const xt = tf.tensor4d(x.data, [14, 64, 64, 8]);
-        const wt = tf.tensor4d(w.data, [5, 5, 8, 3]);
-        const f = (a: tf.Tensor, b: tf.Tensor) => tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'valid').square().sum();
-        const [gx, gw] = tf.grads(f)([xt, wt]);
-        return tf.concat([tf.conv2d(xt, wt, 1, 'valid').flatten(), gx.flatten(), gw.flatten()]);
-      });
-    const want = await onBackend('cpu', run);
-    const got = await onBackend('wasm', run);
-    expect(maxRelErr(got, want)).toBeLessThan(1e-4);
-  });
-
-  it('kernels leak no tensors or heap buffers', async () => {
-    await tf.setBackend('wasm');
-    const before = tf.memory().numTensors;
-    const numIds = () => (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
-    const idsBefore = numIds();
-    const g = tf.tidy(() => {
-      const xt = tf.randomNormal([2, 9, 9, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
-      const wt = tf.randomNormal([3, 3, 3, 4], 0, 1, 'float32', 2) as tf.Tensor4D;
-      return tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.maxPool(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same'), 2, 1, 'same').sum())([xt, wt]);
+  describe(title, () => {
+    beforeAll(async () => {
+      const b = await initBackend('wasm');
+      expect(b.label.endsWith('+openblas')).toBe(expectNative);
     });
-    tf.dispose(g);
-    expect(tf.memory().numTensors).toBe(before);
-    expect(numIds()).toBe(idsBefore);
+
+    it.each(cases)('Conv2DBackpropFilter %o', async (c) => {
+      const x = rand([c.n, c.h, c.w, c.ci]);
+      const filterShape: [number, number, number, number] = [c.f, c.f, c.ci, c.co];
+      const info = tf.backend_util.computeConv2DInfo([c.n, c.h, c.w, c.ci], filterShape, c.s, 1, c.pad);
+      const dy = rand(info.outShape);
+      const run = () =>
+        tf
+          .engine()
+          .runKernel(tf.Conv2DBackpropFilter, { x: tf.tensor(x.data, x.shape), dy: tf.tensor(dy.data, dy.shape) }, {
+            strides: c.s,
+            pad: c.pad,
+            dataFormat: 'NHWC',
+            filterShape,
+          } as unknown as tf.NamedAttrMap) as tf.Tensor;
+      const want = await onBackend('cpu', run);
+      const got = await onBackend('wasm', run);
+      expect(maxRelErr(got, want)).toBeLessThan(1e-5);
+    });
+
+    it.each(cases)('Conv2DBackpropInput %o', async (c) => {
+      const inputShape: [number, number, number, number] = [c.n, c.h, c.w, c.ci];
+      const w = rand([c.f, c.f, c.ci, c.co]);
+      const info = tf.backend_util.computeConv2DInfo(inputShape, [c.f, c.f, c.ci, c.co], c.s, 1, c.pad);
+      const dy = rand(info.outShape);
+      const run = () =>
+        tf
+          .engine()
+          .runKernel(tf.Conv2DBackpropInput, { dy: tf.tensor(dy.data, dy.shape), filter: tf.tensor(w.data, w.shape) }, {
+            strides: c.s,
+            pad: c.pad,
+            dataFormat: 'NHWC',
+            inputShape,
+          } as unknown as tf.NamedAttrMap) as tf.Tensor;
+      const want = await onBackend('cpu', run);
+      const got = await onBackend('wasm', run);
+      expect(maxRelErr(got, want)).toBeLessThan(1e-5);
+    });
+
+    it.each(cases)('MaxPoolGrad %o', async (c) => {
+      const shape = [c.n, c.h, c.w, c.ci];
+      const x = rand(shape);
+      const size = Math.max(2, c.f);
+      const run = () =>
+        tf.tidy(() => {
+          const xt = tf.tensor4d(x.data, shape as [number, number, number, number]);
+          return tf.grad((v: tf.Tensor) =>
+            tf
+              .maxPool(v as tf.Tensor4D, size, c.s, c.pad)
+              .square()
+              .sum(),
+          )(xt);
+        });
+      const want = await onBackend('cpu', run);
+      const got = await onBackend('wasm', run);
+      expect(maxRelErr(got, want)).toBeLessThan(1e-5);
+    });
+
+    it.each([
+      [false, false],
+      [true, false],
+      [false, true],
+      [true, true],
+    ])('BatchMatMul transposeA=%s transposeB=%s (batched)', async (ta, tb) => {
+      const [b, m, k, n] = [3, 5 + rng.int(40), 3 + rng.int(50), 2 + rng.int(30)];
+      const a = rand(ta ? [b, k, m] : [b, m, k]);
+      const bb = rand(tb ? [b, n, k] : [b, k, n]);
+      const run = () => tf.matMul(tf.tensor(a.data, a.shape), tf.tensor(bb.data, bb.shape), ta, tb);
+      const want = await onBackend('cpu', run);
+      const got = await onBackend('wasm', run);
+      expect(maxRelErr(got, want)).toBeLessThan(1e-5);
+    });
+
+    // each branch of the transpose strategy: transpose the operand, or compute the transposed product
+    it.each([
+      ['Aᵀ·B, A small', [2, 50, 4], [2, 50, 60], true, false],
+      ['Aᵀ·B, B small', [2, 50, 60], [2, 50, 4], true, false],
+      ['A·Bᵀ, B big', [2, 4, 50], [2, 60, 50], false, true],
+      ['A·Bᵀ, B small', [2, 60, 50], [2, 4, 50], false, true],
+      ['A·Bᵀ, broadcast batch', [1, 4, 50], [3, 60, 50], false, true],
+    ] as const)('BatchMatMul %s', async (_name, sa, sb, ta, tb) => {
+      const a = rand([...sa]);
+      const bb = rand([...sb]);
+      const run = () => tf.matMul(tf.tensor(a.data, a.shape), tf.tensor(bb.data, bb.shape), ta, tb);
+      const want = await onBackend('cpu', run);
+      const got = await onBackend('wasm', run);
+      expect(maxRelErr(got, want)).toBeLessThan(1e-5);
+    });
+
+    it('MaxPoolGrad 2×2/2 fast path routes each gradient to the first maximum, ties included (ReLU zeros)', async () => {
+      const shape: [number, number, number, number] = [2, 8, 6, 3];
+      const x = rand(shape);
+      for (let i = 0; i < x.data.length; i++) x.data[i] = Math.max(0, Math.round(x.data[i])); // many equal values
+      const run = () =>
+        tf.tidy(() =>
+          tf.grad((v: tf.Tensor) =>
+            tf
+              .maxPool(v as tf.Tensor4D, 2, 2, 'valid')
+              .mul(tf.range(1, 2 * 4 * 3 * 3 + 1).reshape([2, 4, 3, 3]))
+              .sum(),
+          )(tf.tensor4d(x.data, shape)),
+        );
+      const want = await onBackend('cpu', run);
+      const got = await onBackend('wasm', run);
+      expect(Array.from(got)).toEqual(Array.from(want));
+    });
+
+    it.each([
+      ['linear', 1, 'valid'],
+      ['relu', 2, 'same'],
+    ] as const)('FusedConv2D and _FusedMatMul with bias, %s activation (stride %i, %s)', async (act, st, pad) => {
+      const x = rand([3, 9, 8, 4]);
+      const w = rand([3, 3, 4, 5]);
+      const b = rand([5]);
+      const a2 = rand([2, 7, 6]);
+      const w2 = rand([2, 6, 5]);
+      const run = () =>
+        tf.tidy(() => {
+          const conv = tf.fused.conv2d({
+            x: tf.tensor4d(x.data, [3, 9, 8, 4]),
+            filter: tf.tensor4d(w.data, [3, 3, 4, 5]),
+            strides: st,
+            pad,
+            bias: tf.tensor1d(b.data),
+            activation: act,
+          });
+          const mm = tf.fused.matMul({
+            a: tf.tensor3d(a2.data, [2, 7, 6]),
+            b: tf.tensor3d(w2.data, [2, 6, 5]),
+            bias: tf.tensor1d(b.data),
+            activation: act,
+          });
+          return tf.concat([conv.flatten(), mm.flatten()]);
+        });
+      const want = await onBackend('cpu', run);
+      const got = await onBackend('wasm', run);
+      expect(maxRelErr(got, want)).toBeLessThan(1e-5);
+    });
+
+    it('Identity aliases instead of copying, and the alias survives disposing the source', async () => {
+      await tf.setBackend('wasm');
+      const x = tf.tensor([1, 2, 3]);
+      const y = tf.engine().runKernel('Identity', { x }, {}) as tf.Tensor;
+      x.dispose();
+      expect(Array.from(await y.data())).toEqual([1, 2, 3]);
+      y.dispose();
+    });
+
+    it('a conv net trains end to end on wasm with gradients equal to cpu', async () => {
+      const x = rand([4, 12, 12, 2]);
+      const w1 = rand([3, 3, 2, 4]);
+      const w2 = rand([5, 5, 4, 3]);
+      const run = () =>
+        tf.tidy(() => {
+          const f = (a: tf.Tensor, b: tf.Tensor) => {
+            const h = tf.relu(tf.conv2d(tf.tensor4d(x.data, [4, 12, 12, 2]), a as tf.Tensor4D, 1, 'same'));
+            const p = tf.maxPool(h, 2, 2, 'valid');
+            return tf
+              .conv2d(p, b as tf.Tensor4D, 2, 'same')
+              .square()
+              .mean();
+          };
+          const [g1, g2] = tf.grads(f)([tf.tensor4d(w1.data, [3, 3, 2, 4]), tf.tensor4d(w2.data, [5, 5, 4, 3])]);
+          return tf.concat([g1.flatten(), g2.flatten()]);
+        });
+      const want = await onBackend('cpu', run);
+      const got = await onBackend('wasm', run);
+      expect(maxRelErr(got, want)).toBeLessThan(1e-4);
+    });
+
+    it('a batch whose patch matrix exceeds one scratch chunk (conv forward, both gradients)', async () => {
+      // 14 × 60·60 output pixels × 5·5·8 taps = 10M patch values > the 8M-value chunk
+      const x = rand([14, 64, 64, 8]);
+      const w = rand([5, 5, 8, 3]);
+      const run = () =>
+        tf.tidy(() => {
+          const xt = tf.tensor4d(x.data, [14, 64, 64, 8]);
+          const wt = tf.tensor4d(w.data, [5, 5, 8, 3]);
+          const f = (a: tf.Tensor, b: tf.Tensor) =>
+            tf
+              .conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, 'valid')
+              .square()
+              .sum();
+          const [gx, gw] = tf.grads(f)([xt, wt]);
+          return tf.concat([tf.conv2d(xt, wt, 1, 'valid').flatten(), gx.flatten(), gw.flatten()]);
+        });
+      const want = await onBackend('cpu', run);
+      const got = await onBackend('wasm', run);
+      expect(maxRelErr(got, want)).toBeLessThan(1e-4);
+    });
+
+    it('kernels leak no tensors or heap buffers', async () => {
+      await tf.setBackend('wasm');
+      const before = tf.memory().numTensors;
+      const numIds = () => (tf.backend() as unknown as { numDataIds(): number }).numDataIds();
+      const idsBefore = numIds();
+      const g = tf.tidy(() => {
+        const xt = tf.randomNormal([2, 9, 9, 3], 0, 1, 'float32', 1) as tf.Tensor4D;
+        const wt = tf.randomNormal([3, 3, 3, 4], 0, 1, 'float32', 2) as tf.Tensor4D;
+        return tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+          tf.maxPool(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same'), 2, 1, 'same').sum(),
+        )([xt, wt]);
+      });
+      tf.dispose(g);
+      expect(tf.memory().numTensors).toBe(before);
+      expect(numIds()).toBe(idsBefore);
+    });
   });
-});
 }

@@ -4,13 +4,22 @@ import { Rng } from '../../src/compute/rng.js';
 describe('Rng (xoshiro128** seeded by splitmix32)', () => {
   it('matches an independent reference implementation (Python, written for this test)', () => {
     const a = new Rng(42);
-    expect(Array.from({ length: 5 }, () => a.nextUint32())).toEqual([2837322924, 544945897, 479756282, 3500138142, 339756180]);
+    expect(Array.from({ length: 5 }, () => a.nextUint32())).toEqual([
+      2837322924, 544945897, 479756282, 3500138142, 339756180,
+    ]);
     const b = new Rng(0);
     expect(Array.from({ length: 3 }, () => b.nextUint32())).toEqual([3809008728, 1133695204, 53579671]);
   });
 
   it('same seed, same stream; different seed, different stream', () => {
-    const xs = (s: number) => Array.from({ length: 20 }, (() => { const r = new Rng(s); return () => r.next(); })());
+    const xs = (s: number) =>
+      Array.from(
+        { length: 20 },
+        (() => {
+          const r = new Rng(s);
+          return () => r.next();
+        })(),
+      );
     expect(xs(7)).toEqual(xs(7));
     expect(xs(7)).not.toEqual(xs(8));
   });

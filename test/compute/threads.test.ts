@@ -18,7 +18,10 @@ describe('multi-threaded wasm', () => {
         const d = tf.randomNormal([80, 7], 0, 1, 'float32', 5) as tf.Tensor2D;
         const g = tf.grads((a: tf.Tensor, c: tf.Tensor) => {
           const h = tf.maxPool(tf.relu(tf.conv2d(x, a as tf.Tensor4D, 2, 'same')), 2, 1, 'valid');
-          return tf.matMul(h.reshape([3, -1]) as tf.Tensor2D, c as tf.Tensor2D).square().mean();
+          return tf
+            .matMul(h.reshape([3, -1]) as tf.Tensor2D, c as tf.Tensor2D)
+            .square()
+            .mean();
         })([w, tf.slice(d, [0, 0], [-1, -1])]);
         return tf.concat(g.map((t) => t.flatten()));
       });

@@ -34,7 +34,11 @@ describe('dataset registry', () => {
   });
 
   describe('the embedded Fashion-MNIST pool (bench/pools/fashion-mnist)', () => {
-    const bare = () => ({ dataDir: mkdtempSync(path.join(os.tmpdir(), 'mse-empty-')), cacheDir: mkdtempSync(path.join(os.tmpdir(), 'mse-cache-')), systemDirs: [] as string[] });
+    const bare = () => ({
+      dataDir: mkdtempSync(path.join(os.tmpdir(), 'mse-empty-')),
+      cacheDir: mkdtempSync(path.join(os.tmpdir(), 'mse-cache-')),
+      systemDirs: [] as string[],
+    });
 
     it('is listed by availability as a pool-only stand-in, with where its files are', () => {
       const o = bare();
@@ -43,7 +47,12 @@ describe('dataset registry', () => {
       const fm = availability(o).find((a) => a.name === 'fashion-mnist')!;
       restoreEnv('MSE_DATA_DIR', old);
       expect(fm.usable).toBe(false);
-      expect(fm.embedded).toEqual({ variant: 'test10k', description: 'the embedded 10k-image test split', usable: true, usedAs: 'pool' });
+      expect(fm.embedded).toEqual({
+        variant: 'test10k',
+        description: 'the embedded 10k-image test split',
+        usable: true,
+        usedAs: 'pool',
+      });
       const shipped = fm.files.filter((f) => f.embedded);
       expect(shipped.map((f) => [f.status, path.relative(process.cwd(), f.where ?? '')])).toEqual([
         ['ok', path.join('bench', 'pools', 'fashion-mnist', 't10k-images-idx3-ubyte.gz')],

@@ -37,7 +37,6 @@ function tmp(): string {
   return mkdtempSync(path.join(os.tmpdir(), 'mse-data-'));
 }
 
-
 /** What `f` throws (undefined if nothing), so a test can look at the error's fields. */
 function thrownBy(f: () => unknown): unknown {
   try {
@@ -79,13 +78,19 @@ describe('dataset file resolution', () => {
 
   it('offline and missing: a one-line error listing where it looked', async () => {
     const a = tmp();
-    await expect(resolveFile('toy', 'toy', file([`${base}/toy.csv`]), { dataDir: a, cacheDir: tmp(), offline: true })).rejects.toThrow(/toy.csv not found \(looked in/);
+    await expect(
+      resolveFile('toy', 'toy', file([`${base}/toy.csv`]), { dataDir: a, cacheDir: tmp(), offline: true }),
+    ).rejects.toThrow(/toy.csv not found \(looked in/);
   });
 
   it('downloads into the cache over loopback, verifies the checksum, and then finds it locally', async () => {
     const cache = tmp();
     const before = hits;
-    const got = await resolveFile('toy', 'toy', file([`${base}/missing.csv`, `${base}/toy.csv`]), { cacheDir: cache, offline: false, dataDir: tmp() });
+    const got = await resolveFile('toy', 'toy', file([`${base}/missing.csv`, `${base}/toy.csv`]), {
+      cacheDir: cache,
+      offline: false,
+      dataDir: tmp(),
+    });
     expect(Buffer.from(got).equals(body)).toBe(true);
     expect(existsSync(path.join(cache, 'toy', 'toy.csv'))).toBe(true);
     await resolveFile('toy', 'toy', file([`${base}/toy.csv`]), { cacheDir: cache, offline: false, dataDir: tmp() });
@@ -94,7 +99,14 @@ describe('dataset file resolution', () => {
 
   it('a download with the wrong checksum is rejected and nothing is written', async () => {
     const cache = tmp();
-    await expect(resolveFile('toy', 'toy', { ...file([`${base}/wrong.csv`]) }, { cacheDir: cache, offline: false, dataDir: tmp() })).rejects.toThrow(/checksum mismatch/);
+    await expect(
+      resolveFile(
+        'toy',
+        'toy',
+        { ...file([`${base}/wrong.csv`]) },
+        { cacheDir: cache, offline: false, dataDir: tmp() },
+      ),
+    ).rejects.toThrow(/checksum mismatch/);
     expect(existsSync(path.join(cache, 'toy')) ? readdirSync(path.join(cache, 'toy')) : []).toEqual([]);
   });
   // issue 13 item 16: these were raw EISDIR/EACCES errors from readFileSync (a stack trace)

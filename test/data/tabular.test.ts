@@ -40,6 +40,6 @@ describe('tabular encoding (Tramèr 2016 preprocessing)', () => {
     expect(Math.max(...a.train.x)).toBeLessThanOrEqual(1);
     const counts = new Array(a.numClasses).fill(0);
     for (const c of a.train.y) counts[c]++;
-    expect(Math.min(...counts)).toBeGreaterThan(0.2 * a.train.n / a.numClasses);
+    expect(Math.min(...counts)).toBeGreaterThan((0.2 * a.train.n) / a.numClasses);
   });
 });

@@ -41,7 +41,10 @@ function apply(spec: string, p: Float32Array, seed = 1): { probs?: Float32Array;
   const d = parseDefense(spec);
   const pt = tf.tensor2d(p, [p.length / k, k]);
   const r = d.output!(pt, { answered: 0, batch: 0, rng: new Rng(seed), clientId: 'test' });
-  const out = { probs: r.probs ? (r.probs.dataSync() as Float32Array) : undefined, labels: r.labels ? (r.labels.dataSync() as Int32Array) : undefined };
+  const out = {
+    probs: r.probs ? (r.probs.dataSync() as Float32Array) : undefined,
+    labels: r.labels ? (r.labels.dataSync() as Int32Array) : undefined,
+  };
   tf.dispose([pt, r.probs ?? [], r.labels ?? []]);
   return out;
 }
@@ -74,7 +77,8 @@ describe('baseline defenses', () => {
   it('topk keeps the k largest, renormalised, and the argmax', () => {
     const p = apply('topk:k=2', y).probs!;
     expectDistributions(p);
-    for (let i = 0; i < 300; i++) expect(Array.from(p.subarray(i * k, (i + 1) * k)).filter((v) => v > 0).length).toBeLessThanOrEqual(2);
+    for (let i = 0; i < 300; i++)
+      expect(Array.from(p.subarray(i * k, (i + 1) * k)).filter((v) => v > 0).length).toBeLessThanOrEqual(2);
     expect(Array.from(argmaxRows(p, k))).toEqual(Array.from(top));
   });
 
@@ -144,10 +148,27 @@ describe('defenses against equation solving (Tramèr 2016 §7)', () => {
     const d = 10;
     const r = new Rng(21);
     const w = Float32Array.from({ length: d }, () => r.normal(0, 1));
-    const v = new Net({ kind: 'logistic', inputShape: [d], numClasses: 2, layers: [{ type: 'flatten' }, { type: 'dense', units: 1 }], head: 'sigmoid' }, [w, Float32Array.of(0.3)]);
+    const v = new Net(
+      {
+        kind: 'logistic',
+        inputShape: [d],
+        numClasses: 2,
+        layers: [{ type: 'flatten' }, { type: 'dense', units: 1 }],
+        head: 'sigmoid',
+      },
+      [w, Float32Array.of(0.3)],
+    );
     const err = async (defenses: string[]) => {
-      const api = new LocalPredictionApi(v, defenses.map(parseDefense), { rng: new Rng(1), domain, budget: 20 * (d + 1) });
-      const res = await parseAttack('eq-lr').run(api, { inputShape: [d], numClasses: 2, domain, family: { kind: 'logistic' } }, new Rng(2));
+      const api = new LocalPredictionApi(v, defenses.map(parseDefense), {
+        rng: new Rng(1),
+        domain,
+        budget: 20 * (d + 1),
+      });
+      const res = await parseAttack('eq-lr').run(
+        api,
+        { inputShape: [d], numClasses: 2, domain, family: { kind: 'logistic' } },
+        new Rng(2),
+      );
       const e = paramError(v, res.surrogate)!.relL2;
       res.surrogate.dispose();
       return e;
@@ -201,7 +222,16 @@ describe('mad / poison (Orekondy 2020)', () => {
 
   it('stays on the simplex within ε for each distance; ε = 0 changes nothing; MAD-argmax keeps every top-1', async () => {
     const x = tf.randomUniform([64, 6], -1, 1, 'float32', 5);
-    const victim = new Net({ kind: 'mlp', inputShape: [6], numClasses: k, layers: [{ type: 'flatten' }, { type: 'dense', units: 8, activation: 'tanh' }, { type: 'dense', units: k }], head: 'softmax' }, new Rng(4));
+    const victim = new Net(
+      {
+        kind: 'mlp',
+        inputShape: [6],
+        numClasses: k,
+        layers: [{ type: 'flatten' }, { type: 'dense', units: 8, activation: 'tanh' }, { type: 'dense', units: k }],
+        head: 'softmax',
+      },
+      new Rng(4),
+    );
     const y = victim.predict(x);
     const yv = y.dataSync() as Float32Array;
     const run = async (spec: string) => {
@@ -212,13 +242,22 @@ describe('mad / poison (Orekondy 2020)', () => {
       d.prepared.dispose();
       return v;
     };
-    for (const [dist, eps] of [['l1', 0.5], ['l2', 0.3], ['kl', 0.2]] as const) {
+    for (const [dist, eps] of [
+      ['l1', 0.5],
+      ['l2', 0.3],
+      ['kl', 0.2],
+    ] as const) {
       const out = await run(`mad:eps=${eps},ydist=${dist}`);
       expectDistributions(out);
       for (let i = 0; i < 64; i++) {
         const a = Array.from(yv.subarray(i * k, (i + 1) * k));
         const b = Array.from(out.subarray(i * k, (i + 1) * k));
-        const d = dist === 'l1' ? a.reduce((s, v, j) => s + Math.abs(v - b[j]), 0) : dist === 'l2' ? Math.sqrt(a.reduce((s, v, j) => s + (v - b[j]) ** 2, 0)) : a.reduce((s, v, j) => s + v * Math.log(v / b[j]), 0);
+        const d =
+          dist === 'l1'
+            ? a.reduce((s, v, j) => s + Math.abs(v - b[j]), 0)
+            : dist === 'l2'
+              ? Math.sqrt(a.reduce((s, v, j) => s + (v - b[j]) ** 2, 0))
+              : a.reduce((s, v, j) => s + v * Math.log(v / b[j]), 0);
         expect(d).toBeLessThanOrEqual(eps + 1e-4);
         expect(d).toBeGreaterThan(0);
       }
@@ -236,7 +275,16 @@ describe('mad / poison (Orekondy 2020)', () => {
 
   it('the extreme oracle picks the vertex of largest objective (checked by brute force), from a seeded surrogate', async () => {
     const x = tf.randomUniform([16, 6], -1, 1, 'float32', 6);
-    const victim = new Net({ kind: 'mlp', inputShape: [6], numClasses: k, layers: [{ type: 'flatten' }, { type: 'dense', units: 8, activation: 'tanh' }, { type: 'dense', units: k }], head: 'softmax' }, new Rng(4));
+    const victim = new Net(
+      {
+        kind: 'mlp',
+        inputShape: [6],
+        numClasses: k,
+        layers: [{ type: 'flatten' }, { type: 'dense', units: 8, activation: 'tanh' }, { type: 'dense', units: k }],
+        head: 'softmax',
+      },
+      new Rng(4),
+    );
     const y = victim.predict(x);
     const yv = y.dataSync() as Float32Array;
     const d1 = await prepared('mad:eps=100', victim, new Rng(9));
@@ -246,12 +294,22 @@ describe('mad / poison (Orekondy 2020)', () => {
     const out = r1.probs!.dataSync() as Float32Array;
     expect(Array.from(r2.probs!.dataSync())).toEqual(Array.from(out)); // same seed, same surrogate
     // ε large: ỹ is the chosen vertex itself; reconstruct the surrogate's posteriors to check the choice
-    const proxy = createNet(parseModelSpec('mlp'), { name: 'proxy', inputShape: [6], numClasses: k, kind: 'tabular' }, new Rng(9).fork());
+    const proxy = createNet(
+      parseModelSpec('mlp'),
+      { name: 'proxy', inputShape: [6], numClasses: k, kind: 'tabular' },
+      new Rng(9).fork(),
+    );
     const p = proxy.predict(x).dataSync() as Float32Array;
     for (let i = 0; i < 16; i++) {
       const yi = Array.from(yv.subarray(i * k, (i + 1) * k));
       const pi = Array.from(p.subarray(i * k, (i + 1) * k));
-      const objs = Array.from({ length: k }, (_, c) => madObjective(pi, yi, Array.from({ length: k }, (_, j) => (j === c ? 1 : 0))));
+      const objs = Array.from({ length: k }, (_, c) =>
+        madObjective(
+          pi,
+          yi,
+          Array.from({ length: k }, (_, j) => (j === c ? 1 : 0)),
+        ),
+      );
       const best = objs.indexOf(Math.max(...objs));
       expect(out[i * k + best]).toBeCloseTo(1, 5);
     }
@@ -268,10 +326,27 @@ describe('input-noise (Grana 2020)', () => {
     const d = 5;
     const r = new Rng(31);
     const w = Float32Array.from({ length: d }, () => r.normal(0, 1));
-    const v = new Net({ kind: 'logistic', inputShape: [d], numClasses: 2, layers: [{ type: 'flatten' }, { type: 'dense', units: 1 }], head: 'sigmoid' }, [w, Float32Array.of(0.2)]);
+    const v = new Net(
+      {
+        kind: 'logistic',
+        inputShape: [d],
+        numClasses: 2,
+        layers: [{ type: 'flatten' }, { type: 'dense', units: 1 }],
+        head: 'sigmoid',
+      },
+      [w, Float32Array.of(0.2)],
+    );
     const err = async (spec: string, multiple: number) => {
-      const api = new LocalPredictionApi(v, [parseDefense(spec)], { rng: new Rng(1), domain, budget: multiple * (d + 1) });
-      const res = await parseAttack(`eq-lr:multiple=${multiple}`).run(api, { inputShape: [d], numClasses: 2, domain, family: { kind: 'logistic' } }, new Rng(2));
+      const api = new LocalPredictionApi(v, [parseDefense(spec)], {
+        rng: new Rng(1),
+        domain,
+        budget: multiple * (d + 1),
+      });
+      const res = await parseAttack(`eq-lr:multiple=${multiple}`).run(
+        api,
+        { inputShape: [d], numClasses: 2, domain, family: { kind: 'logistic' } },
+        new Rng(2),
+      );
       const e = paramError(v, res.surrogate)!.relL2;
       res.surrogate.dispose();
       return e;
@@ -288,7 +363,6 @@ describe('input-noise (Grana 2020)', () => {
   });
 });
 
-
 describe('defenses against a Knockoff attacker (small scale)', () => {
   const d = 8;
   const k4 = 4;
@@ -297,18 +371,38 @@ describe('defenses against a Knockoff attacker (small scale)', () => {
   const w2 = Float32Array.from({ length: 16 * k4 }, () => r.normal(0, 0.7));
   const pr = new Rng(5);
   const n = 3000;
-  const pool = { name: 'gauss', x: Float32Array.from({ length: n * d }, () => Math.max(-1, Math.min(1, pr.normal(0, 0.6)))), y: new Int32Array(n), n, numClasses: 1, classNames: ['all'] };
+  const pool = {
+    name: 'gauss',
+    x: Float32Array.from({ length: n * d }, () => Math.max(-1, Math.min(1, pr.normal(0, 0.6)))),
+    y: new Int32Array(n),
+    n,
+    numClasses: 1,
+    classNames: ['all'],
+  };
 
   /** mean agreement (2 seeds) of a 300-query Knockoff surrogate with the victim, on uniform inputs */
   async function attackerAgreement(spec: string, labels = 'auto'): Promise<number> {
-    const v = new Net({ kind: 'mlp', inputShape: [d], numClasses: k4, layers: [{ type: 'flatten' }, { type: 'dense', units: 16, activation: 'tanh' }, { type: 'dense', units: k4 }], head: 'softmax' }, [w1, new Float32Array(16), w2, new Float32Array(k4)]);
+    const v = new Net(
+      {
+        kind: 'mlp',
+        inputShape: [d],
+        numClasses: k4,
+        layers: [{ type: 'flatten' }, { type: 'dense', units: 16, activation: 'tanh' }, { type: 'dense', units: k4 }],
+        head: 'softmax',
+      },
+      [w1, new Float32Array(16), w2, new Float32Array(k4)],
+    );
     const unif = uniformInputs(new Rng(99), 4000, d, domain);
     let sum = 0;
     for (const seed of [1, 2]) {
       // the defender's setup stream is the API's first defense stream (where the proxy used to be forked from lazily)
       const def = await prepared(spec, v, new Rng(1).fork());
       const api = new LocalPredictionApi(v, [def.defense], { rng: new Rng(1), domain, budget: 300 });
-      const res = await parseAttack(`knockoff:arch=mlp,epochs=100,lr=0.03,batch=32,labels=${labels}`).run(api, { inputShape: [d], numClasses: k4, domain, pool }, new Rng(seed));
+      const res = await parseAttack(`knockoff:arch=mlp,epochs=100,lr=0.03,batch=32,labels=${labels}`).run(
+        api,
+        { inputShape: [d], numClasses: k4, domain, pool },
+        new Rng(seed),
+      );
       sum += (await fidelity(v, res.surrogate, unif, 4000)).agreement;
       res.surrogate.dispose();
       def.prepared.dispose();

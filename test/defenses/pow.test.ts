@@ -95,9 +95,18 @@ describe('pow defense (Dziedzic 2022)', () => {
   it('an honest client pays about the victim’s own latency again; out-of-distribution queries pay many times more', async () => {
     const ds = toyBlobs(1200);
     const victim = createNet(parseModelSpec('softmax'), ds, new Rng(1));
-    await fit(victim, { x: ds.train.x, y: ds.train.y, n: ds.train.n }, { epochs: 20, batchSize: 64, optimizer: 'adam', lr: 0.05, rng: new Rng(2) });
+    await fit(
+      victim,
+      { x: ds.train.x, y: ds.train.y, n: ds.train.n },
+      { epochs: 20, batchSize: 64, optimizer: 'adam', lr: 0.05, rng: new Rng(2) },
+    );
     // base 2 (the paper uses 1.18 per ε-unit on MNIST, where costs run in the hundreds; toy blobs leak far less)
-    const { defense: d, prepared } = await prepareDefense('pow:base=2,unit=0.01', { victim, train: ds.train, heldOut: ds.test, rng: new Rng(0) });
+    const { defense: d, prepared } = await prepareDefense('pow:base=2,unit=0.01', {
+      victim,
+      train: ds.train,
+      heldOut: ds.test,
+      rng: new Rng(0),
+    });
     const priceOf = async (x: Float32Array, n: number, client: string) => {
       const api = new LocalPredictionApi(victim, [d], { rng: new Rng(3), domain: ds.domain, clientId: client });
       for (let s = 0; s < n; s += 64) {

@@ -24,7 +24,11 @@ describe('defense state', () => {
   it('two pow instances prepared once keep separate per-client ledgers', async () => {
     const ds = toyBlobs(600);
     const victim = createNet(parseModelSpec('softmax'), ds, new Rng(1));
-    await fit(victim, { x: ds.train.x, y: ds.train.y, n: ds.train.n }, { epochs: 10, batchSize: 64, optimizer: 'adam', lr: 0.05, rng: new Rng(2) });
+    await fit(
+      victim,
+      { x: ds.train.x, y: ds.train.y, n: ds.train.n },
+      { epochs: 10, batchSize: 64, optimizer: 'adam', lr: 0.05, rng: new Rng(2) },
+    );
     const { unit, values } = parseDefenseSpec('pow:k=50,calib=60,base=2,unit=0.01,maxbits=32');
     const prepared = await unit.prepare(values, { victim, train: ds.train, heldOut: ds.test, rng: new Rng(0) });
     const a = unit.create(values, prepared) as PowDefense;
@@ -66,7 +70,16 @@ describe('defense state', () => {
 
   it('two mad instances prepared once share the proxy: the same input gets the same answer', async () => {
     const k = 5;
-    const victim = new Net({ kind: 'mlp', inputShape: [6], numClasses: k, layers: [{ type: 'flatten' }, { type: 'dense', units: 8, activation: 'tanh' }, { type: 'dense', units: k }], head: 'softmax' }, new Rng(4));
+    const victim = new Net(
+      {
+        kind: 'mlp',
+        inputShape: [6],
+        numClasses: k,
+        layers: [{ type: 'flatten' }, { type: 'dense', units: 8, activation: 'tanh' }, { type: 'dense', units: k }],
+        head: 'softmax',
+      },
+      new Rng(4),
+    );
     const x = tf.randomUniform([32, 6], -1, 1, 'float32', 7);
     const y = victim.predict(x);
     const none = { x: new Float32Array(0), y: new Int32Array(0), n: 0 };
@@ -88,22 +101,58 @@ describe('defense state', () => {
     prepared.dispose();
     expect(tf.memory().numTensors).toBeLessThan(before);
     // eps = 0 and the ablation oracles need no proxy
-    expect((await unit.prepare(parseDefenseSpec('mad:eps=0').values, { victim, train: none, heldOut: none, rng: new Rng(9) })).value).toBeUndefined();
-    expect((await unit.prepare(parseDefenseSpec('mad:oracle=random').values, { victim, train: none, heldOut: none, rng: new Rng(9) })).value).toBeUndefined();
+    expect(
+      (
+        await unit.prepare(parseDefenseSpec('mad:eps=0').values, {
+          victim,
+          train: none,
+          heldOut: none,
+          rng: new Rng(9),
+        })
+      ).value,
+    ).toBeUndefined();
+    expect(
+      (
+        await unit.prepare(parseDefenseSpec('mad:oracle=random').values, {
+          victim,
+          train: none,
+          heldOut: none,
+          rng: new Rng(9),
+        })
+      ).value,
+    ).toBeUndefined();
     tf.dispose([x, y]);
     victim.dispose();
   });
 
   it('the built-ins are registered in order, and a conflicting mad spec is refused when parsed', () => {
-    expect(DEFENSES.names()).toEqual(['none', 'top1', 'topk', 'round', 'noise', 'input-noise', 'mad', 'poison', 'pow', 'reverse-sigmoid']);
+    expect(DEFENSES.names()).toEqual([
+      'none',
+      'top1',
+      'topk',
+      'round',
+      'noise',
+      'input-noise',
+      'mad',
+      'poison',
+      'pow',
+      'reverse-sigmoid',
+    ]);
     expect(DEFENSES.get('top1').reveals).toBe('labels');
-    expect(DEFENSES.all().filter((u) => u.prepares).map((u) => u.name)).toEqual(['mad', 'poison', 'pow']);
-    expect(() => parseDefenseSpec('poison:argmax=true,oracle=random')).toThrow(new UsageError('poison: argmax=true chooses its own oracle; leave oracle=random out'));
+    expect(
+      DEFENSES.all()
+        .filter((u) => u.prepares)
+        .map((u) => u.name),
+    ).toEqual(['mad', 'poison', 'pow']);
+    expect(() => parseDefenseSpec('poison:argmax=true,oracle=random')).toThrow(
+      new UsageError('poison: argmax=true chooses its own oracle; leave oracle=random out'),
+    );
   });
 });
 
 describe('defineDefense', () => {
-  const bad = (params: unknown) => () => defineDefense({ name: 'bad', describe: 'a broken plugin', params: params as never, create: () => ({}) });
+  const bad = (params: unknown) => () =>
+    defineDefense({ name: 'bad', describe: 'a broken plugin', params: params as never, create: () => ({}) });
 
   it('rejects an invalid schema with a one-line UsageError naming the defense and the parameter', () => {
     for (const params of [

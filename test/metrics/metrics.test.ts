@@ -27,7 +27,13 @@ describe('metrics', () => {
   });
 
   it('parameter error ignores the softmax shift symmetry and sees real differences', () => {
-    const cfg = { kind: 'softmax' as const, inputShape: [2], numClasses: 3, layers: [{ type: 'dense' as const, units: 3 }], head: 'softmax' as const };
+    const cfg = {
+      kind: 'softmax' as const,
+      inputShape: [2],
+      numClasses: 3,
+      layers: [{ type: 'dense' as const, units: 3 }],
+      head: 'softmax' as const,
+    };
     const W = Float32Array.from([1, 2, 3, -1, 0, 1]);
     const b = Float32Array.from([0.5, 0, -0.5]);
     const v = new Net(cfg, [W, b]);

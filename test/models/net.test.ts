@@ -19,7 +19,10 @@ describe('Net heads compute the probabilities the papers define', () => {
   const sig = (v: number) => 1 / (1 + Math.exp(-v));
 
   it('softmax: e^z / Σ e^z', () => {
-    const net = new Net({ kind: 'softmax', inputShape: [2], numClasses: 2, layers: [{ type: 'dense', units: 2 }], head: 'softmax' }, [W, b]);
+    const net = new Net(
+      { kind: 'softmax', inputShape: [2], numClasses: 2, layers: [{ type: 'dense', units: 2 }], head: 'softmax' },
+      [W, b],
+    );
     const p = net.predict(x()).dataSync();
     const e = [Math.exp(1), Math.exp(0.5)];
     expect(p[0]).toBeCloseTo(e[0] / (e[0] + e[1]), 6);
@@ -27,14 +30,20 @@ describe('Net heads compute the probabilities the papers define', () => {
   });
 
   it('one-vs-rest: σ(z_i) / Σ_j σ(z_j) (Tramèr §4.1.2)', () => {
-    const net = new Net({ kind: 'ovr', inputShape: [2], numClasses: 2, layers: [{ type: 'dense', units: 2 }], head: 'ovr' }, [W, b]);
+    const net = new Net(
+      { kind: 'ovr', inputShape: [2], numClasses: 2, layers: [{ type: 'dense', units: 2 }], head: 'ovr' },
+      [W, b],
+    );
     const p = net.predict(x()).dataSync();
     expect(p[0]).toBeCloseTo(sig(1) / (sig(1) + sig(0.5)), 6);
     net.dispose();
   });
 
   it('binary logistic: [1 − σ(w·x + b), σ(w·x + b)]', () => {
-    const net = new Net({ kind: 'logistic', inputShape: [2], numClasses: 2, layers: [{ type: 'dense', units: 1 }], head: 'sigmoid' }, [new Float32Array([2, -4]), new Float32Array([0.25])]);
+    const net = new Net(
+      { kind: 'logistic', inputShape: [2], numClasses: 2, layers: [{ type: 'dense', units: 1 }], head: 'sigmoid' },
+      [new Float32Array([2, -4]), new Float32Array([0.25])],
+    );
     const p = net.predict(x()).dataSync(); // z = 2 − 2 + 0.25
     expect(p[1]).toBeCloseTo(sig(0.25), 6);
     expect(p[0] + p[1]).toBeCloseTo(1, 6);
@@ -73,11 +82,34 @@ describe('training', () => {
     for (let i = 0; i < n; i++) {
       y[i] = i % 2;
       // class 1 has a bright left half, class 0 a bright right half
-      for (let r = 0; r < 8; r++) for (let c = 0; c < 8; c++) x[i * 64 + r * 8 + c] = ((c < 4) === (y[i] === 1) ? 0.8 : 0.1) + 0.1 * rng.next();
+      for (let r = 0; r < 8; r++)
+        for (let c = 0; c < 8; c++) x[i * 64 + r * 8 + c] = (c < 4 === (y[i] === 1) ? 0.8 : 0.1) + 0.1 * rng.next();
     }
-    const net = new Net({ kind: 'cnn', inputShape: [8, 8, 1], numClasses: 2, layers: [{ type: 'conv2d', filters: 4, kernel: 3, activation: 'relu' }, { type: 'maxpool', size: 2 }, { type: 'flatten' }, { type: 'dense', units: 2 }], head: 'softmax' }, rng.fork());
-    const first = await fit(net, { x, y, n }, { epochs: 1, batchSize: 16, optimizer: 'adam', lr: 0.01, rng: rng.fork() });
-    const later = await fit(net, { x, y, n }, { epochs: 10, batchSize: 16, optimizer: 'adam', lr: 0.01, rng: rng.fork() });
+    const net = new Net(
+      {
+        kind: 'cnn',
+        inputShape: [8, 8, 1],
+        numClasses: 2,
+        layers: [
+          { type: 'conv2d', filters: 4, kernel: 3, activation: 'relu' },
+          { type: 'maxpool', size: 2 },
+          { type: 'flatten' },
+          { type: 'dense', units: 2 },
+        ],
+        head: 'softmax',
+      },
+      rng.fork(),
+    );
+    const first = await fit(
+      net,
+      { x, y, n },
+      { epochs: 1, batchSize: 16, optimizer: 'adam', lr: 0.01, rng: rng.fork() },
+    );
+    const later = await fit(
+      net,
+      { x, y, n },
+      { epochs: 10, batchSize: 16, optimizer: 'adam', lr: 0.01, rng: rng.fork() },
+    );
     expect(later.finalLoss).toBeLessThan(first.finalLoss);
     expect(accuracyOf(argmaxRows(await predictAll(net, x, n), 2), y)).toBeGreaterThan(0.95);
     net.dispose();

@@ -29,7 +29,8 @@ describe('layer ops with hand-written gradients equal autograd of the plain comp
       const z = tf.add(tf.matMul(xi as tf.Tensor2D, wi as tf.Tensor2D), bi);
       return tf.sum(tf.mul(act === 'relu' ? tf.relu(z) : z, up));
     };
-    const ours = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) => tf.sum(tf.mul(ops.dense(xi as tf.Tensor2D, wi as tf.Tensor2D, bi as tf.Tensor1D, act, true), up));
+    const ours = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) =>
+      tf.sum(tf.mul(ops.dense(xi as tf.Tensor2D, wi as tf.Tensor2D, bi as tf.Tensor1D, act, true), up));
     const want = tf.grads(ref)([x, w, b]);
     const got = tf.grads(ours)([x, w, b]);
     for (let i = 0; i < 3; i++) close(await got[i].data(), await want[i].data());
@@ -45,7 +46,8 @@ describe('layer ops with hand-written gradients equal autograd of the plain comp
       const z = tf.add(tf.conv2d(xi as tf.Tensor4D, wi as tf.Tensor4D, s, pad), bi);
       return tf.sum(tf.square(act === 'relu' ? tf.relu(z) : z));
     };
-    const ours = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) => tf.sum(tf.square(ops.conv2d(xi as tf.Tensor4D, wi as tf.Tensor4D, bi as tf.Tensor1D, s, pad, act, true)));
+    const ours = (xi: tf.Tensor, wi: tf.Tensor, bi: tf.Tensor) =>
+      tf.sum(tf.square(ops.conv2d(xi as tf.Tensor4D, wi as tf.Tensor4D, bi as tf.Tensor1D, s, pad, act, true)));
     const want = tf.grads(ref)([x, w, b]);
     const got = tf.grads(ours)([x, w, b]);
     for (let i = 0; i < 3; i++) close(await got[i].data(), await want[i].data());
@@ -56,15 +58,36 @@ describe('layer ops with hand-written gradients equal autograd of the plain comp
     const y = tf.softmax(g(9, [6, 5])).mul(tf.tensor2d([[1], [1], [1], [0.5], [2], [1]]));
     const ref = (zi: tf.Tensor) => tf.neg(tf.mean(tf.sum(tf.mul(y, tf.logSoftmax(zi as tf.Tensor2D)), 1)));
     close(await ops.softmaxCrossEntropy(z as tf.Tensor2D, y as tf.Tensor2D).data(), await ref(z).data());
-    close(await tf.grad((zi: tf.Tensor) => ops.softmaxCrossEntropy(zi as tf.Tensor2D, y as tf.Tensor2D))(z).data(), await tf.grad(ref)(z).data());
+    close(
+      await tf
+        .grad((zi: tf.Tensor) => ops.softmaxCrossEntropy(zi as tf.Tensor2D, y as tf.Tensor2D))(z)
+        .data(),
+      await tf.grad(ref)(z).data(),
+    );
   });
 
   it('a Net keeps ∂logits/∂x by default (what Jacobian attacks need) and skips it only for training', async () => {
-    const net = new Net({ kind: 'mlp', inputShape: [4], numClasses: 3, layers: [{ type: 'dense', units: 5, activation: 'relu' }, { type: 'dense', units: 3 }], head: 'softmax' }, new Rng(3));
+    const net = new Net(
+      {
+        kind: 'mlp',
+        inputShape: [4],
+        numClasses: 3,
+        layers: [
+          { type: 'dense', units: 5, activation: 'relu' },
+          { type: 'dense', units: 3 },
+        ],
+        head: 'softmax',
+      },
+      new Rng(3),
+    );
     const x = g(10, [2, 4]);
-    const dx = await tf.grad((xi: tf.Tensor) => tf.sum(net.logits(xi)))(x).data();
+    const dx = await tf
+      .grad((xi: tf.Tensor) => tf.sum(net.logits(xi)))(x)
+      .data();
     expect(Array.from(dx).some((v) => v !== 0)).toBe(true);
-    const dxTrain = await tf.grad((xi: tf.Tensor) => tf.sum(net.logits(xi, { inputGradient: false })))(x).data();
+    const dxTrain = await tf
+      .grad((xi: tf.Tensor) => tf.sum(net.logits(xi, { inputGradient: false })))(x)
+      .data();
     expect(Array.from(dxTrain).every((v) => v === 0)).toBe(true);
     net.dispose();
   });

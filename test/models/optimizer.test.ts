@@ -14,14 +14,25 @@ describe('optimisers', () => {
     ['adam', () => tf.train.adam(0.05)],
     ['sgd', () => tf.train.momentum(0.05, 0.9)],
   ] as const)('%s: five steps match tf.train', async (name, reference) => {
-    const target = tf.tensor2d([[1, -2, 3], [0.5, 0, -1]]);
-    const run = async (opt: { minimize(f: () => tf.Scalar, r: boolean, v: tf.Variable[]): unknown; dispose(): void }) => {
+    const target = tf.tensor2d([
+      [1, -2, 3],
+      [0.5, 0, -1],
+    ]);
+    const run = async (opt: {
+      minimize(f: () => tf.Scalar, r: boolean, v: tf.Variable[]): unknown;
+      dispose(): void;
+    }) => {
       const variable = (t: tf.Tensor) => {
         const v = tf.variable(t);
         t.dispose(); // tf.variable keeps its initial tensor alive otherwise
         return v;
       };
-      const w = variable(tf.tensor2d([[0.1, 0.2, 0.3], [-0.1, 0, 0.4]]));
+      const w = variable(
+        tf.tensor2d([
+          [0.1, 0.2, 0.3],
+          [-0.1, 0, 0.4],
+        ]),
+      );
       const b = variable(tf.tensor1d([0.5, -0.5, 0]));
       for (let i = 0; i < 5; i++) {
         tf.tidy(() => {

@@ -29,7 +29,12 @@ describe('victim cache', () => {
   });
 
   it('each model kind trains on a tabular dataset and beats chance clearly', async () => {
-    for (const [d, m] of [['linear', 'logistic'], ['linear', 'ovr'], ['moons', 'tree:depth=6'], ['moons', 'mlp']] as const) {
+    for (const [d, m] of [
+      ['linear', 'logistic'],
+      ['linear', 'ovr'],
+      ['moons', 'tree:depth=6'],
+      ['moons', 'mlp'],
+    ] as const) {
       const v = await getVictim(makeSynthetic(d), parseModelSpec(m), 1, { noCache: true });
       expect([m, v.testAcc > 0.8]).toEqual([m, true]);
       v.model.dispose();
@@ -56,7 +61,11 @@ describe('victim cache integrity', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  type Entry = Record<string, unknown> & { model: Record<string, unknown> & { weights?: string[] }; testAcc: number; checksum?: string };
+  type Entry = Record<string, unknown> & {
+    model: Record<string, unknown> & { weights?: string[] };
+    testAcc: number;
+    checksum?: string;
+  };
   const read = (file: string) => JSON.parse(readFileSync(file, 'utf8')) as Entry;
   const write = (file: string, e: Entry) => writeFileSync(file, JSON.stringify(e));
   /** Train (and cache) the victim, note its true accuracy and weights, and return its cache file. */
@@ -71,7 +80,10 @@ describe('victim cache integrity', () => {
     const buf = Buffer.from(e.model.weights![0], 'base64');
     const w = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
     w[0] = Number.NaN;
-    return { ...e, model: { ...e.model, weights: [Buffer.from(w.buffer).toString('base64'), ...e.model.weights!.slice(1)] } };
+    return {
+      ...e,
+      model: { ...e.model, weights: [Buffer.from(w.buffer).toString('base64'), ...e.model.weights!.slice(1)] },
+    };
   }
   function legacy(e: Entry): Entry {
     const { checksum: _drop, ...rest } = e;
@@ -149,7 +161,16 @@ describe('victim cache integrity', () => {
   it('a model that does not load (weights of the wrong size) is retrained', async () => {
     const t = await fresh();
     const e = read(t.file);
-    write(t.file, legacy({ ...e, model: { ...e.model, weights: [Buffer.from(new Float32Array(3).buffer).toString('base64'), ...e.model.weights!.slice(1)] } }));
+    write(
+      t.file,
+      legacy({
+        ...e,
+        model: {
+          ...e.model,
+          weights: [Buffer.from(new Float32Array(3).buffer).toString('base64'), ...e.model.weights!.slice(1)],
+        },
+      }),
+    );
     await expectRetrained(t, /does not load/);
   });
 

@@ -2,8 +2,19 @@ import { describe, expect, it } from 'vitest';
 import { compareResults, regressions } from '../../src/runner/compare.js';
 
 const row = (seed: number, acc: number, extra: Record<string, string> = {}) => ({
-  dataset: 'mnist', victim: 'cnn', defense: 'mad', defense_params: 'eps=0.5', attack: 'knockoff', attack_params: '', budget: '1000', seed: String(seed),
-  surrogate_acc: String(acc), agreement_test: String(acc), wall_s: String(10 + seed), status: 'ok', ...extra,
+  dataset: 'mnist',
+  victim: 'cnn',
+  defense: 'mad',
+  defense_params: 'eps=0.5',
+  attack: 'knockoff',
+  attack_params: '',
+  budget: '1000',
+  seed: String(seed),
+  surrogate_acc: String(acc),
+  agreement_test: String(acc),
+  wall_s: String(10 + seed),
+  status: 'ok',
+  ...extra,
 });
 
 describe('compare', () => {

@@ -6,8 +6,18 @@ import { ResultsCsv, readResults } from '../../src/runner/csv-writer.js';
 import { cellId, makeRow, RESULT_COLUMNS, type CellSpec } from '../../src/runner/result-row.js';
 import { MseError } from '../../src/errors.js';
 
-const cell = (seed: number): CellSpec => ({ dataset: 'iris', victim: 'softmax', defense: 'none', defense_params: '', attack: 'eq-lr', attack_params: '', budget: 100, seed });
-const row = (seed: number) => makeRow({ cell_id: cellId(cell(seed)), ...cell(seed), surrogate_acc: 0.5 + seed / 100, status: 'ok' });
+const cell = (seed: number): CellSpec => ({
+  dataset: 'iris',
+  victim: 'softmax',
+  defense: 'none',
+  defense_params: '',
+  attack: 'eq-lr',
+  attack_params: '',
+  budget: 100,
+  seed,
+});
+const row = (seed: number) =>
+  makeRow({ cell_id: cellId(cell(seed)), ...cell(seed), surrogate_acc: 0.5 + seed / 100, status: 'ok' });
 
 function tmpFile(): string {
   return path.join(mkdtempSync(path.join(os.tmpdir(), 'mse-csv-')), 'run', 'results.csv');
@@ -68,6 +78,8 @@ describe('results CSV', () => {
     // a plain file where the run directory should be: fails for every user, root included
     const dir = mkdtempSync(path.join(os.tmpdir(), 'mse-ro-'));
     writeFileSync(path.join(dir, 'blocker'), '');
-    expect(() => new ResultsCsv(path.join(dir, 'blocker', 'run', 'results.csv'))).toThrow(/cannot open results file .*ENOTDIR/);
+    expect(() => new ResultsCsv(path.join(dir, 'blocker', 'run', 'results.csv'))).toThrow(
+      /cannot open results file .*ENOTDIR/,
+    );
   });
 });

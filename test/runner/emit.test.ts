@@ -11,7 +11,13 @@ import path from 'node:path';
 import { githubWorkflow, slurmScripts, validateEmitOptions, type EmitOptions } from '../../src/runner/emit.js';
 import { UsageError } from '../../src/errors.js';
 
-const base: EmitOptions = { args: ['-d', 'mnist', '--defense', 'mad:eps=0.1,0.5'], shards: 4, out: 'results/big', cwd: '/work/proj', mem: '8G' };
+const base: EmitOptions = {
+  args: ['-d', 'mnist', '--defense', 'mad:eps=0.1,0.5'],
+  shards: 4,
+  out: 'results/big',
+  cwd: '/work/proj',
+  mem: '8G',
+};
 
 /** What a call throws (or undefined), so a test can check its class and message together. */
 function thrown(f: () => unknown): unknown {
@@ -89,18 +95,24 @@ function sbatchHeader(script: string): string[] {
 
 describe('emit: validation', () => {
   it('accepts the documented Slurm memory and time formats and partition lists', () => {
-    for (const mem of ['8G', '8000M', '512K', '1T', '16000', '4g']) expect(() => validateEmitOptions({ ...base, mem }, 'slurm')).not.toThrow();
-    for (const time of ['30', '30:00', '04:00:00', '2-12', '2-12:30', '2-12:30:15']) expect(() => validateEmitOptions({ ...base, time }, 'slurm')).not.toThrow();
-    for (const partition of ['gpu', 'gpu_a100', 'long.q', 'short-1,short-2']) expect(() => validateEmitOptions({ ...base, partition }, 'slurm')).not.toThrow();
+    for (const mem of ['8G', '8000M', '512K', '1T', '16000', '4g'])
+      expect(() => validateEmitOptions({ ...base, mem }, 'slurm')).not.toThrow();
+    for (const time of ['30', '30:00', '04:00:00', '2-12', '2-12:30', '2-12:30:15'])
+      expect(() => validateEmitOptions({ ...base, time }, 'slurm')).not.toThrow();
+    for (const partition of ['gpu', 'gpu_a100', 'long.q', 'short-1,short-2'])
+      expect(() => validateEmitOptions({ ...base, partition }, 'slurm')).not.toThrow();
   });
 
   it('refuses a --slurm-mem with an injected line, smuggled options or nonsense, naming the flag', () => {
-    for (const mem of ['8G\necho INJECTED > f', '8G --wrap=id', '8G\r', '$(id)', '8 G', '', '8GB', '-1', '8G;id']) expectRefused({ ...base, mem }, '--slurm-mem');
+    for (const mem of ['8G\necho INJECTED > f', '8G --wrap=id', '8G\r', '$(id)', '8 G', '', '8GB', '-1', '8G;id'])
+      expectRefused({ ...base, mem }, '--slurm-mem');
   });
 
   it('refuses malformed --slurm-time and --slurm-partition values', () => {
-    for (const time of ['4h', '04:00:00\necho x', '1-', '::', '04:00:00 --wrap=id', '`id`', '1:2:3:4']) expectRefused({ ...base, time }, '--slurm-time');
-    for (const partition of ['gpu\n#SBATCH --wrap=id', 'gpu --wrap=id', 'a,,b', '$(id)', 'gpu;id', '']) expectRefused({ ...base, partition }, '--slurm-partition');
+    for (const time of ['4h', '04:00:00\necho x', '1-', '::', '04:00:00 --wrap=id', '`id`', '1:2:3:4'])
+      expectRefused({ ...base, time }, '--slurm-time');
+    for (const partition of ['gpu\n#SBATCH --wrap=id', 'gpu --wrap=id', 'a,,b', '$(id)', 'gpu;id', ''])
+      expectRefused({ ...base, partition }, '--slurm-partition');
   });
 
   it('refuses non-integer --slurm-cpus and shard counts', () => {
@@ -129,7 +141,10 @@ describe('emit: validation', () => {
   });
 
   it('refuses GitHub expressions in values for the workflow', () => {
-    for (const o of [{ ...base, out: 'r/${{ secrets.TOKEN }}' }, { ...base, args: ['-d', '${{ secrets.TOKEN }}'] }]) {
+    for (const o of [
+      { ...base, out: 'r/${{ secrets.TOKEN }}' },
+      { ...base, args: ['-d', '${{ secrets.TOKEN }}'] },
+    ]) {
       const e = thrown(() => githubWorkflow(o));
       expect(e).toBeInstanceOf(UsageError);
       expect((e as Error).message).toMatch(/\$\{\{/);
@@ -154,7 +169,13 @@ describe('emit: Slurm scripts', () => {
       '--mem=8G',
       '--partition=gpu,cpu',
     ]);
-    expect(sbatchHeader(s.merge)).toEqual(['--job-name=mse-merge', "--output=results/it's a dir #1 %%a/slurm-merge-%j.out", '--cpus-per-task=1', '--time=00:30:00', `--chdir=${hostileCwd}`]);
+    expect(sbatchHeader(s.merge)).toEqual([
+      '--job-name=mse-merge',
+      "--output=results/it's a dir #1 %%a/slurm-merge-%j.out",
+      '--cpus-per-task=1',
+      '--time=00:30:00',
+      `--chdir=${hostileCwd}`,
+    ]);
     // plain values stay unquoted, as before
     const plain = slurmScripts(base);
     expect(plain.array).toContain('#SBATCH --output=results/big/slurm-%A_%a.out');
@@ -167,20 +188,49 @@ describe('emit: Slurm scripts', () => {
     const cwd = path.join(dir, "proj 'q' $(touch INJECTED)");
     mkdirSync(cwd);
     const out = "res ult's/$(touch INJECTED)";
-    const args = ['-d', 'mnist', '--defense', `mad:eps=0.1;touch ${marker}`, '-a', '`touch INJECTED`', '-v', `"'$HOME' \\ * ~ ! & | > < { } [ ] ? #x`, '-b', '', '--spec', ' lead and trail '];
+    const args = [
+      '-d',
+      'mnist',
+      '--defense',
+      `mad:eps=0.1;touch ${marker}`,
+      '-a',
+      '`touch INJECTED`',
+      '-v',
+      `"'$HOME' \\ * ~ ! & | > < { } [ ] ? #x`,
+      '-b',
+      '',
+      '--spec',
+      ' lead and trail ',
+    ];
     const o: EmitOptions = { args, shards: 4, out, cwd, cpus: 3, time: '10', mem: '512K', partition: 'p' };
     const s = slurmScripts(o);
     const bin = path.join(dir, 'bin');
     mkdirSync(bin);
     // stubs print their argv, NUL-separated, instead of running anything
-    for (const [name, extra] of [['npx', ''], ['sbatch', 'echo 42']]) {
-      writeFileSync(path.join(bin, name), `#!/usr/bin/env bash\nprintf '%s\\0' "$(basename "$0")" "$@" >> "$ARGV_LOG"\n${extra}\n`);
+    for (const [name, extra] of [
+      ['npx', ''],
+      ['sbatch', 'echo 42'],
+    ]) {
+      writeFileSync(
+        path.join(bin, name),
+        `#!/usr/bin/env bash\nprintf '%s\\0' "$(basename "$0")" "$@" >> "$ARGV_LOG"\n${extra}\n`,
+      );
       chmodSync(path.join(bin, name), 0o755);
     }
     const log = path.join(dir, 'argv.log');
-    const env = { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}`, ARGV_LOG: log, SLURM_ARRAY_TASK_ID: '2', SLURM_CPUS_PER_TASK: '3' };
+    const env = {
+      ...process.env,
+      PATH: `${bin}:${process.env.PATH ?? ''}`,
+      ARGV_LOG: log,
+      SLURM_ARRAY_TASK_ID: '2',
+      SLURM_CPUS_PER_TASK: '3',
+    };
     const runs: string[][] = [];
-    for (const [name, text] of [['array', s.array], ['merge', s.merge], ['submit', s.submit]] as const) {
+    for (const [name, text] of [
+      ['array', s.array],
+      ['merge', s.merge],
+      ['submit', s.submit],
+    ] as const) {
       const file = path.join(dir, `${name}.sh`);
       writeFileSync(file, text);
       const syntax = spawnSync('bash', ['-n', file], { encoding: 'utf8' });
@@ -193,7 +243,14 @@ describe('emit: Slurm scripts', () => {
     }
     expect(runs[0]).toEqual(['npx', 'mse', 'bench', ...args, '--out', out, '--jobs', '3', '--shard', '2/4']);
     expect(runs[1]).toEqual(['npx', 'mse', 'merge', out]);
-    expect(runs[2]).toEqual(['sbatch', '--parsable', `${out}/sbatch-array.sh`, 'sbatch', '--dependency=afterok:42', `${out}/sbatch-merge.sh`]);
+    expect(runs[2]).toEqual([
+      'sbatch',
+      '--parsable',
+      `${out}/sbatch-array.sh`,
+      'sbatch',
+      '--dependency=afterok:42',
+      `${out}/sbatch-merge.sh`,
+    ]);
     expect(existsSync(marker)).toBe(false);
     expect(existsSync(path.join(cwd, 'INJECTED'))).toBe(false);
   });
@@ -212,7 +269,10 @@ describe('emit: the reported injection', () => {
       writeFileSync(path.join(bin, 'npx'), '#!/usr/bin/env bash\n');
       chmodSync(path.join(bin, 'npx'), 0o755);
       writeFileSync(path.join(dir, 'array.sh'), s.array);
-      spawnSync('bash', [path.join(dir, 'array.sh')], { cwd: dir, env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}`, SLURM_ARRAY_TASK_ID: '0' } });
+      spawnSync('bash', [path.join(dir, 'array.sh')], {
+        cwd: dir,
+        env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}`, SLURM_ARRAY_TASK_ID: '0' },
+      });
     }
     expect(existsSync(marker)).toBe(false);
     expect(e).toBeInstanceOf(UsageError);
@@ -222,7 +282,7 @@ describe('emit: the reported injection', () => {
 describe('emit: GitHub workflow', () => {
   it('quotes run: lines and path: values so a hostile --out or argument cannot add YAML keys', () => {
     const out = 'r/x" }, name: evil, path: /etc #';
-    const args = ['-d', 'mnist', '--defense', 'a: b #c', '-a', "'}]\"{"];
+    const args = ['-d', 'mnist', '--defense', 'a: b #c', '-a', '\'}]"{'];
     const gh = githubWorkflow({ ...base, out, args });
     const benign = githubWorkflow(base);
     // the same lines with the same keys: nothing was added or cut off
@@ -232,28 +292,37 @@ describe('emit: GitHub workflow', () => {
     expect(gh.match(/\$\{\{/g)?.length).toBe(benign.match(/\$\{\{/g)?.length);
     // each interpolated value is one JSON-style double-quoted YAML scalar that decodes exactly
     const runs = [...gh.matchAll(/^\s*- run: (".*")$/gm)].map((m) => JSON.parse(m[1]) as string);
-    expect(runs).toContain(`npx mse bench -d mnist --defense 'a: b #c' -a ''\\''}]"{' --out '${out}' --shard \${{ matrix.shard }}/4`);
+    expect(runs).toContain(
+      `npx mse bench -d mnist --defense 'a: b #c' -a ''\\''}]"{' --out '${out}' --shard \${{ matrix.shard }}/4`,
+    );
     expect(runs).toContain(`npx mse merge '${out}'`);
     const paths = [...gh.matchAll(/path: ("(?:[^"\\]|\\.)*")/g)].map((m) => JSON.parse(m[1]) as string);
     expect(paths).toEqual([`${out}/`, `${out}/`, `${out}/`]);
   });
 
   const havePyYaml = spawnSync('python3', ['-c', 'import yaml'], { timeout: 10_000 }).status === 0;
-  it.skipIf(!havePyYaml)(`a YAML parser reads exactly the intended steps${havePyYaml ? '' : ' — SKIPPED: no python3 with PyYAML here'}`, () => {
-    const out = 'r/it is "x" }, path: /etc #';
-    const args = ['-d', 'mnist', '--defense', 'a: b #c'];
-    const gh = githubWorkflow({ ...base, out, args });
-    const r = spawnSync('python3', ['-c', 'import sys, json, yaml; print(json.dumps(yaml.safe_load(sys.stdin)["jobs"]))'], { input: gh, encoding: 'utf8' });
-    expect(r.stderr).toBe('');
-    const jobs = JSON.parse(r.stdout) as Record<string, { steps: Array<Record<string, unknown>> }>;
-    expect(jobs.shard.steps.slice(3)).toEqual([
-      { run: `npx mse bench -d mnist --defense 'a: b #c' --out '${out}' --shard \${{ matrix.shard }}/4` },
-      { uses: 'actions/upload-artifact@v4', with: { name: 'shard-${{ matrix.shard }}', path: `${out}/` } },
-    ]);
-    expect(jobs.merge.steps.slice(3)).toEqual([
-      { uses: 'actions/download-artifact@v4', with: { path: `${out}/`, 'merge-multiple': true } },
-      { run: `npx mse merge '${out}'` },
-      { uses: 'actions/upload-artifact@v4', with: { name: 'results', path: `${out}/` } },
-    ]);
-  });
+  it.skipIf(!havePyYaml)(
+    `a YAML parser reads exactly the intended steps${havePyYaml ? '' : ' — SKIPPED: no python3 with PyYAML here'}`,
+    () => {
+      const out = 'r/it is "x" }, path: /etc #';
+      const args = ['-d', 'mnist', '--defense', 'a: b #c'];
+      const gh = githubWorkflow({ ...base, out, args });
+      const r = spawnSync(
+        'python3',
+        ['-c', 'import sys, json, yaml; print(json.dumps(yaml.safe_load(sys.stdin)["jobs"]))'],
+        { input: gh, encoding: 'utf8' },
+      );
+      expect(r.stderr).toBe('');
+      const jobs = JSON.parse(r.stdout) as Record<string, { steps: Array<Record<string, unknown>> }>;
+      expect(jobs.shard.steps.slice(3)).toEqual([
+        { run: `npx mse bench -d mnist --defense 'a: b #c' --out '${out}' --shard \${{ matrix.shard }}/4` },
+        { uses: 'actions/upload-artifact@v4', with: { name: 'shard-${{ matrix.shard }}', path: `${out}/` } },
+      ]);
+      expect(jobs.merge.steps.slice(3)).toEqual([
+        { uses: 'actions/download-artifact@v4', with: { path: `${out}/`, 'merge-multiple': true } },
+        { run: `npx mse merge '${out}'` },
+        { uses: 'actions/upload-artifact@v4', with: { name: 'results', path: `${out}/` } },
+      ]);
+    },
+  );
 });

@@ -8,8 +8,15 @@ import { UsageError } from '../../src/errors.js';
 
 describe('sweep grids', () => {
   it('a parameter with several values is swept; a list-typed parameter stays one value', () => {
-    expect(expandSpec('mad:eps=0.1,0.5,ydist=l1,l2', DEFENSES.get('mad').params)).toEqual(['mad:eps=0.1,ydist=l1', 'mad:eps=0.1,ydist=l2', 'mad:eps=0.5,ydist=l1', 'mad:eps=0.5,ydist=l2']);
-    expect(expandSpec('mlp:hidden=256,128,activation=relu', MODELS.get('mlp').params)).toEqual(['mlp:hidden=256,128,activation=relu']);
+    expect(expandSpec('mad:eps=0.1,0.5,ydist=l1,l2', DEFENSES.get('mad').params)).toEqual([
+      'mad:eps=0.1,ydist=l1',
+      'mad:eps=0.1,ydist=l2',
+      'mad:eps=0.5,ydist=l1',
+      'mad:eps=0.5,ydist=l2',
+    ]);
+    expect(expandSpec('mlp:hidden=256,128,activation=relu', MODELS.get('mlp').params)).toEqual([
+      'mlp:hidden=256,128,activation=relu',
+    ]);
     expect(expandSpec('top1', {})).toEqual(['top1']);
   });
 
@@ -23,15 +30,43 @@ describe('sweep grids', () => {
   });
 
   it('plans dataset × victim × defense × attack × seed cells with resolved budgets and typed parameters, the baseline first', async () => {
-    const { cells } = await planSweep({ datasets: ['linear'], defenses: ['round:decimals=2,3'], attacks: ['eq-lr'], budgets: ['1x', '2x'], seeds: [1, 2] }, { data: {} });
+    const { cells } = await planSweep(
+      {
+        datasets: ['linear'],
+        defenses: ['round:decimals=2,3'],
+        attacks: ['eq-lr'],
+        budgets: ['1x', '2x'],
+        seeds: [1, 2],
+      },
+      { data: {} },
+    );
     expect(cells).toHaveLength(6);
-    expect(cells[0]).toMatchObject({ dataset: 'linear', victim: { kind: 'logistic', params: {} }, defenses: [{ name: 'none', params: {} }], attack: { name: 'eq-lr', params: { multiple: 100 } }, seed: 1, budgets: [11, 22] });
+    expect(cells[0]).toMatchObject({
+      dataset: 'linear',
+      victim: { kind: 'logistic', params: {} },
+      defenses: [{ name: 'none', params: {} }],
+      attack: { name: 'eq-lr', params: { multiple: 100 } },
+      seed: 1,
+      budgets: [11, 22],
+    });
     expect(cells[0].ids).toHaveLength(2);
-    expect(cells.map((c) => c.defenses.map(refText).join('+'))).toEqual(['none', 'none', 'round:decimals=2', 'round:decimals=2', 'round:decimals=3', 'round:decimals=3']);
-    const noBase = await planSweep({ datasets: ['linear'], defenses: ['top1'], seeds: [1], baseline: false }, { quick: true, data: {} });
+    expect(cells.map((c) => c.defenses.map(refText).join('+'))).toEqual([
+      'none',
+      'none',
+      'round:decimals=2',
+      'round:decimals=2',
+      'round:decimals=3',
+      'round:decimals=3',
+    ]);
+    const noBase = await planSweep(
+      { datasets: ['linear'], defenses: ['top1'], seeds: [1], baseline: false },
+      { quick: true, data: {} },
+    );
     expect(noBase.cells.every((c) => c.defenses[0].name === 'top1')).toBe(true);
     expect(noBase.cells.map((c) => c.attack.name)).toEqual(['eq-lr', 'retrain-adaptive']); // the defaults for a logistic victim
-    await expect(planSweep({ datasets: ['mnsit'], seeds: [1] }, { quick: true, data: {} })).rejects.toThrow(/Did you mean 'mnist'/);
+    await expect(planSweep({ datasets: ['mnsit'], seeds: [1] }, { quick: true, data: {} })).rejects.toThrow(
+      /Did you mean 'mnist'/,
+    );
   });
 });
 
@@ -47,7 +82,18 @@ describe('summaries over seeds', () => {
   });
 
   it('groups rows that differ only in seed', () => {
-    const row = (seed: number, acc: number, budget = 100) => ({ dataset: 'd', victim: 'v', defense: 'none', defense_params: '', attack: 'a', attack_params: '', budget, seed, surrogate_acc: acc, status: 'ok' });
+    const row = (seed: number, acc: number, budget = 100) => ({
+      dataset: 'd',
+      victim: 'v',
+      defense: 'none',
+      defense_params: '',
+      attack: 'a',
+      attack_params: '',
+      budget,
+      seed,
+      surrogate_acc: acc,
+      status: 'ok',
+    });
     const g = summarise([row(1, 0.8), row(2, 0.9), row(1, 0.5, 200)], ['surrogate_acc']);
     expect(g).toHaveLength(2);
     expect(g[0].seeds).toBe(2);

@@ -27,12 +27,19 @@ const probe = defineAttack({
     const h = createHash('sha256');
     const d = know.inputShape.reduce((a, b) => a * b, 1);
     for (let b = 0; b < 3; b++) {
-      const xt = tf.tensor(rng.fillUniform(new Float32Array(20 * d), know.domain.min, know.domain.max), [20, ...know.inputShape]);
+      const xt = tf.tensor(rng.fillUniform(new Float32Array(20 * d), know.domain.min, know.domain.max), [
+        20,
+        ...know.inputShape,
+      ]);
       const r = await api.query(xt);
       h.update(Buffer.from(((await r.probs!.data()) as Float32Array).buffer));
       tf.dispose([xt, r.probs ?? [], r.labels ?? []]);
     }
-    const surrogate = createNet(parseModelSpec('softmax'), { name: 's', inputShape: know.inputShape, numClasses: know.numClasses, kind: 'tabular' }, rng.fork());
+    const surrogate = createNet(
+      parseModelSpec('softmax'),
+      { name: 's', inputShape: know.inputShape, numClasses: know.numClasses, kind: 'tabular' },
+      rng.fork(),
+    );
     return { surrogate, queries: api.ledger.queries, budgetExhausted: false, notes: [`digest ${h.digest('hex')}`] };
   },
 });
@@ -49,7 +56,19 @@ afterAll(() => {
 describe('measuring the defender does not touch the attacker', () => {
   it('the attacker gets the same answers inside runCell (after the utility pass) as from an API of its own', async () => {
     const defenses = ['noise:sigma=0.05', 'mad:eps=0.5'];
-    const plan = await makePlan([{ dataset: 'iris', victim: 'mlp:hidden=8,epochs=5', defenses, attack: 'probe-answers', budgets: ['60'], seed: 3 }], { data: {}, unifSize: 100 });
+    const plan = await makePlan(
+      [
+        {
+          dataset: 'iris',
+          victim: 'mlp:hidden=8,epochs=5',
+          defenses,
+          attack: 'probe-answers',
+          budgets: ['60'],
+          seed: 3,
+        },
+      ],
+      { data: {}, unifSize: 100 },
+    );
     const cell = plan.cells[0];
     const out = await runCell(cell, { runId: 't' });
     const inside = out.notes.find((n) => n.startsWith('digest '));
@@ -59,10 +78,31 @@ describe('measuring the defender does not touch the attacker', () => {
     // the attacker alone: same victim, same setup streams, fresh instances, no utility queries
     const ds = await loadDataset('iris');
     const v = await getVictim(ds, cell.victim, cell.seed);
-    const prepared = await Promise.all(cell.defenses.map((d, i) => DEFENSES.get(d.name).prepare(d.params, { victim: v.model, train: ds.train, heldOut: ds.test, rng: stream(cell.seed, `defense-setup:${i}`) })));
+    const prepared = await Promise.all(
+      cell.defenses.map((d, i) =>
+        DEFENSES.get(d.name).prepare(d.params, {
+          victim: v.model,
+          train: ds.train,
+          heldOut: ds.test,
+          rng: stream(cell.seed, `defense-setup:${i}`),
+        }),
+      ),
+    );
     const instances = cell.defenses.map((d, i) => DEFENSES.get(d.name).create(d.params, prepared[i]));
-    const api = new LocalPredictionApi(v.model, instances, { rng: stream(cell.seed, 'api'), domain: ds.domain, budget: 60, clientId: 'attacker-60' });
-    const alone = await probe.create({}).run(api, { inputShape: ds.inputShape, numClasses: ds.numClasses, domain: ds.domain, family: familyOf(cell.victim) }, stream(cell.seed, 'attack'), {});
+    const api = new LocalPredictionApi(v.model, instances, {
+      rng: stream(cell.seed, 'api'),
+      domain: ds.domain,
+      budget: 60,
+      clientId: 'attacker-60',
+    });
+    const alone = await probe
+      .create({})
+      .run(
+        api,
+        { inputShape: ds.inputShape, numClasses: ds.numClasses, domain: ds.domain, family: familyOf(cell.victim) },
+        stream(cell.seed, 'attack'),
+        {},
+      );
     expect(alone.notes).toContain(inside);
     alone.surrogate.dispose();
     prepared.forEach((p) => p.dispose());

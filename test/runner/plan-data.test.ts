@@ -39,14 +39,39 @@ const ref = (spec: string) => {
   const { unit, values } = parseAttackSpec(spec);
   return { name: unit.name, params: values };
 };
-const cell = (dataset: string, attack: string, _victim = 'cnn', _defenses: string[] = []) => ({ dataset, attack: ref(attack) });
+const cell = (dataset: string, attack: string, _victim = 'cnn', _defenses: string[] = []) => ({
+  dataset,
+  attack: ref(attack),
+});
 /** a plan cell by hand (no plan: the runner chooses the pool itself) */
-const handCell = (dataset: string, attack: string, victim: string, budget: number, pool?: string): PlanCell => ({ dataset, attack: ref(attack), victim: parseModelSpec(victim), defenses: [], seed: 1, budgets: [budget], ids: [], pool, plugins: [], unifSize: 500 });
+const handCell = (dataset: string, attack: string, victim: string, budget: number, pool?: string): PlanCell => ({
+  dataset,
+  attack: ref(attack),
+  victim: parseModelSpec(victim),
+  defenses: [],
+  seed: 1,
+  budgets: [budget],
+  ids: [],
+  pool,
+  plugins: [],
+  unifSize: 500,
+});
 
 describe('checkPlanData: every dataset a plan needs, resolved before any training', () => {
   it('an mnist Knockoff plan on a fresh offline machine uses the embedded Fashion-MNIST test split and says so once', async () => {
-    const plan = await checkPlanData([cell('mnist', 'knockoff'), cell('mnist', 'knockoff', 'cnn', ['poison']), cell('mnist', 'knockoff-adaptive', 'cnn', ['poison'])], fresh);
-    expect(plan.cells.map((c) => c.pool)).toEqual(['fashion-mnist@test10k', 'fashion-mnist@test10k', 'fashion-mnist@test10k']);
+    const plan = await checkPlanData(
+      [
+        cell('mnist', 'knockoff'),
+        cell('mnist', 'knockoff', 'cnn', ['poison']),
+        cell('mnist', 'knockoff-adaptive', 'cnn', ['poison']),
+      ],
+      fresh,
+    );
+    expect(plan.cells.map((c) => c.pool)).toEqual([
+      'fashion-mnist@test10k',
+      'fashion-mnist@test10k',
+      'fashion-mnist@test10k',
+    ]);
     expect(plan.datasets['fashion-mnist@test10k']).toMatchObject({ variant: 'test10k', used_as: ['pool'] });
     expect(plan.datasets.mnist).toMatchObject({ variant: 'npm10k-split', used_as: ['victim'] });
     expect(plan.notes.filter((n) => /embedded/.test(n))).toHaveLength(1);
@@ -64,7 +89,12 @@ describe('checkPlanData: every dataset a plan needs, resolved before any trainin
     let err: unknown;
     try {
       await checkPlanData(
-        [cell('mnist', 'knockoff:pool=kmnist'), cell('mnist', 'knockoff:pool=kmnist', 'cnn', ['poison']), cell('adult', 'eq-lr', 'logistic'), cell('fashion-mnist', 'jbda')],
+        [
+          cell('mnist', 'knockoff:pool=kmnist'),
+          cell('mnist', 'knockoff:pool=kmnist', 'cnn', ['poison']),
+          cell('adult', 'eq-lr', 'logistic'),
+          cell('fashion-mnist', 'jbda'),
+        ],
         fresh,
       );
     } catch (e) {
@@ -74,7 +104,15 @@ describe('checkPlanData: every dataset a plan needs, resolved before any trainin
     const e = err as DataError;
     const text = `${e.message} (${e.hint})`;
     expect(text).not.toContain('\n');
-    for (const f of ['kmnist-test-imgs.npz', 'kmnist-test-labels.npz', 'adult.data', 'adult.test', 'train-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz']) expect(e.message).toContain(f);
+    for (const f of [
+      'kmnist-test-imgs.npz',
+      'kmnist-test-labels.npz',
+      'adult.data',
+      'adult.test',
+      'train-images-idx3-ubyte.gz',
+      't10k-labels-idx1-ubyte.gz',
+    ])
+      expect(e.message).toContain(f);
     expect(e.message.split('kmnist-test-imgs.npz')).toHaveLength(2); // named once, though two cells need it
     expect(e.message).toMatch(/kmnist \(pool of knockoff\)/);
     expect(e.message).toMatch(/adult \(victim data\)/);
@@ -88,7 +126,9 @@ describe('checkPlanData: every dataset a plan needs, resolved before any trainin
   it('an explicit pool=fashion-mnist@test10k is honoured; an unknown pool variant is a usage error', async () => {
     const plan = await checkPlanData([cell('mnist', 'knockoff:pool=fashion-mnist@test10k')], fresh);
     expect(plan.cells[0].pool).toBe('fashion-mnist@test10k');
-    await expect(checkPlanData([cell('mnist', 'knockoff:pool=fashion-mnist@full9')], fresh)).rejects.toThrow(/fashion-mnist has no variant 'full9'/);
+    await expect(checkPlanData([cell('mnist', 'knockoff:pool=fashion-mnist@full9')], fresh)).rejects.toThrow(
+      /fashion-mnist has no variant 'full9'/,
+    );
   });
 
   describe.skipIf(!HAVE_SHARED)('with the full pool present', () => {
@@ -105,7 +145,19 @@ describe('checkPlanData: every dataset a plan needs, resolved before any trainin
 
 describe('a Knockoff cell with the embedded pool', () => {
   it('runs, and its row records the pool variant (in attack_params, so in the cell id)', async () => {
-    const plan = await makePlan([{ dataset: 'mnist', victim: 'mlp:hidden=16,epochs=1', attack: 'knockoff:arch=mlp,epochs=1', defenses: [], budgets: ['200'], seed: 1 }], { data: fresh, unifSize: 500 });
+    const plan = await makePlan(
+      [
+        {
+          dataset: 'mnist',
+          victim: 'mlp:hidden=16,epochs=1',
+          attack: 'knockoff:arch=mlp,epochs=1',
+          defenses: [],
+          budgets: ['200'],
+          seed: 1,
+        },
+      ],
+      { data: fresh, unifSize: 500 },
+    );
     const input = plan.cells[0];
     expect(input.pool).toBe('fashion-mnist@test10k');
     const out = await runCell(input, { runId: 't', data: fresh });
@@ -131,7 +183,9 @@ describe('a Knockoff cell with the embedded pool', () => {
       err = e;
     }
     expect(err).toBeInstanceOf(MseError);
-    expect((err as MseError).message).toMatch(/^knockoff's transfer pool kmnist: .*kmnist \(pool of knockoff\): kmnist-test-imgs\.npz, kmnist-test-labels\.npz; looked in /);
+    expect((err as MseError).message).toMatch(
+      /^knockoff's transfer pool kmnist: .*kmnist \(pool of knockoff\): kmnist-test-imgs\.npz, kmnist-test-labels\.npz; looked in /,
+    );
     expect((err as MseError).hint).toContain('mse datasets fetch kmnist');
     expect((err as MseError).message).not.toContain('\n');
     const victims = path.join(process.env.MSE_CACHE_DIR!, 'victims');
@@ -147,7 +201,10 @@ describe('mse reproduce checks its data before its first cell', () => {
       { dataset: 'moons', victim: 'mlp', attack: 'retrain-uniform', budget: '10', expect: {} },
       { dataset: 'adult', victim: 'logistic', attack: 'eq-lr', budget: '1x', expect: {} },
     ];
-    writeFileSync(spec, JSON.stringify({ paper: 'toy', title: 'toy', mirrors: 'none', scales: { ci: { seeds: [1], cells } } }));
+    writeFileSync(
+      spec,
+      JSON.stringify({ paper: 'toy', title: 'toy', mirrors: 'none', scales: { ci: { seeds: [1], cells } } }),
+    );
     const out = path.join(dir, 'out');
     await expect(reproduce(spec, 'ci', out, fresh)).rejects.toThrow(/adult \(victim data\): adult\.data, adult\.test/);
     expect(existsSync(path.join(out, 'results.csv'))).toBe(false);

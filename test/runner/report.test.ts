@@ -17,17 +17,43 @@ describe('report', () => {
   });
 
   it('labels leave out parameters at their defaults', () => {
-    expect(shortSpec('mad', 'argmax=true,eps=0.5,oracle=extreme,proxy=auto,ydist=l1', DEFENSES.get('mad').params)).toBe('mad:argmax=true');
-    expect(shortSpec('reverse-sigmoid', 'beta=1,gamma=0.1', DEFENSES.get('reverse-sigmoid').params)).toBe('reverse-sigmoid');
+    expect(shortSpec('mad', 'argmax=true,eps=0.5,oracle=extreme,proxy=auto,ydist=l1', DEFENSES.get('mad').params)).toBe(
+      'mad:argmax=true',
+    );
+    expect(shortSpec('reverse-sigmoid', 'beta=1,gamma=0.1', DEFENSES.get('reverse-sigmoid').params)).toBe(
+      'reverse-sigmoid',
+    );
     expect(shortSpec('none', '', DEFENSES.get('none').params)).toBe('none');
   });
 
   it('writes markdown tables and rendered figures (SVG with axis titles, PNG)', async () => {
     const row = (defense: string, params: string, budget: number, seed: number, acc: number, dacc: number) => ({
-      dataset: 'mnist', victim: 'cnn', victim_acc: '0.98', defense, defense_params: params, attack: 'knockoff', attack_params: '', budget: String(budget), seed: String(seed),
-      surrogate_acc: String(acc), agreement_test: String(acc), queries: String(budget), attacker_cpu_s: '1', pow_s: '0', defended_acc: String(dacc), perturbation_l1: '0', perturbation_kl: '0', honest_slowdown: '1', status: 'ok',
+      dataset: 'mnist',
+      victim: 'cnn',
+      victim_acc: '0.98',
+      defense,
+      defense_params: params,
+      attack: 'knockoff',
+      attack_params: '',
+      budget: String(budget),
+      seed: String(seed),
+      surrogate_acc: String(acc),
+      agreement_test: String(acc),
+      queries: String(budget),
+      attacker_cpu_s: '1',
+      pow_s: '0',
+      defended_acc: String(dacc),
+      perturbation_l1: '0',
+      perturbation_kl: '0',
+      honest_slowdown: '1',
+      status: 'ok',
     });
-    const rows = [1, 2].flatMap((s) => [row('none', '', 1000, s, 0.7 + s / 100, 0.98), row('none', '', 5000, s, 0.9 + s / 100, 0.98), row('top1', '', 1000, s, 0.5, 0.98), row('top1', '', 5000, s, 0.8, 0.98)]);
+    const rows = [1, 2].flatMap((s) => [
+      row('none', '', 1000, s, 0.7 + s / 100, 0.98),
+      row('none', '', 5000, s, 0.9 + s / 100, 0.98),
+      row('top1', '', 1000, s, 0.5, 0.98),
+      row('top1', '', 5000, s, 0.8, 0.98),
+    ]);
     const out = mkdtempSync(path.join(os.tmpdir(), 'mse-report-'));
     const r = await writeReport(rows, out);
     expect(r.markdown).toMatch(/## mnist \/ cnn \/ knockoff/);

@@ -8,8 +8,18 @@ import { RunLock } from '../../src/runner/run-lock.js';
 import { cellId, makeRow, RESULT_COLUMNS, type CellSpec } from '../../src/runner/result-row.js';
 import { MseError } from '../../src/errors.js';
 
-const cell = (seed: number): CellSpec => ({ dataset: 'iris', victim: 'softmax', defense: 'none', defense_params: '', attack: 'eq-lr', attack_params: '', budget: 100, seed });
-const row = (seed: number) => makeRow({ cell_id: cellId(cell(seed)), ...cell(seed), surrogate_acc: 0.5 + seed / 100, status: 'ok' });
+const cell = (seed: number): CellSpec => ({
+  dataset: 'iris',
+  victim: 'softmax',
+  defense: 'none',
+  defense_params: '',
+  attack: 'eq-lr',
+  attack_params: '',
+  budget: 100,
+  seed,
+});
+const row = (seed: number) =>
+  makeRow({ cell_id: cellId(cell(seed)), ...cell(seed), surrogate_acc: 0.5 + seed / 100, status: 'ok' });
 const HEADER = RESULT_COLUMNS.join(',');
 
 function tmpFile(): string {
@@ -39,17 +49,33 @@ describe('run lock (issue 13.1)', () => {
     const f = tmpFile();
     mkdirSync(path.dirname(f), { recursive: true });
     const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
-    writeFileSync(`${f}.lock`, JSON.stringify({ pid: Number(dead.stdout), host: os.hostname(), command: 'mse bench', started: new Date().toISOString() }));
+    writeFileSync(
+      `${f}.lock`,
+      JSON.stringify({
+        pid: Number(dead.stdout),
+        host: os.hostname(),
+        command: 'mse bench',
+        started: new Date().toISOString(),
+      }),
+    );
     const w = new ResultsCsv(f);
     w.write(row(1));
     w.close();
     expect(readResults(f)).toHaveLength(1);
   });
 
-  it("a lock held by another host is never broken: the message says how to remove it", () => {
+  it('a lock held by another host is never broken: the message says how to remove it', () => {
     const f = tmpFile();
     mkdirSync(path.dirname(f), { recursive: true });
-    writeFileSync(`${f}.lock`, JSON.stringify({ pid: 1, host: 'elsewhere.example', command: 'mse bench -d mnist', started: '2026-01-01T00:00:00Z' }));
+    writeFileSync(
+      `${f}.lock`,
+      JSON.stringify({
+        pid: 1,
+        host: 'elsewhere.example',
+        command: 'mse bench -d mnist',
+        started: '2026-01-01T00:00:00Z',
+      }),
+    );
     expect(() => RunLock.acquire(f)).toThrow(/pid 1 on elsewhere\.example \(mse bench -d mnist\)/);
     try {
       RunLock.acquire(f);
@@ -197,7 +223,9 @@ describe('second round of probes (issue 13): what a hostile tester found after t
     const lines = readFileSync(f, 'utf8').split('\n');
     const id2 = cellId(cell(2));
     // a stray quote that closes on the next line merges two rows into one bogus record
-    const merged = [lines[0], lines[1], lines[2].replace(`${id2},`, `${id2},"`), lines[3].replace(',', '",'), ''].join('\n');
+    const merged = [lines[0], lines[1], lines[2].replace(`${id2},`, `${id2},"`), lines[3].replace(',', '",'), ''].join(
+      '\n',
+    );
     writeFileSync(f, merged);
     expect(() => readResults(f)).toThrow(/line 3 is damaged/);
     expect(scanResults(merged).damaged[0].text).toContain('\n'); // both physical lines travel together
@@ -233,12 +261,18 @@ describe('second round of probes (issue 13): what a hostile tester found after t
     mkdirSync(path.dirname(f), { recursive: true });
     const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
     const script = path.join(path.dirname(f), 'racer.mts');
-    writeFileSync(script, `import { RunLock } from ${JSON.stringify(path.resolve('src/runner/run-lock.ts'))};
+    writeFileSync(
+      script,
+      `import { RunLock } from ${JSON.stringify(path.resolve('src/runner/run-lock.ts'))};
       const start = Number(process.argv[3]); while (Date.now() < start) {}
-      try { RunLock.acquire(process.argv[2]); process.stdout.write('GOT'); setTimeout(() => process.exit(0), 1500); } catch { process.exit(3); }`);
+      try { RunLock.acquire(process.argv[2]); process.stdout.write('GOT'); setTimeout(() => process.exit(0), 1500); } catch { process.exit(3); }`,
+    );
     const tsx = path.resolve('node_modules/.bin/tsx');
     for (let trial = 0; trial < 3; trial++) {
-      writeFileSync(`${f}.lock`, JSON.stringify({ pid: Number(dead.stdout), host: os.hostname(), command: 'mse bench', started: '' }));
+      writeFileSync(
+        `${f}.lock`,
+        JSON.stringify({ pid: Number(dead.stdout), host: os.hostname(), command: 'mse bench', started: '' }),
+      );
       const start = Date.now() + 2500;
       const outs = await Promise.all(
         [0, 1, 2].map(

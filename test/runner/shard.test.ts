@@ -23,7 +23,13 @@ describe('shards', () => {
   });
 
   it('emit a Slurm array with a dependent merge, and a GitHub matrix, running the same bench with --shard', () => {
-    const o = { args: ['-d', 'mnist', '--defense', 'mad:eps=0.1,0.5'], shards: 4, out: 'results/big', cwd: '/work/proj', mem: '8G' };
+    const o = {
+      args: ['-d', 'mnist', '--defense', 'mad:eps=0.1,0.5'],
+      shards: 4,
+      out: 'results/big',
+      cwd: '/work/proj',
+      mem: '8G',
+    };
     const s = slurmScripts(o);
     expect(s.array).toContain('#SBATCH --array=0-3');
     expect(s.array).toContain('#SBATCH --mem=8G');
@@ -31,7 +37,9 @@ describe('shards', () => {
     expect(s.array).toContain('npx mse bench -d mnist --defense mad:eps=0.1,0.5 --out results/big');
     expect(s.array).toContain('--shard "${SLURM_ARRAY_TASK_ID}/4"');
     expect(s.merge).toContain('npx mse merge results/big');
-    expect(s.submit).toMatch(/jid=\$\(sbatch --parsable results\/big\/sbatch-array\.sh\)\nsbatch --dependency=afterok:\$jid results\/big\/sbatch-merge\.sh/);
+    expect(s.submit).toMatch(
+      /jid=\$\(sbatch --parsable results\/big\/sbatch-array\.sh\)\nsbatch --dependency=afterok:\$jid results\/big\/sbatch-merge\.sh/,
+    );
     const gh = githubWorkflow(o);
     expect(gh).toContain('shard: [0, 1, 2, 3]');
     expect(gh).toContain('--shard ${{ matrix.shard }}/4');

@@ -22,7 +22,9 @@ describe('sweep scheduler (issue 13.7)', () => {
         (t, o) => seen.push([t, o]),
       );
       expect(seen.map(([t]) => t).sort()).toEqual([1, 2, 3, 4]);
-      expect(seen.find(([t]) => t === 2)?.[1].error).toBe("internal error: Cannot read properties of undefined (reading 'shape')");
+      expect(seen.find(([t]) => t === 2)?.[1].error).toBe(
+        "internal error: Cannot read properties of undefined (reading 'shape')",
+      );
       expect(seen.find(([t]) => t === 3)?.[1].error).toBe('mnist: train-images not found');
     }
   });
@@ -48,12 +50,24 @@ describe('sweep scheduler (issue 13.7)', () => {
   });
 
   it("a worker's reason is its error line, never the stack frame after it", () => {
-    const stderr = ['backend: wasm', "mse: internal error: TypeError: Cannot read properties of undefined (reading 'x')", '    at runCell (file:///dist/bench/cell.js:10:5)', '    at async attack (file:///dist/cli/attack.js:3:1)', ''].join('\n');
-    expect(workerError(stderr, 1, null)).toBe("internal error: TypeError: Cannot read properties of undefined (reading 'x')");
-    expect(workerError('mse: error: pool fashion-mnist not found (set MSE_DATA_DIR)\n', 1, null)).toBe('pool fashion-mnist not found (set MSE_DATA_DIR)');
+    const stderr = [
+      'backend: wasm',
+      "mse: internal error: TypeError: Cannot read properties of undefined (reading 'x')",
+      '    at runCell (file:///dist/bench/cell.js:10:5)',
+      '    at async attack (file:///dist/cli/attack.js:3:1)',
+      '',
+    ].join('\n');
+    expect(workerError(stderr, 1, null)).toBe(
+      "internal error: TypeError: Cannot read properties of undefined (reading 'x')",
+    );
+    expect(workerError('mse: error: pool fashion-mnist not found (set MSE_DATA_DIR)\n', 1, null)).toBe(
+      'pool fashion-mnist not found (set MSE_DATA_DIR)',
+    );
     expect(workerError('', null, 'SIGKILL')).toBe('worker killed by SIGKILL');
     expect(workerError('Killed\n', 137, null)).toBe('worker exited with code 137: Killed');
-    expect(describeCellError(Object.assign(new Error('x'), { code: 'ENOSPC', syscall: 'write' }))).toBe('no space left on device (ENOSPC in write)');
+    expect(describeCellError(Object.assign(new Error('x'), { code: 'ENOSPC', syscall: 'write' }))).toBe(
+      'no space left on device (ENOSPC in write)',
+    );
   });
 });
 
@@ -70,7 +84,9 @@ describe('spec files and grids (issue 13.5)', () => {
     expect(() => validateGrid(g([1.5]))).toThrow(UsageError);
     expect(() => validateGrid({ ...g([1]), budgets: [] })).toThrow(/no budgets/);
     for (const field of ['victims', 'attacks', 'budgets', 'defenses', 'datasets']) {
-      expect(() => readGridSpec(spec({ datasets: ['linear'], [field]: [] }))).toThrow(new RegExp(`${field} is an empty list`));
+      expect(() => readGridSpec(spec({ datasets: ['linear'], [field]: [] }))).toThrow(
+        new RegExp(`${field} is an empty list`),
+      );
     }
     expect(() => readGridSpec(spec({ datasets: ['linear'], seeds: [] }))).toThrow(UsageError);
     expect(() => readGridSpec(spec({ datasets: ['linear'], seeds: 0 }))).toThrow(UsageError);
@@ -78,10 +94,16 @@ describe('spec files and grids (issue 13.5)', () => {
   });
 
   it('the same cell named twice is one cell', async () => {
-    const { cells } = await planSweep({ datasets: ['linear', 'linear'], attacks: ['eq-lr', 'eq-lr'], budgets: ['1x'], seeds: [1] }, { data: {} });
+    const { cells } = await planSweep(
+      { datasets: ['linear', 'linear'], attacks: ['eq-lr', 'eq-lr'], budgets: ['1x'], seeds: [1] },
+      { data: {} },
+    );
     expect(cells).toHaveLength(1);
     // two spellings of one cell (a default written out) are one cell too
-    const two = await planSweep({ datasets: ['linear'], attacks: ['eq-lr', 'eq-lr:multiple=100'], budgets: ['1x'], seeds: [1] }, { data: {} });
+    const two = await planSweep(
+      { datasets: ['linear'], attacks: ['eq-lr', 'eq-lr:multiple=100'], budgets: ['1x'], seeds: [1] },
+      { data: {} },
+    );
     expect(two.cells).toHaveLength(1);
   });
 });

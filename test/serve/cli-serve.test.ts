@@ -13,7 +13,11 @@ import os from 'node:os';
 import path from 'node:path';
 
 function mse(args: string[]) {
-  const r = spawnSync(process.execPath, ['bin/mse.js', ...args], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 60_000 });
+  const r = spawnSync(process.execPath, ['bin/mse.js', ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1' },
+    timeout: 60_000,
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 /** The same, without blocking this process's event loop (a server in this process must answer). */
@@ -68,7 +72,15 @@ describe('mse serve: start-up errors are one line', () => {
 
   it('item 8: a bad keys file exits 1 with one line naming the file and the entry', () => {
     const f = path.join(mkdtempSync(path.join(os.tmpdir(), 'mse-keys-')), 'keys.json');
-    writeFileSync(f, JSON.stringify({ keys: [{ key: 'a', id: 'alice' }, { key: 'b', id: 'bob', budget: 'abc' }] }));
+    writeFileSync(
+      f,
+      JSON.stringify({
+        keys: [
+          { key: 'a', id: 'alice' },
+          { key: 'b', id: 'bob', budget: 'abc' },
+        ],
+      }),
+    );
     const r = mse(['serve', '-d', 'blobs', '--port', '0', '--keys', f]);
     expect(r.code).toBe(1);
     expect(oneLine(r.err)).toHaveLength(1);
@@ -78,7 +90,15 @@ describe('mse serve: start-up errors are one line', () => {
 
 describe('mse attack --target: a server that does not match the dataset is refused before the first query', () => {
   it('item 13: input shape, and a non-JSON /v1/info', async () => {
-    let body = JSON.stringify({ inputShape: [3], numClasses: 3, domain: { min: 0, max: 1 }, reveals: 'probs', defenses: [], pow: { required: false }, maxBatch: 16 });
+    let body = JSON.stringify({
+      inputShape: [3],
+      numClasses: 3,
+      domain: { min: 0, max: 1 },
+      reveals: 'probs',
+      defenses: [],
+      pow: { required: false },
+      maxBatch: 16,
+    });
     let predicts = 0;
     const server = createHttpServer((req, res) => {
       if (req.url === '/v1/predict') predicts++;

@@ -30,14 +30,69 @@ const keys = [
 beforeAll(async () => {
   await initBackend('wasm', { threads: 1 });
   victim = createNet(parseModelSpec('softmax'), ds, new Rng(1));
-  await fit(victim, { x: ds.train.x, y: ds.train.y, n: ds.train.n }, { epochs: 2, batchSize: 64, optimizer: 'adam', lr: 0.05, rng: new Rng(2) });
+  await fit(
+    victim,
+    { x: ds.train.x, y: ds.train.y, n: ds.train.n },
+    { epochs: 2, batchSize: 64, optimizer: 'adam', lr: 0.05, rng: new Rng(2) },
+  );
 });
 afterAll(() => victim.dispose());
 
 const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'HEAD'] as const;
-const PATHS = ['/v1/predict', '/v1/predict', '/v1/predict', '/v1/challenge', '/v1/challenge', '/v1/info', '/metrics', '/healthz', '/', '/v1', '/v1/predict/', '/v1/predict?x=1', '/v1//predict', '/%E0%A4%A', '/v1/info?' + 'a'.repeat(3000), '/../../etc/passwd', '/v1/predict#frag'];
-const TYPES = ['application/json', 'application/json', 'application/json', 'text/plain', 'application/octet-stream', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=xyz', 'application/json; charset=utf-16', 'application/json; charset=latin1', 'image/png', '', 'garbage/;;;', undefined];
-const NASTY = ['NaN', 'Infinity', '-Infinity', '1e999', '-0', '0x10', '', ' ', '__proto__', 'constructor', '{}', '[]', 'null', '\u0000', '\ud800', '%s%n', '${x}', '<script>'];
+const PATHS = [
+  '/v1/predict',
+  '/v1/predict',
+  '/v1/predict',
+  '/v1/challenge',
+  '/v1/challenge',
+  '/v1/info',
+  '/metrics',
+  '/healthz',
+  '/',
+  '/v1',
+  '/v1/predict/',
+  '/v1/predict?x=1',
+  '/v1//predict',
+  '/%E0%A4%A',
+  '/v1/info?' + 'a'.repeat(3000),
+  '/../../etc/passwd',
+  '/v1/predict#frag',
+];
+const TYPES = [
+  'application/json',
+  'application/json',
+  'application/json',
+  'text/plain',
+  'application/octet-stream',
+  'application/x-www-form-urlencoded',
+  'multipart/form-data; boundary=xyz',
+  'application/json; charset=utf-16',
+  'application/json; charset=latin1',
+  'image/png',
+  '',
+  'garbage/;;;',
+  undefined,
+];
+const NASTY = [
+  'NaN',
+  'Infinity',
+  '-Infinity',
+  '1e999',
+  '-0',
+  '0x10',
+  '',
+  ' ',
+  '__proto__',
+  'constructor',
+  '{}',
+  '[]',
+  'null',
+  '\u0000',
+  '\ud800',
+  '%s%n',
+  '${x}',
+  '<script>',
+];
 
 function value(r: Rng, depth = 0): unknown {
   const k = r.int(depth > 3 ? 7 : 10);
@@ -59,17 +114,37 @@ function value(r: Rng, depth = 0): unknown {
     case 7:
       return Array.from({ length: r.int(6) }, () => value(r, depth + 1));
     case 8:
-      return Object.fromEntries(Array.from({ length: r.int(5) }, () => [[`inputs`, 'pow', 'digest', 'stamp', 'counter', '__proto__', 'constructor', 'x'][r.int(8)], value(r, depth + 1)]));
+      return Object.fromEntries(
+        Array.from({ length: r.int(5) }, () => [
+          [`inputs`, 'pow', 'digest', 'stamp', 'counter', '__proto__', 'constructor', 'x'][r.int(8)],
+          value(r, depth + 1),
+        ]),
+      );
     default:
-      return { inputs: Array.from({ length: r.int(4) }, () => Array.from({ length: r.next() < 0.7 ? 4 : r.int(8) }, () => value(r, 4))) };
+      return {
+        inputs: Array.from({ length: r.int(4) }, () =>
+          Array.from({ length: r.next() < 0.7 ? 4 : r.int(8) }, () => value(r, 4)),
+        ),
+      };
   }
 }
 
 /** Well-formed inputs (a batch of up to 9, one over the max), sometimes with a junk or well-shaped but unsolved proof. */
 function nearValid(r: Rng): string {
-  const inputs = Array.from({ length: 1 + r.int(9) }, () => [r.uniform(-1, 1), r.uniform(-1, 1), r.uniform(-1, 1), r.uniform(-1, 1)]);
+  const inputs = Array.from({ length: 1 + r.int(9) }, () => [
+    r.uniform(-1, 1),
+    r.uniform(-1, 1),
+    r.uniform(-1, 1),
+    r.uniform(-1, 1),
+  ]);
   const u = r.next();
-  return JSON.stringify(u < 0.6 ? { inputs } : u < 0.8 ? { inputs, pow: { stamp: `1:2:260101:x::${r.int(1e6)}:`, counter: r.int(1e6).toString(36) } } : { inputs, pow: value(r) });
+  return JSON.stringify(
+    u < 0.6
+      ? { inputs }
+      : u < 0.8
+        ? { inputs, pow: { stamp: `1:2:260101:x::${r.int(1e6)}:`, counter: r.int(1e6).toString(36) } }
+        : { inputs, pow: value(r) },
+  );
 }
 
 /** A body: mostly JSON (near-valid or random), sometimes raw bytes, deep nesting or too large. */
@@ -89,7 +164,19 @@ function body(r: Rng): string | Buffer | undefined {
 
 function headers(r: Rng): Record<string, string> {
   const h: Record<string, string> = {};
-  const auth = [undefined, 'Bearer k-fuzz', 'Bearer k-fuzz', 'Bearer k-small', 'Bearer k-slow', 'Bearer k-admin', 'Bearer ', 'Bearer nope', 'Basic k-fuzz', 'Bearer ' + 'k'.repeat(5000), 'bearer k-fuzz'][r.int(11)];
+  const auth = [
+    undefined,
+    'Bearer k-fuzz',
+    'Bearer k-fuzz',
+    'Bearer k-small',
+    'Bearer k-slow',
+    'Bearer k-admin',
+    'Bearer ',
+    'Bearer nope',
+    'Basic k-fuzz',
+    'Bearer ' + 'k'.repeat(5000),
+    'bearer k-fuzz',
+  ][r.int(11)];
   if (auth !== undefined) h.authorization = auth;
   if (r.next() < 0.1) h['x-api-key'] = ['k-fuzz', 'nope', ''][r.int(3)];
   const type = TYPES[r.int(TYPES.length)];
@@ -102,7 +189,12 @@ const LEAK = /\bat \S+ \(|\bat [^\s]+:\d+:\d+|node_modules|\/work\/|\/home\/|\/t
 async function fuzz(app: FastifyInstance, seed: number, n: number, charged: Map<string, number>): Promise<Set<number>> {
   const statuses = new Set<number>();
   const r = new Rng(seed);
-  const ids: Record<string, string> = { 'Bearer k-fuzz': 'fuzz', 'Bearer k-small': 'small', 'Bearer k-slow': 'slow', 'Bearer k-admin': 'ops' };
+  const ids: Record<string, string> = {
+    'Bearer k-fuzz': 'fuzz',
+    'Bearer k-small': 'small',
+    'Bearer k-slow': 'slow',
+    'Bearer k-admin': 'ops',
+  };
   for (let i = 0; i < n; i++) {
     // a third of the requests are near-valid predicts, so the fuzzing gets past the parser to the
     // key, batch, rate, budget and proof checks
@@ -120,7 +212,7 @@ async function fuzz(app: FastifyInstance, seed: number, n: number, charged: Map<
     if (res.statusCode === 200 && method === 'POST' && url.startsWith('/v1/predict') && payload !== undefined) {
       // answered: charge the client whose key the server read (Authorization wins over x-api-key)
       const id = ids[h.authorization ?? ''] ?? (h['x-api-key'] === 'k-fuzz' ? 'fuzz' : 'anonymous');
-      const answered = (res.json() as { probs?: unknown[]; labels?: unknown[] });
+      const answered = res.json() as { probs?: unknown[]; labels?: unknown[] };
       charged.set(id, (charged.get(id) ?? 0) + (answered.probs ?? answered.labels ?? []).length);
     }
   }
@@ -131,9 +223,32 @@ describe('mse serve: fuzzing every route', () => {
   let app: FastifyInstance;
   let powApp: FastifyInstance;
   beforeAll(async () => {
-    app = await createServer({ victim, defenses: [], domain: ds.domain, seed: 1, keys, maxBatch: 8, bodyLimit: 64 * 1024 });
-    const { defense: pow } = await prepareDefense('pow:k=50,calib=60,maxbits=2,unit=0.01', { victim, train: ds.train, heldOut: ds.test, rng: new Rng(1) });
-    powApp = await createServer({ victim, defenses: [pow], domain: ds.domain, seed: 1, keys, pow: true, maxBatch: 8, bodyLimit: 64 * 1024, challengeTtlMs: 5_000 });
+    app = await createServer({
+      victim,
+      defenses: [],
+      domain: ds.domain,
+      seed: 1,
+      keys,
+      maxBatch: 8,
+      bodyLimit: 64 * 1024,
+    });
+    const { defense: pow } = await prepareDefense('pow:k=50,calib=60,maxbits=2,unit=0.01', {
+      victim,
+      train: ds.train,
+      heldOut: ds.test,
+      rng: new Rng(1),
+    });
+    powApp = await createServer({
+      victim,
+      defenses: [pow],
+      domain: ds.domain,
+      seed: 1,
+      keys,
+      pow: true,
+      maxBatch: 8,
+      bodyLimit: 64 * 1024,
+      challengeTtlMs: 5_000,
+    });
   });
   afterAll(async () => {
     await app.close();
@@ -147,25 +262,54 @@ describe('mse serve: fuzzing every route', () => {
     const powStatuses = await fuzz(powApp, 14, 600, powCharged);
     // the fuzzing reached past every gate, not just the body parser
     for (const code of [200, 400, 401, 403, 404, 413, 415, 429]) expect(statuses, `status ${code}`).toContain(code);
-    for (const code of [200, 400, 401, 402, 403]) expect(powStatuses, `status ${code} with proof-of-work`).toContain(code);
+    for (const code of [200, 400, 401, 402, 403])
+      expect(powStatuses, `status ${code} with proof-of-work`).toContain(code);
 
-    for (const [server, ch] of [[app, charged], [powApp, powCharged]] as const) {
-      const m = (await server.inject({ url: '/metrics', headers: { authorization: 'Bearer k-admin' } })).json() as { served: number; clients: Record<string, number> };
+    for (const [server, ch] of [
+      [app, charged],
+      [powApp, powCharged],
+    ] as const) {
+      const m = (await server.inject({ url: '/metrics', headers: { authorization: 'Bearer k-admin' } })).json() as {
+        served: number;
+        clients: Record<string, number>;
+      };
       for (const id of ['fuzz', 'small', 'slow', 'ops']) expect(m.clients[id] ?? 0, id).toBe(ch.get(id) ?? 0);
       expect(m.served).toBe([...ch.values()].reduce((a, b) => a + b, 0));
     }
     // the small key's budget is exactly what the answered requests left of it
     const left = 40 - (charged.get('small') ?? 0);
-    const over = await app.inject({ method: 'POST', url: '/v1/predict', headers: { authorization: 'Bearer k-small' }, payload: { inputs: Array.from({ length: Math.min(8, left + 1) }, () => [0, 0, 0, 0]) } });
+    const over = await app.inject({
+      method: 'POST',
+      url: '/v1/predict',
+      headers: { authorization: 'Bearer k-small' },
+      payload: { inputs: Array.from({ length: Math.min(8, left + 1) }, () => [0, 0, 0, 0]) },
+    });
     if (left < 8) expect(over.json()).toMatchObject({ error: 'budget-exhausted', remaining: left });
 
     // still answering valid requests, with and without proof-of-work
-    const ok = await app.inject({ method: 'POST', url: '/v1/predict', headers: { authorization: 'Bearer k-fuzz' }, payload: { inputs: [[0.1, 0.2, 0.3, 0.4]] } });
+    const ok = await app.inject({
+      method: 'POST',
+      url: '/v1/predict',
+      headers: { authorization: 'Bearer k-fuzz' },
+      payload: { inputs: [[0.1, 0.2, 0.3, 0.4]] },
+    });
     expect(ok.statusCode).toBe(200);
     expect((ok.json() as { probs: number[][] }).probs[0]).toHaveLength(3);
     const inputs = [[0.1, 0.2, 0.3, 0.4]];
-    const ch = (await powApp.inject({ method: 'POST', url: '/v1/challenge', headers: { authorization: 'Bearer k-fuzz' }, payload: { digest: digestOf(inputs) } })).json() as { stamp: string; bits: number };
-    const powOk = await powApp.inject({ method: 'POST', url: '/v1/predict', headers: { authorization: 'Bearer k-fuzz' }, payload: { inputs, pow: { stamp: ch.stamp, counter: solve(ch).counter } } });
+    const ch = (
+      await powApp.inject({
+        method: 'POST',
+        url: '/v1/challenge',
+        headers: { authorization: 'Bearer k-fuzz' },
+        payload: { digest: digestOf(inputs) },
+      })
+    ).json() as { stamp: string; bits: number };
+    const powOk = await powApp.inject({
+      method: 'POST',
+      url: '/v1/predict',
+      headers: { authorization: 'Bearer k-fuzz' },
+      payload: { inputs, pow: { stamp: ch.stamp, counter: solve(ch).counter } },
+    });
     expect(powOk.statusCode).toBe(200);
   }, 30_000);
 });

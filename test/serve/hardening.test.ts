@@ -27,7 +27,11 @@ let victim: Net;
 beforeAll(async () => {
   await initBackend('wasm', { threads: 1 });
   victim = createNet(parseModelSpec('softmax'), ds, new Rng(1));
-  await fit(victim, { x: ds.train.x, y: ds.train.y, n: ds.train.n }, { epochs: 5, batchSize: 64, optimizer: 'adam', lr: 0.05, rng: new Rng(2) });
+  await fit(
+    victim,
+    { x: ds.train.x, y: ds.train.y, n: ds.train.n },
+    { epochs: 5, batchSize: 64, optimizer: 'adam', lr: 0.05, rng: new Rng(2) },
+  );
 });
 afterAll(() => victim.dispose());
 
@@ -46,14 +50,50 @@ interface Metrics {
   clients: Record<string, number>;
   challenges: { outstanding: number; used: number };
 }
-const metrics = async (app: FastifyInstance) => (await app.inject({ url: '/metrics', headers: auth('k-admin') })).json() as Metrics;
+const metrics = async (app: FastifyInstance) =>
+  (await app.inject({ url: '/metrics', headers: auth('k-admin') })).json() as Metrics;
 
 describe('item 8: createServer refuses duplicate keys and ids', () => {
   it('two entries with one id, or one key twice, are refused', async () => {
-    await expect(createServer({ victim, defenses: [], domain, seed: 1, keys: [{ key: 'a', id: 'x', budget: 2 }, { key: 'b', id: 'x' }] })).rejects.toThrow(MseError);
-    await expect(createServer({ victim, defenses: [], domain, seed: 1, keys: [{ key: 'a', id: 'x', budget: 2 }, { key: 'b', id: 'x' }] })).rejects.toThrow(/duplicate id 'x'/);
-    await expect(createServer({ victim, defenses: [], domain, seed: 1, keys: [{ key: 'a', id: 'x' }, { key: 'a', id: 'y' }] })).rejects.toThrow(/duplicate key/);
-    await expect(createServer({ victim, defenses: [], domain, seed: 1, keys: [{ key: 'a', id: 'x', budget: -1 }] })).rejects.toThrow(/budget/);
+    await expect(
+      createServer({
+        victim,
+        defenses: [],
+        domain,
+        seed: 1,
+        keys: [
+          { key: 'a', id: 'x', budget: 2 },
+          { key: 'b', id: 'x' },
+        ],
+      }),
+    ).rejects.toThrow(MseError);
+    await expect(
+      createServer({
+        victim,
+        defenses: [],
+        domain,
+        seed: 1,
+        keys: [
+          { key: 'a', id: 'x', budget: 2 },
+          { key: 'b', id: 'x' },
+        ],
+      }),
+    ).rejects.toThrow(/duplicate id 'x'/);
+    await expect(
+      createServer({
+        victim,
+        defenses: [],
+        domain,
+        seed: 1,
+        keys: [
+          { key: 'a', id: 'x' },
+          { key: 'a', id: 'y' },
+        ],
+      }),
+    ).rejects.toThrow(/duplicate key/);
+    await expect(
+      createServer({ victim, defenses: [], domain, seed: 1, keys: [{ key: 'a', id: 'x', budget: -1 }] }),
+    ).rejects.toThrow(/budget/);
   });
 });
 
@@ -70,7 +110,10 @@ describe('items 10 and 11: /metrics needs an admin key; a batch over the rate is
     const bob = await app.inject({ url: '/metrics', headers: auth('k-bob') });
     expect(bob.statusCode).toBe(403);
     expect(bob.body).not.toContain('alice');
-    expect((await app.inject({ method: 'POST', url: '/v1/predict', headers: auth('k-bob'), payload: { inputs: rows(2) } })).statusCode).toBe(200);
+    expect(
+      (await app.inject({ method: 'POST', url: '/v1/predict', headers: auth('k-bob'), payload: { inputs: rows(2) } }))
+        .statusCode,
+    ).toBe(200);
     const ok = await app.inject({ url: '/metrics', headers: auth('k-admin') });
     expect(ok.statusCode).toBe(200);
     expect((ok.json() as Metrics).clients.bob).toBe(2);
@@ -88,20 +131,45 @@ describe('items 10 and 11: /metrics needs an admin key; a batch over the rate is
   });
 
   it('a batch larger than the key can ever afford is 413 with the largest allowed, not a 429 to wait for', async () => {
-    const r = await app.inject({ method: 'POST', url: '/v1/predict', headers: auth('k-slow'), payload: { inputs: rows(12) } });
+    const r = await app.inject({
+      method: 'POST',
+      url: '/v1/predict',
+      headers: auth('k-slow'),
+      payload: { inputs: rows(12) },
+    });
     expect(r.statusCode).toBe(413);
     expect(r.json()).toMatchObject({ error: 'batch-too-large', maxBatch: 5 });
     expect(r.json().message).toMatch(/at most 5/);
     expect(r.headers['retry-after']).toBeUndefined();
     // /v1/info tells each key its effective batch: min(maxBatch, floor(rate)), and at least 1
-    expect(((await app.inject({ url: '/v1/info', headers: auth('k-slow') })).json() as { maxBatch: number }).maxBatch).toBe(5);
-    expect(((await app.inject({ url: '/v1/info', headers: auth('k-trickle') })).json() as { maxBatch: number }).maxBatch).toBe(1);
-    expect(((await app.inject({ url: '/v1/info', headers: auth('k-bob') })).json() as { maxBatch: number }).maxBatch).toBe(16);
+    expect(
+      ((await app.inject({ url: '/v1/info', headers: auth('k-slow') })).json() as { maxBatch: number }).maxBatch,
+    ).toBe(5);
+    expect(
+      ((await app.inject({ url: '/v1/info', headers: auth('k-trickle') })).json() as { maxBatch: number }).maxBatch,
+    ).toBe(1);
+    expect(
+      ((await app.inject({ url: '/v1/info', headers: auth('k-bob') })).json() as { maxBatch: number }).maxBatch,
+    ).toBe(16);
     expect(((await app.inject({ url: '/v1/info' })).json() as { maxBatch: number }).maxBatch).toBe(16);
     expect((await app.inject({ url: '/v1/info', headers: auth('k-nobody') })).statusCode).toBe(401);
     // a rate under one query per second still gets one query through, never retry-after: Infinity
-    expect((await app.inject({ method: 'POST', url: '/v1/predict', headers: auth('k-trickle'), payload: { inputs: rows(1) } })).statusCode).toBe(200);
-    const again = await app.inject({ method: 'POST', url: '/v1/predict', headers: auth('k-trickle'), payload: { inputs: rows(1) } });
+    expect(
+      (
+        await app.inject({
+          method: 'POST',
+          url: '/v1/predict',
+          headers: auth('k-trickle'),
+          payload: { inputs: rows(1) },
+        })
+      ).statusCode,
+    ).toBe(200);
+    const again = await app.inject({
+      method: 'POST',
+      url: '/v1/predict',
+      headers: auth('k-trickle'),
+      payload: { inputs: rows(1) },
+    });
     expect(again.statusCode).toBe(429);
     expect(Number(again.headers['retry-after'])).toBeGreaterThan(0);
     expect(Number.isFinite(Number(again.headers['retry-after']))).toBe(true);
@@ -124,9 +192,17 @@ describe('items 10 and 11: /metrics needs an admin key; a batch over the rate is
 describe('item 9: challenges are rate limited, capped per client and swept', () => {
   let pow: ReturnType<typeof parseDefense>;
   beforeAll(async () => {
-    pow = (await prepareDefense('pow:k=50,calib=60,maxbits=2,unit=0.01', { victim, train: ds.train, heldOut: ds.test, rng: new Rng(1) })).defense;
+    pow = (
+      await prepareDefense('pow:k=50,calib=60,maxbits=2,unit=0.01', {
+        victim,
+        train: ds.train,
+        heldOut: ds.test,
+        rng: new Rng(1),
+      })
+    ).defense;
   });
-  const challenge = (app: FastifyInstance, key: string, inputs = rows(1)) => app.inject({ method: 'POST', url: '/v1/challenge', headers: auth(key), payload: { digest: digestOf(inputs) } });
+  const challenge = (app: FastifyInstance, key: string, inputs = rows(1)) =>
+    app.inject({ method: 'POST', url: '/v1/challenge', headers: auth(key), payload: { digest: digestOf(inputs) } });
 
   it('a challenge counts against the key’s rate', async () => {
     const app = await createServer({ victim, defenses: [pow], domain, seed: 1, keys, pow: true });
@@ -143,7 +219,16 @@ describe('item 9: challenges are rate limited, capped per client and swept', () 
   });
 
   it('outstanding challenges per client are capped', async () => {
-    const app = await createServer({ victim, defenses: [pow], domain, seed: 1, keys, pow: true, challengeTtlMs: 60_000, maxChallengesPerClient: 8 });
+    const app = await createServer({
+      victim,
+      defenses: [pow],
+      domain,
+      seed: 1,
+      keys,
+      pow: true,
+      challengeTtlMs: 60_000,
+      maxChallengesPerClient: 8,
+    });
     try {
       const codes: number[] = [];
       for (let i = 0; i < 20; i++) codes.push((await challenge(app, 'k-bob')).statusCode);
@@ -183,8 +268,16 @@ describe('item 9: challenges are rate limited, capped per client and swept', () 
         const inputs = [row(i)];
         const ch = (await challenge(app, 'k-bob', inputs)).json() as { stamp: string; bits: number };
         const pow = { stamp: ch.stamp, counter: solve(ch).counter };
-        expect((await app.inject({ method: 'POST', url: '/v1/predict', headers: auth('k-bob'), payload: { inputs, pow } })).statusCode).toBe(200);
-        const replay = await app.inject({ method: 'POST', url: '/v1/predict', headers: auth('k-bob'), payload: { inputs, pow } });
+        expect(
+          (await app.inject({ method: 'POST', url: '/v1/predict', headers: auth('k-bob'), payload: { inputs, pow } }))
+            .statusCode,
+        ).toBe(200);
+        const replay = await app.inject({
+          method: 'POST',
+          url: '/v1/predict',
+          headers: auth('k-bob'),
+          payload: { inputs, pow },
+        });
         expect(replay.json().message).toMatch(/already used/);
       }
       expect((await metrics(app)).challenges).toEqual({ outstanding: 0, used: 5 });
@@ -202,14 +295,18 @@ describe('item 12: the audit log', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'mse-audit-'));
     const log = path.join(dir, 'audit.jsonl');
     const app = await createServer({ victim, defenses: [], domain, seed: 1, keys, auditLog: log });
-    const post = (payload: unknown, headers: Record<string, string>) => app.inject({ method: 'POST', url: '/v1/predict', headers, payload: payload as object });
+    const post = (payload: unknown, headers: Record<string, string>) =>
+      app.inject({ method: 'POST', url: '/v1/predict', headers, payload: payload as object });
     expect((await post({ inputs: rows(1) }, {})).statusCode).toBe(401);
     expect((await post({ inputs: rows(1) }, auth('k-nobody'))).statusCode).toBe(401);
     expect((await post({ inputs: [[1, 2]] }, auth('k-bob'))).statusCode).toBe(400);
     expect((await post({ inputs: rows(3) }, auth('k-alice'))).statusCode).toBe(200);
     expect((await post({ inputs: rows(1) }, auth('k-alice'))).statusCode).toBe(429);
     await app.close();
-    const lines = readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(lines).toHaveLength(5);
     expect(lines[0]).toMatchObject({ client: 'unauthenticated', status: 401, reason: 'unauthorized' });
     expect(lines[1]).toMatchObject({ client: 'unauthenticated', status: 401, reason: 'unauthorized' });
@@ -219,7 +316,9 @@ describe('item 12: the audit log', () => {
   });
 
   it('an audit log that cannot be opened fails at start-up with one line', async () => {
-    const err = await createServer({ victim, defenses: [], domain, seed: 1, auditLog: '/nonexistent/dir/a.log' }).catch((e: unknown) => e);
+    const err = await createServer({ victim, defenses: [], domain, seed: 1, auditLog: '/nonexistent/dir/a.log' }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(MseError);
     expect((err as Error).message).toMatch(/audit log/);
     expect((err as Error).message).not.toContain('\n');
@@ -229,14 +328,28 @@ describe('item 12: the audit log', () => {
     const app = await createServer({ victim, defenses: [], domain, seed: 1, keys, auditLog: '/dev/full' });
     const spy = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {
-      const r = await app.inject({ method: 'POST', url: '/v1/predict', headers: auth('k-alice'), payload: { inputs: rows(2) } });
+      const r = await app.inject({
+        method: 'POST',
+        url: '/v1/predict',
+        headers: auth('k-alice'),
+        payload: { inputs: rows(2) },
+      });
       expect(r.statusCode).toBe(500);
       expect(r.body).not.toMatch(/dev\/full|ENOSPC|\bat \S+:\d+/);
       expect(spy.mock.calls.map((c) => String(c[0])).join('')).toMatch(/dev\/full/);
       spy.mockRestore();
       expect((await metrics(app)).clients.alice ?? 0).toBe(0);
       // alice's budget of 3 is untouched: 3 queries would still be allowed if the log worked
-      expect((await app.inject({ method: 'POST', url: '/v1/predict', headers: auth('k-alice'), payload: { inputs: rows(4) } })).json()).toMatchObject({ error: 'budget-exhausted', remaining: 3 });
+      expect(
+        (
+          await app.inject({
+            method: 'POST',
+            url: '/v1/predict',
+            headers: auth('k-alice'),
+            payload: { inputs: rows(4) },
+          })
+        ).json(),
+      ).toMatchObject({ error: 'budget-exhausted', remaining: 3 });
     } finally {
       spy.mockRestore();
       await app.close();

@@ -19,15 +19,32 @@ const bad = (keys: unknown): string => {
 
 describe('parseKeys', () => {
   it('accepts well-formed entries and keeps their fields', () => {
-    expect(parseKeys({ keys: [{ key: 'k1', id: 'alice', budget: 10, ratePerSec: 2.5 }, { key: 'k2', id: 'ops', admin: true }] }, 'keys.json')).toEqual([
+    expect(
+      parseKeys(
+        {
+          keys: [
+            { key: 'k1', id: 'alice', budget: 10, ratePerSec: 2.5 },
+            { key: 'k2', id: 'ops', admin: true },
+          ],
+        },
+        'keys.json',
+      ),
+    ).toEqual([
       { key: 'k1', id: 'alice', budget: 10, ratePerSec: 2.5 },
       { key: 'k2', id: 'ops', admin: true },
     ]);
   });
 
   it('names the file and the entry index for every bad field', () => {
-    expect(bad([{ key: 'k1', id: 'a', budget: 'abc' }])).toMatch(/^keys\.json: keys\[0\]: budget must be a positive integer/);
-    expect(bad([{ key: 'k1', id: 'a' }, { key: 'k2', id: 'b', budget: -5 }])).toMatch(/keys\[1\]: budget/);
+    expect(bad([{ key: 'k1', id: 'a', budget: 'abc' }])).toMatch(
+      /^keys\.json: keys\[0\]: budget must be a positive integer/,
+    );
+    expect(
+      bad([
+        { key: 'k1', id: 'a' },
+        { key: 'k2', id: 'b', budget: -5 },
+      ]),
+    ).toMatch(/keys\[1\]: budget/);
     expect(bad([{ key: 'k1', id: 'a', budget: 0 }])).toMatch(/budget/);
     expect(bad([{ key: 'k1', id: 'a', budget: 2.5 }])).toMatch(/budget/);
     expect(bad([{ key: 'k1', id: 'a', ratePerSec: 0 }])).toMatch(/keys\[0\]: ratePerSec must be a positive/);
@@ -48,8 +65,18 @@ describe('parseKeys', () => {
   });
 
   it('keys and ids are unique', () => {
-    expect(bad([{ key: 'k1', id: 'a', budget: 2 }, { key: 'k2', id: 'a' }])).toMatch(/keys\[1\]: duplicate id 'a' \(also keys\[0\]\)/);
-    expect(bad([{ key: 'k1', id: 'a' }, { key: 'k1', id: 'b' }])).toMatch(/keys\[1\]: duplicate key \(also keys\[0\]\)/);
+    expect(
+      bad([
+        { key: 'k1', id: 'a', budget: 2 },
+        { key: 'k2', id: 'a' },
+      ]),
+    ).toMatch(/keys\[1\]: duplicate id 'a' \(also keys\[0\]\)/);
+    expect(
+      bad([
+        { key: 'k1', id: 'a' },
+        { key: 'k1', id: 'b' },
+      ]),
+    ).toMatch(/keys\[1\]: duplicate key \(also keys\[0\]\)/);
   });
 
   it('the top level must be {"keys": [...]} and nothing else', () => {

@@ -24,7 +24,11 @@ let victim: Net;
 beforeAll(async () => {
   await initBackend('wasm', { threads: 1 });
   victim = createNet(parseModelSpec('softmax'), ds, new Rng(1));
-  await fit(victim, { x: ds.train.x, y: ds.train.y, n: ds.train.n }, { epochs: 10, batchSize: 64, optimizer: 'adam', lr: 0.05, rng: new Rng(2) });
+  await fit(
+    victim,
+    { x: ds.train.x, y: ds.train.y, n: ds.train.n },
+    { epochs: 10, batchSize: 64, optimizer: 'adam', lr: 0.05, rng: new Rng(2) },
+  );
 });
 afterAll(() => victim.dispose());
 
@@ -45,17 +49,31 @@ describe('mse serve: rejects bad requests and stays healthy', () => {
   afterAll(() => app.close());
 
   it('answers valid requests with probabilities and counts them per client', async () => {
-    const r = await app.inject({ method: 'POST', url: '/v1/predict', headers: auth('k-bob'), payload: { inputs: [row(0), row(1)] } });
+    const r = await app.inject({
+      method: 'POST',
+      url: '/v1/predict',
+      headers: auth('k-bob'),
+      payload: { inputs: [row(0), row(1)] },
+    });
     expect(r.statusCode).toBe(200);
     const body = r.json() as { probs: number[][] };
     expect(body.probs).toHaveLength(2);
     expect(body.probs[0].reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
-    const m = (await app.inject({ url: '/metrics', headers: auth('k-admin') })).json() as { served: number; clients: Record<string, number> };
+    const m = (await app.inject({ url: '/metrics', headers: auth('k-admin') })).json() as {
+      served: number;
+      clients: Record<string, number>;
+    };
     expect(m.clients.bob).toBe(2);
   });
 
   it('missing or unknown keys, malformed JSON, wrong shapes, non-finite values, oversized bodies, over-budget keys', async () => {
-    const post = (payload: unknown, headers: Record<string, string> = auth('k-bob')) => app.inject({ method: 'POST', url: '/v1/predict', headers: { 'content-type': 'application/json', ...headers }, payload: typeof payload === 'string' ? payload : JSON.stringify(payload) });
+    const post = (payload: unknown, headers: Record<string, string> = auth('k-bob')) =>
+      app.inject({
+        method: 'POST',
+        url: '/v1/predict',
+        headers: { 'content-type': 'application/json', ...headers },
+        payload: typeof payload === 'string' ? payload : JSON.stringify(payload),
+      });
     expect((await post({ inputs: [row(0)] }, {})).statusCode).toBe(401);
     expect((await post({ inputs: [row(0)] }, auth('k-mallory'))).statusCode).toBe(401);
     expect((await post('{"inputs": [[1, 2,')).statusCode).toBe(400);
@@ -68,9 +86,15 @@ describe('mse serve: rejects bad requests and stays healthy', () => {
     expect((await post({ inputs: Array.from({ length: 17 }, () => row(0)) })).statusCode).toBe(400); // over maxBatch
     expect((await post(`{"inputs": [[0, 0, 0, 0]]${' '.repeat(5000)}}`)).statusCode).toBe(413); // over the 4 KiB body limit
     // alice may ask 50 queries
-    expect((await post({ inputs: Array.from({ length: 16 }, (_, i) => row(i)) }, auth('k-alice'))).statusCode).toBe(200);
-    expect((await post({ inputs: Array.from({ length: 16 }, (_, i) => row(i)) }, auth('k-alice'))).statusCode).toBe(200);
-    expect((await post({ inputs: Array.from({ length: 16 }, (_, i) => row(i)) }, auth('k-alice'))).statusCode).toBe(200);
+    expect((await post({ inputs: Array.from({ length: 16 }, (_, i) => row(i)) }, auth('k-alice'))).statusCode).toBe(
+      200,
+    );
+    expect((await post({ inputs: Array.from({ length: 16 }, (_, i) => row(i)) }, auth('k-alice'))).statusCode).toBe(
+      200,
+    );
+    expect((await post({ inputs: Array.from({ length: 16 }, (_, i) => row(i)) }, auth('k-alice'))).statusCode).toBe(
+      200,
+    );
     const over = await post({ inputs: Array.from({ length: 16 }, (_, i) => row(i)) }, auth('k-alice'));
     expect(over.statusCode).toBe(429);
     expect(over.json()).toMatchObject({ error: 'budget-exhausted', remaining: 2 });
@@ -86,13 +110,27 @@ describe('mse serve: rejects bad requests and stays healthy', () => {
 describe('mse serve: proof-of-work', () => {
   let app: FastifyInstance;
   beforeAll(async () => {
-    const { defense: pow } = await prepareDefense('pow:k=50,calib=60,maxbits=6,unit=0.01', { victim, train: ds.train, heldOut: ds.test, rng: new Rng(1) });
+    const { defense: pow } = await prepareDefense('pow:k=50,calib=60,maxbits=6,unit=0.01', {
+      victim,
+      train: ds.train,
+      heldOut: ds.test,
+      rng: new Rng(1),
+    });
     app = await createServer({ victim, defenses: [pow], domain, seed: 1, keys, pow: true, challengeTtlMs: 2_000 });
   });
   afterAll(() => app.close());
 
-  const challenge = async (inputs: number[][], key = 'k-bob') => (await app.inject({ method: 'POST', url: '/v1/challenge', headers: auth(key), payload: { digest: digestOf(inputs) } })).json() as { stamp: string; bits: number };
-  const predict = (inputs: number[][], pow?: { stamp: string; counter: string }, key = 'k-bob') => app.inject({ method: 'POST', url: '/v1/predict', headers: auth(key), payload: pow ? { inputs, pow } : { inputs } });
+  const challenge = async (inputs: number[][], key = 'k-bob') =>
+    (
+      await app.inject({
+        method: 'POST',
+        url: '/v1/challenge',
+        headers: auth(key),
+        payload: { digest: digestOf(inputs) },
+      })
+    ).json() as { stamp: string; bits: number };
+  const predict = (inputs: number[][], pow?: { stamp: string; counter: string }, key = 'k-bob') =>
+    app.inject({ method: 'POST', url: '/v1/predict', headers: auth(key), payload: pow ? { inputs, pow } : { inputs } });
 
   it('requires a valid, unused, unexpired proof bound to the client and the inputs', async () => {
     const inputs = [row(0), row(1)];
@@ -131,7 +169,17 @@ describe('mse serve: audit log', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'mse-audit-'));
     const log = path.join(dir, 'audit.jsonl');
     const app = await createServer({ victim, defenses: [], domain, seed: 1, keys, auditLog: log, auditMaxBytes: 300 });
-    for (let i = 0; i < 8; i++) expect((await app.inject({ method: 'POST', url: '/v1/predict', headers: auth('k-bob'), payload: { inputs: [row(i)] } })).statusCode).toBe(200);
+    for (let i = 0; i < 8; i++)
+      expect(
+        (
+          await app.inject({
+            method: 'POST',
+            url: '/v1/predict',
+            headers: auth('k-bob'),
+            payload: { inputs: [row(i)] },
+          })
+        ).statusCode,
+      ).toBe(200);
     await app.close();
     const files = readdirSync(dir);
     expect(files.length).toBeGreaterThan(1); // rotated at 300 bytes
@@ -144,14 +192,24 @@ describe('mse serve: audit log', () => {
 describe('over HTTP', () => {
   it('200 concurrent clients: no errors and no lost accounting', async () => {
     const many = Array.from({ length: 200 }, (_, i) => ({ key: `key-${i}`, id: `c${i}` }));
-    const app = await createServer({ victim, defenses: [], domain, seed: 1, keys: [...many, { key: 'k-admin', id: 'ops', admin: true }] });
+    const app = await createServer({
+      victim,
+      defenses: [],
+      domain,
+      seed: 1,
+      keys: [...many, { key: 'k-admin', id: 'ops', admin: true }],
+    });
     const addr = await app.listen({ port: 0, host: '127.0.0.1' });
     try {
       const results = await Promise.all(
         many.map(async (k, i) => {
           let ok = 0;
           for (let r = 0; r < 3; r++) {
-            const res = await fetch(`${addr}/v1/predict`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${k.key}` }, body: JSON.stringify({ inputs: [row(i % 100), row((i + 1) % 100)] }) });
+            const res = await fetch(`${addr}/v1/predict`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json', authorization: `Bearer ${k.key}` },
+              body: JSON.stringify({ inputs: [row(i % 100), row((i + 1) % 100)] }),
+            });
             if (res.status === 200) ok += 2;
             await res.arrayBuffer();
           }
@@ -160,7 +218,10 @@ describe('over HTTP', () => {
       );
       const sent = results.reduce((a, b) => a + b, 0);
       expect(sent).toBe(200 * 3 * 2);
-      const m = (await (await fetch(`${addr}/metrics`, { headers: auth('k-admin') })).json()) as { served: number; clients: Record<string, number> };
+      const m = (await (await fetch(`${addr}/metrics`, { headers: auth('k-admin') })).json()) as {
+        served: number;
+        clients: Record<string, number>;
+      };
       expect(m.served).toBe(sent);
       expect(Object.values(m.clients).reduce((a, b) => a + b, 0)).toBe(m.served);
     } finally {
@@ -169,12 +230,24 @@ describe('over HTTP', () => {
   });
 
   it('a Knockoff attack through HttpPredictionApi (with PoW) gets the answers and metrics of the in-process run', async () => {
-    const { defense: pow } = await prepareDefense('pow:k=50,calib=60,maxbits=4,unit=0.001', { victim, train: ds.train, heldOut: ds.test, rng: new Rng(1) });
+    const { defense: pow } = await prepareDefense('pow:k=50,calib=60,maxbits=4,unit=0.001', {
+      victim,
+      train: ds.train,
+      heldOut: ds.test,
+      rng: new Rng(1),
+    });
     const app = await createServer({ victim, defenses: [pow], domain, seed: 1, pow: true, maxBatch: 64 });
     const addr = await app.listen({ port: 0, host: '127.0.0.1' });
     try {
       const r = new Rng(5);
-      const pool: Pool = { name: 'box', x: Float32Array.from({ length: 400 * 4 }, () => r.uniform(-1, 1)), y: new Int32Array(400), n: 400, numClasses: 1, classNames: ['all'] };
+      const pool: Pool = {
+        name: 'box',
+        x: Float32Array.from({ length: 400 * 4 }, () => r.uniform(-1, 1)),
+        y: new Int32Array(400),
+        n: 400,
+        numClasses: 1,
+        classNames: ['all'],
+      };
       const know = { inputShape: [4], numClasses: ds.numClasses, domain, pool };
       const attack = 'knockoff:arch=softmax,epochs=20,lr=0.05';
       const remote = await HttpPredictionApi.connect(addr, { budget: 200 });

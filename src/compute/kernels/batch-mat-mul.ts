@@ -24,7 +24,8 @@ function batchMatMul(args: KernelArgs, stock: tf.KernelFunc): TensorInfo {
   const backend = asWasm(args.backend);
   const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
   const { transposeA, transposeB } = args.attrs as unknown as tf.BatchMatMulAttrs;
-  const mm = (x: TensorInfo, y: TensorInfo) => callKernel(stock, backend, { a: x, b: y }, { transposeA: false, transposeB: false });
+  const mm = (x: TensorInfo, y: TensorInfo) =>
+    callKernel(stock, backend, { a: x, b: y }, { transposeA: false, transposeB: false });
   if (!transposeA && !transposeB) return mm(a, b);
   const temps: TensorInfo[] = [];
   const T = (t: TensorInfo): TensorInfo => {

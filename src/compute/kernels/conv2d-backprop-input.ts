@@ -66,7 +66,12 @@ function conv2DBackpropInput(args: KernelArgs, conv2d: tf.KernelFunc, batchMatMu
   const padR = W - OW - padL + FW - 1;
   const out = callKernel(conv2d, backend, { x: dy, filter: wT }, {
     strides: [1, 1],
-    pad: [[0, 0], [padT, padB], [padL, padR], [0, 0]],
+    pad: [
+      [0, 0],
+      [padT, padB],
+      [padL, padR],
+      [0, 0],
+    ],
     dataFormat: 'NHWC',
     dilations: [1, 1],
     dimRoundingMode: undefined as unknown as string,
@@ -75,7 +80,13 @@ function conv2DBackpropInput(args: KernelArgs, conv2d: tf.KernelFunc, batchMatMu
   return out;
 }
 
-function col2im(backend: ReturnType<typeof asWasm>, dy: TensorInfo, filter: TensorInfo, info: tf.backend_util.Conv2DInfo, batchMatMul: tf.KernelFunc): TensorInfo {
+function col2im(
+  backend: ReturnType<typeof asWasm>,
+  dy: TensorInfo,
+  filter: TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+  batchMatMul: tf.KernelFunc,
+): TensorInfo {
   const { batchSize: N, inHeight: H, inWidth: W, inChannels: CI, outHeight: OH, outWidth: OW, outChannels: CO } = info;
   const { filterHeight: FH, filterWidth: FW, strideHeight: SH, strideWidth: SW } = info;
   const padT = info.padInfo.top;

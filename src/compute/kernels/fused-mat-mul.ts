@@ -21,7 +21,9 @@ export function makeFusedMatMul(stock: tf.KernelFunc, batchMatMul: tf.KernelFunc
     backendName: 'wasm',
     kernelFunc: (args) => {
       const backend = asWasm((args as KernelArgs).backend);
-      const { a, b, bias, prelu, transposeA, transposeB, activation, leakyreluAlpha } = fusedMatMulArgs(args as KernelArgs);
+      const { a, b, bias, prelu, transposeA, transposeB, activation, leakyreluAlpha } = fusedMatMulArgs(
+        args as KernelArgs,
+      );
       const batch = (t: TensorInfo) => t.shape.slice(0, -2).reduce((x, y) => x * y, 1);
       if ((batch(a) === 1 && batch(b) === 1) || prelu || !ACTIVATIONS[activation]) return stock(args) as TensorInfo;
       const out = callKernel(batchMatMul, backend, { a, b }, { transposeA, transposeB });

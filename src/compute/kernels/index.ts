@@ -14,7 +14,12 @@ import { kernelFunc } from './wasm-util.js';
 import { nativeBlas } from '../native.js';
 import { makeNativeBatchMatMul, makeNativeFusedMatMul } from './native-gemm.js';
 import { makeNativeAdam, makeNativeMomentum } from './native-optim.js';
-import { makeNativeConv2D, makeNativeConv2DBackpropFilter, makeNativeConv2DBackpropInput, makeNativeFusedConv2D } from './native-conv.js';
+import {
+  makeNativeConv2D,
+  makeNativeConv2DBackpropFilter,
+  makeNativeConv2DBackpropInput,
+  makeNativeFusedConv2D,
+} from './native-conv.js';
 
 let registered = false;
 

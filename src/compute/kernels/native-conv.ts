@@ -21,13 +21,31 @@ function buffer(n: number): Float32Array {
 type Info = tf.backend_util.Conv2DInfo;
 
 function supported(info: Info, dataFormat?: string): boolean {
-  return info.dilationHeight === 1 && info.dilationWidth === 1 && dataFormat !== 'NCHW' && info.dataFormat === 'channelsLast';
+  return (
+    info.dilationHeight === 1 && info.dilationWidth === 1 && dataFormat !== 'NCHW' && info.dataFormat === 'channelsLast'
+  );
 }
 
 type Shape4 = [number, number, number, number];
 
-function convInfo(xShape: number[], filterShape: number[], strides: number | [number, number], dilations: number | [number, number], pad: tf.Conv2DAttrs['pad'], rounding: tf.Conv2DAttrs['dimRoundingMode']): Info {
-  return tf.backend_util.computeConv2DInfo(xShape as Shape4, filterShape as Shape4, strides, dilations, pad, rounding, false, 'channelsLast');
+function convInfo(
+  xShape: number[],
+  filterShape: number[],
+  strides: number | [number, number],
+  dilations: number | [number, number],
+  pad: tf.Conv2DAttrs['pad'],
+  rounding: tf.Conv2DAttrs['dimRoundingMode'],
+): Info {
+  return tf.backend_util.computeConv2DInfo(
+    xShape as Shape4,
+    filterShape as Shape4,
+    strides,
+    dilations,
+    pad,
+    rounding,
+    false,
+    'channelsLast',
+  );
 }
 
 interface Chunk {
@@ -51,13 +69,31 @@ function* chunks(info: Info): Generator<Chunk> {
   const step = Math.max(1, Math.floor(SCRATCH_FLOATS / Math.max(1, pix * patch(info))));
   for (let n0 = 0; n0 < info.batchSize; n0 += step) {
     const n1 = Math.min(info.batchSize, n0 + step);
-    yield { n: n1 - n0, m: (n1 - n0) * pix, inRange: [n0 * inSize, n1 * inSize], outRange: [n0 * pix * info.outChannels, n1 * pix * info.outChannels] };
+    yield {
+      n: n1 - n0,
+      m: (n1 - n0) * pix,
+      inRange: [n0 * inSize, n1 * inSize],
+      outRange: [n0 * pix * info.outChannels, n1 * pix * info.outChannels],
+    };
   }
 }
 
 /** The shape arguments of the native im2col/col2im, for a chunk of n examples. */
 function dims(info: Info, n: number): number[] {
-  return [n, info.inHeight, info.inWidth, info.inChannels, info.filterHeight, info.filterWidth, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left, info.outHeight, info.outWidth];
+  return [
+    n,
+    info.inHeight,
+    info.inWidth,
+    info.inChannels,
+    info.filterHeight,
+    info.filterWidth,
+    info.strideHeight,
+    info.strideWidth,
+    info.padInfo.top,
+    info.padInfo.left,
+    info.outHeight,
+    info.outWidth,
+  ];
 }
 
 function forward(blas: NativeBlas, args: KernelArgs, act: 'linear' | 'relu', bias?: TensorInfo): TensorInfo {
@@ -74,7 +110,8 @@ function forward(blas: NativeBlas, args: KernelArgs, act: 'linear' | 'relu', bia
     blas.sgemm(col, w, o.subarray(...c.outRange), 1, c.m, info.outChannels, K, 0, 0, 0, 0, 0);
   }
   const rows = info.batchSize * info.outHeight * info.outWidth;
-  if (bias || act === 'relu') blas.biasAct(o, bias ? f32(backend, bias) : new Float32Array(0), rows, info.outChannels, act === 'relu' ? 1 : 0);
+  if (bias || act === 'relu')
+    blas.biasAct(o, bias ? f32(backend, bias) : new Float32Array(0), rows, info.outChannels, act === 'relu' ? 1 : 0);
   return out;
 }
 
@@ -86,7 +123,9 @@ export function makeNativeConv2D(blas: NativeBlas, stock: tf.KernelFunc): tf.Ker
       const a = args.attrs as unknown as tf.Conv2DAttrs;
       const { x, filter } = args.inputs as { x: TensorInfo; filter: TensorInfo };
       const info = convInfo(x.shape, filter.shape, a.strides, a.dilations, a.pad, a.dimRoundingMode);
-      return supported(info, a.dataFormat) ? forward(blas, args as unknown as KernelArgs, 'linear') : (stock(args) as TensorInfo);
+      return supported(info, a.dataFormat)
+        ? forward(blas, args as unknown as KernelArgs, 'linear')
+        : (stock(args) as TensorInfo);
     },
   };
 }
@@ -97,10 +136,21 @@ export function makeNativeFusedConv2D(blas: NativeBlas, stock: tf.KernelFunc): t
     backendName: 'wasm',
     kernelFunc: (args) => {
       const a = args.attrs as unknown as tf.FusedConv2DAttrs;
-      const { x, filter, bias, preluActivationWeights } = args.inputs as { x: TensorInfo; filter: TensorInfo; bias?: TensorInfo; preluActivationWeights?: TensorInfo };
+      const { x, filter, bias, preluActivationWeights } = args.inputs as {
+        x: TensorInfo;
+        filter: TensorInfo;
+        bias?: TensorInfo;
+        preluActivationWeights?: TensorInfo;
+      };
       const info = convInfo(x.shape, filter.shape, a.strides, a.dilations, a.pad, a.dimRoundingMode);
       const biasOk = !bias || bias.shape.reduce((p, q) => p * q, 1) === info.outChannels;
-      if (!supported(info, a.dataFormat) || (a.activation !== 'linear' && a.activation !== 'relu') || preluActivationWeights || !biasOk) return stock(args) as TensorInfo;
+      if (
+        !supported(info, a.dataFormat) ||
+        (a.activation !== 'linear' && a.activation !== 'relu') ||
+        preluActivationWeights ||
+        !biasOk
+      )
+        return stock(args) as TensorInfo;
       return forward(blas, args as unknown as KernelArgs, a.activation, bias);
     },
   };

@@ -24,13 +24,25 @@ function plan(a: TensorInfo, b: TensorInfo, ta: boolean, tb: boolean): MatMulPla
   const k = ta ? a.shape[ra - 2] : a.shape[ra - 1];
   const kb = tb ? b.shape[rb - 1] : b.shape[rb - 2];
   const n = tb ? b.shape[rb - 2] : b.shape[rb - 1];
-  if (k !== kb) throw new Error(`Error in matMul: inner shapes (${k}) and (${kb}) of Tensors with shapes ${a.shape} and ${b.shape} must match.`);
+  if (k !== kb)
+    throw new Error(
+      `Error in matMul: inner shapes (${k}) and (${kb}) of Tensors with shapes ${a.shape} and ${b.shape} must match.`,
+    );
   const outer = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
   const batchA = a.shape.slice(0, -2).reduce((x, y) => x * y, 1);
   const batchB = b.shape.slice(0, -2).reduce((x, y) => x * y, 1);
   const batch = Math.max(batchA, batchB);
-  if ((batchA !== batch && batchA !== 1) || (batchB !== batch && batchB !== 1)) throw new Error('matMul (native): only a batch of 1 broadcasts');
-  return { batch, m, n, k, strideA: batchA === 1 ? 0 : m * k, strideB: batchB === 1 ? 0 : k * n, outShape: [...outer, m, n] };
+  if ((batchA !== batch && batchA !== 1) || (batchB !== batch && batchB !== 1))
+    throw new Error('matMul (native): only a batch of 1 broadcasts');
+  return {
+    batch,
+    m,
+    n,
+    k,
+    strideA: batchA === 1 ? 0 : m * k,
+    strideB: batchB === 1 ? 0 : k * n,
+    outShape: [...outer, m, n],
+  };
 }
 
 export function makeNativeBatchMatMul(blas: NativeBlas): tf.KernelConfig {
@@ -44,7 +56,20 @@ export function makeNativeBatchMatMul(blas: NativeBlas): tf.KernelConfig {
       const { transposeA, transposeB } = attrs as unknown as tf.BatchMatMulAttrs;
       const p = plan(a, b, transposeA, transposeB);
       const out = backend.makeOutput(p.outShape, 'float32');
-      blas.sgemm(f32(backend, a), f32(backend, b), f32(backend, out), p.batch, p.m, p.n, p.k, transposeA ? 1 : 0, transposeB ? 1 : 0, p.strideA, p.strideB, 0);
+      blas.sgemm(
+        f32(backend, a),
+        f32(backend, b),
+        f32(backend, out),
+        p.batch,
+        p.m,
+        p.n,
+        p.k,
+        transposeA ? 1 : 0,
+        transposeB ? 1 : 0,
+        p.strideA,
+        p.strideB,
+        0,
+      );
       return out;
     },
   };
@@ -62,8 +87,28 @@ export function makeNativeFusedMatMul(blas: NativeBlas, stock: tf.KernelFunc): t
       if ((activation !== 'linear' && activation !== 'relu') || prelu || !biasOk) return stock(args) as TensorInfo;
       const out = backend.makeOutput(p.outShape, 'float32');
       const c = f32(backend, out);
-      blas.sgemm(f32(backend, a), f32(backend, b), c, p.batch, p.m, p.n, p.k, transposeA ? 1 : 0, transposeB ? 1 : 0, p.strideA, p.strideB, 0);
-      if (bias || activation === 'relu') blas.biasAct(c, bias ? f32(backend, bias) : new Float32Array(0), p.batch * p.m, p.n, activation === 'relu' ? 1 : 0);
+      blas.sgemm(
+        f32(backend, a),
+        f32(backend, b),
+        c,
+        p.batch,
+        p.m,
+        p.n,
+        p.k,
+        transposeA ? 1 : 0,
+        transposeB ? 1 : 0,
+        p.strideA,
+        p.strideB,
+        0,
+      );
+      if (bias || activation === 'relu')
+        blas.biasAct(
+          c,
+          bias ? f32(backend, bias) : new Float32Array(0),
+          p.batch * p.m,
+          p.n,
+          activation === 'relu' ? 1 : 0,
+        );
       return out;
     },
   };

@@ -42,7 +42,21 @@ export function makeNativeAdam(blas: NativeBlas): tf.KernelConfig {
       const ow = backend.makeOutput(w.shape, 'float32');
       const om = backend.makeOutput(w.shape, 'float32');
       const ov = backend.makeOutput(w.shape, 'float32');
-      blas.adam(f32(backend, w), f32(backend, m), f32(backend, v), f32(backend, g), f32(backend, ow), f32(backend, om), f32(backend, ov), a.lr, a.b1, a.b2, a.eps, a.b1t, a.b2t);
+      blas.adam(
+        f32(backend, w),
+        f32(backend, m),
+        f32(backend, v),
+        f32(backend, g),
+        f32(backend, ow),
+        f32(backend, om),
+        f32(backend, ov),
+        a.lr,
+        a.b1,
+        a.b2,
+        a.eps,
+        a.b1t,
+        a.b2t,
+      );
       return [ow, om, ov];
     },
   };

@@ -26,7 +26,12 @@ export function kernelFunc(name: string, backendName = 'wasm'): tf.KernelFunc {
   return k.kernelFunc;
 }
 
-export function callKernel(fn: tf.KernelFunc, backend: tf.KernelBackend, inputs: tf.NamedTensorInfoMap, attrs: tf.NamedAttrMap = {}): TensorInfo {
+export function callKernel(
+  fn: tf.KernelFunc,
+  backend: tf.KernelBackend,
+  inputs: tf.NamedTensorInfoMap,
+  attrs: tf.NamedAttrMap = {},
+): TensorInfo {
   return fn({ inputs, backend, attrs }) as TensorInfo;
 }
 
@@ -42,10 +47,26 @@ export function reshapeInfo(backend: BackendWasm, t: TensorInfo, shape: number[]
 
 /** _FusedMatMul's inputs and attributes, as both of mse's versions of it read them. */
 export function fusedMatMulArgs(args: KernelArgs): {
-  a: TensorInfo; b: TensorInfo; bias?: TensorInfo; prelu?: TensorInfo;
-  transposeA: boolean; transposeB: boolean; activation: string; leakyreluAlpha?: number;
+  a: TensorInfo;
+  b: TensorInfo;
+  bias?: TensorInfo;
+  prelu?: TensorInfo;
+  transposeA: boolean;
+  transposeB: boolean;
+  activation: string;
+  leakyreluAlpha?: number;
 } {
-  const { a, b, bias, preluActivationWeights } = args.inputs as { a: TensorInfo; b: TensorInfo; bias?: TensorInfo; preluActivationWeights?: TensorInfo };
-  const at = args.attrs as unknown as { transposeA: boolean; transposeB: boolean; activation: string; leakyreluAlpha?: number };
+  const { a, b, bias, preluActivationWeights } = args.inputs as {
+    a: TensorInfo;
+    b: TensorInfo;
+    bias?: TensorInfo;
+    preluActivationWeights?: TensorInfo;
+  };
+  const at = args.attrs as unknown as {
+    transposeA: boolean;
+    transposeB: boolean;
+    activation: string;
+    leakyreluAlpha?: number;
+  };
   return { a, b, bias, prelu: preluActivationWeights, ...at };
 }

@@ -13,10 +13,14 @@ export function parseNpz(buf: Uint8Array, file: string): Record<string, NpyArray
   try {
     members = unzipSync(buf);
   } catch (err) {
-    throw new DataError(`${file}: corrupt npz/zip archive (${(err as Error).message})`, 'delete the file and fetch it again');
+    throw new DataError(
+      `${file}: corrupt npz/zip archive (${(err as Error).message})`,
+      'delete the file and fetch it again',
+    );
   }
   const out: Record<string, NpyArray> = {};
-  for (const [name, bytes] of Object.entries(members)) out[name.replace(/\.npy$/, '')] = parseNpy(bytes, `${file}:${name}`);
+  for (const [name, bytes] of Object.entries(members))
+    out[name.replace(/\.npy$/, '')] = parseNpy(bytes, `${file}:${name}`);
   return out;
 }
 
@@ -33,11 +37,16 @@ export function parseNpy(b: Uint8Array, file: string): NpyArray {
   const shapeTxt = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
   if (!descr || shapeTxt === undefined) throw new DataError(`${file}: malformed .npy header`);
   if (fortran) throw new DataError(`${file}: Fortran-ordered arrays are not supported`);
-  const shape = shapeTxt.split(',').map((s) => s.trim()).filter((s) => s.length > 0).map(Number);
+  const shape = shapeTxt
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0)
+    .map(Number);
   const count = shape.reduce((a, c) => a * c, 1);
   const body = b.slice(hstart + hlen);
   const typed = (bytesPer: number, make: (ab: ArrayBuffer) => NpyArray['data']): NpyArray['data'] => {
-    if (body.length !== count * bytesPer) throw new DataError(`${file}: truncated .npy payload (${body.length} bytes, want ${count * bytesPer})`);
+    if (body.length !== count * bytesPer)
+      throw new DataError(`${file}: truncated .npy payload (${body.length} bytes, want ${count * bytesPer})`);
     return make(body.buffer);
   };
   let data: NpyArray['data'];

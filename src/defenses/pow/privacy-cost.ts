@@ -17,7 +17,17 @@ export const RDP_ORDERS: number[] = [
 export function logGaussianSurvival(x: number): number {
   const z = Math.abs(x) / Math.SQRT2;
   const t = 1 / (1 + 0.5 * z);
-  const poly = -1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+  const poly =
+    -1.26551223 +
+    t *
+      (1.00002368 +
+        t *
+          (0.37409196 +
+            t *
+              (0.09678418 +
+                t *
+                  (-0.18628806 +
+                    t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
   const logErfc = Math.log(t) - z * z + poly; // ln erfc(z), z ≥ 0
   if (x >= 0) return Math.log(0.5) + logErfc;
   return Math.log1p(-0.5 * Math.exp(logErfc));
@@ -34,7 +44,8 @@ export function logQ(votes: ArrayLike<number>, sigma: number): number {
   let top = 0;
   for (let c = 1; c < k; c++) if (votes[c] > votes[top]) top = c;
   let lq = -Infinity;
-  for (let c = 0; c < k; c++) if (c !== top) lq = logAddExp(lq, logGaussianSurvival((votes[top] - votes[c]) / (Math.SQRT2 * sigma)));
+  for (let c = 0; c < k; c++)
+    if (c !== top) lq = logAddExp(lq, logGaussianSurvival((votes[top] - votes[c]) / (Math.SQRT2 * sigma)));
   return Math.min(lq, Math.log(1 - 1 / k));
 }
 
