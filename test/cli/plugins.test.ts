@@ -17,8 +17,9 @@ const DEFENSE = path.join(ROOT, 'examples/plugins/high-confidence.mjs');
 const ATTACK = path.join(ROOT, 'examples/plugins/uniform-retrain.mjs');
 const RINGS = path.join(ROOT, 'test/fixtures/plugins/rings.mjs');
 
-function mse(args: string[], env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, ['bin/mse.js', ...args], {
+function mse(args: string[], env: Record<string, string> = {}, cwd = ROOT) {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/mse.js'), ...args], {
+    cwd,
     encoding: 'utf8',
     env: { ...process.env, NO_COLOR: '1', ...env },
     timeout: 180_000,
@@ -149,6 +150,86 @@ describe('plugins: the worked examples', () => {
         .map((r) => r.cell_id)
         .filter((v, i, a) => a.indexOf(v) === i),
     ).toHaveLength(2);
+  });
+});
+
+describe('plugins: paper specs, emitted job files, serve', () => {
+  it('a paper spec names its plugins (relative to the spec file) and mse reproduce runs and checks them', () => {
+    const dir = tmp('mse-plugin-paper-');
+    copyFileSync(DEFENSE, path.join(dir, 'hc.mjs'));
+    const spec = {
+      paper: 'mine',
+      title: 'My defense against equation solving',
+      mirrors: 'nothing published',
+      plugins: ['./hc.mjs'],
+      columns: ['surrogate_acc', 'defended_acc'],
+      scales: {
+        ci: {
+          seeds: [1],
+          cells: [
+            {
+              id: 'open',
+              dataset: 'iris',
+              victim: 'softmax',
+              attack: 'eq-softmax',
+              budget: '1x',
+              expect: { agreement_test: [0.9, 1] },
+            },
+            {
+              id: 'hc',
+              dataset: 'iris',
+              victim: 'softmax',
+              attack: 'eq-softmax',
+              budget: '1x',
+              defenses: ['high-confidence:cutoff=0.9'],
+              expect: { defended_acc: [0.5, 1] },
+            },
+          ],
+          relations: [{ metric: 'agreement_test', greater: 'open', less: 'hc', by: 0.05 }],
+        },
+      },
+    };
+    writeFileSync(path.join(dir, 'mine.json'), JSON.stringify(spec));
+    const r = mse(
+      ['reproduce', path.join(dir, 'mine.json'), '--scale', 'ci', '--out', path.join(dir, 'out')],
+      {},
+      os.tmpdir(),
+    );
+    expect(r.code, r.err + r.out).toBe(0);
+    expect(r.out).toMatch(/3 passed, 0 failed/);
+    const manifest = JSON.parse(readFileSync(path.join(dir, 'out', 'manifest.json'), 'utf8')) as {
+      plugins: Array<{ path: string }>;
+    };
+    expect(manifest.plugins.map((p) => p.path)).toEqual([path.join(dir, 'hc.mjs')]);
+  });
+
+  it('emitted Slurm and GitHub job files load the same plugins, by absolute path', () => {
+    const dir = tmp('mse-plugin-emit-');
+    const rel = path.relative(process.cwd(), DEFENSE);
+    for (const emit of ['slurm', 'github']) {
+      const r = mse([
+        '--plugin',
+        rel,
+        'bench',
+        '-d',
+        'iris',
+        '--defense',
+        'high-confidence',
+        '-a',
+        'eq-softmax',
+        '-o',
+        path.join(dir, emit),
+        '--emit',
+        emit,
+        '--shards',
+        '2',
+      ]);
+      expect(r.code, r.err).toBe(0);
+      const text = readdirSync(path.join(dir, emit))
+        .map((f) => readFileSync(path.join(dir, emit, f), 'utf8'))
+        .join('\n');
+      expect(text).toContain(`--plugin ${DEFENSE}`);
+    }
   });
 });
 
