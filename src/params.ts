@@ -157,6 +157,11 @@ export function formatParams(p: ParamValues): string {
     .join(',');
 }
 
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+/** a value that survives "name:key=value,…+next" parsing: no separators, no spaces, not empty */
+const SPEC_SAFE = /^[^,+=:\s]+$/;
+
 /**
  * Check a declared schema (a plugin's, before any of its units is used): every declaration has a
  * known type and help, and its default lies in its own range and choices. Throws a UsageError naming
@@ -173,16 +178,25 @@ export function validateSchema(owner: string, schema: unknown): asserts schema i
     if (!['int', 'number', 'string', 'bool', 'int-list'].includes(decl.type as string))
       throw bad(`has type '${String(decl.type)}'; use int, number, string, bool or int-list`);
     if (typeof decl.help !== 'string' || !decl.help.trim()) throw bad('needs a help string');
+    if (CONTROL.test(decl.help)) throw bad('has help with control characters (newlines, escapes)');
     for (const k of ['min', 'max'] as const)
       if (decl[k] !== undefined && (typeof decl[k] !== 'number' || !Number.isFinite(decl[k])))
         throw bad(`${k} must be a finite number`);
+    if (typeof decl.min === 'number' && typeof decl.max === 'number' && decl.min > decl.max)
+      throw bad(`has min ${decl.min} above max ${decl.max}: no value could be given`);
     if (
       decl.choices !== undefined &&
       (!Array.isArray(decl.choices) || !decl.choices.length || decl.choices.some((c) => typeof c !== 'string'))
     )
       throw bad('choices must be a non-empty list of strings');
+    // every value must be writable in a spec ("name:key=value,…", '+' between defenses)
+    if (Array.isArray(decl.choices) && decl.choices.some((c) => !SPEC_SAFE.test(c as string)))
+      throw bad("has a choice that cannot be written in a spec (empty, or with ',', '+', '=', ':' or spaces)");
     if (decl.default === undefined) continue;
     const dv = decl.default;
+    if (typeof dv === 'string' && !SPEC_SAFE.test(dv))
+      throw bad("has a default that cannot be written in a spec (empty, or with ',', '+', '=', ':' or spaces)");
+    if (Array.isArray(dv) && !dv.length) throw bad('has an empty list as its default: leave the default out instead');
     const text = Array.isArray(dv) ? dv.map(String) : [String(dv)];
     const typeOk =
       decl.type === 'int-list'

@@ -24,6 +24,16 @@ export default defineAttack({
     lr: { type: 'number', min: 0, default: 0.01, help: 'Adam learning rate' },
   },
   requires: { minBudget: 1 },
+  // checked when the plan is made, before anything trains or a query is spent
+  check(p) {
+    if (p.arch === 'auto') return undefined;
+    try {
+      parseModelSpec(p.arch);
+    } catch (e) {
+      return `arch: ${e.message}`;
+    }
+    return undefined;
+  },
   async run(p, api, know, rng, opts) {
     const d = know.inputShape.reduce((a, b) => a * b, 1);
     const k = know.numClasses;

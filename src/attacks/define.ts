@@ -83,7 +83,10 @@ export function defineAttack<const S extends Schema>(def: AttackDefinition<S>, s
   const owner = `attack ${def.name}`;
   validateSchema(owner, def.params);
   const requires = (values: ParamValues): AttackRequirements =>
-    typeof def.requires === 'function' ? def.requires(typed(def.params, values)) : (def.requires ?? {});
+    checkRequirements(
+      owner,
+      typeof def.requires === 'function' ? def.requires(typed(def.params, values)) : (def.requires ?? {}),
+    );
   return {
     kind: 'attack',
     name: def.name,
@@ -121,6 +124,49 @@ export function defineAttack<const S extends Schema>(def: AttackDefinition<S>, s
       };
     },
   };
+}
+
+const REQUIREMENT_KEYS = [
+  'reveals',
+  'victims',
+  'victimsWhy',
+  'classes',
+  'pool',
+  'seedSize',
+  'minBudget',
+  'finiteBudget',
+];
+
+/**
+ * Requirements are the attack's word to the runner, which acts on them before any query: a typo or
+ * a nonsense value would silently switch a check off, so each is checked (one line naming the attack).
+ */
+export function checkRequirements(owner: string, req: unknown): AttackRequirements {
+  const bad = (why: string) => new UsageError(`${owner}: requires ${why}`);
+  if (typeof req !== 'object' || req === null || Array.isArray(req)) throw bad('must be an object');
+  const r = req as Record<string, unknown>;
+  for (const k of Object.keys(r))
+    if (!REQUIREMENT_KEYS.includes(k)) throw bad(`has an unknown field '${k}' (known: ${REQUIREMENT_KEYS.join(', ')})`);
+  const int = (k: string, min: number) => {
+    if (r[k] !== undefined && (!Number.isSafeInteger(r[k]) || (r[k] as number) < min))
+      throw bad(`.${k} must be an integer ≥ ${min}, got ${JSON.stringify(r[k])}`);
+  };
+  if (r.reveals !== undefined && r.reveals !== 'probs' && r.reveals !== 'leaf')
+    throw bad(`.reveals must be 'probs' or 'leaf', got ${JSON.stringify(r.reveals)}`);
+  if (
+    r.victims !== undefined &&
+    r.victims !== 'any' &&
+    (!Array.isArray(r.victims) || !r.victims.length || r.victims.some((v) => typeof v !== 'string' || !v))
+  )
+    throw bad(".victims must be 'any' or a non-empty list of model family names");
+  if (r.victimsWhy !== undefined && typeof r.victimsWhy !== 'string') throw bad('.victimsWhy must be a string');
+  int('classes', 2);
+  int('seedSize', 1);
+  int('minBudget', 0);
+  if (r.pool !== undefined && (typeof r.pool !== 'string' || !r.pool.trim())) throw bad('.pool must be a dataset name');
+  if (r.finiteBudget !== undefined && typeof r.finiteBudget !== 'boolean')
+    throw bad('.finiteBudget must be true or false');
+  return r as AttackRequirements;
 }
 
 /** The setting an attack is about to face, as the runner knows it before any query. */

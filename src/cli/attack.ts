@@ -5,7 +5,7 @@ import path from 'node:path';
 import { HttpPredictionApi } from '../api/http-api.js';
 import { runCell } from '../runner/run-cell.js';
 import { ResultsCsv } from '../runner/csv-writer.js';
-import { makeManifest, writeManifest } from '../runner/manifest.js';
+import { checkPluginVersions, makeManifest, writeManifest } from '../runner/manifest.js';
 import { makePlan, validateRequests, withBudgets, type CellRequest } from '../runner/plan.js';
 import { loadDataset } from '../data/index.js';
 import { UsageError } from '../errors.js';
@@ -63,6 +63,7 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
   let todo = cell;
   let csv: ResultsCsv | undefined;
   if (o.out) {
+    checkPluginVersions(o.out, plan.plugins);
     csv = new ResultsCsv(path.join(o.out, 'results.csv'));
     const have = csv;
     todo = withBudgets(

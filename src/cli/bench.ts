@@ -26,7 +26,7 @@ import {
   withBudgets,
   type PlanCell,
 } from '../runner/plan.js';
-import { makeManifest, writeManifest } from '../runner/manifest.js';
+import { checkPluginVersions, makeManifest, writeManifest } from '../runner/manifest.js';
 import type { ResultRow } from '../runner/result-row.js';
 import { formatStat, summarise } from '../runner/summary.js';
 import { describeCellError, runSweep, workerError, type CellOutcome } from '../runner/sweep.js';
@@ -63,10 +63,26 @@ export interface BenchOpts {
   slurmPartition?: string;
 }
 
+/**
+ * A plugin's path as a job file names it: absolute for Slurm (its jobs share this file system and
+ * start in this directory), relative to this directory for GitHub, whose runner checks the
+ * repository out afresh — so a plugin outside it cannot be run there.
+ */
+function pluginArg(p: string, emit: string): string {
+  if (emit !== 'github') return p;
+  const rel = path.relative(process.cwd(), p);
+  if (rel.startsWith('..') || path.isAbsolute(rel))
+    throw new UsageError(
+      `plugin ${p} is outside this directory: a GitHub runner checks out the repository and cannot find it`,
+      'put the plugin in the repository and run --emit github from its root',
+    );
+  return rel;
+}
+
 /** The bench arguments that define the grid, to repeat in emitted job files (plugins by absolute path). */
-function gridArgs(o: BenchOpts): string[] {
+function gridArgs(o: BenchOpts, emit: string): string[] {
   return [
-    ...loadedPlugins().flatMap((p) => ['--plugin', p.path]),
+    ...loadedPlugins().flatMap((p) => ['--plugin', pluginArg(p.path, emit)]),
     ...o.dataset.flatMap((d) => ['-d', d]),
     ...o.victim.flatMap((v) => ['-v', v]),
     ...o.defense.flatMap((d) => ['--defense', d]),
@@ -115,7 +131,7 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   const out = o.out ?? path.join('results', `bench-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, '-')}`);
   if (o.emit) {
     const e = {
-      args: gridArgs(o),
+      args: gridArgs(o, o.emit),
       shards: o.shards,
       out,
       cwd: process.cwd(),
@@ -158,6 +174,7 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   for (const n of plan.data.notes) process.stderr.write(chalk.yellow(`mse: note: ${n}\n`));
   // shards are cut on keys without pools, so every machine agrees on them
   const cells = shard ? shardOf(plan.cells, shardKey, shard) : plan.cells;
+  checkPluginVersions(out, plan.plugins);
   const csv = new ResultsCsv(path.join(out, shard ? `shard-${shard.index}-of-${shard.count}.csv` : 'results.csv'));
   try {
     writeManifest(

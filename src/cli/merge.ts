@@ -64,8 +64,21 @@ export async function merge(g: GlobalOptions, targets: string[], o: { out?: stri
   }
   if (!manifest.spec?.grid) throw new MseError('merge', `${manifestFile} does not describe an mse bench grid`);
   // the plugins the sweep used, as they were then (a changed plugin would give its cells other ids)
-  const plugins = Array.isArray(manifest.plugins) ? manifest.plugins : [];
-  for (const p of plugins) await loadPlugin(p.path, p.hash);
+  const plugins: unknown[] = Array.isArray(manifest.plugins) ? manifest.plugins : [];
+  for (const p of plugins) {
+    const ok =
+      typeof p === 'object' &&
+      p !== null &&
+      typeof (p as { path?: unknown }).path === 'string' &&
+      /^[0-9a-f]{16}$/.test(String((p as { hash?: unknown }).hash));
+    if (!ok)
+      throw new MseError(
+        'merge',
+        `${manifestFile} lists a plugin without its path and content hash`,
+        'merge the shards of one mse bench run, with the manifest it wrote',
+      );
+    await loadPlugin((p as { path: string }).path, (p as { hash: string }).hash);
+  }
   await startBackend(g, false);
   // the same plan bench made: the pools the shards used (an embedded pool gives its cells other ids), the ids
   const plan = await planSweep(manifest.spec.grid, {

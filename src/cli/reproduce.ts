@@ -2,8 +2,9 @@
 import chalk from 'chalk';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { makeManifest, writeManifest } from '../runner/manifest.js';
-import { loadPaper, reproduce as run } from '../runner/reproduce.js';
+import { checkPluginVersions, makeManifest, writeManifest } from '../runner/manifest.js';
+import { loadPaper, paperFile, reproduce as run } from '../runner/reproduce.js';
+import { loadPlugins } from '../units/plugins.js';
 import { UsageError } from '../errors.js';
 import { validateSeeds } from '../runner/grid.js';
 import { startBackend } from './common.js';
@@ -25,9 +26,13 @@ export async function reproduce(g: GlobalOptions, paper: string, o: { scale: str
   if (!Object.hasOwn(spec.scales, o.scale))
     throw new UsageError(`${paper} has no scale '${o.scale}'`, `choose one of: ${Object.keys(spec.scales).join(', ')}`);
   checkScale(paper, o.scale, spec.scales[o.scale]);
+  const plugins: unknown = spec.plugins;
+  if (plugins !== undefined && (!Array.isArray(plugins) || plugins.some((p) => typeof p !== 'string' || !p.trim())))
+    throw new UsageError(`${paper}: plugins must be a list of file names (relative to the spec file)`);
+  // the spec's plugins before anything is written: a broken one fails with nothing left behind
+  if (spec.plugins?.length) await loadPlugins(spec.plugins, path.dirname(paperFile(paper)));
   const b = await startBackend(g);
   const out = o.out ?? path.join('results', `${paper}-${o.scale}`);
-  writeManifest(out, makeManifest(path.basename(out), b, { paper, scale: o.scale, spec: spec.scales[o.scale] }));
   const res = await run(
     paper,
     o.scale,
@@ -38,6 +43,7 @@ export async function reproduce(g: GlobalOptions, paper: string, o: { scale: str
     },
     (plan) => {
       for (const n of plan.data.notes) process.stderr.write(chalk.yellow(`mse: note: ${n}\n`));
+      checkPluginVersions(out, plan.plugins);
       writeManifest(
         out,
         makeManifest(

@@ -9,11 +9,19 @@ import { ATTACKS } from '../attacks/registry.js';
 import { DEFENSES } from '../defenses/registry.js';
 import { assertDatasetName } from '../data/registry.js';
 import { UsageError } from '../errors.js';
+import type { ParamValues } from '../params.js';
 import type { PlanCell } from '../runner/plan.js';
 import { runCell } from '../runner/run-cell.js';
 import { loadPlugin } from '../units/plugins.js';
 import { jsonProgress, startBackend } from './common.js';
 import type { GlobalOptions } from './options.js';
+
+/** Values back into "key=value" strings, for resolving them again. */
+function rawOf(values: ParamValues): Record<string, string[]> {
+  return Object.fromEntries(
+    Object.entries(values).map(([k, v]) => [k, Array.isArray(v) ? v.map(String) : [String(v)]]),
+  );
+}
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -66,11 +74,30 @@ export async function runCellCommand(g: GlobalOptions): Promise<void> {
   }
   const { cell, runId } = asCell(input);
   for (const p of cell.plugins) await loadPlugin(p.path, p.hash);
-  // every unit the cell names exists here (a plugin's, once loaded): a clear line, not a crash inside the runner
-  ATTACKS.get(cell.attack.name);
-  MODELS.get(cell.victim.kind);
-  cell.defenses.forEach((d) => DEFENSES.get(d.name));
+  // every unit the cell names exists here (a plugin's, once loaded), and every value is one it
+  // accepts: the same checks the plan made, so a hand-fed cell gets a clear line, not a crash
+  const same = (what: string, given: ParamValues, resolved: ParamValues) => {
+    if (JSON.stringify(Object.entries(given).sort()) !== JSON.stringify(Object.entries(resolved).sort()))
+      throw new UsageError(`run-cell: the ${what}'s parameters are not as its plan would give them`);
+  };
+  same(
+    `attack ${cell.attack.name}`,
+    cell.attack.params,
+    ATTACKS.get(cell.attack.name).resolve(rawOf(cell.attack.params)),
+  );
+  same(
+    `model ${cell.victim.kind}`,
+    cell.victim.params,
+    MODELS.get(cell.victim.kind).resolve(rawOf(cell.victim.params)),
+  );
+  for (const d of cell.defenses) same(`defense ${d.name}`, d.params, DEFENSES.get(d.name).resolve(rawOf(d.params)));
   assertDatasetName(cell.dataset);
+  if (!Number.isSafeInteger(cell.seed) || cell.seed < 0) throw new UsageError('run-cell: seed must be an integer ≥ 0');
+  if (
+    !cell.budgets.length ||
+    cell.budgets.some((b, i) => !Number.isSafeInteger(b) || b < 1 || (i > 0 && b <= cell.budgets[i - 1]))
+  )
+    throw new UsageError('run-cell: budgets must be ascending integers ≥ 1');
   await startBackend(g, false);
   const progress = jsonProgress();
   const { rows } = await runCell(cell, { runId, data: { dataDir: g.dataDir }, onProgress: progress });

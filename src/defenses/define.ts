@@ -20,6 +20,9 @@ import { UsageError } from '../errors.js';
 import { resolveParams, typed, validateSchema, type ParamValues, type Params, type Schema } from '../params.js';
 import type { Unit, UnitSource } from '../units/registry.js';
 
+export type Stage = 'input' | 'output' | 'price';
+const STAGES: readonly Stage[] = ['input', 'output', 'price'];
+
 /** The stages of one API's instance (any may be absent), plus whatever else the defense offers (pow's nextBits). */
 export interface DefenseStages {
   input?(x: Tensor, ctx: QueryCtx): Tensor;
@@ -33,6 +36,11 @@ export interface DefenseDefinition<S extends Schema, P, St extends DefenseStages
   params: S;
   /** what the defense leaves visible: 'labels' reduces answers to labels */
   reveals?: 'probs' | 'labels';
+  /**
+   * the stages its instances have, for a defense with `prepare` (the plan checks the stack's order
+   * before anything is prepared); without `prepare` mse looks at an instance
+   */
+  stages?: readonly Stage[];
   /** a combination of values that cannot work, as one line; checked when the plan is made */
   check?(p: Params<S>): string | undefined;
   /** once per cell, from the defender's model and data; the result is shared by every instance and never changed */
@@ -48,6 +56,8 @@ export interface DefenseUnit<St extends DefenseStages = DefenseStages> extends U
   readonly kind: 'defense';
   readonly params: Schema;
   readonly reveals?: 'probs' | 'labels';
+  /** the stages an instance with these values has (undefined: not known before it is prepared) */
+  stagesOf(values: ParamValues): readonly Stage[] | undefined;
   /** whether `prepare` does anything (the runner skips the defender's setup otherwise) */
   readonly prepares: boolean;
   resolve(raw: Record<string, string[]>): ParamValues;
@@ -69,6 +79,12 @@ export function defineDefense<const S extends Schema, P = undefined, St extends 
     params: def.params,
     reveals: def.reveals,
     prepares: def.prepare !== undefined,
+    stagesOf(values) {
+      if (def.stages) return def.stages;
+      if (def.prepare) return undefined;
+      const d = def.create(typed(def.params, values), undefined as P);
+      return STAGES.filter((s) => typeof d[s] === 'function');
+    },
     source,
     resolve(raw) {
       const values = resolveParams(owner, def.params, raw);

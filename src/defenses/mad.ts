@@ -65,6 +65,7 @@ function madUnit(name: 'mad' | 'poison', describe: string) {
       p.argmax && p.oracle !== 'extreme'
         ? `argmax=true chooses its own oracle; leave oracle=${p.oracle} out`
         : undefined,
+    stages: ['output'],
     prepare(p, env): MadPrepared | undefined {
       // MAD-argmax runs with oracle=extreme (check), so it needs the proxy too
       if (p.oracle !== 'extreme' || p.eps === 0) return undefined;

@@ -50,6 +50,7 @@ export interface PowPrepared {
 
 export const pow = defineDefense({
   name: 'pow',
+  stages: ['price'],
   describe:
     'calibrated proof-of-work: a HashCash puzzle per batch, harder as the client’s PATE-kNN privacy cost outruns an honest user’s (Dziedzic 2022)',
   params: {

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import type { BackendInfo } from '../compute/backend.js';
+import { UsageError } from '../errors.js';
 
 const require = createRequire(import.meta.url);
 
@@ -102,4 +103,29 @@ export function writeManifest(dir: string, m: Manifest): void {
 
 export function readManifest(dir: string): Manifest {
   return JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as Manifest;
+}
+
+/**
+ * A results directory holds one version of each plugin: rows of two versions in one CSV would be
+ * told apart by nothing but their ids (`report` would average them as seeds), and shards run with
+ * two versions would never merge. Refuse to add to a directory whose manifest names a plugin at
+ * another hash than now.
+ */
+export function checkPluginVersions(dir: string, plugins: ReadonlyArray<{ path: string; hash: string }>): void {
+  const file = path.join(dir, 'manifest.json');
+  let had: Array<{ path?: unknown; hash?: unknown }> = [];
+  try {
+    const m = JSON.parse(readFileSync(file, 'utf8')) as { plugins?: unknown };
+    if (Array.isArray(m?.plugins)) had = m.plugins as typeof had;
+  } catch {
+    return; // no manifest yet (or one that is not ours to judge): nothing recorded to differ from
+  }
+  for (const p of plugins) {
+    const old = had.find((h) => h.path === p.path);
+    if (old && old.hash !== p.hash)
+      throw new UsageError(
+        `${dir} holds results of the plugin ${p.path} at hash ${String(old.hash)}; the plugin has changed (hash ${p.hash})`,
+        'a changed plugin is another experiment: write to a new --out, or move the old results away',
+      );
+  }
 }

@@ -186,6 +186,8 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
     const budgetSpecs = p.budgets?.map((b) => b.spec) ?? model.budgets(o.quick === true).map(parseBudget);
     const budgets = budgetSpecs.map((b) => resolveBudget(b, ds, victim));
     const defenses = p.defenses.length ? p.defenses : [parseDefenseSpec('none')];
+    checkStack(defenses);
+    checkAttackNeeds(attack.unit.name, attack.values);
     const units = [
       ATTACKS.get(attack.unit.name),
       ...defenses.map((d) => DEFENSES.get(d.unit.name)),
@@ -237,6 +239,41 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
     data,
     plugins: [...new Map(cells.flatMap((c) => c.plugins).map((x) => [x.path, x])).values()],
   };
+}
+
+/** A stack the API would refuse (a stage that needs probabilities after one that reveals labels only), before anything trains. */
+function checkStack(
+  defenses: Array<{
+    unit: { name: string; reveals?: 'probs' | 'labels'; stagesOf(v: ParamValues): readonly string[] | undefined };
+    values: ParamValues;
+  }>,
+): void {
+  let labels: string | undefined;
+  for (const d of defenses) {
+    if (labels && d.unit.stagesOf(d.values)?.includes('output'))
+      throw new UsageError(
+        `defense '${d.unit.name}' needs probabilities but an earlier defense (${labels}) reveals labels only`,
+        'put it before that one',
+      );
+    if (d.unit.reveals === 'labels') labels = d.unit.name;
+  }
+}
+
+/** What an attack requires must name things that exist: model families, a pool dataset. */
+function checkAttackNeeds(name: string, values: ParamValues): void {
+  const req = ATTACKS.get(name).requires(values);
+  for (const v of Array.isArray(req.victims) ? req.victims : [])
+    if (!MODELS.has(v))
+      throw new UsageError(
+        `attack ${name}: requires a '${v}' victim, which is no model family (${MODELS.names().join(', ')})`,
+      );
+  if (req.pool !== undefined && req.pool !== 'auto') {
+    try {
+      assertDatasetName(req.pool.split('@')[0]);
+    } catch (e) {
+      throw new UsageError(`attack ${name}: its pool ${req.pool}: ${(e as Error).message}`);
+    }
+  }
 }
 
 /** A sweep's grid as requests: datasets × victims × defense stacks × attacks × seeds, in a stable order. */

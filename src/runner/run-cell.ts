@@ -194,6 +194,42 @@ export async function runCell(c: PlanCell, ctx: RunContext): Promise<CellOutput>
   }
 }
 
+/**
+ * An attack's result is its own account; the rows are the runner's. What the rows take from it must
+ * hold: a model to measure, a count of queries the API really answered, one learning-curve point
+ * per budget asked for, finite CPU seconds. A result that breaks this is the attack's bug, said in
+ * one line (the rows it would give are not written).
+ */
+function checkResult(name: string, r: AttackResult, pass: number[], answered: number): void {
+  const bad = (why: string) => new MseError('attack-result', `attack ${name} returned ${why}`);
+  if (typeof r !== 'object' || r === null) throw bad('no result');
+  const isModel = (m: unknown) =>
+    typeof m === 'object' &&
+    m !== null &&
+    typeof (m as Model).predict === 'function' &&
+    typeof (m as Model).dispose === 'function';
+  const queries = (q: unknown) => Number.isSafeInteger(q) && (q as number) >= 0 && (q as number) <= answered;
+  if (!isModel(r.surrogate)) throw bad('no surrogate model');
+  if (!queries(r.queries)) throw bad(`queries = ${String(r.queries)}, but the API answered ${answered}`);
+  if (!Array.isArray(r.notes) || r.notes.some((n) => typeof n !== 'string'))
+    throw bad('notes that are not a list of strings');
+  if (r.curve === undefined) {
+    if (pass.length > 1) throw bad(`no learning curve for the ${pass.length} budgets asked`);
+    return;
+  }
+  if (!Array.isArray(r.curve) || r.curve.length !== pass.length)
+    throw bad(
+      `a learning curve of ${Array.isArray(r.curve) ? r.curve.length : 0} points for the ${pass.length} budgets asked`,
+    );
+  r.curve.forEach((p, i) => {
+    if (p.budget !== pass[i]) throw bad(`a learning-curve point for budget ${p.budget} where ${pass[i]} was asked`);
+    if (!queries(p.queries) || p.queries > p.budget) throw bad(`queries = ${p.queries} at budget ${p.budget}`);
+    if (!isModel(p.surrogate)) throw bad(`no surrogate at budget ${p.budget}`);
+    if (!Number.isFinite(p.attackerSeconds) || p.attackerSeconds < 0)
+      throw bad(`attacker seconds ${p.attackerSeconds} at budget ${p.budget}`);
+  });
+}
+
 /** One run of the attack against a fresh API with budget max(pass); one row per budget in `pass`. */
 async function runPass(
   c: PlanCell,
@@ -261,6 +297,17 @@ async function runPass(
         checkpoints: pass,
         onProgress: (p) => ctx.onProgress?.('attack', p),
       });
+      try {
+        checkResult(c.attack.name, result, pass, api.ledger.queries);
+      } catch (e) {
+        // what it returned is not kept: free what models there are
+        for (const m of new Set([
+          result?.surrogate,
+          ...(Array.isArray(result?.curve) ? result.curve.map((p) => p?.surrogate) : []),
+        ]))
+          if (m && typeof (m as Model).dispose === 'function') (m as Model).dispose();
+        throw e;
+      }
       notes.push(...result.notes);
       if (result.budgetExhausted) status = 'ok-budget-exhausted';
     } catch (err) {

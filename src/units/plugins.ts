@@ -21,12 +21,13 @@ import type { ModelUnit } from '../models/define.js';
 import { MODELS } from '../models/zoo.js';
 import { validateSchema } from '../params.js';
 import type { Unit, UnitSource } from './registry.js';
+import { guardAttack, guardDataset, guardDefense, guardModel } from './guard.js';
 
 /** A loaded plugin, as the manifest and the plan record it. */
 export interface PluginRef {
   /** absolute, symlinks resolved */
   path: string;
-  /** sha256 of the file's bytes, first 16 hex digits */
+  /** sha256 of the plugin's files (the entry and what it imports by relative path), first 16 hex digits */
   hash: string;
   /** the units it added, as kind:name */
   units: string[];
@@ -47,8 +48,77 @@ function hookMse(): void {
   register(pathToFileURL(hooks).href, { data: { index: pathToFileURL(index).href } });
 }
 
-function hashOf(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex').slice(0, 16);
+/**
+ * The plugin's own files: the entry and every file it imports by a relative path, transitively
+ * (static imports, re-exports, and dynamic imports of string literals). Packages it imports by name
+ * are dependencies with versions of their own, not part of the plugin.
+ */
+export function pluginFiles(entry: string): string[] {
+  const seen = new Set<string>([entry]);
+  const queue = [entry];
+  const specifiers = /(?:\bfrom\s*|\bimport\s*\(?\s*)(['"])(\.{1,2}\/[^'"]+)\1/g;
+  while (queue.length) {
+    const file = queue.shift()!;
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue; // an import that does not resolve fails the import itself, with Node's message
+    }
+    for (const m of text.matchAll(specifiers)) {
+      const dep = path.resolve(path.dirname(file), m[2].split('?')[0]);
+      if (seen.has(dep) || !existsSync(dep) || !statSync(dep).isFile()) continue;
+      seen.add(dep);
+      queue.push(dep);
+    }
+  }
+  return [...seen];
+}
+
+/** sha256 over the plugin's files (paths relative to the entry's folder, and their bytes), first 16 hex digits. */
+function hashOf(entry: string): string {
+  const h = createHash('sha256');
+  const dir = path.dirname(entry);
+  for (const f of pluginFiles(entry).sort()) {
+    h.update(`${path.relative(dir, f)}\0`);
+    h.update(readFileSync(f));
+    h.update('\0');
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
+class ImportTimeout extends UsageError {}
+
+/** How long a plugin may take to import (its top-level code) before mse gives up on it. */
+function importTimeoutMs(): number {
+  const s = Number(process.env.MSE_PLUGIN_IMPORT_TIMEOUT_S);
+  return Number.isFinite(s) && s > 0 ? s * 1000 : 60_000;
+}
+
+/**
+ * import(), but a top-level await that never settles is an error instead of a silent exit: Node
+ * ends a process whose event loop is empty even while an import is pending, so a timer both keeps
+ * it alive and bounds the wait.
+ */
+async function importWithin(url: string, file: string): Promise<Record<string, unknown>> {
+  let timer: NodeJS.Timeout | undefined;
+  const ms = importTimeoutMs();
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new ImportTimeout(
+            `plugin ${file} did not finish importing within ${ms / 1000} s (a top-level await that never settles?)`,
+          ),
+        ),
+      ms,
+    );
+  });
+  try {
+    return (await Promise.race([import(url), timeout])) as Record<string, unknown>;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 const KINDS = ['attack', 'defense', 'model', 'dataset'] as const;
@@ -69,6 +139,11 @@ function unitsOf(file: string, mod: Record<string, unknown>): Unit[] {
   const units: Unit[] = [];
   const seen = new Set<unknown>();
   for (const [exp, v] of candidates) {
+    if (exp.startsWith('default[') && (typeof v !== 'object' || v === null || !('kind' in v)))
+      throw new UsageError(
+        `plugin ${file}: export '${exp}' is not a unit`,
+        'a default-export list holds units built with define* only',
+      );
     if (typeof v !== 'object' || v === null || !('kind' in v)) continue;
     if (seen.has(v)) continue; // `export default x` and `export { x }`
     seen.add(v);
@@ -84,7 +159,10 @@ function unitsOf(file: string, mod: Record<string, unknown>): Unit[] {
     // names go into specs ("name:k=v", '+' stacks) and file names: a small alphabet
     if (typeof u.name !== 'string' || !/^[a-z][a-z0-9-]*$/.test(u.name))
       throw bad(`has no valid name (lower-case letters, digits and dashes: '${String(u.name)}')`);
-    if (typeof u.describe !== 'string') throw bad('has no describe line');
+    // one printable line: `mse list` prints it as it is
+    if (typeof u.describe !== 'string' || !u.describe.trim()) throw bad('has no describe line');
+    if (/[\u0000-\u001f\u007f]/.test(u.describe))
+      throw bad('has a describe line with control characters (newlines, escapes)');
     if (kind !== 'dataset') validateSchema(`plugin ${file}: ${kind} ${u.name}`, u.params);
     const fns = {
       attack: ['requires', 'resolve', 'create'],
@@ -109,11 +187,11 @@ function unitsOf(file: string, mod: Record<string, unknown>): Unit[] {
  */
 export async function loadPlugin(file: string, expectHash?: string): Promise<PluginRef> {
   let real: string;
-  let bytes: Buffer;
+  if (!file.trim()) throw new UsageError('--plugin needs a file name');
   try {
     if (!statSync(file).isFile()) throw new UsageError(`plugin ${file} is not a file`);
     real = realpathSync(file);
-    bytes = readFileSync(real);
+    readFileSync(real);
   } catch (e) {
     if (e instanceof UsageError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
@@ -121,7 +199,7 @@ export async function loadPlugin(file: string, expectHash?: string): Promise<Plu
       code === 'ENOENT' ? `plugin ${file} does not exist` : `plugin ${file} cannot be read: ${(e as Error).message}`,
     );
   }
-  const hash = hashOf(bytes);
+  const hash = hashOf(real);
   if (expectHash !== undefined && expectHash !== hash)
     throw new UsageError(
       `plugin ${file} changed since the plan was made (hash ${hash}, expected ${expectHash})`,
@@ -137,13 +215,25 @@ export async function loadPlugin(file: string, expectHash?: string): Promise<Plu
   hookMse();
   try {
     // the hash in the URL: a changed file is a new module, never a stale cached one
-    mod = (await import(`${pathToFileURL(real).href}?sha=${hash}`)) as Record<string, unknown>;
+    mod = await importWithin(`${pathToFileURL(real).href}?sha=${hash}`, file);
   } catch (e) {
+    if (e instanceof ImportTimeout) throw e;
     const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
     throw new UsageError(`plugin ${file} failed to import: ${msg}`);
   }
   const source: UnitSource = { plugin: real, hash };
   const units = unitsOf(file, mod);
+  const def = mod.default;
+  if (
+    !units.length &&
+    def &&
+    typeof def === 'object' &&
+    Object.values(def).some((v) => typeof v === 'object' && v !== null && 'kind' in v)
+  )
+    throw new UsageError(
+      `plugin ${file} looks like CommonJS (module.exports)`,
+      'write an ES module: export default … or export const …, in a .mjs file',
+    );
   if (!units.length)
     throw new UsageError(
       `plugin ${file} exports no attack, defense, model or dataset`,
@@ -152,15 +242,15 @@ export async function loadPlugin(file: string, expectHash?: string): Promise<Plu
   const added: Array<() => void> = [];
   try {
     for (const u of units) {
-      // a copy stamped with its source: the unit's methods are closures and survive the spread
+      // a copy stamped with its source, every call into its code guarded (guard.ts)
       if (u.kind === 'attack') {
-        ATTACKS.add({ ...(u as AttackUnit), source });
+        ATTACKS.add(guardAttack(u as AttackUnit, source));
         added.push(() => ATTACKS.removePlugin(real));
       } else if (u.kind === 'defense') {
-        DEFENSES.add({ ...(u as DefenseUnit), source });
+        DEFENSES.add(guardDefense(u as DefenseUnit, source));
         added.push(() => DEFENSES.removePlugin(real));
       } else if (u.kind === 'model') {
-        MODELS.add({ ...(u as ModelUnit), source });
+        MODELS.add(guardModel(u as ModelUnit, source));
         added.push(() => MODELS.removePlugin(real));
       } else {
         if (DATASET_NAMES.includes(u.name))
@@ -168,7 +258,7 @@ export async function loadPlugin(file: string, expectHash?: string): Promise<Plu
             `dataset '${u.name}' reuses the name of a built-in dataset`,
             'rename the dataset in the plugin',
           );
-        PLUGIN_DATASETS.add({ ...(u as DatasetUnit), source });
+        PLUGIN_DATASETS.add(guardDataset(u as DatasetUnit, source));
         added.push(() => PLUGIN_DATASETS.removePlugin(real));
       }
     }
@@ -184,6 +274,9 @@ export async function loadPlugin(file: string, expectHash?: string): Promise<Plu
 
 export async function loadPlugins(files: readonly string[], baseDir = process.cwd()): Promise<PluginRef[]> {
   const out: PluginRef[] = [];
+  if (!Array.isArray(files) || files.some((f) => typeof f !== 'string'))
+    throw new UsageError('plugins must be a list of file names');
+  if (files.some((f) => !f.trim())) throw new UsageError('--plugin needs a file name');
   for (const f of files) out.push(await loadPlugin(path.resolve(baseDir, f)));
   return out;
 }

@@ -119,11 +119,21 @@ describe('plugins: the worked examples', () => {
     expect(byId(path.join(dir, 'sharded', 'results.csv'))).toEqual(rows);
   });
 
-  it('a changed plugin is a different cell: its rows get new ids, the old ones are not resumed', () => {
+  it('a changed plugin is a different experiment: new ids, and a results directory of the old version refuses it', () => {
     const dir = tmp('mse-plugin-hash-');
     const copy = path.join(dir, 'hc.mjs');
-    copyFileSync(DEFENSE, copy);
-    const run = () =>
+    // the plugin's own files count: the entry and what it imports by relative path
+    writeFileSync(path.join(dir, 'cutoff.mjs'), 'export const CUTOFF = 0.25;\n');
+    writeFileSync(
+      copy,
+      readFileSync(DEFENSE, 'utf8')
+        .replace(
+          "import { defineDefense, tf } from 'mse';",
+          "import { defineDefense, tf } from 'mse';\nimport { CUTOFF } from './cutoff.mjs';",
+        )
+        .replace('default: 0.25', 'default: CUTOFF'),
+    );
+    const run = (out: string) =>
       mse([
         '--plugin',
         copy,
@@ -137,19 +147,166 @@ describe('plugins: the worked examples', () => {
         '-b',
         '50',
         '-o',
-        path.join(dir, 'run'),
+        path.join(dir, out),
         '-q',
       ]);
-    expect(run().code).toBe(0);
-    expect(run().err).toMatch(/already in/); // unchanged: resumed
-    writeFileSync(copy, readFileSync(copy, 'utf8') + '\n// a comment changes the hash\n');
-    const again = run();
-    expect(again.code, again.err).toBe(0);
-    expect(
-      readResults(path.join(dir, 'run', 'results.csv'))
-        .map((r) => r.cell_id)
-        .filter((v, i, a) => a.indexOf(v) === i),
-    ).toHaveLength(2);
+    const ids = (out: string) => readResults(path.join(dir, out, 'results.csv')).map((r) => r.cell_id);
+    expect(run('a').code).toBe(0);
+    expect(run('a').err).toMatch(/already in/); // unchanged: resumed
+    // a change in an imported file only
+    writeFileSync(path.join(dir, 'cutoff.mjs'), 'export const CUTOFF = 0.5;\n');
+    const refused = run('a');
+    expect(refused.code).toBe(2);
+    expect(refused.err).toMatch(/holds results of the plugin .*hc\.mjs at hash [0-9a-f]{16}; the plugin has changed/);
+    expect(ids('a')).toHaveLength(1); // nothing appended
+    expect(run('b').code).toBe(0);
+    expect(ids('b')[0]).not.toBe(ids('a')[0]);
+  });
+});
+
+describe('plugins: what mse does not take on trust', () => {
+  const dir = tmp('mse-plugin-trust-');
+  const write = (name: string, body: string) => {
+    const f = path.join(dir, name);
+    writeFileSync(f, `import { defineAttack, defineDefense, createNet, parseModelSpec } from 'mse';\n${body}\n`);
+    return f;
+  };
+  const ATTACK_BODY = (name: string, run: string) =>
+    `export default defineAttack({ name: '${name}', describe: 'test', params: {}, async run(p, api, know, rng, opts) { ${run} } });`;
+  const surrogate =
+    "const s = createNet(parseModelSpec('softmax'), { name: 's', inputShape: know.inputShape, numClasses: know.numClasses, kind: 'tabular' }, rng);";
+
+  it('an import that never settles is an error, not a silent exit 0', () => {
+    const f = write('hang.mjs', 'await new Promise(() => {});');
+    const out = path.join(dir, 'out-hang');
+    const r = mse(['--plugin', f, 'bench', '-d', 'iris', '-a', 'eq-softmax', '-b', '10', '-o', out], {
+      MSE_PLUGIN_IMPORT_TIMEOUT_S: '1',
+    });
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/plugin .*hang\.mjs did not finish importing within 1 s/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('a plugin attack that throws is one line naming the plugin — the same line serially and in workers — and the sweep goes on', () => {
+    const f = write('throw.mjs', ATTACK_BODY('a-throw', "throw new Error('kaboom in run');"));
+    const one = mse(['--plugin', f, 'attack', '-d', 'iris', '-a', 'a-throw', '-b', '20']);
+    expect(one.code).toBe(1);
+    expect(one.err).toMatch(/^mse: error: plugin .*throw\.mjs: attack a-throw: run failed: kaboom in run$/m);
+    expect(one.err).not.toMatch(/internal error|\n\s+at /);
+    const lines = ['1', '2'].map((jobs) => {
+      const r = mse([
+        '--plugin',
+        f,
+        'bench',
+        '-d',
+        'iris',
+        '-a',
+        'a-throw',
+        '-a',
+        'eq-softmax',
+        '-b',
+        '20',
+        '--seeds',
+        '1',
+        '--jobs',
+        jobs,
+        '-o',
+        path.join(dir, `sweep-${jobs}`),
+      ]);
+      expect(r.code).toBe(1);
+      expect(readResults(path.join(dir, `sweep-${jobs}`, 'results.csv')).map((x) => x.attack)).toEqual(['eq-softmax']);
+      return r.err.split('\n').find((l) => l.startsWith('failed: '));
+    });
+    expect(lines[0]).toMatch(/plugin .*: attack a-throw: run failed: kaboom in run/);
+    expect(lines[1]).toBe(lines[0]);
+  });
+
+  it("an attack's result is checked: a learning curve it was not asked for is refused, and the sweep can be re-run", () => {
+    const f = write(
+      'lie.mjs',
+      ATTACK_BODY(
+        'c-lie',
+        `${surrogate} return { surrogate: s, queries: 0, budgetExhausted: false, notes: [], curve: [{ budget: 12345, queries: 0, surrogate: s, attackerSeconds: -5 }] };`,
+      ),
+    );
+    const out = path.join(dir, 'lie');
+    const args = [
+      '--plugin',
+      f,
+      'bench',
+      '-d',
+      'iris',
+      '-a',
+      'c-lie',
+      '-b',
+      '20',
+      '--seeds',
+      '1',
+      '--jobs',
+      '1',
+      '-o',
+      out,
+    ];
+    const r = mse(args);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/attack c-lie returned a learning-curve point for budget 12345 where 20 was asked/);
+    expect(readResults(path.join(out, 'results.csv'))).toHaveLength(0);
+    // not recorded, so a re-run tries again (and says the same) instead of tripping over a stray row
+    expect(mse(args).err).toMatch(/returned a learning-curve point for budget 12345/);
+  });
+
+  it('a plugin defense whose answers are not distributions is stopped at the API, naming it', () => {
+    const f = write(
+      'unnorm.mjs',
+      "export default defineDefense({ name: 'd-unnorm', describe: 'test', params: {}, create: () => ({ output: (probs) => ({ probs: probs.mul(10) }) }) });",
+    );
+    const r = mse(['--plugin', f, 'attack', '-d', 'iris', '-a', 'eq-softmax', '--defense', 'd-unnorm', '-b', '20']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/plugin .*unnorm\.mjs: defense d-unnorm: output returned a row that does not sum to 1/);
+  });
+
+  it('requirements and schemas that would switch a check off are refused when loaded or planned', () => {
+    const typo = write(
+      'typo.mjs',
+      "export default defineAttack({ name: 'a-typo', describe: 'test', params: {}, requires: { reveal: 'probs' }, async run() {} });",
+    );
+    const r = mse(['--plugin', typo, 'attack', '-d', 'iris', '-a', 'a-typo', '-b', '20', '-o', path.join(dir, 'typo')]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/attack a-typo: requires has an unknown field 'reveal'/);
+    expect(existsSync(path.join(dir, 'typo'))).toBe(false);
+    const minmax = write(
+      'minmax.mjs',
+      "export default defineDefense({ name: 'd-mm', describe: 'test', params: { x: { type: 'int', min: 5, max: 1, help: 'h' } }, create: () => ({}) });",
+    );
+    const m = mse(['--plugin', minmax, 'list', 'defenses']);
+    expect(m.code).toBe(2);
+    expect(m.err).toMatch(/parameter 'x' has min 5 above max 1/);
+  });
+
+  it('a stack the API would refuse (probabilities needed after labels only) fails at plan time, nothing written', () => {
+    const out = path.join(dir, 'order');
+    const r = mse([
+      '--plugin',
+      DEFENSE,
+      'attack',
+      '-d',
+      'iris',
+      '-a',
+      'eq-softmax',
+      '--defense',
+      'top1',
+      '--defense',
+      'high-confidence',
+      '-b',
+      '20',
+      '-o',
+      out,
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(
+      /defense 'high-confidence' needs probabilities but an earlier defense \(top1\) reveals labels only/,
+    );
+    expect(existsSync(out)).toBe(false);
   });
 });
 
@@ -203,7 +360,7 @@ describe('plugins: paper specs, emitted job files, serve', () => {
     expect(manifest.plugins.map((p) => p.path)).toEqual([path.join(dir, 'hc.mjs')]);
   });
 
-  it('emitted Slurm and GitHub job files load the same plugins, by absolute path', () => {
+  it('emitted Slurm and GitHub job files load the same plugins (by absolute path, or within the repository)', () => {
     const dir = tmp('mse-plugin-emit-');
     const rel = path.relative(process.cwd(), DEFENSE);
     for (const emit of ['slurm', 'github']) {
@@ -228,7 +385,8 @@ describe('plugins: paper specs, emitted job files, serve', () => {
       const text = readdirSync(path.join(dir, emit))
         .map((f) => readFileSync(path.join(dir, emit, f), 'utf8'))
         .join('\n');
-      expect(text).toContain(`--plugin ${DEFENSE}`);
+      // Slurm jobs start here and share this file system; a GitHub runner checks the repository out afresh
+      expect(text).toContain(`--plugin ${emit === 'slurm' ? DEFENSE : rel}`);
     }
   });
 });
