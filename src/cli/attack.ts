@@ -9,6 +9,7 @@ import { checkPluginVersions, makeManifest, writeManifest } from '../runner/mani
 import { makePlan, validateRequests, withBudgets, type CellRequest } from '../runner/plan.js';
 import { loadDataset } from '../data/index.js';
 import { UsageError } from '../errors.js';
+import { parseSpec } from '../params.js';
 import { jsonProgress, progressBar, startBackend, table } from './common.js';
 import type { AttackProgress } from '../attacks/types.js';
 import type { GlobalOptions } from './options.js';
@@ -39,6 +40,12 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
     seed: o.seed,
   };
   // validate every name before any slow work
+  const stacked = o.defense.find((d) => d.includes('+'));
+  if (stacked)
+    throw new UsageError(
+      `--defense ${stacked}: mse attack takes one defense per --defense`,
+      'repeat --defense to stack them, in order',
+    );
   validateRequests([request]);
   if (o.target) assertTargetUrl(o.target);
   const b = await startBackend(g);
@@ -46,11 +53,20 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
   const ds = await loadDataset(o.dataset, { ...data, progress: !g.quiet });
   // the remote server must be a victim of this dataset (input shape, classes) and speak the
   // protocol: checked once here, before anything is trained or queried
-  if (o.target)
-    await HttpPredictionApi.connect(o.target, {
+  if (o.target) {
+    const remote = await HttpPredictionApi.connect(o.target, {
       key: o.key,
       expect: { inputShape: ds.inputShape, numClasses: ds.numClasses, name: ds.name },
     });
+    // the row records the defenses and measures their cost to honest users locally: they must be the server's
+    const served = remote.info.defenses.filter((n) => n !== 'none');
+    const named = o.defense.map((d) => parseSpec(d).name).filter((n) => n !== 'none');
+    if (served.join('+') !== named.join('+'))
+      throw new UsageError(
+        `the server at ${o.target} runs [${served.join(', ') || 'no defense'}] but --defense names [${named.join(', ') || 'none'}]`,
+        "name the server's defenses, in order and with the parameters it runs, with --defense",
+      );
+  }
   // family defaults filled (the victim family's first attack), the attacker's data checked before
   // anything is trained; the pool variant is part of the cell's id
   const plan = await makePlan([request], {

@@ -208,7 +208,7 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   if (!o.json)
     process.stderr.write(
       chalk.dim(
-        `${total} cells (${cells.reduce((a, c) => a + c.budgets.length, 0)} rows), ${done} already in ${csv.file}; ${Math.min(jobs, todo.length)} worker${jobs > 1 ? 's' : ''}\n`,
+        `${total} cells (${cells.reduce((a, c) => a + c.budgets.length, 0)} rows), ${done} already in ${csv.file}; ${todo.length ? `${Math.min(jobs, todo.length)} worker${Math.min(jobs, todo.length) > 1 ? 's' : ''}` : 'nothing to run'}\n`,
       ),
     );
 

@@ -263,6 +263,29 @@ describe('mse bench', () => {
     const row = JSON.parse(r.stdout) as Record<string, number>;
     expect(row.queries).toBe(11);
     expect(row.agreement_test).toBe(1);
+    // the row would record a defense the server does not run: refused before anything trains
+    const wrong = spawnSync(
+      process.execPath,
+      [
+        BIN,
+        'attack',
+        '-d',
+        'linear',
+        '-v',
+        'logistic',
+        '-a',
+        'eq-lr',
+        '-b',
+        '1x',
+        '--target',
+        url,
+        '--defense',
+        'round',
+      ],
+      { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 60_000 },
+    );
+    expect(wrong.status).toBe(2);
+    expect(wrong.stderr).toMatch(/the server at .* runs \[no defense\] but --defense names \[round\]/);
     const exit = new Promise<number | null>((res) => child.on('close', res));
     child.kill('SIGTERM');
     expect(await exit).toBe(0);
