@@ -205,7 +205,7 @@ Examples:
     .option('--seeds <n>', 'seeds 1..n (default 3; --quick: 1)', intArg(1))
     .option(
       '--spec <file>',
-      'a JSON sweep spec with datasets, victims, defenses, attacks, budgets, seeds (flags override its fields)',
+      'a JSON sweep spec with datasets, victims, defenses, attacks, budgets, seeds, plugins (plugin paths relative to the spec; flags override its fields)',
     )
     .option('-j, --jobs <n>', 'worker processes, one single-threaded cell each (default: cores)', intArg(1))
     .option('-o, --out <dir>', 'output directory (default results/bench-<time>); re-running the same command resumes')
