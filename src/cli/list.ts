@@ -1,8 +1,7 @@
 /** `mse list [models|datasets|defenses|backends]` */
 import { unknownChoice } from '../errors.js';
 import { BACKENDS } from '../compute/backend.js';
-import { DATASETS, SYNTHETIC } from '../data/index.js';
-import { PLUGIN_DATASETS } from '../data/registry.js';
+import { DATASET_UNITS } from '../data/registry.js';
 import { DEFENSES } from '../defenses/registry.js';
 import { ATTACKS } from '../attacks/registry.js';
 import { MODELS } from '../models/zoo.js';
@@ -48,10 +47,10 @@ export async function list(what: string): Promise<void> {
   }
   if (what === 'datasets' || what === 'all') {
     out.push('datasets:');
-    for (const d of DATASETS) out.push(`  ${d.name.padEnd(15)} ${d.kind.padEnd(8)} ${d.description}`);
-    for (const s of SYNTHETIC) out.push(`  ${s.padEnd(15)} ${'tabular'.padEnd(8)} synthetic (generated)`);
-    for (const p of PLUGIN_DATASETS.all())
-      out.push(`  ${p.name.padEnd(15)} ${p.dataKind.padEnd(8)} ${p.describe} (plugin ${p.source?.plugin ?? '?'})`);
+    for (const d of DATASET_UNITS.all())
+      out.push(
+        `  ${d.name.padEnd(15)} ${d.dataKind.padEnd(8)} ${d.describe}${d.source ? ` (plugin ${d.source.plugin})` : ''}`,
+      );
   }
   if (what === 'attacks' || what === 'all') {
     out.push('attacks:');

@@ -15,6 +15,7 @@
 import { MseError, UsageError } from '../errors.js';
 import type { Unit, UnitSource } from '../units/registry.js';
 import type { Dataset, Split } from './types.js';
+import type { ResolveOptions } from './resolve.js';
 
 /** What a dataset's loader returns. Features are flat row-major Float32Arrays of n × prod(inputShape). */
 export interface DatasetData {
@@ -45,8 +46,8 @@ export interface DatasetUnit extends Unit {
   readonly dataKind: 'image' | 'tabular';
   readonly victim?: string;
   readonly pool?: string;
-  /** load and check; memoise in the caller */
-  load(): Promise<Dataset>;
+  /** load (a published dataset from where `opts` says its files are) and check; loadDataset memoises */
+  load(opts?: ResolveOptions): Promise<Dataset>;
 }
 
 function checkSplit(owner: string, which: string, s: Split | undefined, d: number, k: number): void {

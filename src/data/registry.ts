@@ -446,30 +446,69 @@ export const DATASETS: DatasetEntry[] = [
 
 export const DATASET_NAMES = [...DATASETS.map((d) => d.name), ...SYNTHETIC];
 
-/** Datasets that plugins define (defineDataset); built-in names are taken. */
-export const PLUGIN_DATASETS = new Registry<DatasetUnit>('dataset', []);
+/** A published dataset of the file registry as a unit: loading resolves, verifies and parses its files. */
+function fileDataset(entry: DatasetEntry): DatasetUnit {
+  return {
+    kind: 'dataset',
+    name: entry.name,
+    describe: entry.description,
+    dataKind: entry.kind,
+    pool: entry.pool,
+    load(opts = {}) {
+      const byName = new Map(entry.files.map((fl) => [fl.name, fl]));
+      const file = (n: string): DataFile => {
+        const fl = byName.get(n);
+        if (!fl) throw new Error(`registry: ${entry.name} has no file ${n}`);
+        return fl;
+      };
+      return entry.load({
+        get: (n) => resolveFile(entry.name, entry.dir, file(n), opts),
+        find: (n) => findFile(entry.dir, file(n), opts)?.bytes,
+      });
+    },
+  };
+}
 
-/** Every dataset name: the registry's, the synthetic ones, and the plugins'. */
-export function datasetNames(): string[] {
-  return [...DATASET_NAMES, ...PLUGIN_DATASETS.names()];
+function syntheticDataset(name: SyntheticName): DatasetUnit {
+  return {
+    kind: 'dataset',
+    name,
+    describe: 'synthetic (generated)',
+    dataKind: 'tabular',
+    load: async () => makeSynthetic(name),
+  };
 }
 
 /**
- * The family defaults a dataset gives a sweep that names none: its victim (a CNN for images, logistic
- * regression for binary tables, softmax otherwise) and the attacker's transfer pool (natural inputs of
- * the same shape from another distribution; none for tables).
+ * Every dataset as a unit, in the order `mse list` shows them: the published ones (DATASETS: files,
+ * checksums, URLs, parsers), the synthetic ones, and those plugins add (defineDataset).
+ */
+export const DATASET_UNITS = new Registry<DatasetUnit>('dataset', [
+  ...DATASETS.map(fileDataset),
+  ...SYNTHETIC.map(syntheticDataset),
+]);
+
+/** Every dataset name, plugins' included. */
+export function datasetNames(): string[] {
+  return DATASET_UNITS.names();
+}
+
+/**
+ * The family defaults a dataset gives a sweep that names none: its victim (the dataset's own choice,
+ * else a CNN for images, logistic regression for binary tables, softmax otherwise) and the attacker's
+ * transfer pool (natural inputs of the same shape from another distribution; none for tables).
  */
 export function datasetDefaults(ds: Pick<Dataset, 'name' | 'kind' | 'numClasses'>): { victim: string; pool?: string } {
-  const plugin = PLUGIN_DATASETS.has(ds.name) ? PLUGIN_DATASETS.get(ds.name) : undefined;
+  const unit = DATASET_UNITS.has(ds.name) ? DATASET_UNITS.get(ds.name) : undefined;
   return {
-    victim: plugin?.victim ?? (ds.kind === 'image' ? 'cnn' : ds.numClasses === 2 ? 'logistic' : 'softmax'),
-    pool: plugin ? plugin.pool : getEntry(ds.name)?.pool,
+    victim: unit?.victim ?? (ds.kind === 'image' ? 'cnn' : ds.numClasses === 2 ? 'logistic' : 'softmax'),
+    pool: unit?.pool,
   };
 }
 
 /** The attacker's default transfer pool against a victim trained on this dataset (`pool=auto`), if it has one. */
 export function defaultPool(name: string): string | undefined {
-  return PLUGIN_DATASETS.has(name) ? PLUGIN_DATASETS.get(name).pool : getEntry(name)?.pool;
+  return DATASET_UNITS.has(name) ? DATASET_UNITS.get(name).pool : undefined;
 }
 
 export function getEntry(name: string): DatasetEntry | undefined {
@@ -478,39 +517,21 @@ export function getEntry(name: string): DatasetEntry | undefined {
 
 /** Throws the did-you-mean UsageError for an unknown name; cheap, for validating flags early. */
 export function assertDatasetName(name: string): void {
-  if (!DATASET_NAMES.includes(name) && !PLUGIN_DATASETS.has(name)) throw unknownChoice('dataset', name, datasetNames());
+  DATASET_UNITS.get(name);
 }
 
 const cache = new Map<string, Dataset>();
 
-/** Load a dataset by name (registry or synthetic). Results are memoised per process. */
+/** Load a dataset by name. Results are memoised per process (synthetic ones are generated afresh). */
 export async function loadDataset(name: string, opts: ResolveOptions = {}): Promise<Dataset> {
-  if ((SYNTHETIC as readonly string[]).includes(name)) return makeSynthetic(name as SyntheticName);
-  assertDatasetName(name);
-  if (PLUGIN_DATASETS.has(name)) {
-    const unit = PLUGIN_DATASETS.get(name);
-    const pkey = `plugin|${name}|${unit.source?.hash ?? ''}`;
-    const phit = cache.get(pkey);
-    if (phit) return phit;
-    // the plugin's content is the variant: victims cached for other data are keyed apart
-    const pds = { ...(await unit.load()), variant: unit.source ? `plugin-${unit.source.hash}` : 'plugin' };
-    cache.set(pkey, pds);
-    return pds;
-  }
-  const entry = getEntry(name)!;
-  const key = `${name}|${opts.dataDir ?? ''}|${process.env.MSE_DATA_DIR ?? ''}`;
+  const unit = DATASET_UNITS.get(name);
+  if ((SYNTHETIC as readonly string[]).includes(name)) return unit.load(opts);
+  const key = `${name}|${opts.dataDir ?? ''}|${process.env.MSE_DATA_DIR ?? ''}|${unit.source?.hash ?? ''}`;
   const hit = cache.get(key);
   if (hit) return hit;
-  const byName = new Map(entry.files.map((fl) => [fl.name, fl]));
-  const file = (n: string): DataFile => {
-    const fl = byName.get(n);
-    if (!fl) throw new Error(`registry: ${name} has no file ${n}`);
-    return fl;
-  };
-  const ds = await entry.load({
-    get: (n) => resolveFile(name, entry.dir, file(n), opts),
-    find: (n) => findFile(entry.dir, file(n), opts)?.bytes,
-  });
+  const loaded = await unit.load(opts);
+  // a plugin's content is its variant: victims cached for other data are keyed apart
+  const ds = unit.source ? { ...loaded, variant: `plugin-${unit.source.hash}` } : loaded;
   cache.set(key, ds);
   return ds;
 }

@@ -6,7 +6,7 @@
  * A plan cell is plain JSON: a worker process receives it whole.
  */
 import { parseAttackSpec, ATTACKS } from '../attacks/registry.js';
-import { assertDatasetName, datasetDefaults, loadDataset, PLUGIN_DATASETS } from '../data/registry.js';
+import { assertDatasetName, datasetDefaults, DATASET_UNITS, loadDataset } from '../data/registry.js';
 import type { ResolveOptions } from '../data/resolve.js';
 import { parseDefenseSpec, DEFENSES } from '../defenses/registry.js';
 import { UsageError } from '../errors.js';
@@ -192,7 +192,7 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
       ATTACKS.get(attack.unit.name),
       ...defenses.map((d) => DEFENSES.get(d.unit.name)),
       model,
-      ...(PLUGIN_DATASETS.has(p.r.dataset) ? [PLUGIN_DATASETS.get(p.r.dataset)] : []),
+      DATASET_UNITS.get(p.r.dataset),
     ];
     const plugins = units.flatMap((u) => sourceOf(u.source));
     const cell = {

@@ -14,7 +14,7 @@ import { ATTACKS } from '../attacks/registry.js';
 import type { AttackUnit } from '../attacks/define.js';
 import { DEFENSES } from '../defenses/registry.js';
 import type { DefenseUnit } from '../defenses/define.js';
-import { DATASET_NAMES, PLUGIN_DATASETS } from '../data/registry.js';
+import { DATASET_UNITS } from '../data/registry.js';
 import type { DatasetUnit } from '../data/define.js';
 import { UsageError } from '../errors.js';
 import type { ModelUnit } from '../models/define.js';
@@ -253,13 +253,8 @@ export async function loadPlugin(file: string, expectHash?: string): Promise<Plu
         MODELS.add(guardModel(u as ModelUnit, source));
         added.push(() => MODELS.removePlugin(real));
       } else {
-        if (DATASET_NAMES.includes(u.name))
-          throw new UsageError(
-            `dataset '${u.name}' reuses the name of a built-in dataset`,
-            'rename the dataset in the plugin',
-          );
-        PLUGIN_DATASETS.add(guardDataset(u as DatasetUnit, source));
-        added.push(() => PLUGIN_DATASETS.removePlugin(real));
+        DATASET_UNITS.add(guardDataset(u as DatasetUnit, source));
+        added.push(() => DATASET_UNITS.removePlugin(real));
       }
     }
   } catch (e) {
@@ -291,6 +286,6 @@ export function unloadPlugin(ref: PluginRef): void {
   ATTACKS.removePlugin(ref.path);
   DEFENSES.removePlugin(ref.path);
   MODELS.removePlugin(ref.path);
-  PLUGIN_DATASETS.removePlugin(ref.path);
+  DATASET_UNITS.removePlugin(ref.path);
   loaded.delete(ref.path);
 }

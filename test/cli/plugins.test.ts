@@ -471,7 +471,7 @@ describe('plugins: bad files are one line, exit 2, nothing written', () => {
         'ds.mjs',
         "import { defineDataset } from 'mse';\nexport default defineDataset({ name: 'iris', describe: 'x', kind: 'tabular', load: () => ({}) });",
       ),
-      /dataset 'iris' reuses the name of a built-in dataset/,
+      /dataset 'iris' .*reuses the name of a built-in dataset/,
     ],
     [
       'wrong shape',
