@@ -238,6 +238,9 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
       process.stderr.write(
         `${error ? chalk.red('FAIL') : chalk.green('done')} [${done}/${total}] ${label(c)} (${((performance.now() - t0) / 1000).toFixed(0)} s)${error ? `: ${error}` : ''}\n`,
       );
+    // a plugin edited under a running sweep fails every cell still to come the same way: stop at the first
+    if (error && /^plugin .* changed (since the plan was made|while it was being loaded)/.test(error))
+      throw new UsageError(error);
   };
   const children = new Set<ChildProcess>();
   const stopChildren = () => {

@@ -216,7 +216,11 @@ export async function loadPlugin(file: string, expectHash?: string): Promise<Plu
   try {
     // the hash in the URL: a changed file is a new module, never a stale cached one
     mod = await importWithin(`${pathToFileURL(real).href}?sha=${hash}`, file);
+    // the hash was taken before Node read the files: an edit in between would run under the old hash
+    if (hashOf(real) !== hash)
+      throw new UsageError(`plugin ${file} changed while it was being loaded`, 'run the command again');
   } catch (e) {
+    if (e instanceof UsageError && /changed while it was being loaded/.test(e.message)) throw e;
     if (e instanceof ImportTimeout) throw e;
     const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
     throw new UsageError(`plugin ${file} failed to import: ${msg}`);

@@ -283,6 +283,54 @@ describe('plugins: what mse does not take on trust', () => {
     expect(m.err).toMatch(/parameter 'x' has min 5 above max 1/);
   });
 
+  it('a plugin edited under a running --jobs sweep stops the sweep at the first worker that sees it, with one line', () => {
+    const f = path.join(dir, 'self-edit.mjs');
+    // a plugin that edits itself when a worker loads it (workers have an IPC channel; the parent does not)
+    writeFileSync(
+      f,
+      [
+        "import { defineDefense } from 'mse';",
+        "import { appendFileSync } from 'node:fs';",
+        "import { fileURLToPath } from 'node:url';",
+        "if (process.send) appendFileSync(fileURLToPath(import.meta.url), '// edited\\n');",
+        "export default defineDefense({ name: 'self-edit', describe: 'test', params: {}, create: () => ({}) });",
+        '',
+      ].join('\n'),
+    );
+    const out = path.join(dir, 'edited');
+    const r = mse([
+      '--plugin',
+      f,
+      'bench',
+      '-d',
+      'iris',
+      '--defense',
+      'self-edit',
+      '--no-baseline',
+      '-a',
+      'eq-softmax',
+      '-a',
+      'eq-softmax:multiple=50',
+      '-a',
+      'eq-softmax:multiple=20',
+      '-a',
+      'eq-softmax:multiple=10',
+      '-b',
+      '20',
+      '--seeds',
+      '1',
+      '--jobs',
+      '2',
+      '-o',
+      out,
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(
+      /^mse: error: plugin .*self-edit\.mjs (changed since the plan was made|changed while it was being loaded)/m,
+    );
+    expect(r.err).not.toMatch(/\n\s+at /);
+  });
+
   it('a stack the API would refuse (probabilities needed after labels only) fails at plan time, nothing written', () => {
     const out = path.join(dir, 'order');
     const r = mse([
