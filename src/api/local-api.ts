@@ -97,6 +97,10 @@ export class LocalPredictionApi implements PredictionApi {
         resp = d.output(prev, { ...ctx(i), input: xin });
         if (resp.probs !== prev) prev.dispose(); // a stage hands back new tensors; the input is ours to free
       });
+    } catch (e) {
+      // a stage failed: what was answered so far is nobody's to free but ours
+      tf.dispose([resp.probs ?? [], resp.labels ?? []]);
+      throw e;
     } finally {
       tf.dispose(owned.filter((t) => t !== x));
     }

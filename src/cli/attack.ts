@@ -5,7 +5,7 @@ import path from 'node:path';
 import { HttpPredictionApi } from '../api/http-api.js';
 import { runCell } from '../runner/run-cell.js';
 import { ResultsCsv } from '../runner/csv-writer.js';
-import { checkPluginVersions, makeManifest, writeManifest } from '../runner/manifest.js';
+import { checkPluginVersions, makeManifest, recordPlugins, writeManifest } from '../runner/manifest.js';
 import { makePlan, validateRequests, withBudgets, type CellRequest } from '../runner/plan.js';
 import { loadDataset } from '../data/index.js';
 import { UsageError } from '../errors.js';
@@ -64,7 +64,7 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
     if (served.join('+') !== named.join('+'))
       throw new UsageError(
         `the server at ${o.target} runs [${served.join(', ') || 'no defense'}] but --defense names [${named.join(', ') || 'none'}]`,
-        "name the server's defenses, in order and with the parameters it runs, with --defense",
+        "name the server's defenses, in order, with --defense, and give them the parameters the server runs (its /v1/info lists names only)",
       );
   }
   // family defaults filled (the victim family's first attack), the attacker's data checked before
@@ -101,6 +101,7 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
   if (csv && o.out) {
     if (!existsSync(path.join(o.out, 'manifest.json')))
       writeManifest(o.out, makeManifest(runId, b, { command: 'attack', cell: todo }, plan.data.datasets, plan.plugins));
+    else recordPlugins(o.out, plan.plugins);
     for (const row of rows) csv.write(row);
     csv.close();
   }

@@ -2,7 +2,8 @@
  * `mse bench`: sweep a grid of (dataset × victim × defense × attack × seed) cells, each with its
  * budgets, into <out>/results.csv (resumable: finished cells are skipped, rows are appended whole),
  * then print a summary over seeds (mean ± 95% CI). With --jobs N > 1 cells run in N single-threaded
- * worker processes (`mse attack --json`, V8's single-threaded GC); the parent alone writes the CSV.
+ * worker processes (`mse run-cell`, reading its plan cell as JSON; V8's single-threaded GC); the parent
+ * alone writes the CSV.
  */
 import { ensureDir } from '../fs-util.js';
 import chalk from 'chalk';

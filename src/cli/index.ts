@@ -41,7 +41,7 @@ export function buildProgram(): Command {
     .option('-q, --quiet', 'no progress bars')
     .option(
       '--plugin <file>',
-      'load attacks and defenses from an ES module of defineAttack/defineDefense units (repeatable; see examples/plugins/)',
+      'load attacks, defenses, model families or datasets from an ES module of define* units (repeatable; see examples/plugins/)',
       (v: string, acc: string[]) => [...acc, v],
       [] as string[],
     )
@@ -128,7 +128,7 @@ Examples:
       'attack a remote API (mse serve) instead of an in-process one; --defense then names what the server runs',
     )
     .option('--key <key>', 'API key for --target')
-    .addOption(new Option('--progress-json', 'progress as JSON lines on stderr (for mse bench workers)').hideHelp())
+    .addOption(new Option('--progress-json', 'progress as JSON lines on stderr (for scripts)').hideHelp())
     .addHelpText(
       'after',
       '\nExamples:\n  $ mse attack -d adult -v logistic -a eq-lr -b 1x\n  $ mse attack -d breast-cancer -a retrain-uniform -b 50x --seed 2\n  $ mse attack -d linear -a eq-lr -b 11 --out results/demo --json\n  $ mse attack -d mushroom -v tree:depth=6 -a tree-path -b 20k\n  $ mse attack -d mnist -a knockoff:pool=fashion-mnist -b 1k,5k,10k\n  $ mse attack -d mnist -a knockoff:labels=top1,epochs=5 -b 5k --defense top1',

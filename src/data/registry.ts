@@ -3,6 +3,7 @@
  * them, class names. Checksums are those in shared/datasets/README.md, checked against the
  * publishers' own lists. `mse datasets` lists availability; `load` resolves and parses.
  */
+import { createHash } from 'node:crypto';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { gunzipSync } from 'node:zlib';
 import { unknownChoice, DataError } from '../errors.js';
@@ -488,11 +489,6 @@ export const DATASET_UNITS = new Registry<DatasetUnit>('dataset', [
   ...SYNTHETIC.map(syntheticDataset),
 ]);
 
-/** Every dataset name, plugins' included. */
-export function datasetNames(): string[] {
-  return DATASET_UNITS.names();
-}
-
 /**
  * The family defaults a dataset gives a sweep that names none: its victim (the dataset's own choice,
  * else a CNN for images, logistic regression for binary tables, softmax otherwise) and the attacker's
@@ -522,6 +518,15 @@ export function assertDatasetName(name: string): void {
 
 const cache = new Map<string, Dataset>();
 
+/** sha256 of a dataset's shape, classes, domain and arrays, first 16 hex digits. */
+function contentHash(ds: Dataset): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify([ds.inputShape, ds.numClasses, ds.domain, ds.train.n, ds.test.n]));
+  for (const a of [ds.train.x, ds.train.y, ds.test.x, ds.test.y])
+    h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  return h.digest('hex').slice(0, 16);
+}
+
 /** Load a dataset by name. Results are memoised per process (synthetic ones are generated afresh). */
 export async function loadDataset(name: string, opts: ResolveOptions = {}): Promise<Dataset> {
   const unit = DATASET_UNITS.get(name);
@@ -530,8 +535,9 @@ export async function loadDataset(name: string, opts: ResolveOptions = {}): Prom
   const hit = cache.get(key);
   if (hit) return hit;
   const loaded = await unit.load(opts);
-  // a plugin's content is its variant: victims cached for other data are keyed apart
-  const ds = unit.source ? { ...loaded, variant: `plugin-${unit.source.hash}` } : loaded;
+  // a plugin dataset's variant is a hash of what it loaded (its loader may read files the plugin's
+  // own hash does not cover): victims cached for other data are keyed apart, and so are cell ids
+  const ds = unit.source ? { ...loaded, variant: `plugin-${contentHash(loaded)}` } : loaded;
   cache.set(key, ds);
   return ds;
 }

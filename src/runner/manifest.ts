@@ -91,6 +91,8 @@ export function makeManifest(
 export function writeManifest(dir: string, m: Manifest): void {
   ensureDir(dir);
   const file = path.join(dir, 'manifest.json');
+  // the plugins of every run that wrote into this directory stay recorded (checkPluginVersions reads them)
+  m = { ...m, plugins: mergePlugins(recordedPlugins(dir), m.plugins ?? []) };
   const tmp = `${file}.tmp-${process.pid}`;
   try {
     writeFileSync(tmp, JSON.stringify(m, null, 2) + '\n');
@@ -99,6 +101,38 @@ export function writeManifest(dir: string, m: Manifest): void {
     rmSync(tmp, { force: true }); // a full disk leaves no empty temp file behind
     throw e;
   }
+}
+
+type PluginEntry = { path: string; hash: string };
+
+/** The plugin entries a directory's manifest records (none when there is no readable manifest). */
+function recordedPlugins(dir: string): PluginEntry[] {
+  try {
+    const m = JSON.parse(readFileSync(path.join(dir, 'manifest.json'), 'utf8')) as { plugins?: unknown };
+    return Array.isArray(m?.plugins)
+      ? (m.plugins as PluginEntry[]).filter((p) => typeof p?.path === 'string' && typeof p?.hash === 'string')
+      : [];
+  } catch {
+    return [];
+  }
+}
+
+function mergePlugins(old: PluginEntry[], now: ReadonlyArray<PluginEntry>): PluginEntry[] {
+  const by = new Map(old.map((p) => [p.path, { path: p.path, hash: p.hash }]));
+  for (const p of now) by.set(p.path, { path: p.path, hash: p.hash });
+  return [...by.values()];
+}
+
+/** Add plugins to an existing manifest (a later `mse attack -o` into the directory), keeping the rest as written. */
+export function recordPlugins(dir: string, plugins: ReadonlyArray<PluginEntry>): void {
+  if (!plugins.length) return;
+  let m: Manifest;
+  try {
+    m = readManifest(dir);
+  } catch {
+    return;
+  }
+  writeManifest(dir, { ...m, plugins: mergePlugins(m.plugins ?? [], plugins) });
 }
 
 export function readManifest(dir: string): Manifest {

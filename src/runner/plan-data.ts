@@ -42,7 +42,7 @@ export interface PlanDataset {
 }
 
 export interface PlanDataReport {
-  /** one per input cell, in order: `pool` is the value to pass as CellInput.pool (absent for attacks without a pool) */
+  /** one per input cell, in order: `pool` is the plan cell's pool (absent for attacks without a pool) */
   cells: Array<{ pool?: string }>;
   /**
    * Every dataset the plan uses, keyed by name (an embedded pool by its spec, `fashion-mnist@test10k`);

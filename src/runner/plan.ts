@@ -16,7 +16,7 @@ import type { PluginRef } from '../units/plugins.js';
 import type { UnitSource } from '../units/registry.js';
 import { parseBudget, resolveBudget } from './budget.js';
 import { expandDefenseStack, expandSpec, validateSeeds, type GridSpec } from './grid.js';
-import { checkPlanData, type PlanDataReport } from './plan-data.js';
+import { checkPlanData, poolWanted, type PlanDataReport } from './plan-data.js';
 import { cellId, type CellSpec } from './result-row.js';
 
 /** A unit with its resolved parameters (defaults filled). */
@@ -40,6 +40,8 @@ export interface PlanCell {
   pool?: string;
   /** the plugins its units come from: a worker loads them (and checks their hashes) before running it */
   plugins: Array<Pick<PluginRef, 'path' | 'hash'>>;
+  /** the variant (content hash) of each plugin dataset it uses, as planned: part of its id, checked when it runs */
+  dataVariants?: Record<string, string>;
   /** attack a served API instead of an in-process one (`mse attack --target`) */
   target?: { url: string; key?: string };
   /** |U| for R_unif (Tramèr: 10,000) */
@@ -90,7 +92,9 @@ export function cellSpec(c: PlanCell, budget: number): CellSpec {
   // the params (and ids) that rows had before pools had variants
   const attackParams =
     c.pool?.includes('@') && 'pool' in c.attack.params ? { ...c.attack.params, pool: c.pool } : c.attack.params;
-  const plugins = [...new Set(c.plugins.map((p) => p.hash))].sort().join('+');
+  const plugins = [...new Set([...c.plugins.map((p) => p.hash), ...Object.values(c.dataVariants ?? {})])]
+    .sort()
+    .join('+');
   return {
     dataset: c.dataset,
     victim: formatModelSpec(c.victim),
@@ -188,13 +192,28 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
     const defenses = p.defenses.length ? p.defenses : [parseDefenseSpec('none')];
     checkStack(defenses);
     checkAttackNeeds(attack.unit.name, attack.values);
+    // every unit the cell uses, including those named by a parameter (a plugin's dataset as the
+    // pool, a plugin's model as the surrogate's arch or MAD's proxy): workers load their plugins,
+    // and their hashes are part of the cell's id
+    const poolName = poolWanted({ name: attack.unit.name, params: attack.values }, p.r.dataset);
+    const datasets = [p.r.dataset, ...(poolName ? [poolName.split('@')[0]] : [])].filter((n) => DATASET_UNITS.has(n));
+    const named = [attack.values, ...defenses.map((d) => d.values)]
+      .flatMap((v) => Object.values(v))
+      .filter((v): v is string => typeof v === 'string');
     const units = [
       ATTACKS.get(attack.unit.name),
       ...defenses.map((d) => DEFENSES.get(d.unit.name)),
       model,
-      DATASET_UNITS.get(p.r.dataset),
+      ...datasets.map((n) => DATASET_UNITS.get(n)),
+      ...named.flatMap((v) => (MODELS.has(v.split(':')[0]) ? [MODELS.get(v.split(':')[0])] : [])),
+      ...named.flatMap((v) => (DATASET_UNITS.has(v.split('@')[0]) ? [DATASET_UNITS.get(v.split('@')[0])] : [])),
     ];
     const plugins = units.flatMap((u) => sourceOf(u.source));
+    // a plugin dataset's content (its variant, a hash of the loaded arrays) is part of the id too:
+    // its loader may read files the plugin's hash does not cover
+    const dataVariants: Record<string, string> = {};
+    for (const u of units)
+      if (u.kind === 'dataset' && u.source) dataVariants[u.name] = (await loadDataset(u.name, o.data)).variant;
     const cell = {
       dataset: p.r.dataset,
       victim,
@@ -203,6 +222,7 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
       seed: p.r.seed,
       budgets,
       plugins: [...new Map(plugins.map((x) => [x.path, x])).values()],
+      ...(Object.keys(dataVariants).length ? { dataVariants } : {}),
       ...(o.target ? { target: o.target } : {}),
       ...(o.unifSize ? { unifSize: o.unifSize } : {}),
     };
@@ -216,7 +236,7 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
     const had = byKey.get(key);
     if (had) had.budgets.push(...budgets);
     else byKey.set(key, cell);
-    reqOf.push({ key, budgets });
+    reqOf.push({ key, budgets: [...budgets] });
   }
   const cells0 = [...byKey.values()].map((c) => ({ ...c, budgets: [...new Set(c.budgets)].sort((a, b) => a - b) }));
   // every dataset the cells need, before anything is trained: one error for all that is missing

@@ -129,13 +129,24 @@ export async function runCell(c: PlanCell, ctx: RunContext): Promise<CellOutput>
   const attack = unit.create(c.attack.params);
   const req = unit.requires(c.attack.params);
   const ds = await loadDataset(c.dataset, data);
+  // a plugin dataset is what the plan saw, or the rows would carry ids of other data
+  for (const [name, variant] of Object.entries(c.dataVariants ?? {})) {
+    const now = (await loadDataset(name, data)).variant;
+    if (now !== variant)
+      throw new MseError(
+        'dataset',
+        `dataset ${name} changed since the plan was made (${now}, planned ${variant})`,
+        'a changed dataset is a different experiment: re-plan the sweep',
+      );
+  }
   const notes: string[] = [];
   // the requirements the setting can be checked against before anything is trained or queried
+  // (with the largest budget: a smaller one that falls short is refused by its own pass)
   let why = notApplicable(req, {
     victim: c.victim.kind,
     numClasses: ds.numClasses,
     reveals: c.target ? 'probs' : revealsOf(c),
-    budget: Math.min(...c.budgets),
+    budget: Math.max(...c.budgets),
   });
   if (!why && req.pool !== undefined && !poolWanted(c.attack, ds.name))
     why = `no default transfer pool for ${ds.name}; name one with ${c.attack.name}:pool=<dataset>`;
@@ -189,7 +200,13 @@ export async function runCell(c: PlanCell, ctx: RunContext): Promise<CellOutput>
       rows.push(...(await runPass(c, ctx, attack, why, ds, v, instances, know, utility, pass, notes, t0)));
     return { row: rows[rows.length - 1], rows, dataset: ds, notes };
   } finally {
-    for (const p of prepared) p?.dispose();
+    for (const p of prepared) {
+      try {
+        p?.dispose();
+      } catch {
+        // freeing a defense's setup must not hide why the cell ended, nor keep the victim alive
+      }
+    }
     v.model.dispose();
   }
 }

@@ -23,7 +23,7 @@ export function describeCellError(e: unknown): string {
 }
 
 /**
- * The one line a failed `mse attack` worker printed about why: its `mse: error:` or
+ * The one line a failed `mse run-cell` worker printed about why: its `mse: error:` or
  * `mse: internal error:` line (never a stack frame that follows it), else how it ended.
  */
 export function workerError(stderr: string, code: number | null, signal: NodeJS.Signals | null): string {

@@ -13,7 +13,8 @@ import { AttackNotApplicable } from '../attacks/types.js';
 import type { DatasetUnit } from '../data/define.js';
 import type { DefenseUnit } from '../defenses/define.js';
 import { MseError, UsageError } from '../errors.js';
-import type { ModelUnit } from '../models/define.js';
+import type { Architecture, ModelUnit } from '../models/define.js';
+import type { LayerSpec } from '../models/net.js';
 import type { UnitSource } from './registry.js';
 
 /** A plugin unit's code failed or broke the contract. Exit 1, one line. */
@@ -50,6 +51,7 @@ export function guardAttack(u: AttackUnit, source: UnitSource): AttackUnit {
   return {
     ...u,
     source,
+    resolve: (raw) => guard(source, unit, 'check', () => u.resolve(raw)),
     requires: (v) => guard(source, unit, 'requires', () => u.requires(v)),
     create: (v) => {
       const a = guard(source, unit, 'create', () => u.create(v));
@@ -100,6 +102,7 @@ export function guardDefense(u: DefenseUnit, source: UnitSource): DefenseUnit {
   return {
     ...u,
     source,
+    resolve: (raw) => guard(source, unit, 'check', () => u.resolve(raw)),
     prepare: (v, env) => guard(source, unit, 'prepare', () => u.prepare(v, env)),
     stagesOf: (v) => guard(source, unit, 'create', () => u.stagesOf(v)),
     create: (v, prepared) => {
@@ -123,7 +126,12 @@ export function guardDefense(u: DefenseUnit, source: UnitSource): DefenseUnit {
         const output = d.output.bind(d);
         out.output = (probs: Probs, ctx: QueryCtx) => {
           const r = guard(source, unit, 'output', () => output(probs, ctx));
-          checkAnswer(source, unit, probs, r);
+          try {
+            checkAnswer(source, unit, probs, r);
+          } catch (e) {
+            for (const t of [r?.probs, r?.labels]) if (t && t !== probs && typeof t.dispose === 'function') t.dispose();
+            throw e;
+          }
           return r;
         };
       }
@@ -145,15 +153,56 @@ export function guardDefense(u: DefenseUnit, source: UnitSource): DefenseUnit {
   };
 }
 
+const ACTIVATIONS = [undefined, 'linear', 'relu', 'tanh'];
+const posInt = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 1;
+
+/** What a plugin's `layers` returns, checked: Net would skip a layer type it does not know. */
+function checkArchitecture(source: UnitSource, unit: string, a: Architecture, k: number): Architecture {
+  const bad = (why: string) => new PluginError(source, unit, `layers ${why}`);
+  if (!a || !Array.isArray(a.layers) || !a.layers.length) throw bad('must return { layers: [...], head }');
+  if (!['softmax', 'sigmoid', 'ovr'].includes(a.head))
+    throw bad(`returned head '${String(a.head)}'; use softmax, sigmoid or ovr`);
+  a.layers.forEach((l: LayerSpec, i) => {
+    const at = `layer ${i} (${JSON.stringify(l)})`;
+    if (!l || typeof l !== 'object') throw bad(`${at} is not a layer`);
+    if (!ACTIVATIONS.includes((l as { activation?: string }).activation))
+      throw bad(`${at}: activation must be linear, relu or tanh`);
+    if (l.type === 'dense') {
+      if (!posInt(l.units)) throw bad(`${at}: units must be an integer ≥ 1`);
+    } else if (l.type === 'conv2d') {
+      if (!posInt(l.filters) || !posInt(l.kernel) || (l.stride !== undefined && !posInt(l.stride)))
+        throw bad(`${at}: filters, kernel and stride must be integers ≥ 1`);
+      if (l.padding !== undefined && l.padding !== 'same' && l.padding !== 'valid')
+        throw bad(`${at}: padding must be same or valid`);
+    } else if (l.type === 'maxpool') {
+      if (!posInt(l.size)) throw bad(`${at}: size must be an integer ≥ 1`);
+    } else if (l.type !== 'flatten') throw bad(`${at}: the type must be dense, conv2d, maxpool or flatten`);
+  });
+  const last = a.layers[a.layers.length - 1];
+  const outputs = a.head === 'sigmoid' ? 1 : k;
+  if (last.type !== 'dense' || last.units !== outputs)
+    throw bad(`must end in a dense layer of ${outputs} units for the ${a.head} head (${k} classes)`);
+  return a;
+}
+
 export function guardModel(u: ModelUnit, source: UnitSource): ModelUnit {
   const unit = `model ${u.name}`;
   const layers = u.layers;
   return {
     ...u,
     source,
+    resolve: (raw) => guard(source, unit, 'check', () => u.resolve(raw)),
     train: (ds) => guard(source, unit, 'train', () => u.train(ds)),
     budgets: (quick) => guard(source, unit, 'budgets', () => u.budgets(quick)),
-    layers: layers ? (ds, v) => guard(source, unit, 'layers', () => layers(ds, v)) : undefined,
+    layers: layers
+      ? (ds, v) =>
+          checkArchitecture(
+            source,
+            unit,
+            guard(source, unit, 'layers', () => layers(ds, v)),
+            ds.numClasses,
+          )
+      : undefined,
   };
 }
 

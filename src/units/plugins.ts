@@ -8,7 +8,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { register } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ATTACKS } from '../attacks/registry.js';
 import type { AttackUnit } from '../attacks/define.js';
@@ -20,6 +19,7 @@ import { UsageError } from '../errors.js';
 import type { ModelUnit } from '../models/define.js';
 import { MODELS } from '../models/zoo.js';
 import { validateSchema } from '../params.js';
+import { parseBudget } from '../runner/budget.js';
 import type { Unit, UnitSource } from './registry.js';
 import { guardAttack, guardDataset, guardDefense, guardModel } from './guard.js';
 
@@ -37,9 +37,12 @@ const loaded = new Map<string, PluginRef>();
 
 let hooked = false;
 /** Make `import … from 'mse'` in a plugin resolve to this mse (see plugin-hooks.ts), once per process. */
-function hookMse(): void {
+async function hookMse(): Promise<void> {
   if (hooked) return;
   hooked = true;
+  // node:module's register arrived in Node 20.6: imported here, so older Nodes run everything but this
+  const { register } = (await import('node:module')) as { register?: (url: string, o: object) => void };
+  if (!register) return;
   const here = path.dirname(fileURLToPath(import.meta.url));
   const hooks = path.join(here, 'plugin-hooks.js');
   const index = path.join(here, '..', 'index.js');
@@ -175,6 +178,23 @@ function unitsOf(file: string, mod: Record<string, unknown>): Unit[] {
         throw bad(
           `is not a unit built by ${DEFINE[kind]} (no ${f}${kind === 'model' && f === 'layers' ? ': plugin models are networks' : ''})`,
         );
+    if (kind === 'model') {
+      // the family defaults a sweep falls back on: checked now, not when a sweep trips on them
+      if (!Array.isArray(u.attacks) || !u.attacks.length || u.attacks.some((a) => typeof a !== 'string' || !a.trim()))
+        throw bad('needs attacks: the attack specs a sweep runs against it when none are named (a non-empty list)');
+      for (const quick of [false, true]) {
+        let b: unknown;
+        try {
+          b = (u.budgets as (q: boolean) => unknown)(quick);
+          if (!Array.isArray(b) || !b.length) throw new Error('not a non-empty list');
+          b.forEach((x) => parseBudget(String(x)));
+        } catch (e) {
+          throw bad(
+            `budgets(${quick}) must return a non-empty list of budgets ("5k", "1x"): ${e instanceof Error ? e.message.split('\n')[0] : String(e)}`,
+          );
+        }
+      }
+    }
     units.push(v as Unit);
   }
   return units;
@@ -212,7 +232,7 @@ export async function loadPlugin(file: string, expectHash?: string): Promise<Plu
   }
   if (!/\.(mjs|js)$/.test(real)) throw new UsageError(`plugin ${file} must be an ES module (.mjs or .js)`);
   let mod: Record<string, unknown>;
-  hookMse();
+  await hookMse();
   try {
     // the hash in the URL: a changed file is a new module, never a stale cached one
     mod = await importWithin(`${pathToFileURL(real).href}?sha=${hash}`, file);
@@ -283,13 +303,4 @@ export async function loadPlugins(files: readonly string[], baseDir = process.cw
 /** Every plugin loaded in this process. */
 export function loadedPlugins(): PluginRef[] {
   return [...loaded.values()];
-}
-
-/** Unload a plugin's units (tests). */
-export function unloadPlugin(ref: PluginRef): void {
-  ATTACKS.removePlugin(ref.path);
-  DEFENSES.removePlugin(ref.path);
-  MODELS.removePlugin(ref.path);
-  DATASET_UNITS.removePlugin(ref.path);
-  loaded.delete(ref.path);
 }

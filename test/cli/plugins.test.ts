@@ -482,6 +482,105 @@ describe('plugins: a dataset and a model family', () => {
   });
 });
 
+describe('plugins: units named by a parameter, and data a plugin reads', () => {
+  it("a plugin dataset as an attack's pool is the cell's plugin too: workers load it, the manifest records it", () => {
+    const dir = tmp('mse-plugin-pool-');
+    const grid = [
+      'bench',
+      '--plugin',
+      RINGS,
+      '-d',
+      'moons',
+      '-v',
+      'mlp',
+      '-a',
+      'knockoff:pool=two-rings,epochs=2,arch=mlp',
+      '-b',
+      '100',
+      '--seeds',
+      '1',
+      '-q',
+    ];
+    const jobs = mse([...grid, '-o', path.join(dir, 'jobs'), '--jobs', '2']);
+    expect(jobs.code, jobs.err).toBe(0);
+    const rows = readResults(path.join(dir, 'jobs', 'results.csv'));
+    expect(rows.map((r) => r.status)).toEqual(['ok']);
+    expect(Number(rows[0].queries)).toBe(100);
+    const manifest = JSON.parse(readFileSync(path.join(dir, 'jobs', 'manifest.json'), 'utf8')) as {
+      plugins: Array<{ path: string }>;
+    };
+    expect(manifest.plugins.map((p) => p.path)).toEqual([RINGS]);
+    const serial = mse([...grid, '-o', path.join(dir, 'serial'), '--jobs', '1']);
+    expect(serial.code, serial.err).toBe(0);
+    expect(byId(path.join(dir, 'jobs', 'results.csv'))).toEqual(byId(path.join(dir, 'serial', 'results.csv')));
+  });
+
+  it("a plugin dataset's content is its variant and part of the ids: new data is a new experiment, though the plugin file is the same", () => {
+    const dir = tmp('mse-plugin-data-');
+    writeFileSync(path.join(dir, 'points.json'), JSON.stringify({ shift: 0 }));
+    const plugin = path.join(dir, 'points.mjs');
+    writeFileSync(
+      plugin,
+      [
+        "import { defineDataset } from 'mse';",
+        "import { readFileSync } from 'node:fs';",
+        "const { shift } = JSON.parse(readFileSync(new URL('./points.json', import.meta.url), 'utf8'));",
+        'const split = (n, o) => {',
+        '  const x = new Float32Array(n * 2), y = new Int32Array(n);',
+        '  for (let i = 0; i < n; i++) { y[i] = i % 2; x[2 * i] = (y[i] ? 1 : -1) + shift + ((i * 7 + o) % 10) / 20; x[2 * i + 1] = ((i * 3 + o) % 10) / 10; }',
+        '  return { x, y, n };',
+        '};',
+        "export default defineDataset({ name: 'points', describe: 'points read from a file', kind: 'tabular', load: () => ({ inputShape: [2], numClasses: 2, train: split(200, 1), test: split(60, 2) }) });",
+        '',
+      ].join('\n'),
+    );
+    const run = (out: string) =>
+      mse(['--plugin', plugin, 'attack', '-d', 'points', '-a', 'eq-lr', '-b', '1x', '-o', path.join(dir, out), '-q']);
+    expect(run('a').code).toBe(0);
+    const before = readResults(path.join(dir, 'a', 'results.csv'))[0];
+    expect(before.dataset_variant).toMatch(/^plugin-[0-9a-f]{16}$/);
+    writeFileSync(path.join(dir, 'points.json'), JSON.stringify({ shift: 0.5 }));
+    expect(run('b').code).toBe(0);
+    const after = readResults(path.join(dir, 'b', 'results.csv'))[0];
+    expect(after.dataset_variant).not.toBe(before.dataset_variant);
+    expect(after.cell_id).not.toBe(before.cell_id);
+  });
+
+  it("a plugin's check that throws, and a plugin model without defaults or with a layer mse lacks, are one line", () => {
+    const dir = tmp('mse-plugin-units-');
+    const w = (name: string, body: string) => {
+      writeFileSync(path.join(dir, name), `import { defineAttack, defineModel } from 'mse';\n${body}\n`);
+      return path.join(dir, name);
+    };
+    const check = w(
+      'check.mjs',
+      "export default defineAttack({ name: 'a-check', describe: 'x', params: {}, check() { throw new TypeError('oops'); }, async run() {} });",
+    );
+    const c = mse(['--plugin', check, 'attack', '-d', 'iris', '-a', 'a-check', '-b', '10']);
+    expect(c.code).toBe(1);
+    expect(c.err).toMatch(/^mse: error: plugin .*check\.mjs: attack a-check: check failed: oops$/m);
+    expect(c.err).not.toMatch(/internal error|\n\s+at /);
+    const model = (name: string, extra: string, layers: string) =>
+      `export default defineModel({ name: '${name}', describe: 'x', params: {}, train: () => ({ epochs: 1, batchSize: 32, optimizer: 'adam', lr: 0.01 }), layers: (ds) => ({ layers: ${layers}, head: 'softmax' }), budgets: () => ['100'], ${extra} });`;
+    const noAttacks = w(
+      'noattacks.mjs',
+      model('m-none', 'attacks: []', "[{ type: 'flatten' }, { type: 'dense', units: ds.numClasses }]"),
+    );
+    const n = mse(['--plugin', noAttacks, 'list', 'models']);
+    expect(n.code).toBe(2);
+    expect(n.err).toMatch(/export 'default' needs attacks: the attack specs a sweep runs against it/);
+    const lstm = w(
+      'lstm.mjs',
+      model('m-lstm', "attacks: ['jbda']", "[{ type: 'lstm', units: 8 }, { type: 'dense', units: ds.numClasses }]"),
+    );
+    const l = mse(['--plugin', lstm, 'attack', '-d', 'iris', '-v', 'm-lstm', '-a', 'jbda', '-b', '10']);
+    expect(l.code).toBe(1);
+    expect(l.err).toMatch(
+      /plugin .*lstm\.mjs: model m-lstm: layers layer 0 .* the type must be dense, conv2d, maxpool or flatten/,
+    );
+  });
+});
+
 describe('plugins: bad files are one line, exit 2, nothing written', () => {
   const dir = tmp('mse-bad-plugins-');
   const write = (name: string, text: string) => {
