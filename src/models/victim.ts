@@ -252,6 +252,24 @@ function writeEntry(file: string, entry: Omit<CachedVictim, 'checksum'>): void {
 
 export async function getVictim(ds: Dataset, spec: ModelSpec, seed: number, opts: VictimOptions = {}): Promise<Victim> {
   const key = victimKey(ds, spec, seed);
+  // a model the user brings is loaded from its files, not trained (and not cached: its files are its form)
+  const load = MODELS.get(spec.kind).load;
+  if (load) {
+    const t0 = performance.now();
+    const model = await load(ds, spec.params);
+    try {
+      return {
+        model,
+        testAcc: await evaluate(model, ds),
+        trainSeconds: (performance.now() - t0) / 1000,
+        cached: false,
+        key,
+      };
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+  }
   const file = path.join(victimCacheDir(), `${ds.name}-${spec.kind}-${key}.json`);
   let cacheNote: string | undefined;
   if (!opts.noCache && existsSync(file)) {

@@ -13,6 +13,7 @@ import { defineModel, type ModelUnit, type TrainDefaults } from './define.js';
 import { DecisionTree } from './decision-tree.js';
 import type { Model, ModelKind, SerializedModel } from './model.js';
 import { Net, type Activation } from './net.js';
+import { LoadedModel, modelFiles } from './loaded.js';
 import type { TrainOptions } from './train.js';
 
 const TRAIN = {
@@ -143,8 +144,37 @@ export const tree = defineModel({
   budgets: () => ['100k'],
 });
 
+/** A TF.js model the user brings (model.json + weights): loaded, not trained; see loaded.ts. */
+export const tfjsModel = defineModel({
+  name: 'tfjs',
+  describe: "your own TF.js model: a LayersModel or GraphModel's model.json and weight files, loaded as the victim",
+  params: {
+    path: { type: 'string', help: 'the model.json (its weight files beside it)' },
+    layout: {
+      type: 'string',
+      choices: ['auto', 'nhwc', 'nchw'],
+      default: 'auto',
+      help: "image layout the model takes (auto: from the model's input shape; PyTorch exports take NCHW)",
+    },
+    output: {
+      type: 'string',
+      choices: ['auto', 'probs', 'logits'],
+      default: 'auto',
+      help: 'what the model outputs (auto: probabilities if its answers are distributions, else logits → softmax)',
+    },
+  },
+  load: (ds, p) => {
+    if (!p.path) throw new UsageError('tfjs needs path=<model.json>');
+    return LoadedModel.load(p.path, ds, { layout: p.layout, output: p.output });
+  },
+  files: (p) => (p.path ? modelFiles(p.path) : []),
+  // the attacks that need nothing of the victim's family: Knockoff (image pools), JBDA (a seed set)
+  attacks: ['knockoff', 'jbda'],
+  budgets: (quick) => (quick ? ['1k'] : ['1k', '5k', '10k']),
+});
+
 /** Every model family, in the order `mse list` shows them. */
-export const MODELS = new Registry<ModelUnit>('model', [logistic, softmax, ovr, mlp, cnn, tree]);
+export const MODELS = new Registry<ModelUnit>('model', [logistic, softmax, ovr, mlp, cnn, tree, tfjsModel]);
 
 export interface ModelSpec {
   kind: ModelKind;
@@ -177,7 +207,9 @@ export function createNet(
 
 /** Training options for a spec on a dataset: the kind's defaults, overridden by the spec's params. */
 export function trainOptions(spec: ModelSpec, ds: Dataset, rng: Rng): TrainOptions {
-  const base = MODELS.get(spec.kind).train(ds);
+  const train = MODELS.get(spec.kind).train;
+  if (!train) throw new UsageError(`${spec.kind} models are loaded, not trained by mse`);
+  const base = train(ds);
   // every network family takes TRAIN's parameters (the tree has none of them: all undefined)
   const p = typed(TRAIN, spec.params);
   return {

@@ -6,7 +6,7 @@
 import { UsageError } from '../errors.js';
 import { Rng } from '../compute/rng.js';
 import type { Dataset } from '../data/types.js';
-import { createNet, type ModelSpec } from '../models/zoo.js';
+import { createNet, MODELS, type ModelSpec } from '../models/zoo.js';
 
 export type BudgetSpec = { absolute: number } | { multiple: number };
 
@@ -34,6 +34,10 @@ export function unknowns(ds: Pick<Dataset, 'name' | 'inputShape' | 'numClasses' 
     return (k - (k === 2 ? 1 : 0)) * (d + 1);
   if (victim.kind === 'tree')
     throw new UsageError('a tree has no fixed parameter count: give its budget as a number of queries');
+  if (MODELS.get(victim.kind).load)
+    throw new UsageError(
+      `a ${victim.kind} victim is loaded from its files: give its budget as a number of queries (500, 5k), not a multiple`,
+    );
   const net = createNet(victim, ds, new Rng(0));
   const n = net.numParams();
   net.dispose();

@@ -9,8 +9,12 @@ import { parseAttackSpec, ATTACKS } from '../attacks/registry.js';
 import { assertDatasetName, datasetDefaults, DATASET_UNITS, loadDataset } from '../data/registry.js';
 import type { ResolveOptions } from '../data/resolve.js';
 import { parseDefenseSpec, DEFENSES } from '../defenses/registry.js';
-import { UsageError } from '../errors.js';
+import { DataError, UsageError } from '../errors.js';
 import { formatModelSpec, MODELS, parseModelSpec, type ModelSpec } from '../models/zoo.js';
+import type { ModelUnit } from '../models/define.js';
+import type { Dataset } from '../data/types.js';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { formatParams, parseSpec, type ParamValues, type Schema } from '../params.js';
 import type { PluginRef } from '../units/plugins.js';
 import type { UnitSource } from '../units/registry.js';
@@ -40,8 +44,11 @@ export interface PlanCell {
   pool?: string;
   /** the plugins its units come from: a worker loads them (and checks their hashes) before running it */
   plugins: Array<Pick<PluginRef, 'path' | 'hash'>>;
-  /** the variant (content hash) of each plugin dataset it uses, as planned: part of its id, checked when it runs */
-  dataVariants?: Record<string, string>;
+  /**
+   * content hashes of what the cell reads besides mse's own files, as planned: each plugin dataset's
+   * variant (`dataset:<name>`) and a loaded victim's files (`model:<path>`); part of its id, checked when it runs
+   */
+  contentHashes?: Record<string, string>;
   /** attack a served API instead of an in-process one (`mse attack --target`) */
   target?: { url: string; key?: string };
   /** |U| for R_unif (Tramèr: 10,000) */
@@ -92,7 +99,7 @@ export function cellSpec(c: PlanCell, budget: number): CellSpec {
   // the params (and ids) that rows had before pools had variants
   const attackParams =
     c.pool?.includes('@') && 'pool' in c.attack.params ? { ...c.attack.params, pool: c.pool } : c.attack.params;
-  const plugins = [...new Set([...c.plugins.map((p) => p.hash), ...Object.values(c.dataVariants ?? {})])]
+  const plugins = [...new Set([...c.plugins.map((p) => p.hash), ...Object.values(c.contentHashes ?? {})])]
     .sort()
     .join('+');
   return {
@@ -211,9 +218,12 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
     const plugins = units.flatMap((u) => sourceOf(u.source));
     // a plugin dataset's content (its variant, a hash of the loaded arrays) is part of the id too:
     // its loader may read files the plugin's hash does not cover
-    const dataVariants: Record<string, string> = {};
+    const contentHashes: Record<string, string> = {};
     for (const u of units)
-      if (u.kind === 'dataset' && u.source) dataVariants[u.name] = (await loadDataset(u.name, o.data)).variant;
+      if (u.kind === 'dataset' && u.source)
+        contentHashes[`dataset:${u.name}`] = (await loadDataset(u.name, o.data)).variant;
+    // a victim the user brings: here, loadable, fitting the data; its files' content is part of the id
+    if (model.load) contentHashes[`model:${formatModelSpec(victim)}`] = await checkLoadedVictim(model, victim, ds);
     const cell = {
       dataset: p.r.dataset,
       victim,
@@ -222,7 +232,7 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
       seed: p.r.seed,
       budgets,
       plugins: [...new Map(plugins.map((x) => [x.path, x])).values()],
-      ...(Object.keys(dataVariants).length ? { dataVariants } : {}),
+      ...(Object.keys(contentHashes).length ? { contentHashes } : {}),
       ...(o.target ? { target: o.target } : {}),
       ...(o.unifSize ? { unifSize: o.unifSize } : {}),
     };
@@ -259,6 +269,35 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
     data,
     plugins: [...new Map(cells.flatMap((c) => c.plugins).map((x) => [x.path, x])).values()],
   };
+}
+
+const loadedVictims = new Map<string, string>();
+/**
+ * A victim the user brings: its files are here, it loads, and it fits the dataset (input shape,
+ * classes, what it outputs) — said before anything trains. Returns its files' content hash.
+ */
+async function checkLoadedVictim(unit: ModelUnit, spec: ModelSpec, ds: Dataset): Promise<string> {
+  const files = unit.files?.(spec.params) ?? [];
+  const h = createHash('sha256');
+  for (const f of files) {
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(f);
+    } catch (e) {
+      throw new DataError(
+        `${formatModelSpec(spec)}: ${f} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`,
+      );
+    }
+    h.update(`${f}\0`).update(bytes).update('\0');
+  }
+  const hash = h.digest('hex').slice(0, 16);
+  const key = JSON.stringify([formatModelSpec(spec), ds.name, ds.variant, hash]);
+  if (!loadedVictims.has(key)) {
+    const m = await unit.load!(ds, spec.params);
+    m.dispose();
+    loadedVictims.set(key, hash);
+  }
+  return hash;
 }
 
 /** A stack the API would refuse (a stage that needs probabilities after one that reveals labels only), before anything trains. */

@@ -130,7 +130,9 @@ export async function runCell(c: PlanCell, ctx: RunContext): Promise<CellOutput>
   const req = unit.requires(c.attack.params);
   const ds = await loadDataset(c.dataset, data);
   // a plugin dataset is what the plan saw, or the rows would carry ids of other data
-  for (const [name, variant] of Object.entries(c.dataVariants ?? {})) {
+  for (const [key, variant] of Object.entries(c.contentHashes ?? {})) {
+    if (!key.startsWith('dataset:')) continue; // a model's files are checked where they are loaded
+    const name = key.slice('dataset:'.length);
     const now = (await loadDataset(name, data)).variant;
     if (now !== variant)
       throw new MseError(

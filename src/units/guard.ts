@@ -192,7 +192,7 @@ export function guardModel(u: ModelUnit, source: UnitSource): ModelUnit {
     ...u,
     source,
     resolve: (raw) => guard(source, unit, 'check', () => u.resolve(raw)),
-    train: (ds) => guard(source, unit, 'train', () => u.train(ds)),
+    train: u.train ? (ds) => guard(source, unit, 'train', () => u.train!(ds)) : undefined,
     budgets: (quick) => guard(source, unit, 'budgets', () => u.budgets(quick)),
     layers: layers
       ? (ds, v) =>

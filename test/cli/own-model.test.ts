@@ -1,0 +1,192 @@
+/**
+ * The user's own model as the victim, end to end through the built CLI: a TF.js model trained here
+ * (as a user would in TF.js or convert from Keras) is attacked with `-v tfjs:path=…`, defended, swept
+ * with workers, and its bad forms are one line each.
+ */
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../../src/compute/backend.js';
+import { loadDataset } from '../../src/data/registry.js';
+import { readResults } from '../../src/runner/csv-writer.js';
+import { saveLayersModel } from '../testing/tfjs-files.js';
+
+const ROOT = path.resolve('.');
+function mse(args: string[]) {
+  const r = spawnSync(process.execPath, [path.join(ROOT, 'bin/mse.js'), ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1' },
+    timeout: 180_000,
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+const tmp = (p: string) => mkdtempSync(path.join(os.tmpdir(), p));
+
+let file = '';
+let accuracy = 0;
+beforeAll(async () => {
+  await initBackend('wasm', { threads: 1 });
+  const ds = await loadDataset('iris');
+  const model = tf.sequential({
+    layers: [
+      tf.layers.dense({
+        inputShape: ds.inputShape,
+        units: 16,
+        activation: 'relu',
+        kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+      }),
+      tf.layers.dense({ units: ds.numClasses, kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }), // logits, as a PyTorch export gives
+    ],
+  });
+  model.compile({ optimizer: tf.train.adam(0.05), loss: tf.losses.softmaxCrossEntropy });
+  const x = tf.tensor(ds.train.x, [ds.train.n, ...ds.inputShape]);
+  const y = tf.oneHot(tf.tensor1d(ds.train.y, 'int32'), ds.numClasses);
+  await model.fit(x, y, { epochs: 60, batchSize: 32, shuffle: false, verbose: 0 });
+  const pred = tf.tidy(() =>
+    tf.argMax(model.predict(tf.tensor(ds.test.x, [ds.test.n, ...ds.inputShape])) as tf.Tensor, 1).dataSync(),
+  );
+  accuracy = pred.filter((p, i) => p === ds.test.y[i]).length / ds.test.n;
+  file = await saveLayersModel(model, tmp('mse-own-'));
+  tf.dispose([x, y]);
+  model.dispose();
+}, 120_000);
+
+describe('your own TF.js model as the victim', () => {
+  it('is attacked as it is: its accuracy is its own, the stolen model is measured against it', () => {
+    expect(accuracy).toBeGreaterThan(0.8);
+    const r = mse([
+      'attack',
+      '-d',
+      'iris',
+      '-v',
+      `tfjs:path=${file}`,
+      '-a',
+      'jbda:seedsize=20,epochs=20',
+      '-b',
+      '300',
+      '--json',
+      '-q',
+    ]);
+    expect(r.code, r.err).toBe(0);
+    const row = JSON.parse(r.out) as Record<string, string | number>;
+    expect(row.victim).toBe(`tfjs:layout=auto,output=auto,path=${file}`);
+    expect(row.victim_acc).toBeCloseTo(accuracy, 12);
+    expect(row.status).toBe('ok');
+    expect(row.queries).toBe(300);
+    expect(Number(row.agreement_test)).toBeGreaterThan(0.6);
+  });
+
+  it('defended and swept with workers, the family defaults apply (Knockoff needs a pool a table lacks: not-applicable)', () => {
+    const dir = tmp('mse-own-sweep-');
+    const r = mse([
+      'bench',
+      '-d',
+      'iris',
+      '-v',
+      `tfjs:path=${file}`,
+      '--defense',
+      'mad:eps=0.5',
+      '-b',
+      '200',
+      '--seeds',
+      '1',
+      '--jobs',
+      '2',
+      '-o',
+      dir,
+      '-q',
+    ]);
+    expect(r.code, r.err).toBe(0);
+    const rows = readResults(path.join(dir, 'results.csv'));
+    expect(rows).toHaveLength(4); // none + mad, × knockoff + jbda
+    for (const row of rows) {
+      expect(Number(row.victim_acc)).toBeCloseTo(accuracy, 12);
+      if (row.attack === 'knockoff') expect(row.status).toMatch(/^not-applicable: .*no default transfer pool for iris/);
+      else expect(row.status).toBe('ok');
+    }
+    const mad = rows.find((x) => x.defense === 'mad' && x.attack === 'jbda')!;
+    expect(Number(mad.perturbation_l1)).toBeGreaterThan(0);
+  });
+
+  it("the model's files are part of the cell's id: retrained weights are a new cell, not a resumed one", () => {
+    const dir = tmp('mse-own-hash-');
+    for (const f of ['model.json', 'weights.bin']) copyFileSync(path.join(path.dirname(file), f), path.join(dir, f));
+    const copy = path.join(dir, 'model.json');
+    const run = () =>
+      mse([
+        'attack',
+        '-d',
+        'iris',
+        '-v',
+        `tfjs:path=${copy}`,
+        '-a',
+        'jbda:seedsize=20,epochs=2',
+        '-b',
+        '100',
+        '-o',
+        path.join(dir, 'out'),
+        '-q',
+      ]);
+    expect(run().code).toBe(0);
+    expect(run().err).toMatch(/already in/);
+    const w = readFileSync(path.join(dir, 'weights.bin'));
+    w[0] ^= 0xff; // other weights, same file names
+    writeFileSync(path.join(dir, 'weights.bin'), w);
+    expect(run().code).toBe(0);
+    expect(new Set(readResults(path.join(dir, 'out', 'results.csv')).map((r) => r.cell_id)).size).toBe(2);
+  });
+
+  it("bad forms are one line: a missing file, another dataset's shape, a budget as a multiple", () => {
+    const out = tmp('mse-own-bad-');
+    const missing = mse([
+      'attack',
+      '-d',
+      'iris',
+      '-v',
+      `tfjs:path=${path.join(out, 'nope.json')}`,
+      '-a',
+      'jbda',
+      '-b',
+      '100',
+      '-o',
+      path.join(out, 'a'),
+    ]);
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(/^mse: error: model .*nope\.json does not exist$/m);
+    const shape = mse([
+      'attack',
+      '-d',
+      'breast-cancer',
+      '-v',
+      `tfjs:path=${file}`,
+      '-a',
+      'jbda',
+      '-b',
+      '100',
+      '-o',
+      path.join(out, 'b'),
+    ]);
+    expect(shape.code).toBe(2);
+    expect(shape.err).toMatch(/takes inputs of shape \[n, 4\], the data has 30 features/);
+    const multiple = mse([
+      'attack',
+      '-d',
+      'iris',
+      '-v',
+      `tfjs:path=${file}`,
+      '-a',
+      'jbda',
+      '-b',
+      '1x',
+      '-o',
+      path.join(out, 'c'),
+    ]);
+    expect(multiple.code).toBe(2);
+    expect(multiple.err).toMatch(/give its budget as a number of queries/);
+    for (const e of [missing.err, shape.err, multiple.err]) expect(e).not.toMatch(/internal error|\n\s+at /);
+    for (const d of ['a', 'b', 'c']) expect(existsSync(path.join(out, d))).toBe(false);
+  });
+});
