@@ -8,7 +8,8 @@ import { ResultsCsv } from '../runner/csv-writer.js';
 import { checkPluginVersions, makeManifest, recordPlugins, writeManifest } from '../runner/manifest.js';
 import { makePlan, validateRequests, withBudgets, type CellRequest } from '../runner/plan.js';
 import { loadDataset } from '../data/index.js';
-import { UsageError } from '../errors.js';
+import { UsageError, unknownChoice } from '../errors.js';
+import { PROTOCOLS, type Protocol } from '../api/model-server-api.js';
 import { parseSpec } from '../params.js';
 import { jsonProgress, progressBar, startBackend, table } from './common.js';
 import type { AttackProgress } from '../attacks/types.js';
@@ -17,6 +18,10 @@ import type { GlobalOptions } from './options.js';
 interface AttackOpts {
   target?: string;
   key?: string;
+  protocol?: string;
+  targetLayout?: string;
+  targetOutput?: string;
+  timeout?: number;
   /** machine-readable progress on stderr (used by `mse bench` workers) */
   progressJson?: boolean;
   dataset: string;
@@ -48,12 +53,26 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
     );
   validateRequests([request]);
   if (o.target) assertTargetUrl(o.target);
+  const protocol = o.protocol ?? 'mse';
+  if (!(PROTOCOLS as readonly string[]).includes(protocol)) throw unknownChoice('protocol', protocol, PROTOCOLS);
+  if (!o.target && (o.protocol || o.targetLayout || o.targetOutput || o.timeout !== undefined))
+    throw new UsageError('--protocol, --target-layout, --target-output and --timeout describe a --target; give one');
+  const layouts = ['nhwc', 'nchw', 'flat'];
+  const outputs = ['auto', 'probs', 'logits', 'labels'];
+  if (o.targetLayout && !layouts.includes(o.targetLayout))
+    throw unknownChoice('--target-layout', o.targetLayout, layouts);
+  if (o.targetOutput && !outputs.includes(o.targetOutput))
+    throw unknownChoice('--target-output', o.targetOutput, outputs);
+  if (protocol === 'mse' && (o.targetLayout || o.targetOutput))
+    throw new UsageError(
+      '--target-layout and --target-output are for model servers (--protocol tf-serving or kserve-v2); mse serve says what it takes',
+    );
   const b = await startBackend(g);
   const data = { dataDir: g.dataDir };
   const ds = await loadDataset(o.dataset, { ...data, progress: !g.quiet });
   // the remote server must be a victim of this dataset (input shape, classes) and speak the
   // protocol: checked once here, before anything is trained or queried
-  if (o.target) {
+  if (o.target && protocol === 'mse') {
     const remote = await HttpPredictionApi.connect(o.target, {
       key: o.key,
       expect: { inputShape: ds.inputShape, numClasses: ds.numClasses, name: ds.name },
@@ -71,7 +90,22 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
   // anything is trained; the pool variant is part of the cell's id
   const plan = await makePlan([request], {
     data: { ...data, progress: !g.quiet },
-    ...(o.target ? { target: { url: o.target, key: o.key } } : {}),
+    ...(o.target
+      ? {
+          target: {
+            url: o.target,
+            key: o.key,
+            ...(protocol !== 'mse'
+              ? {
+                  protocol: protocol as Protocol,
+                  layout: (o.targetLayout ?? 'nhwc') as 'nhwc' | 'nchw' | 'flat',
+                  output: (o.targetOutput ?? 'auto') as 'auto' | 'probs' | 'logits' | 'labels',
+                  ...(o.timeout !== undefined ? { timeoutS: o.timeout } : {}),
+                }
+              : {}),
+          },
+        }
+      : {}),
   });
   for (const n of plan.data.notes) process.stderr.write(chalk.yellow(`note: ${n}\n`));
   const cell = plan.cells[0];

@@ -128,6 +128,19 @@ Examples:
       'attack a remote API (mse serve) instead of an in-process one; --defense then names what the server runs',
     )
     .option('--key <key>', 'API key for --target')
+    .option(
+      '--protocol <name>',
+      'what --target speaks: mse (mse serve, default), tf-serving (…/v1/models/<name>) or kserve-v2 (…/v2/models/<name>: Triton, KServe, TorchServe, MLServer)',
+    )
+    .option(
+      '--target-layout <layout>',
+      'a model server: how to send images, nhwc (default), nchw (PyTorch exports) or flat',
+    )
+    .option(
+      '--target-output <kind>',
+      'a model server: what it answers, auto (default: probabilities if distributions, else logits), probs, logits or labels',
+    )
+    .option('--timeout <s>', 'a model server: seconds each request may take (default 30)', intArg(1))
     .addOption(new Option('--progress-json', 'progress as JSON lines on stderr (for scripts)').hideHelp())
     .addHelpText(
       'after',

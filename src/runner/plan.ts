@@ -17,11 +17,22 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { formatParams, parseSpec, type ParamValues, type Schema } from '../params.js';
 import type { PluginRef } from '../units/plugins.js';
+import type { Protocol } from '../api/model-server-api.js';
 import type { UnitSource } from '../units/registry.js';
 import { parseBudget, resolveBudget } from './budget.js';
 import { expandDefenseStack, expandSpec, validateSeeds, type GridSpec } from './grid.js';
 import { checkPlanData, poolWanted, type PlanDataReport } from './plan-data.js';
 import { cellId, type CellSpec } from './result-row.js';
+
+/** A served victim: mse's own protocol, or a model server's (how to send inputs and read answers). */
+export interface Target {
+  url: string;
+  key?: string;
+  protocol?: Protocol;
+  layout?: 'nhwc' | 'nchw' | 'flat';
+  output?: 'auto' | 'probs' | 'logits' | 'labels';
+  timeoutS?: number;
+}
 
 /** A unit with its resolved parameters (defaults filled). */
 export interface UnitRef {
@@ -50,7 +61,7 @@ export interface PlanCell {
    */
   contentHashes?: Record<string, string>;
   /** attack a served API instead of an in-process one (`mse attack --target`) */
-  target?: { url: string; key?: string };
+  target?: Target;
   /** |U| for R_unif (Tramèr: 10,000) */
   unifSize?: number;
 }
@@ -82,7 +93,7 @@ export interface Plan {
 export interface PlanOptions {
   data: ResolveOptions & { progress?: boolean };
   quick?: boolean;
-  target?: { url: string; key?: string };
+  target?: Target;
   unifSize?: number;
 }
 

@@ -16,6 +16,7 @@ import type { Rng } from '../compute/rng.js';
 import { LocalPredictionApi } from '../api/local-api.js';
 import type { ApiResponse, Defense, PredictionApi, Reveal } from '../api/types.js';
 import { HttpPredictionApi } from '../api/http-api.js';
+import { ModelServerApi } from '../api/model-server-api.js';
 import { ATTACKS } from '../attacks/registry.js';
 import { notApplicable } from '../attacks/define.js';
 import {
@@ -147,7 +148,7 @@ export async function runCell(c: PlanCell, ctx: RunContext): Promise<CellOutput>
   let why = notApplicable(req, {
     victim: c.victim.kind,
     numClasses: ds.numClasses,
-    reveals: c.target ? 'probs' : revealsOf(c),
+    reveals: c.target ? (c.target.output === 'labels' ? 'labels' : 'probs') : revealsOf(c),
     budget: Math.max(...c.budgets),
   });
   if (!why && req.pool !== undefined && !poolWanted(c.attack, ds.name))
@@ -266,8 +267,22 @@ async function runPass(
 ): Promise<ResultRow[]> {
   const budget = pass[pass.length - 1];
   // tree victims are served like BigML: each answer carries the leaf's identifier
-  const api: PredictionApi = c.target
-    ? await HttpPredictionApi.connect(c.target.url, { key: c.target.key, budget })
+  const t = c.target;
+  const api: PredictionApi = t
+    ? t.protocol && t.protocol !== 'mse'
+      ? new ModelServerApi({
+          protocol: t.protocol,
+          url: t.url,
+          key: t.key,
+          budget,
+          inputShape: ds.inputShape,
+          numClasses: ds.numClasses,
+          domain: ds.domain,
+          layout: t.layout,
+          output: t.output,
+          timeoutS: t.timeoutS,
+        })
+      : await HttpPredictionApi.connect(t.url, { key: t.key, budget })
     : new LocalPredictionApi(v.model, instances(), {
         rng: stream(c.seed, 'api'),
         domain: ds.domain,

@@ -1,0 +1,175 @@
+/**
+ * A model where it is deployed: mse attacks it over TF Serving's REST protocol and the KServe v2 /
+ * Open Inference Protocol, against small loopback servers written here that serve a TF.js model's
+ * raw logits (as a real server would). The rows equal those of the same model attacked in-process;
+ * a server that is slow, rate-limits, or answers garbage gets retries or one clear line.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../../src/compute/backend.js';
+import { loadDataset } from '../../src/data/registry.js';
+import { saveLayersModel } from '../testing/tfjs-files.js';
+
+const ROOT = path.resolve('.');
+function mse(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [path.join(ROOT, 'bin/mse.js'), ...args],
+      { env: { ...process.env, NO_COLOR: '1' }, timeout: 180_000 },
+      (e, out, err) => resolve({ code: e ? ((e as { code?: number }).code ?? 1) : 0, out, err }),
+    );
+  });
+}
+
+let model: tf.LayersModel;
+let file = '';
+let server: Server;
+let base = '';
+/** what the next requests get instead of an answer, consumed one per request */
+const misbehave: Array<'503' | 'garbage' | 'hang'> = [];
+let requests = 0;
+
+function logits(rows: number[][]): number[][] {
+  return tf.tidy(() => (model.predict(tf.tensor2d(rows)) as tf.Tensor2D).arraySync());
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  requests++;
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+  const trouble = misbehave.shift();
+  if (trouble === 'hang') return; // never answers
+  if (trouble === '503') {
+    res.writeHead(503, { 'retry-after': '0' }).end('busy');
+    return;
+  }
+  if (trouble === 'garbage') {
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{"predictions": "soon"}');
+    return;
+  }
+  if (req.url === '/v1/models/iris:predict') {
+    const out = logits(body.instances as number[][]);
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ predictions: out }));
+  } else if (req.url === '/v2/models/iris/infer') {
+    const input = (body.inputs as Array<{ shape: number[]; data: number[] }>)[0];
+    const [n, d] = input.shape;
+    const rows = Array.from({ length: n }, (_, i) => input.data.slice(i * d, (i + 1) * d));
+    const out = logits(rows);
+    res.writeHead(200, { 'content-type': 'application/json' }).end(
+      JSON.stringify({
+        model_name: 'iris',
+        outputs: [{ name: 'logits', shape: [n, out[0].length], datatype: 'FP32', data: out.flat() }],
+      }),
+    );
+  } else res.writeHead(404).end('no such model');
+}
+
+beforeAll(async () => {
+  await initBackend('wasm', { threads: 1 });
+  const ds = await loadDataset('iris');
+  model = tf.sequential({
+    layers: [
+      tf.layers.dense({
+        inputShape: ds.inputShape,
+        units: 12,
+        activation: 'tanh',
+        kernelInitializer: tf.initializers.glorotUniform({ seed: 3 }),
+      }),
+      tf.layers.dense({ units: ds.numClasses, kernelInitializer: tf.initializers.glorotUniform({ seed: 4 }) }),
+    ],
+  });
+  model.compile({ optimizer: tf.train.adam(0.05), loss: tf.losses.softmaxCrossEntropy });
+  const x = tf.tensor(ds.train.x, [ds.train.n, ...ds.inputShape]);
+  const y = tf.oneHot(tf.tensor1d(ds.train.y, 'int32'), ds.numClasses);
+  await model.fit(x, y, { epochs: 40, batchSize: 32, shuffle: false, verbose: 0 });
+  tf.dispose([x, y]);
+  file = await saveLayersModel(model, mkdtempSync(path.join(os.tmpdir(), 'mse-served-')));
+  server = createServer((req, res) => void handle(req, res));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}, 120_000);
+
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((r) => server.close(r));
+  model.dispose();
+});
+
+const METRICS = ['victim_acc', 'queries', 'surrogate_acc', 'agreement_test', 'agreement_unif', 'status'];
+const pick = (row: Record<string, unknown>) => Object.fromEntries(METRICS.map((k) => [k, row[k]]));
+const attack = (extra: string[]) =>
+  mse([
+    'attack',
+    '-d',
+    'iris',
+    '-v',
+    `tfjs:path=${file}`,
+    '-a',
+    'jbda:seedsize=20,epochs=5',
+    '-b',
+    '200',
+    '--json',
+    '-q',
+    ...extra,
+  ]);
+
+describe('attacking a model server', () => {
+  it('over TF Serving REST and KServe v2 the rows equal the in-process attack on the same model', async () => {
+    const local = await attack([]);
+    expect(local.code, local.err).toBe(0);
+    const want = pick(JSON.parse(local.out) as Record<string, unknown>);
+    expect(want.status).toBe('ok');
+    for (const [protocol, url] of [
+      ['tf-serving', `${base}/v1/models/iris`],
+      ['kserve-v2', `${base}/v2/models/iris`],
+    ]) {
+      const before = requests;
+      const r = await attack(['--target', url, '--protocol', protocol]);
+      expect(r.code, r.err).toBe(0);
+      expect(pick(JSON.parse(r.out) as Record<string, unknown>)).toEqual(want);
+      expect(requests - before).toBeGreaterThanOrEqual(Math.ceil(200 / 64)); // the queries went over the wire, in batches
+    }
+  });
+
+  it('a 503 with retry-after is retried; garbage, a wrong model name and silence are one line each', async () => {
+    misbehave.push('503', '503');
+    const retried = await attack(['--target', `${base}/v2/models/iris`, '--protocol', 'kserve-v2']);
+    expect(retried.code, retried.err).toBe(0);
+    misbehave.push('garbage');
+    const garbage = await attack(['--target', `${base}/v1/models/iris`, '--protocol', 'tf-serving']);
+    expect(garbage.code).toBe(1);
+    expect(garbage.err).toMatch(
+      /^mse: error: http:\/\/127\.0\.0\.1:\d+\/v1\/models\/iris:predict: answered something that is not a tf-serving prediction: "predictions" must hold \d+ answers/m,
+    );
+    const missing = await attack(['--target', `${base}/v1/models/nope`, '--protocol', 'tf-serving']);
+    expect(missing.code).toBe(1);
+    expect(missing.err).toMatch(
+      /nope:predict: answered 404: "no such model" \(is the model name in --target right\?\)/,
+    );
+    misbehave.push('hang');
+    const silent = await attack(['--target', `${base}/v1/models/iris`, '--protocol', 'tf-serving', '--timeout', '1']);
+    expect(silent.code).toBe(1);
+    expect(silent.err).toMatch(/iris:predict: no answer within 1 s/);
+    for (const r of [garbage, missing, silent]) expect(r.err).not.toMatch(/internal error|\n\s+at /);
+  });
+
+  it('flags that do not fit are usage errors', async () => {
+    const noName = await attack(['--target', `${base}/v1/models`, '--protocol', 'tf-serving']);
+    expect(noName.code).toBe(2);
+    expect(noName.err).toMatch(/--target for tf-serving must name the model/);
+    const proto = await attack(['--target', base, '--protocol', 'grpc']);
+    expect(proto.code).toBe(2);
+    expect(proto.err).toMatch(/unknown protocol 'grpc'/);
+    const stray = await attack(['--protocol', 'kserve-v2']);
+    expect(stray.code).toBe(2);
+    expect(stray.err).toMatch(/describe a --target; give one/);
+  });
+});
