@@ -18,6 +18,7 @@ import { encodeTable, splitRows, type TableSpec } from './tabular.js';
 import type { Dataset, Split } from './types.js';
 import type { DatasetUnit } from './define.js';
 import { Registry } from '../units/registry.js';
+import { userDataset } from './user-data.js';
 
 export interface LoadContext {
   /** a required file: found, or downloaded, or a DataError */
@@ -495,7 +496,7 @@ export const DATASET_UNITS = new Registry<DatasetUnit>('dataset', [
  * transfer pool (natural inputs of the same shape from another distribution; none for tables).
  */
 export function datasetDefaults(ds: Pick<Dataset, 'name' | 'kind' | 'numClasses'>): { victim: string; pool?: string } {
-  const unit = DATASET_UNITS.has(ds.name) ? DATASET_UNITS.get(ds.name) : undefined;
+  const unit = DATASET_UNITS.has(ds.name) ? DATASET_UNITS.get(ds.name) : userDataset(ds.name);
   return {
     victim: unit?.victim ?? (ds.kind === 'image' ? 'cnn' : ds.numClasses === 2 ? 'logistic' : 'softmax'),
     pool: unit?.pool,
@@ -504,16 +505,21 @@ export function datasetDefaults(ds: Pick<Dataset, 'name' | 'kind' | 'numClasses'
 
 /** The attacker's default transfer pool against a victim trained on this dataset (`pool=auto`), if it has one. */
 export function defaultPool(name: string): string | undefined {
-  return DATASET_UNITS.has(name) ? DATASET_UNITS.get(name).pool : undefined;
+  return DATASET_UNITS.has(name) ? DATASET_UNITS.get(name).pool : userDataset(name)?.pool;
 }
 
 export function getEntry(name: string): DatasetEntry | undefined {
   return DATASETS.find((d) => d.name === name);
 }
 
+/** The dataset a name stands for: a registered unit, or the user's own file (`csv:path=…`, `npz:path=…`). */
+export function datasetUnit(name: string): DatasetUnit {
+  return DATASET_UNITS.has(name) ? DATASET_UNITS.get(name) : (userDataset(name) ?? DATASET_UNITS.get(name));
+}
+
 /** Throws the did-you-mean UsageError for an unknown name; cheap, for validating flags early. */
 export function assertDatasetName(name: string): void {
-  DATASET_UNITS.get(name);
+  datasetUnit(name);
 }
 
 const cache = new Map<string, Dataset>();
@@ -529,7 +535,7 @@ function contentHash(ds: Dataset): string {
 
 /** Load a dataset by name. Results are memoised per process (synthetic ones are generated afresh). */
 export async function loadDataset(name: string, opts: ResolveOptions = {}): Promise<Dataset> {
-  const unit = DATASET_UNITS.get(name);
+  const unit = datasetUnit(name);
   if ((SYNTHETIC as readonly string[]).includes(name)) return unit.load(opts);
   const key = `${name}|${opts.dataDir ?? ''}|${process.env.MSE_DATA_DIR ?? ''}|${unit.source?.hash ?? ''}`;
   const hit = cache.get(key);

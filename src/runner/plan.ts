@@ -6,7 +6,7 @@
  * A plan cell is plain JSON: a worker process receives it whole.
  */
 import { parseAttackSpec, ATTACKS } from '../attacks/registry.js';
-import { assertDatasetName, datasetDefaults, DATASET_UNITS, loadDataset } from '../data/registry.js';
+import { assertDatasetName, datasetDefaults, datasetUnit, DATASET_UNITS, loadDataset } from '../data/registry.js';
 import type { ResolveOptions } from '../data/resolve.js';
 import { parseDefenseSpec, DEFENSES } from '../defenses/registry.js';
 import { DataError, UsageError } from '../errors.js';
@@ -201,7 +201,9 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
   const byKey = new Map<string, Omit<PlanCell, 'ids'>>();
   const reqOf: Array<{ key: string; budgets: number[] }> = [];
   for (const p of parsed) {
-    const ds = await loadDataset(p.r.dataset, o.data);
+    // the dataset's canonical name (a user file's spec with its defaults written out)
+    const dsName = datasetUnit(p.r.dataset).name;
+    const ds = await loadDataset(dsName, o.data);
     const victim = p.victim ?? parseModelSpec(datasetDefaults(ds).victim);
     const model = MODELS.get(victim.kind);
     const attack = p.attack ?? parseAttackSpec(model.attacks[0]);
@@ -213,8 +215,11 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
     // every unit the cell uses, including those named by a parameter (a plugin's dataset as the
     // pool, a plugin's model as the surrogate's arch or MAD's proxy): workers load their plugins,
     // and their hashes are part of the cell's id
-    const poolName = poolWanted({ name: attack.unit.name, params: attack.values }, p.r.dataset);
-    const datasets = [p.r.dataset, ...(poolName ? [poolName.split('@')[0]] : [])].filter((n) => DATASET_UNITS.has(n));
+    const poolName = poolWanted({ name: attack.unit.name, params: attack.values }, dsName);
+    const datasets = [
+      dsName,
+      ...(poolName && DATASET_UNITS.has(poolName.split('@')[0]) ? [poolName.split('@')[0]] : []),
+    ];
     const named = [attack.values, ...defenses.map((d) => d.values)]
       .flatMap((v) => Object.values(v))
       .filter((v): v is string => typeof v === 'string');
@@ -222,21 +227,21 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
       ATTACKS.get(attack.unit.name),
       ...defenses.map((d) => DEFENSES.get(d.unit.name)),
       model,
-      ...datasets.map((n) => DATASET_UNITS.get(n)),
+      ...datasets.map((n) => datasetUnit(n)),
       ...named.flatMap((v) => (MODELS.has(v.split(':')[0]) ? [MODELS.get(v.split(':')[0])] : [])),
       ...named.flatMap((v) => (DATASET_UNITS.has(v.split('@')[0]) ? [DATASET_UNITS.get(v.split('@')[0])] : [])),
     ];
     const plugins = units.flatMap((u) => sourceOf(u.source));
-    // a plugin dataset's content (its variant, a hash of the loaded arrays) is part of the id too:
-    // its loader may read files the plugin's hash does not cover
+    // the content of data mse does not ship — a plugin dataset's arrays, the user's own file — is
+    // part of the id too (its variant): other data under the same name is another experiment
     const contentHashes: Record<string, string> = {};
     for (const u of units)
-      if (u.kind === 'dataset' && u.source)
+      if (u.kind === 'dataset' && (u.source || u.name.includes(':')))
         contentHashes[`dataset:${u.name}`] = (await loadDataset(u.name, o.data)).variant;
     // a victim the user brings: here, loadable, fitting the data; its files' content is part of the id
     if (model.load) contentHashes[`model:${formatModelSpec(victim)}`] = await checkLoadedVictim(model, victim, ds);
     const cell = {
-      dataset: p.r.dataset,
+      dataset: dsName,
       victim,
       defenses: defenses.map((d) => ({ name: d.unit.name, params: d.values })),
       attack: { name: attack.unit.name, params: attack.values },

@@ -190,3 +190,47 @@ describe('your own TF.js model as the victim', () => {
     for (const d of ['a', 'b', 'c']) expect(existsSync(path.join(out, d))).toBe(false);
   });
 });
+
+describe('your own data file as the dataset', () => {
+  it('a CSV is swept like a registry table (the same rows with --jobs 2), and new data is a new experiment', () => {
+    const dir = tmp('mse-own-csv-');
+    const data = path.join(dir, 'people.csv');
+    const write = (shift: number) => {
+      const lines = ['age,city,income,buys'];
+      for (let i = 0; i < 200; i++)
+        lines.push(
+          `${20 + (i % 50)},${['oslo', 'rome', 'lima'][i % 3]},${(i * 37) % 100},${(i % 50) + ((i * 37) % 100) / 4 + shift > 40 ? 'yes' : 'no'}`,
+        );
+      writeFileSync(data, lines.join('\n') + '\n');
+    };
+    write(0);
+    const grid = [
+      'bench',
+      '-d',
+      `csv:path=${data},label=buys`,
+      '-a',
+      'eq-lr',
+      '-a',
+      'retrain-uniform',
+      '-b',
+      '1x',
+      '--seeds',
+      '1',
+      '-q',
+    ];
+    expect(mse([...grid, '-o', path.join(dir, 'serial'), '--jobs', '1']).code).toBe(0);
+    expect(mse([...grid, '-o', path.join(dir, 'jobs'), '--jobs', '2']).code).toBe(0);
+    const a = readResults(path.join(dir, 'serial', 'results.csv'));
+    const b = readResults(path.join(dir, 'jobs', 'results.csv'));
+    expect(a).toHaveLength(2);
+    const key = (rows: typeof a) => rows.map((r) => [r.cell_id, r.agreement_test, r.victim_acc].join(' ')).sort(); // workers finish in any order
+    expect(key(a)).toEqual(key(b));
+    expect(a[0].dataset).toBe(`csv:label=buys,path=${data},test=0.3`);
+    expect(Number(a.find((r) => r.attack === 'eq-lr')!.agreement_test)).toBeGreaterThan(0.95); // equation solving is exact on a logistic victim
+    write(10);
+    expect(mse([...grid, '-o', path.join(dir, 'serial'), '--jobs', '1']).code).toBe(0);
+    const again = readResults(path.join(dir, 'serial', 'results.csv'));
+    expect(again).toHaveLength(4); // new data: new cells, not resumed ones
+    expect(new Set(again.map((r) => r.dataset_variant)).size).toBe(2);
+  });
+});
