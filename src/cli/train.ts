@@ -1,8 +1,8 @@
 /** `mse train`: train (or load from the cache) a victim and print its test accuracy. */
 import chalk from 'chalk';
-import { asUserError, MseError } from '../errors.js';
+import { asUserError, MseError, UsageError } from '../errors.js';
 import { assertDatasetName, loadDataset } from '../data/index.js';
-import { getVictim, parseModelSpec } from '../models/index.js';
+import { getVictim, MODELS, parseModelSpec } from '../models/index.js';
 import { writeAtomic } from '../models/victim.js';
 import { formatParams } from '../params.js';
 import { progressBar, startBackend } from './common.js';
@@ -20,6 +20,9 @@ interface TrainOpts {
 export async function train(g: GlobalOptions, o: TrainOpts): Promise<void> {
   assertDatasetName(o.dataset); // validate before any slow work
   const spec = parseModelSpec(o.model);
+  const loaded = MODELS.get(spec.kind).load !== undefined;
+  if (loaded && o.save)
+    throw new UsageError(`--save: a ${spec.kind} model is loaded from its own files; there is nothing new to save`);
   const b = await startBackend(g);
   const ds = await loadDataset(o.dataset, { dataDir: g.dataDir, progress: !g.quiet });
   for (const n of ds.notes) process.stderr.write(chalk.yellow(`note: ${n}\n`));
@@ -63,6 +66,6 @@ export async function train(g: GlobalOptions, o: TrainOpts): Promise<void> {
   process.stdout.write(
     `${ds.name} (${ds.variant}) ${spec.kind}${result.params ? `:${result.params}` : ''} seed=${o.seed}: ` +
       `test accuracy ${chalk.bold((100 * v.testAcc).toFixed(2) + '%')} on ${ds.test.n} examples ` +
-      `[backend ${b.label}, ${v.cached ? 'loaded from cache' : `trained in ${v.trainSeconds.toFixed(1)} s`}]\n`,
+      `[backend ${b.label}, ${v.cached ? 'loaded from cache' : loaded ? `loaded from its files in ${v.trainSeconds.toFixed(1)} s` : `trained in ${v.trainSeconds.toFixed(1)} s`}]\n`,
   );
 }

@@ -186,7 +186,10 @@ describe('your own TF.js model as the victim', () => {
     ]);
     expect(multiple.code).toBe(2);
     expect(multiple.err).toMatch(/give its budget as a number of queries/);
-    for (const e of [missing.err, shape.err, multiple.err]) expect(e).not.toMatch(/internal error|\n\s+at /);
+    const save = mse(['train', '-d', 'iris', '-m', `tfjs:path=${file}`, '--save', path.join(out, 'm.json')]);
+    expect(save.code).toBe(2);
+    expect(save.err).toMatch(/--save: a tfjs model is loaded from its own files/);
+    for (const e of [missing.err, shape.err, multiple.err, save.err]) expect(e).not.toMatch(/internal error|\n\s+at /);
     for (const d of ['a', 'b', 'c']) expect(existsSync(path.join(out, d))).toBe(false);
   });
 });
