@@ -6,7 +6,7 @@
 import { tf } from '../compute/backend.js';
 import type { Rng } from '../compute/rng.js';
 import type { DecisionTree } from '../models/decision-tree.js';
-import type { Model } from '../models/model.js';
+import { predictProbs, type Model } from '../models/model.js';
 import { BudgetExhaustedError, UsageError } from '../errors.js';
 import type { ApiInfo, ApiResponse, Defense, Ledger, PredictionApi, QueryCtx, Reveal } from './types.js';
 
@@ -86,7 +86,7 @@ export class LocalPredictionApi implements PredictionApi {
       // a labels-only defense after the tree hides its leaf ids too
       if (this.info.reveals === 'leaf')
         leafIds = (this.victim as DecisionTree).leafIds((await xin.data()) as Float32Array, n);
-      resp = { probs: this.victim.predict(xin) };
+      resp = { probs: await predictProbs(this.victim, xin) };
       // the price is set from the victim's answer (Dziedzic 2022: the client pays before reading it)
       this.defenses.forEach((d, i) => {
         if (d.price) pow += d.price(xin, { ...ctx(i), probs: resp.probs }).powSeconds;

@@ -1,5 +1,6 @@
 /** `mse doctor`: the chosen backend, versions, data directories and which datasets are usable here. */
 import chalk from 'chalk';
+import { onnxRuntime } from '../models/onnx.js';
 import { availability, cacheDir, searchDirs } from '../data/index.js';
 import { versions } from '../runner/manifest.js';
 import { victimCacheDir } from '../models/victim.js';
@@ -14,6 +15,10 @@ export async function doctor(g: GlobalOptions): Promise<void> {
   if (b.name === 'wasm')
     out.push(`  native BLAS    ${b.label.endsWith('+openblas') ? chalk.green(b.native) : chalk.yellow(b.native)}`);
   out.push(`  recorded as    ${b.label}`);
+  const ort = await onnxRuntime();
+  out.push(
+    `  ONNX victims   ${ort ? chalk.green(`onnxruntime-node ${ort.env.versions.node ?? ''}`.trim()) : chalk.yellow('unavailable (npm install onnxruntime-node)')}`,
+  );
   for (const s of b.skipped) out.push(chalk.dim(`  skipped        ${s}`));
   out.push(chalk.bold('versions'));
   for (const [k, v] of Object.entries(versions())) out.push(`  ${k.padEnd(30)} ${v}`);

@@ -18,6 +18,11 @@ export interface Model {
   readonly inputShape: number[];
   readonly numClasses: number;
   predict(x: tfType.Tensor): Probs;
+  /**
+   * For models whose runtime answers asynchronously (an ONNX victim): the same as predict, awaited.
+   * Callers that may hold such a victim use `predictProbs`.
+   */
+  predictAsync?(x: tfType.Tensor): Promise<Probs>;
   /** flat parameters in a documented order (weights then biases, layer by layer), for parameter error */
   params?(): Float32Array;
   /** a JSON-serialisable snapshot that `loadModel` restores exactly */
@@ -31,4 +36,9 @@ export interface SerializedModel {
   inputShape: number[];
   numClasses: number;
   [key: string]: unknown;
+}
+
+/** A model's probabilities, through its asynchronous path when it has one (ONNX victims). */
+export async function predictProbs(model: Pick<Model, 'predict' | 'predictAsync'>, x: tfType.Tensor): Promise<Probs> {
+  return model.predictAsync ? model.predictAsync(x) : model.predict(x);
 }

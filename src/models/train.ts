@@ -97,7 +97,12 @@ export async function fit(net: Net, data: TrainData, opts: TrainOptions): Promis
 
 /** Probabilities for every row of `x`, batched; returns [n·k] row-major. */
 export async function predictAll(
-  model: { predict(x: tf.Tensor): tf.Tensor2D; inputShape: number[]; numClasses: number },
+  model: {
+    predict(x: tf.Tensor): tf.Tensor2D;
+    predictAsync?(x: tf.Tensor): Promise<tf.Tensor2D>;
+    inputShape: number[];
+    numClasses: number;
+  },
   x: Float32Array,
   n: number,
   batch = 1024,
@@ -107,7 +112,13 @@ export async function predictAll(
   const out = new Float32Array(n * k);
   for (let s = 0; s < n; s += batch) {
     const m = Math.min(batch, n - s);
-    const p = tf.tidy(() => model.predict(tf.tensor(x.subarray(s * d, (s + m) * d), [m, ...model.inputShape])));
+    const xt = tf.tensor(x.subarray(s * d, (s + m) * d), [m, ...model.inputShape]);
+    let p: tf.Tensor2D;
+    try {
+      p = model.predictAsync ? await model.predictAsync(xt) : tf.tidy(() => model.predict(xt));
+    } finally {
+      xt.dispose();
+    }
     try {
       out.set((await p.data()) as Float32Array, s * k);
     } finally {

@@ -14,6 +14,7 @@ import { DecisionTree } from './decision-tree.js';
 import type { Model, ModelKind, SerializedModel } from './model.js';
 import { Net, type Activation } from './net.js';
 import { LoadedModel, modelFiles } from './loaded.js';
+import { OnnxModel } from './onnx.js';
 import type { TrainOptions } from './train.js';
 
 const TRAIN = {
@@ -173,8 +174,36 @@ export const tfjsModel = defineModel({
   budgets: (quick) => (quick ? ['1k'] : ['1k', '5k', '10k']),
 });
 
+/** An ONNX model the user brings (as torch.onnx.export writes it): loaded, not trained; see onnx.ts. */
+export const onnxModel = defineModel({
+  name: 'onnx',
+  describe: 'your own ONNX model (e.g. from torch.onnx.export), run by onnxruntime-node on the CPU',
+  params: {
+    path: { type: 'string', help: 'the .onnx file' },
+    layout: {
+      type: 'string',
+      choices: ['auto', 'nhwc', 'nchw'],
+      default: 'auto',
+      help: "image layout the model takes (auto: from the graph's input shape; PyTorch exports take NCHW)",
+    },
+    output: {
+      type: 'string',
+      choices: ['auto', 'probs', 'logits'],
+      default: 'auto',
+      help: 'what the model outputs (auto: probabilities if its answers are distributions, else logits → softmax)',
+    },
+  },
+  load: (ds, p) => {
+    if (!p.path) throw new UsageError('onnx needs path=<model.onnx>');
+    return OnnxModel.load(p.path, ds, { layout: p.layout, output: p.output });
+  },
+  files: (p) => (p.path ? [p.path] : []),
+  attacks: ['knockoff', 'jbda'],
+  budgets: (quick) => (quick ? ['1k'] : ['1k', '5k', '10k']),
+});
+
 /** Every model family, in the order `mse list` shows them. */
-export const MODELS = new Registry<ModelUnit>('model', [logistic, softmax, ovr, mlp, cnn, tree, tfjsModel]);
+export const MODELS = new Registry<ModelUnit>('model', [logistic, softmax, ovr, mlp, cnn, tree, tfjsModel, onnxModel]);
 
 export interface ModelSpec {
   kind: ModelKind;

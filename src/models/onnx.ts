@@ -1,0 +1,159 @@
+/**
+ * A victim the user brings as ONNX (`-v onnx:path=model.onnx`), as `torch.onnx.export` writes it:
+ * run by onnxruntime-node on the CPU (an optional dependency: `mse doctor` says whether it is here).
+ * Layout and output are read as for TF.js victims (loaded.ts): NCHW inputs — what PyTorch exports
+ * take — are recognised from the graph's input shape, and logits get a softmax.
+ */
+import { createRequire } from 'node:module';
+import { tf } from '../compute/backend.js';
+import type { Dataset } from '../data/types.js';
+import { DataError, UsageError } from '../errors.js';
+import { chooseLayout, type Layout, type OutputKind } from './loaded.js';
+import type { Model, Probs, SerializedModel } from './model.js';
+
+type Ort = typeof import('onnxruntime-node');
+let ort: Ort | undefined | null;
+
+/** onnxruntime-node if it is installed (an optional dependency), else undefined. */
+export async function onnxRuntime(): Promise<Ort | undefined> {
+  if (ort === undefined) {
+    try {
+      createRequire(import.meta.url).resolve('onnxruntime-node');
+      ort = (await import('onnxruntime-node')) as Ort;
+    } catch {
+      ort = null;
+    }
+  }
+  return ort ?? undefined;
+}
+
+export class OnnxModel implements Model {
+  readonly kind = 'onnx';
+  private constructor(
+    private readonly session: import('onnxruntime-node').InferenceSession,
+    private readonly rt: Ort,
+    readonly inputShape: number[],
+    readonly numClasses: number,
+    private readonly layout: Layout,
+    private output: OutputKind,
+    private readonly file: string,
+  ) {}
+
+  static async load(
+    file: string,
+    ds: Pick<Dataset, 'inputShape' | 'numClasses' | 'test'>,
+    opts: { layout: 'auto' | 'nhwc' | 'nchw'; output: 'auto' | OutputKind },
+  ): Promise<OnnxModel> {
+    const rt = await onnxRuntime();
+    if (!rt)
+      throw new UsageError(
+        'ONNX victims need onnxruntime-node, which is not installed',
+        'npm install onnxruntime-node (an optional dependency of mse); mse doctor says whether it is here',
+      );
+    let session: import('onnxruntime-node').InferenceSession;
+    try {
+      session = await rt.InferenceSession.create(file, { executionProviders: ['cpu'] });
+    } catch (e) {
+      const msg = (e as Error).message.split('\n')[0];
+      throw new DataError(
+        /no such file|ENOENT|File doesn't exist/i.test(msg)
+          ? `model ${file} does not exist`
+          : `model ${file} is not an ONNX model onnxruntime can load: ${msg}`,
+      );
+    }
+    try {
+      if (session.inputNames.length !== 1)
+        throw new UsageError(`model ${file} has ${session.inputNames.length} inputs; mse feeds one`);
+      const meta = session.inputMetadata[0] as {
+        isTensor?: boolean;
+        shape?: ReadonlyArray<number | string>;
+        type?: string;
+      };
+      if (meta.isTensor === false) throw new UsageError(`model ${file}: its input is not a tensor`);
+      if (meta.type && meta.type !== 'float32')
+        throw new UsageError(`model ${file} takes ${meta.type} inputs; mse sends float32`);
+      const shape = (meta.shape ?? []).map((v) => (typeof v === 'number' && v > 0 ? v : null));
+      const layout = chooseLayout(shape, ds.inputShape, opts.layout, file);
+      const m = new OnnxModel(session, rt, ds.inputShape, ds.numClasses, layout, 'probs', file);
+      // what it outputs, from its answers to the first test examples (a declared kind is checked there)
+      const n = Math.min(64, ds.test.n);
+      const d = ds.inputShape.reduce((a, b) => a * b, 1);
+      const { values, cols } = await m.raw(ds.test.x.subarray(0, n * d), n);
+      const k = ds.numClasses;
+      if (!(cols === k || (k === 2 && cols === 1)))
+        throw new UsageError(`model ${file} answers ${cols} values per input, the data has ${k} classes`);
+      if (!values.every(Number.isFinite))
+        throw new UsageError(`model ${file} answered values that are not finite numbers`);
+      const isProbs = cols === 1 ? values.every((v) => v >= 0 && v <= 1) : rowsAreDistributions(values, cols);
+      if (opts.output === 'probs' && !isProbs)
+        throw new UsageError(
+          `model ${file} was declared output=probs, but its answers are not probabilities (rows must be ≥ 0 and sum to 1)`,
+          'give output=logits (or auto)',
+        );
+      m.output = opts.output === 'auto' ? (isProbs ? 'probs' : 'logits') : opts.output;
+      return m;
+    } catch (e) {
+      await session.release().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** The graph's first output for n NHWC rows, flat, and its values per input. */
+  private async raw(x: Float32Array, n: number): Promise<{ values: number[]; cols: number }> {
+    let data = x;
+    let dims = [n, ...this.inputShape];
+    if (this.layout === 'flat') dims = [n, x.length / n];
+    else if (this.layout === 'nchw') {
+      const [h, w, c] = this.inputShape;
+      data = new Float32Array(x.length);
+      for (let i = 0; i < n; i++)
+        for (let y = 0; y < h; y++)
+          for (let xx = 0; xx < w; xx++)
+            for (let k = 0; k < c; k++) data[((i * c + k) * h + y) * w + xx] = x[((i * h + y) * w + xx) * c + k];
+      dims = [n, c, h, w];
+    }
+    const input = new this.rt.Tensor('float32', data, dims);
+    const out = await this.session.run({ [this.session.inputNames[0]]: input });
+    const first = out[this.session.outputNames[0]];
+    const values = Array.from(first.data as Float32Array, Number);
+    return { values, cols: values.length / n };
+  }
+
+  async predictAsync(x: tf.Tensor): Promise<Probs> {
+    const n = x.shape[0];
+    const { values, cols } = await this.raw((await x.data()) as Float32Array, n);
+    const logits = this.output === 'logits';
+    return tf.tidy(() => {
+      const t = tf.tensor2d(values, [n, cols]);
+      if (cols === 1) {
+        const p = logits ? tf.sigmoid(t) : t;
+        return tf.concat([tf.sub(1, p), p], 1) as Probs;
+      }
+      return (logits ? tf.softmax(t) : t) as Probs;
+    });
+  }
+
+  predict(): Probs {
+    throw new Error(`model ${this.file} answers asynchronously: use predictProbs`);
+  }
+
+  serialize(): SerializedModel {
+    throw new UsageError(`model ${this.file} is loaded from its file and not saved again`);
+  }
+
+  dispose(): void {
+    void this.session.release().catch(() => undefined);
+  }
+}
+
+function rowsAreDistributions(v: number[], cols: number): boolean {
+  for (let i = 0; i < v.length; i += cols) {
+    let s = 0;
+    for (let j = 0; j < cols; j++) {
+      if (v[i + j] < 0) return false;
+      s += v[i + j];
+    }
+    if (Math.abs(s - 1) > 1e-3) return false;
+  }
+  return true;
+}
