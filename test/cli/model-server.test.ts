@@ -15,6 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/compute/backend.js';
 import { loadDataset } from '../../src/data/registry.js';
 import { saveLayersModel } from '../testing/tfjs-files.js';
+import { onnxRuntime } from '../../src/models/onnx.js';
+import { HAVE_SHARED } from '../testing/fixtures.js';
 
 const ROOT = path.resolve('.');
 function mse(args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -35,6 +37,8 @@ let base = '';
 /** what the next requests get instead of an answer, consumed one per request */
 const misbehave: Array<'503' | 'garbage' | 'hang'> = [];
 let requests = 0;
+let onnxSession: import('onnxruntime-node').InferenceSession | undefined;
+const ONNX = path.join(ROOT, 'test/fixtures/onnx/mnist-cnn.onnx');
 
 function logits(rows: number[][]): number[][] {
   return tf.tidy(() => (model.predict(tf.tensor2d(rows)) as tf.Tensor2D).arraySync());
@@ -69,6 +73,21 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
         outputs: [{ name: 'logits', shape: [n, out[0].length], datatype: 'FP32', data: out.flat() }],
       }),
     );
+  } else if (req.url === '/v2/models/mnist-cnn/infer' && onnxSession) {
+    // the PyTorch-exported ONNX fixture, served as Triton would serve it: NCHW in, logits out
+    const input = (body.inputs as Array<{ name: string; shape: number[]; data: number[] }>)[0];
+    const ort = (await onnxRuntime())!;
+    const out = await onnxSession.run({ input: new ort.Tensor('float32', Float32Array.from(input.data), input.shape) });
+    const logits = out.logits;
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(
+        JSON.stringify({
+          outputs: [
+            { name: 'logits', shape: logits.dims, datatype: 'FP32', data: Array.from(logits.data as Float32Array) },
+          ],
+        }),
+      );
   } else res.writeHead(404).end('no such model');
 }
 
@@ -92,12 +111,15 @@ beforeAll(async () => {
   await model.fit(x, y, { epochs: 40, batchSize: 32, shuffle: false, verbose: 0 });
   tf.dispose([x, y]);
   file = await saveLayersModel(model, mkdtempSync(path.join(os.tmpdir(), 'mse-served-')));
+  const ort = await onnxRuntime();
+  if (ort) onnxSession = await ort.InferenceSession.create(ONNX);
   server = createServer((req, res) => void handle(req, res));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 }, 120_000);
 
 afterAll(async () => {
+  await onnxSession?.release();
   server.closeAllConnections();
   await new Promise((r) => server.close(r));
   model.dispose();
@@ -138,6 +160,40 @@ describe('attacking a model server', () => {
       expect(requests - before).toBeGreaterThanOrEqual(Math.ceil(200 / 64)); // the queries went over the wire, in batches
     }
   });
+
+  it.skipIf(!HAVE_SHARED)(
+    'the PyTorch-exported ONNX fixture served over KServe v2 (NCHW) gives the in-process row',
+    async () => {
+      const args = [
+        'attack',
+        '-d',
+        'mnist',
+        '-v',
+        `onnx:path=${ONNX}`,
+        '-a',
+        'knockoff:epochs=2',
+        '-b',
+        '500',
+        '--json',
+        '-q',
+      ];
+      const local = await mse(args);
+      expect(local.code, local.err).toBe(0);
+      const remote = await mse([
+        ...args,
+        '--target',
+        `${base}/v2/models/mnist-cnn`,
+        '--protocol',
+        'kserve-v2',
+        '--target-layout',
+        'nchw',
+      ]);
+      expect(remote.code, remote.err).toBe(0);
+      const want = pick(JSON.parse(local.out) as Record<string, unknown>);
+      expect(want.status).toBe('ok');
+      expect(pick(JSON.parse(remote.out) as Record<string, unknown>)).toEqual(want);
+    },
+  );
 
   it('a 503 with retry-after is retried; garbage, a wrong model name and silence are one line each', async () => {
     misbehave.push('503', '503');
