@@ -79,15 +79,13 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     const ort = (await onnxRuntime())!;
     const out = await onnxSession.run({ input: new ort.Tensor('float32', Float32Array.from(input.data), input.shape) });
     const logits = out.logits;
-    res
-      .writeHead(200, { 'content-type': 'application/json' })
-      .end(
-        JSON.stringify({
-          outputs: [
-            { name: 'logits', shape: logits.dims, datatype: 'FP32', data: Array.from(logits.data as Float32Array) },
-          ],
-        }),
-      );
+    res.writeHead(200, { 'content-type': 'application/json' }).end(
+      JSON.stringify({
+        outputs: [
+          { name: 'logits', shape: logits.dims, datatype: 'FP32', data: Array.from(logits.data as Float32Array) },
+        ],
+      }),
+    );
   } else res.writeHead(404).end('no such model');
 }
 
