@@ -15,6 +15,7 @@
  */
 import { tf } from '../compute/backend.js';
 import { BudgetExhaustedError, MseError, UsageError } from '../errors.js';
+import { isDistribution, toProbs } from '../models/answers.js';
 import type { ApiInfo, ApiResponse, Ledger, PredictionApi } from './types.js';
 
 export const PROTOCOLS = ['mse', 'tf-serving', 'kserve-v2'] as const;
@@ -248,28 +249,7 @@ export class ModelServerApi implements PredictionApi {
     l.batches += 1;
     if (labels.length) return { labels: tf.tensor1d(labels, 'int32') };
     const cols = probs.length / n;
-    const logits = this.output === 'logits';
-    const p = tf.tidy(() => {
-      const t = tf.tensor2d(probs, [n, cols]);
-      if (cols === 1) {
-        const q = logits ? tf.sigmoid(t) : t;
-        return tf.concat([tf.sub(1, q), q], 1) as tf.Tensor2D;
-      }
-      return (logits ? tf.softmax(t) : t) as tf.Tensor2D;
-    });
+    const p = tf.tidy(() => toProbs(tf.tensor2d(probs, [n, cols]), this.output === 'logits' ? 'logits' : 'probs'));
     return { probs: p };
   }
-}
-
-function isDistribution(v: number[], cols: number): boolean {
-  if (cols === 1) return v.every((x) => x >= 0 && x <= 1);
-  for (let i = 0; i < v.length; i += cols) {
-    let s = 0;
-    for (let j = 0; j < cols; j++) {
-      if (v[i + j] < 0) return false;
-      s += v[i + j];
-    }
-    if (Math.abs(s - 1) > 1e-3) return false;
-  }
-  return true;
 }

@@ -15,10 +15,10 @@ import path from 'node:path';
 import { tf } from '../compute/backend.js';
 import type { Dataset } from '../data/types.js';
 import { DataError, UsageError } from '../errors.js';
+import { settleOutput, toProbs, type OutputKind } from './answers.js';
 import type { Model, Probs, SerializedModel } from './model.js';
 
 export type Layout = 'nhwc' | 'nchw' | 'flat';
-export type OutputKind = 'probs' | 'logits';
 
 interface ModelJson {
   format?: string;
@@ -176,29 +176,7 @@ export class LoadedModel implements Model {
       const v = raw.dataSync();
       const cols = raw.shape[1];
       raw.dispose();
-      const k = ds.numClasses;
-      if (!(cols === k || (k === 2 && cols === 1)))
-        throw new UsageError(`model ${file} answers ${cols} values per input, the data has ${k} classes`);
-      const finite = Array.from(v).every(Number.isFinite);
-      if (!finite) throw new UsageError(`model ${file} answered values that are not finite numbers`);
-      const isProbs = (() => {
-        if (cols === 1) return Array.from(v).every((x) => x >= 0 && x <= 1);
-        for (let i = 0; i < n; i++) {
-          let s = 0;
-          for (let j = 0; j < cols; j++) {
-            if (v[i * cols + j] < 0) return false;
-            s += v[i * cols + j];
-          }
-          if (Math.abs(s - 1) > 1e-3) return false;
-        }
-        return true;
-      })();
-      if (opts.output === 'probs' && !isProbs)
-        throw new UsageError(
-          `model ${file} was declared output=probs, but its answers are not probabilities (rows must be ≥ 0 and sum to 1)`,
-          'give output=logits (or auto)',
-        );
-      m.output = opts.output === 'auto' ? (isProbs ? 'probs' : 'logits') : opts.output;
+      m.output = settleOutput(file, v, cols, ds.numClasses, opts.output);
       return m;
     } catch (e) {
       net.dispose();
@@ -217,14 +195,7 @@ export class LoadedModel implements Model {
   }
 
   predict(x: tf.Tensor): Probs {
-    return tf.tidy(() => {
-      const y = this.raw(x);
-      if (y.shape[1] === 1) {
-        const p = this.output === 'logits' ? tf.sigmoid(y) : y;
-        return tf.concat([tf.sub(1, p), p], 1) as Probs;
-      }
-      return (this.output === 'logits' ? tf.softmax(y) : y) as Probs;
-    });
+    return tf.tidy(() => toProbs(this.raw(x), this.output));
   }
 
   serialize(): SerializedModel {

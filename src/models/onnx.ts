@@ -8,7 +8,8 @@ import { createRequire } from 'node:module';
 import { tf } from '../compute/backend.js';
 import type { Dataset } from '../data/types.js';
 import { DataError, UsageError } from '../errors.js';
-import { chooseLayout, type Layout, type OutputKind } from './loaded.js';
+import { settleOutput, toProbs, type OutputKind } from './answers.js';
+import { chooseLayout, type Layout } from './loaded.js';
 import type { Model, Probs, SerializedModel } from './model.js';
 
 type Ort = typeof import('onnxruntime-node');
@@ -79,18 +80,7 @@ export class OnnxModel implements Model {
       const n = Math.min(64, ds.test.n);
       const d = ds.inputShape.reduce((a, b) => a * b, 1);
       const { values, cols } = await m.raw(ds.test.x.subarray(0, n * d), n);
-      const k = ds.numClasses;
-      if (!(cols === k || (k === 2 && cols === 1)))
-        throw new UsageError(`model ${file} answers ${cols} values per input, the data has ${k} classes`);
-      if (!values.every(Number.isFinite))
-        throw new UsageError(`model ${file} answered values that are not finite numbers`);
-      const isProbs = cols === 1 ? values.every((v) => v >= 0 && v <= 1) : rowsAreDistributions(values, cols);
-      if (opts.output === 'probs' && !isProbs)
-        throw new UsageError(
-          `model ${file} was declared output=probs, but its answers are not probabilities (rows must be ≥ 0 and sum to 1)`,
-          'give output=logits (or auto)',
-        );
-      m.output = opts.output === 'auto' ? (isProbs ? 'probs' : 'logits') : opts.output;
+      m.output = settleOutput(file, values, cols, ds.numClasses, opts.output);
       return m;
     } catch (e) {
       await session.release().catch(() => undefined);
@@ -122,15 +112,7 @@ export class OnnxModel implements Model {
   async predictAsync(x: tf.Tensor): Promise<Probs> {
     const n = x.shape[0];
     const { values, cols } = await this.raw((await x.data()) as Float32Array, n);
-    const logits = this.output === 'logits';
-    return tf.tidy(() => {
-      const t = tf.tensor2d(values, [n, cols]);
-      if (cols === 1) {
-        const p = logits ? tf.sigmoid(t) : t;
-        return tf.concat([tf.sub(1, p), p], 1) as Probs;
-      }
-      return (logits ? tf.softmax(t) : t) as Probs;
-    });
+    return tf.tidy(() => toProbs(tf.tensor2d(values, [n, cols]), this.output));
   }
 
   predict(): Probs {
@@ -144,16 +126,4 @@ export class OnnxModel implements Model {
   dispose(): void {
     void this.session.release().catch(() => undefined);
   }
-}
-
-function rowsAreDistributions(v: number[], cols: number): boolean {
-  for (let i = 0; i < v.length; i += cols) {
-    let s = 0;
-    for (let j = 0; j < cols; j++) {
-      if (v[i + j] < 0) return false;
-      s += v[i + j];
-    }
-    if (Math.abs(s - 1) > 1e-3) return false;
-  }
-  return true;
 }

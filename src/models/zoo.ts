@@ -145,62 +145,67 @@ export const tree = defineModel({
   budgets: () => ['100k'],
 });
 
-/** A TF.js model the user brings (model.json + weights): loaded, not trained; see loaded.ts. */
-export const tfjsModel = defineModel({
-  name: 'tfjs',
-  describe: "your own TF.js model: a LayersModel or GraphModel's model.json and weight files, loaded as the victim",
-  params: {
-    path: { type: 'string', help: 'the model.json (its weight files beside it)' },
-    layout: {
-      type: 'string',
-      choices: ['auto', 'nhwc', 'nchw'],
-      default: 'auto',
-      help: "image layout the model takes (auto: from the model's input shape; PyTorch exports take NCHW)",
+/**
+ * A model the user brings as files, loaded rather than trained: its path, the image layout it takes
+ * and what it outputs (see loaded.ts). Without a family to assume, its default attacks are the ones
+ * that need none: Knockoff (image pools) and JBDA (a seed set).
+ */
+function userModel(
+  name: 'tfjs' | 'onnx',
+  describe: string,
+  pathHelp: string,
+  load: (
+    file: string,
+    ds: Dataset,
+    o: { layout: 'auto' | 'nhwc' | 'nchw'; output: 'auto' | 'probs' | 'logits' },
+  ) => Promise<Model>,
+  files: (file: string) => string[],
+): ModelUnit {
+  return defineModel({
+    name,
+    describe,
+    params: {
+      path: { type: 'string', help: pathHelp },
+      layout: {
+        type: 'string',
+        choices: ['auto', 'nhwc', 'nchw'],
+        default: 'auto',
+        help: "image layout the model takes (auto: from the model's input shape; PyTorch exports take NCHW)",
+      },
+      output: {
+        type: 'string',
+        choices: ['auto', 'probs', 'logits'],
+        default: 'auto',
+        help: 'what the model outputs (auto: probabilities if its answers are distributions, else logits → softmax)',
+      },
     },
-    output: {
-      type: 'string',
-      choices: ['auto', 'probs', 'logits'],
-      default: 'auto',
-      help: 'what the model outputs (auto: probabilities if its answers are distributions, else logits → softmax)',
+    load: (ds, p) => {
+      if (!p.path) throw new UsageError(`${name} needs path=<file>`);
+      return load(p.path, ds, { layout: p.layout, output: p.output });
     },
-  },
-  load: (ds, p) => {
-    if (!p.path) throw new UsageError('tfjs needs path=<model.json>');
-    return LoadedModel.load(p.path, ds, { layout: p.layout, output: p.output });
-  },
-  files: (p) => (p.path ? modelFiles(p.path) : []),
-  // the attacks that need nothing of the victim's family: Knockoff (image pools), JBDA (a seed set)
-  attacks: ['knockoff', 'jbda'],
-  budgets: (quick) => (quick ? ['1k'] : ['1k', '5k', '10k']),
-});
+    files: (p) => (p.path ? files(p.path) : []),
+    attacks: ['knockoff', 'jbda'],
+    budgets: (quick) => (quick ? ['1k'] : ['1k', '5k', '10k']),
+  });
+}
 
-/** An ONNX model the user brings (as torch.onnx.export writes it): loaded, not trained; see onnx.ts. */
-export const onnxModel = defineModel({
-  name: 'onnx',
-  describe: 'your own ONNX model (e.g. from torch.onnx.export), run by onnxruntime-node on the CPU',
-  params: {
-    path: { type: 'string', help: 'the .onnx file' },
-    layout: {
-      type: 'string',
-      choices: ['auto', 'nhwc', 'nchw'],
-      default: 'auto',
-      help: "image layout the model takes (auto: from the graph's input shape; PyTorch exports take NCHW)",
-    },
-    output: {
-      type: 'string',
-      choices: ['auto', 'probs', 'logits'],
-      default: 'auto',
-      help: 'what the model outputs (auto: probabilities if its answers are distributions, else logits → softmax)',
-    },
-  },
-  load: (ds, p) => {
-    if (!p.path) throw new UsageError('onnx needs path=<model.onnx>');
-    return OnnxModel.load(p.path, ds, { layout: p.layout, output: p.output });
-  },
-  files: (p) => (p.path ? [p.path] : []),
-  attacks: ['knockoff', 'jbda'],
-  budgets: (quick) => (quick ? ['1k'] : ['1k', '5k', '10k']),
-});
+/** A TF.js LayersModel or GraphModel: model.json and its weight files. */
+export const tfjsModel = userModel(
+  'tfjs',
+  "your own TF.js model: a LayersModel or GraphModel's model.json and weight files, loaded as the victim",
+  'the model.json (its weight files beside it)',
+  (file, ds, o) => LoadedModel.load(file, ds, o),
+  modelFiles,
+);
+
+/** An ONNX model (as torch.onnx.export writes it), run by onnxruntime-node; see onnx.ts. */
+export const onnxModel = userModel(
+  'onnx',
+  'your own ONNX model (e.g. from torch.onnx.export), run by onnxruntime-node on the CPU',
+  'the .onnx file',
+  (file, ds, o) => OnnxModel.load(file, ds, o),
+  (file) => [file],
+);
 
 /** Every model family, in the order `mse list` shows them. */
 export const MODELS = new Registry<ModelUnit>('model', [logistic, softmax, ovr, mlp, cnn, tree, tfjsModel, onnxModel]);
