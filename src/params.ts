@@ -80,21 +80,52 @@ export function parseSpec(text: string): ParsedSpec {
   if (!name) throw new UsageError(`empty name in '${text}'`);
   if (colon >= 0) {
     let key: string | undefined;
-    for (const tok of t.slice(colon + 1).split(',')) {
-      const eq = tok.indexOf('=');
+    for (const tok of splitTopLevel(t.slice(colon + 1), ',', text)) {
+      const eq = tok.startsWith('[') ? -1 : tok.indexOf('=');
       if (eq >= 0) {
         key = tok.slice(0, eq).trim();
         if (!key) throw new UsageError(`missing parameter name before '=' in '${text}'`);
         if (raw[key]) throw new UsageError(`parameter '${key}' given twice in '${text}'`);
-        raw[key] = [tok.slice(eq + 1).trim()];
+        raw[key] = [unbracket(tok.slice(eq + 1).trim())];
       } else if (key) {
-        raw[key].push(tok.trim());
+        raw[key].push(unbracket(tok.trim()));
       } else if (tok.trim()) {
         throw new UsageError(`expected key=value after '${name}:' in '${text}'`);
       }
     }
   }
   return { name, raw };
+}
+
+/**
+ * Split on `sep` outside square brackets: a value that is itself a spec with several parameters is
+ * written in brackets (`knockoff:pool=[csv:path=pool.csv,label=y]`), so its commas (and '+') stay
+ * inside it.
+ */
+export function splitTopLevel(text: string, sep: ',' | '+', whole: string = text): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (ch === '[') depth++;
+    else if (ch === ']') {
+      if (--depth < 0) throw new UsageError(`a ']' without its '[' in '${whole}'`);
+    } else if (ch === sep && depth === 0) {
+      out.push(text.slice(start, i));
+      start = i + 1;
+    }
+  }
+  if (depth !== 0) throw new UsageError(`a '[' without its ']' in '${whole}'`);
+  out.push(text.slice(start));
+  return out;
+}
+
+const unbracket = (v: string) => (v.startsWith('[') && v.endsWith(']') ? v.slice(1, -1).trim() : v);
+
+/** A value as a spec writes it: in brackets when it holds a separator (a spec of its own, with parameters). */
+export function specValue(v: string): string {
+  return /[,+]/.test(v) ? `[${v}]` : v;
 }
 
 function convert(owner: string, key: string, decl: ParamDecl, v: string): number | string | boolean {
@@ -153,7 +184,7 @@ export function resolveParams(owner: string, decls: Schema, raw: Record<string, 
 export function formatParams(p: ParamValues): string {
   return Object.keys(p)
     .sort()
-    .map((k) => `${k}=${Array.isArray(p[k]) ? (p[k] as readonly number[]).join('/') : String(p[k])}`)
+    .map((k) => `${k}=${Array.isArray(p[k]) ? (p[k] as readonly number[]).join('/') : specValue(String(p[k]))}`)
     .join(',');
 }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatParams, parseSpec, resolveParams } from '../src/params.js';
+import { formatParams, parseSpec, resolveParams, splitTopLevel } from '../src/params.js';
+import { expandDefenseStack, expandSpec } from '../src/runner/grid.js';
 import { UsageError } from '../src/errors.js';
 
 const decls = {
@@ -12,6 +13,34 @@ describe('spec parser', () => {
   it('parses names, keys and value lists', () => {
     expect(parseSpec('mad:eps=0.1,0.5,ydist=l2')).toEqual({ name: 'mad', raw: { eps: ['0.1', '0.5'], ydist: ['l2'] } });
     expect(parseSpec('none')).toEqual({ name: 'none', raw: {} });
+  });
+
+  it('a value in brackets is one value, commas and all (a spec with parameters as a parameter)', () => {
+    expect(parseSpec('knockoff:pool=[csv:path=a.csv,label=y],epochs=3')).toEqual({
+      name: 'knockoff',
+      raw: { pool: ['csv:path=a.csv,label=y'], epochs: ['3'] },
+    });
+    // swept: two bracketed pools are two values
+    expect(parseSpec('knockoff:pool=[csv:path=a,label=y],[npz:path=b]').raw.pool).toEqual([
+      'csv:path=a,label=y',
+      'npz:path=b',
+    ]);
+    const schema = {
+      pool: { type: 'string' as const, help: '' },
+      epochs: { type: 'int' as const, default: 1, help: '' },
+    };
+    expect(expandSpec('knockoff:pool=[csv:path=a,label=y],fashion-mnist', schema)).toEqual([
+      'knockoff:pool=[csv:path=a,label=y]',
+      'knockoff:pool=fashion-mnist',
+    ]);
+    // written back in brackets, so the canonical form parses to the same values
+    const canon = formatParams(resolveParams('k', schema, parseSpec('k:pool=[csv:path=a,label=y]').raw));
+    expect(canon).toBe('epochs=1,pool=[csv:path=a,label=y]');
+    expect(parseSpec(`k:${canon}`).raw.pool).toEqual(['csv:path=a,label=y']);
+    expect(splitTopLevel('a+[b+c]+d', '+')).toEqual(['a', '[b+c]', 'd']);
+    expect(expandDefenseStack('round:decimals=1,2+top1')).toHaveLength(2);
+    expect(() => parseSpec('knockoff:pool=[csv:path=a')).toThrow(/a '\[' without its '\]'/);
+    expect(() => parseSpec('knockoff:pool=csv:path=a]')).toThrow(/a '\]' without its '\['/);
   });
 
   it('validates types, ranges and choices, naming the parameter', () => {

@@ -1,14 +1,15 @@
 /**
  * An in-process prediction API around a victim: applies the defenses in order (ART's
  * postprocessor loop — no defense calls another), counts every answered example, enforces the
- * budget before doing any work, and times itself. One place owns the order of stages.
+ * budget before doing any work, and times itself. One place owns the order of stages. A victim
+ * that answers labels only (Model.labelsOnly) is revealed as labels, as if `top1` ended the stack.
  */
 import { tf } from '../compute/backend.js';
 import type { Rng } from '../compute/rng.js';
 import type { DecisionTree } from '../models/decision-tree.js';
 import { predictProbs, type Model } from '../models/model.js';
 import { BudgetExhaustedError, UsageError } from '../errors.js';
-import type { ApiInfo, ApiResponse, Defense, Ledger, PredictionApi, QueryCtx, Reveal } from './types.js';
+import type { ApiInfo, ApiResponse, Defense, Labels, Ledger, PredictionApi, QueryCtx, Reveal } from './types.js';
 
 export interface LocalApiOptions {
   budget?: number;
@@ -29,11 +30,17 @@ export class LocalPredictionApi implements PredictionApi {
     private readonly defenses: readonly Defense[],
     private readonly opts: LocalApiOptions,
   ) {
-    let reveals: Reveal = opts.revealLeaves ? 'leaf' : 'probs';
+    // a victim that answers labels only (a user's argmax export) is revealed as labels whatever the defenses
+    let reveals: Reveal = victim.labelsOnly ? 'labels' : opts.revealLeaves ? 'leaf' : 'probs';
     if (opts.revealLeaves && victim.kind !== 'tree')
       throw new UsageError(`only tree victims can reveal leaf ids (victim is ${victim.kind})`);
     for (const d of defenses) {
-      if (d.output && reveals === 'labels')
+      if (d.output && victim.labelsOnly && d.reveals !== 'labels')
+        throw new UsageError(
+          `defense '${d.name}' needs probabilities but the victim (${victim.kind}) answers labels only`,
+          `drop ${d.name} for this victim: a labels-only victim takes input, price and labels-only defenses`,
+        );
+      if (d.output && reveals === 'labels' && !victim.labelsOnly)
         throw new UsageError(
           `defense '${d.name}' needs probabilities but an earlier defense reveals labels only; put it before that one`,
         );
@@ -97,6 +104,12 @@ export class LocalPredictionApi implements PredictionApi {
         resp = d.output(prev, { ...ctx(i), input: xin });
         if (resp.probs !== prev) prev.dispose(); // a stage hands back new tensors; the input is ours to free
       });
+      // a labels-only victim's one-hot rows no defense reduced: its labels, as the model answered them
+      if (this.info.reveals === 'labels' && resp.probs) {
+        const probs = resp.probs;
+        resp = { labels: tf.tidy(() => tf.argMax(probs, 1)) as Labels };
+        probs.dispose();
+      }
     } catch (e) {
       // a stage failed: what was answered so far is nobody's to free but ours
       tf.dispose([resp.probs ?? [], resp.labels ?? []]);

@@ -8,8 +8,10 @@
  *               (<url> = http://host:8000/v2/models/<name>)
  * Inputs go in the layout the model takes (NHWC as mse's data, NCHW as PyTorch exports, or flat);
  * answers are read as probabilities, logits (softmax applied; one column: sigmoid) or labels.
- * Requests go one at a time, in batches, each with a timeout, and are retried with backoff on 429
- * and 503 (honouring retry-after); an API key goes in `Authorization: Bearer`. The server is not
+ * A query is sent in requests of at most `batch` inputs, up to `concurrency` of them in flight at
+ * once (default one at a time); answers are read in the order of the inputs, so every concurrency
+ * gives the same answers. Each request has a timeout and is retried with backoff on 429 and 503
+ * (honouring retry-after); an API key goes in `Authorization: Bearer`. The server is not
  * trusted: an answer of the wrong shape, non-finite numbers or anything but JSON is a one-line error
  * naming the URL, never a silently wrong row. The budget is counted here, as the attacker's own.
  */
@@ -42,6 +44,15 @@ export interface ModelServerOptions {
   timeoutS?: number;
   /** retries on 429/503 (default 6) */
   retries?: number;
+  /** requests in flight at once, when a query spans several (default 1) */
+  concurrency?: number;
+}
+
+/** One request's answer: its numbers and their shape. */
+interface Answer {
+  data: number[];
+  cols: number;
+  integers: boolean;
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -53,6 +64,9 @@ export class ModelServerApi implements PredictionApi {
   private readonly _ledger: Ledger;
   private readonly endpoint: string;
   private output: 'auto' | 'probs' | 'logits' | 'labels';
+  /** requests in flight now, and since when one has been (apiSeconds is wall time with one or more in flight) */
+  private inFlight = 0;
+  private busySince = 0;
 
   constructor(private readonly o: ModelServerOptions) {
     let u: URL;
@@ -72,6 +86,8 @@ export class ModelServerApi implements PredictionApi {
       throw new UsageError(
         `--target for ${o.protocol} must name the model: ${o.protocol === 'tf-serving' ? 'http://host:8501/v1/models/<name>' : 'http://host:8000/v2/models/<name>'}, got '${o.url}'`,
       );
+    if (o.concurrency !== undefined && !(Number.isSafeInteger(o.concurrency) && o.concurrency >= 1))
+      throw new UsageError(`--concurrency must be an integer ≥ 1, got ${o.concurrency}`);
     this.endpoint = o.protocol === 'tf-serving' ? `${base}:predict` : `${base}/infer`;
     this.output = o.output ?? 'auto';
     this.info = {
@@ -127,7 +143,7 @@ export class ModelServerApi implements PredictionApi {
     const timeoutS = this.o.timeoutS ?? 30;
     for (let attempt = 0; ; attempt++) {
       let res: Response;
-      const t0 = performance.now();
+      if (this.inFlight++ === 0) this.busySince = performance.now();
       try {
         res = await fetch(this.endpoint, {
           method: 'POST',
@@ -143,7 +159,7 @@ export class ModelServerApi implements PredictionApi {
             : `cannot reach the server (${err.cause?.code ?? err.cause?.message ?? err.message})`,
         );
       } finally {
-        this._ledger.apiSeconds += (performance.now() - t0) / 1000;
+        if (--this.inFlight === 0) this._ledger.apiSeconds += (performance.now() - this.busySince) / 1000;
       }
       const text = await res.text().catch(() => '');
       if ((res.status === 429 || res.status === 503) && attempt < retries) {
@@ -170,7 +186,7 @@ export class ModelServerApi implements PredictionApi {
   }
 
   /** The answer's numbers and their shape, per protocol. */
-  private answer(v: unknown, m: number): { data: number[]; cols: number; integers: boolean } {
+  private answer(v: unknown, m: number): Answer {
     const bad = (why: string) => this.fail(`answered something that is not a ${this.o.protocol} prediction: ${why}`);
     if (!isObj(v)) throw bad('expected a JSON object');
     let data: unknown[];
@@ -207,6 +223,45 @@ export class ModelServerApi implements PredictionApi {
     return { data: data as number[], cols, integers };
   }
 
+  /**
+   * Send the chunks (rows [m·d] each), `concurrency` requests at a time, and hand each answer to
+   * `read` in chunk order as soon as those before it are read (with one at a time: answer, read,
+   * next request, as a single client would). After a failure no request starts; once those in
+   * flight end, the failure of the earliest chunk is thrown.
+   */
+  private async sendAll(chunks: Array<{ rows: Float32Array; m: number }>, read: (a: Answer) => void): Promise<void> {
+    const ready: Array<Answer | undefined> = [];
+    const errors: unknown[] = [];
+    let next = 0; // the next chunk to send
+    let done = 0; // chunks read so far
+    let failed = false;
+    const worker = async () => {
+      while (!failed && next < chunks.length) {
+        const i = next++;
+        try {
+          ready[i] = this.answer(await this.post(this.body(chunks[i].rows, chunks[i].m)), chunks[i].m);
+        } catch (e) {
+          failed = true;
+          errors[i] = e;
+          return;
+        }
+        try {
+          for (; !failed && done < chunks.length && ready[done]; done++) {
+            read(ready[done]!);
+            ready[done] = undefined;
+          }
+        } catch (e) {
+          failed = true;
+          errors[done] = e;
+        }
+      }
+    };
+    const workers = Math.min(this.o.concurrency ?? 1, chunks.length);
+    await Promise.all(Array.from({ length: workers }, worker));
+    const first = errors.findIndex((e) => e !== undefined);
+    if (first >= 0) throw errors[first];
+  }
+
   async query(x: tf.Tensor): Promise<ApiResponse> {
     const n = x.shape[0];
     const l = this._ledger;
@@ -219,11 +274,14 @@ export class ModelServerApi implements PredictionApi {
     const d = x.size / n;
     const flat = (await x.data()) as Float32Array;
     const batch = this.o.batch ?? 64;
-    const probs: number[] = [];
-    const labels: number[] = [];
+    const chunks: Array<{ rows: Float32Array; m: number }> = [];
     for (let s = 0; s < n; s += batch) {
       const m = Math.min(batch, n - s);
-      const a = this.answer(await this.post(this.body(flat.subarray(s * d, (s + m) * d), m)), m);
+      chunks.push({ rows: flat.subarray(s * d, (s + m) * d), m });
+    }
+    const probs: number[] = [];
+    const labels: number[] = [];
+    await this.sendAll(chunks, (a) => {
       if (this.output === 'labels' || (a.cols === 1 && a.integers && k > 2)) {
         if (this.output !== 'labels')
           throw this.fail(
@@ -233,7 +291,7 @@ export class ModelServerApi implements PredictionApi {
         if (a.cols !== 1 || !a.data.every((c) => Number.isInteger(c) && c >= 0 && c < k))
           throw this.fail(`answers that are not class labels in [0, ${k})`);
         labels.push(...a.data);
-        continue;
+        return;
       }
       if (a.cols !== k && !(k === 2 && a.cols === 1))
         throw this.fail(`answers ${a.cols} numbers per input, the data has ${k} classes`);
@@ -244,12 +302,12 @@ export class ModelServerApi implements PredictionApi {
           'use --target-output logits (or auto)',
         );
       probs.push(...a.data);
-    }
+    });
     l.queries += n;
     l.batches += 1;
     if (labels.length) return { labels: tf.tensor1d(labels, 'int32') };
     const cols = probs.length / n;
-    const p = tf.tidy(() => toProbs(tf.tensor2d(probs, [n, cols]), this.output === 'logits' ? 'logits' : 'probs'));
+    const p = tf.tidy(() => toProbs(tf.tensor2d(probs, [n, cols]), this.output === 'logits' ? 'logits' : 'probs', k));
     return { probs: p };
   }
 }

@@ -19,7 +19,7 @@ export const POOL = {
   pool: {
     type: 'string',
     default: 'auto',
-    help: "the attacker's natural-image pool, a dataset name (auto: the victim dataset's default pool — fashion-mnist for mnist, mnist for fashion-mnist and kmnist); fashion-mnist@test10k is the 10k test split shipped with mse, used when Fashion-MNIST is absent",
+    help: "the attacker's natural-image pool, a dataset name (auto: the victim dataset's default pool — fashion-mnist for mnist, mnist for fashion-mnist and kmnist); fashion-mnist@test10k is the 10k test split shipped with mse, used when Fashion-MNIST is absent; or your own images, folder:path=DIR (resized to the victim's input), or a file, [csv:path=F,label=y] / npz:path=F",
   },
 } as const satisfies Schema;
 

@@ -22,6 +22,7 @@ interface AttackOpts {
   targetLayout?: string;
   targetOutput?: string;
   timeout?: number;
+  concurrency?: number;
   /** machine-readable progress on stderr (used by `mse bench` workers) */
   progressJson?: boolean;
   dataset: string;
@@ -55,8 +56,13 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
   if (o.target) assertTargetUrl(o.target);
   const protocol = o.protocol ?? 'mse';
   if (!(PROTOCOLS as readonly string[]).includes(protocol)) throw unknownChoice('protocol', protocol, PROTOCOLS);
-  if (!o.target && (o.protocol || o.targetLayout || o.targetOutput || o.timeout !== undefined))
-    throw new UsageError('--protocol, --target-layout, --target-output and --timeout describe a --target; give one');
+  if (
+    !o.target &&
+    (o.protocol || o.targetLayout || o.targetOutput || o.timeout !== undefined || o.concurrency !== undefined)
+  )
+    throw new UsageError(
+      '--protocol, --target-layout, --target-output, --timeout and --concurrency describe a --target; give one',
+    );
   const layouts = ['nhwc', 'nchw', 'flat'];
   const outputs = ['auto', 'probs', 'logits', 'labels'];
   if (o.targetLayout && !layouts.includes(o.targetLayout))
@@ -67,6 +73,8 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
     throw new UsageError(
       '--target-layout and --target-output are for model servers (--protocol tf-serving or kserve-v2); mse serve says what it takes',
     );
+  if (protocol === 'mse' && o.concurrency !== undefined)
+    throw new UsageError('--concurrency is for model servers (--protocol tf-serving or kserve-v2)');
   const b = await startBackend(g);
   const data = { dataDir: g.dataDir };
   const ds = await loadDataset(o.dataset, { ...data, progress: !g.quiet });
@@ -101,6 +109,7 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
                   layout: (o.targetLayout ?? 'nhwc') as 'nhwc' | 'nchw' | 'flat',
                   output: (o.targetOutput ?? 'auto') as 'auto' | 'probs' | 'logits' | 'labels',
                   ...(o.timeout !== undefined ? { timeoutS: o.timeout } : {}),
+                  ...(o.concurrency !== undefined ? { concurrency: o.concurrency } : {}),
                 }
               : {}),
           },

@@ -1,6 +1,7 @@
 /** `mse doctor`: the chosen backend, versions, data directories and which datasets are usable here. */
 import chalk from 'chalk';
 import { onnxRuntime } from '../models/onnx.js';
+import { imageDecoder } from '../data/formats/image-folder.js';
 import { availability, cacheDir, searchDirs } from '../data/index.js';
 import { versions } from '../runner/manifest.js';
 import { victimCacheDir } from '../models/victim.js';
@@ -18,6 +19,10 @@ export async function doctor(g: GlobalOptions): Promise<void> {
   const ort = await onnxRuntime();
   out.push(
     `  ONNX victims   ${ort ? chalk.green(`onnxruntime-node ${ort.env.versions.node ?? ''}`.trim()) : chalk.yellow('unavailable (npm install onnxruntime-node)')}`,
+  );
+  const sharp = await imageDecoder();
+  out.push(
+    `  image folders  ${sharp ? chalk.green(`sharp ${sharp.versions.sharp ?? ''} (libvips ${sharp.versions.vips})`) : chalk.yellow('unavailable (npm install sharp)')}`,
   );
   for (const s of b.skipped) out.push(chalk.dim(`  skipped        ${s}`));
   out.push(chalk.bold('versions'));

@@ -77,7 +77,10 @@ Examples:
   program
     .command('train')
     .description('train a victim model (cached by dataset, model, parameters and seed) and report its test accuracy')
-    .requiredOption('-d, --dataset <name>', 'dataset (see `mse list datasets`)')
+    .requiredOption(
+      '-d, --dataset <name>',
+      'dataset (see `mse list datasets`), or your own: csv:path=F, npz:path=F, folder:path=DIR',
+    )
     .requiredOption(
       '-m, --model <spec>',
       'model kind with optional parameters, e.g. cnn, mlp:hidden=256,128, tree:depth=6',
@@ -97,7 +100,10 @@ Examples:
     .description(
       'run one extraction attack against one (defended) victim and report attacker success, cost and defender utility',
     )
-    .requiredOption('-d, --dataset <name>', 'dataset (see `mse list datasets`)')
+    .requiredOption(
+      '-d, --dataset <name>',
+      'dataset (see `mse list datasets`), or your own: csv:path=F, npz:path=F, folder:path=DIR',
+    )
     .option(
       '-v, --victim <spec>',
       'victim model (default: cnn for images, logistic for binary tables, softmax otherwise)',
@@ -141,6 +147,11 @@ Examples:
       'a model server: what it answers, auto (default: probabilities if distributions, else logits), probs, logits or labels',
     )
     .option('--timeout <s>', 'a model server: seconds each request may take (default 30)', intArg(1))
+    .option(
+      '--concurrency <n>',
+      'a model server: requests in flight at once when a query spans several (of 64 inputs each); answers are the same as one at a time (default 1)',
+      intArg(1),
+    )
     .addOption(new Option('--progress-json', 'progress as JSON lines on stderr (for scripts)').hideHelp())
     .addHelpText(
       'after',

@@ -17,6 +17,7 @@ import {
 } from './registry.js';
 import { cacheDir, findFile, isOffline, resolveFile, SYSTEM_DIRS, type ResolveOptions } from './resolve.js';
 import type { Dataset } from './types.js';
+import { concretePoolSpec, isUserDataSpec, loadUserPool } from './user-data.js';
 
 export interface PoolSpec {
   dataset: string;
@@ -24,7 +25,7 @@ export interface PoolSpec {
   variant?: string;
 }
 
-/** `name` or `name@variant`; checks the name and that the variant exists. */
+/** `name` or `name@variant`; checks the name and that the variant exists. (The user's own data, `folder:path=…`, is not parsed here.) */
 export function parsePoolSpec(spec: string): PoolSpec {
   const at = spec.indexOf('@');
   const dataset = at < 0 ? spec : spec.slice(0, at);
@@ -129,7 +130,13 @@ export async function choosePool(
   spec: string,
   opts: ResolveOptions,
   state: FetchState = fetchState(opts),
+  victimShape?: readonly number[],
 ): Promise<PoolChoice> {
+  // the user's own files: nothing to download; a missing or unreadable file is a DataError when loaded
+  if (isUserDataSpec(spec)) {
+    const concrete = victimShape ? concretePoolSpec(spec, victimShape) : spec;
+    return { spec: concrete, dataset: concrete, problems: [] };
+  }
   const p = parsePoolSpec(spec);
   if (p.variant) {
     const entry = getEntry(p.dataset)!;
@@ -160,6 +167,7 @@ export async function choosePool(
 
 /** Load a pool spec: the dataset itself, or its embedded variant. */
 export async function loadPoolDataset(spec: string, opts: ResolveOptions): Promise<Dataset> {
+  if (isUserDataSpec(spec)) return loadUserPool(spec);
   const p = parsePoolSpec(spec);
   return p.variant ? loadEmbedded(p.dataset) : loadDataset(p.dataset, opts);
 }

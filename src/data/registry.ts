@@ -512,7 +512,7 @@ export function getEntry(name: string): DatasetEntry | undefined {
   return DATASETS.find((d) => d.name === name);
 }
 
-/** The dataset a name stands for: a registered unit, or the user's own file (`csv:path=…`, `npz:path=…`). */
+/** The dataset a name stands for: a registered unit, or the user's own data (`csv:path=…`, `npz:path=…`, `folder:path=…`). */
 export function datasetUnit(name: string): DatasetUnit {
   return DATASET_UNITS.has(name) ? DATASET_UNITS.get(name) : (userDataset(name) ?? DATASET_UNITS.get(name));
 }

@@ -6,6 +6,11 @@
  *       data seed — the same preprocessing as the registry's tables (Tramèr et al. 2016)
  *   npz:path=F   NumPy arrays x_train, y_train, x_test, y_test (images as [n, h, w, c]; uint8 images
  *       are scaled to [0, 1])
+ *   folder:path=DIR[,size=28x28][,channels=1|3][,test=0.3]   images, one subfolder per class (or
+ *       train/ and test/ holding those), decoded and resized by sharp (formats/image-folder.ts)
+ * Any of them can be an attacker's transfer pool too (`knockoff:pool=folder:path=DIR`; a spec with
+ * several parameters in brackets: `pool=[csv:path=F,label=y]`): a pool folder needs no classes, and
+ * its images are resized to the victim's input unless size= says otherwise.
  * The file's sha256 is the dataset's variant: it goes into the manifest, the victim cache key and
  * every cell id, so other data is never mistaken for this.
  */
@@ -13,7 +18,16 @@ import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { parse as parseCsv } from 'csv-parse/sync';
 import { DataError, UsageError, unknownChoice } from '../errors.js';
-import { formatParams, parseSpec, resolveParams, typed, type Schema } from '../params.js';
+import {
+  formatParams,
+  parseSpec,
+  resolveParams,
+  typed,
+  type Params,
+  type ParamValues,
+  type Schema,
+} from '../params.js';
+import { readImageFolder } from './formats/image-folder.js';
 import { parseNpz } from './formats/npz.js';
 import { encodeTable, splitRows } from './tabular.js';
 import type { DatasetUnit } from './define.js';
@@ -27,7 +41,28 @@ const CSV = {
 const NPZ = {
   path: { type: 'string', help: 'the .npz file with x_train, y_train, x_test, y_test' },
 } as const satisfies Schema;
-const FORMATS: Record<string, Schema> = { csv: CSV, npz: NPZ };
+const FOLDER = {
+  path: { type: 'string', help: 'the folder: one subfolder of images per class (or train/ and test/ holding those)' },
+  size: {
+    type: 'string',
+    default: 'auto',
+    help: "h×w to resize every image to, e.g. 28x28 or 28 (auto: the first image's size; for a pool, the victim's)",
+  },
+  channels: {
+    type: 'string',
+    choices: ['auto', '1', '3'],
+    default: 'auto',
+    help: "1 (grey) or 3 (RGB) (auto: the first image's; for a pool, the victim's)",
+  },
+  test: {
+    type: 'number',
+    min: 0.05,
+    max: 0.95,
+    default: 0.3,
+    help: 'the fraction held out as the test set when the folder has no train/ and test/',
+  },
+} as const satisfies Schema;
+const FORMATS: Record<string, Schema> = { csv: CSV, npz: NPZ, folder: FOLDER };
 
 function readFile(file: string, spec: string): Buffer {
   try {
@@ -138,28 +173,113 @@ function npzDataset(name: string, file: string): Dataset {
   };
 }
 
-const units = new Map<string, DatasetUnit>();
+function parseSize(owner: string, v: string): [number, number] | undefined {
+  if (v === 'auto') return undefined;
+  const m = /^(\d+)(?:[x×](\d+))?$/.exec(v);
+  const h = m ? Number(m[1]) : NaN;
+  const w = m ? Number(m[2] ?? m[1]) : NaN;
+  if (!(h >= 1 && w >= 1 && h <= 4096 && w <= 4096))
+    throw new UsageError(`${owner}: size must be H×W (e.g. 28x28) or one number for a square, got '${v}'`);
+  return [h, w];
+}
 
-/** The dataset a `csv:`/`npz:` spec names (its canonical form is the dataset's name), or undefined for other names. */
-export function userDataset(spec: string): DatasetUnit | undefined {
-  if (!/^[a-z]+:/.test(spec)) return undefined;
+async function folderDataset(name: string, p: Params<typeof FOLDER>, asPool: boolean): Promise<Dataset> {
+  const dir = p.path ?? '';
+  const f = await readImageFolder(dir, `dataset ${name}`, {
+    size: parseSize(`dataset ${name}`, p.size),
+    channels: p.channels === 'auto' ? undefined : (Number(p.channels) as 1 | 3),
+  });
+  const k = f.classNames.length;
+  if (k < 2 && !asPool)
+    throw new DataError(
+      `dataset ${name}: ${dir} holds ${k} class; a classifier needs at least 2 (one subfolder of images per class)`,
+    );
+  const d = f.inputShape[0] * f.inputShape[1] * f.inputShape[2];
+  const { train, test } = f.all ? splitRows(f.all.x, f.all.y, d, 1 - p.test, 0) : { train: f.train!, test: f.test! };
+  if (!asPool && (!train.n || !test.n))
+    throw new DataError(`dataset ${name}: ${dir} has too few images for a train and a test set`);
+  return {
+    name,
+    inputShape: f.inputShape,
+    numClasses: k,
+    classNames: f.classNames,
+    train,
+    test,
+    domain: { min: 0, max: 1 },
+    kind: 'image',
+    variant: `folder-${f.hash}`,
+    notes: f.skipped ? [`${dir}: ${f.skipped} files that are not images were skipped`] : [],
+  };
+}
+
+/** Whether a dataset name is the user's own file (`csv:…`, `npz:…`, `folder:…`) rather than a registered dataset. */
+export function isUserDataSpec(spec: string): boolean {
+  return /^[a-z]+:/.test(spec);
+}
+
+function resolveUserSpec(spec: string): { format: string; values: ParamValues; name: string } {
   const { name: format, raw } = parseSpec(spec);
   const schema = FORMATS[format];
   if (!schema) throw unknownChoice('data format', format, Object.keys(FORMATS));
   const values = resolveParams(`dataset ${format}`, schema, raw);
-  if (!values.path) throw new UsageError(`dataset ${format} needs path=<file>`);
-  const name = `${format}:${formatParams(values)}`;
-  const csv = typed(CSV, values);
-  const npz = typed(NPZ, values);
+  if (!values.path) throw new UsageError(`dataset ${format} needs path=<${format === 'folder' ? 'folder' : 'file'}>`);
+  return { format, values, name: `${format}:${formatParams(values)}` };
+}
+
+/**
+ * A pool spec as it will be loaded against a victim taking `victimShape`: a folder's automatic size
+ * and channels become the victim's (images of any size are the pool's business, not the user's), in
+ * canonical form (the form rows record).
+ */
+export function concretePoolSpec(spec: string, victimShape: readonly number[]): string {
+  const { format, values, name } = resolveUserSpec(spec);
+  if (format !== 'folder' || victimShape.length !== 3) return name;
+  const [h, w, c] = victimShape;
+  const out = { ...values };
+  if (out.size === 'auto') out.size = `${h}x${w}`;
+  if (out.channels === 'auto' && (c === 1 || c === 3)) out.channels = String(c);
+  return `folder:${formatParams(out)}`;
+}
+
+const pools = new Map<string, Promise<Dataset>>();
+/** The user's data as a transfer pool: a folder may be one class (a pool needs images, not labels). Memoised per spec. */
+export function loadUserPool(spec: string): Promise<Dataset> {
+  const { format, values, name } = resolveUserSpec(spec);
+  let p = pools.get(name);
+  if (!p) {
+    p = format === 'folder' ? folderDataset(name, typed(FOLDER, values), true) : userDataset(name)!.load();
+    pools.set(name, p);
+    p.catch(() => pools.delete(name));
+  }
+  return p;
+}
+
+const units = new Map<string, DatasetUnit>();
+
+/** The dataset a `csv:`/`npz:` spec names (its canonical form is the dataset's name), or undefined for other names. */
+export function userDataset(spec: string): DatasetUnit | undefined {
+  if (!isUserDataSpec(spec)) return undefined;
+  const { format, values, name } = resolveUserSpec(spec);
   const had = units.get(name);
   if (had) return had;
+  const load = (): Promise<Dataset> => {
+    switch (format) {
+      case 'csv': {
+        const p = typed(CSV, values);
+        return Promise.resolve().then(() => csvDataset(name, p.path ?? '', p.label, p.test));
+      }
+      case 'npz':
+        return Promise.resolve().then(() => npzDataset(name, typed(NPZ, values).path ?? ''));
+      default:
+        return folderDataset(name, typed(FOLDER, values), false);
+    }
+  };
   const unit: DatasetUnit = {
     kind: 'dataset',
     name,
-    describe: `your ${format} file ${values.path}`,
-    dataKind: 'tabular',
-    load: async () =>
-      format === 'csv' ? csvDataset(name, csv.path ?? '', csv.label, csv.test) : npzDataset(name, npz.path ?? ''),
+    describe: `your ${format} ${format === 'folder' ? 'of images' : 'file'} ${String(values.path)}`,
+    dataKind: format === 'folder' ? 'image' : 'tabular',
+    load,
   };
   units.set(name, unit);
   return unit;

@@ -5,8 +5,10 @@
  *   - layout: mse's image datasets are NHWC; a model exported from PyTorch takes NCHW. The model's
  *     declared input shape decides where it is unambiguous ([n, 1, 28, 28] for 28×28×1 data is NCHW;
  *     [n, 784] takes the image flattened); `layout=nhwc|nchw` decides where it is not.
- *   - output: probabilities, or logits (softmax applied; one column: sigmoid, as binary [1 − p, p]);
- *     `output=auto` decides once, from the model's answers to the first test examples.
+ *   - output: probabilities, or logits (softmax applied; one column: sigmoid, as binary [1 − p, p]),
+ *     or labels (one column of class indices, or the argmax of k columns: one-hot rows, and the API
+ *     reveals labels only); `output=auto` decides once, from the model's answers to the first test
+ *     examples (one column of integers for k > 2 classes, or an int32 output, is labels).
  * The files' content hash is part of every cell id (a retrained model is another experiment).
  */
 import { createHash } from 'node:crypto';
@@ -15,7 +17,7 @@ import path from 'node:path';
 import { tf } from '../compute/backend.js';
 import type { Dataset } from '../data/types.js';
 import { DataError, UsageError } from '../errors.js';
-import { settleOutput, toProbs, type OutputKind } from './answers.js';
+import { checkLabels, settleOutput, toProbs, type OutputKind } from './answers.js';
 import type { Model, Probs, SerializedModel } from './model.js';
 
 export type Layout = 'nhwc' | 'nchw' | 'flat';
@@ -175,8 +177,9 @@ export class LoadedModel implements Model {
       const raw = tf.tidy(() => m.raw(tf.tensor(ds.test.x.subarray(0, n * d), [n, ...ds.inputShape])));
       const v = raw.dataSync();
       const cols = raw.shape[1];
+      const integerType = raw.dtype === 'int32';
       raw.dispose();
-      m.output = settleOutput(file, v, cols, ds.numClasses, opts.output);
+      m.output = settleOutput(file, v, cols, ds.numClasses, opts.output, integerType);
       return m;
     } catch (e) {
       net.dispose();
@@ -194,8 +197,17 @@ export class LoadedModel implements Model {
     return tf.reshape(t, [n, -1]) as tf.Tensor2D;
   }
 
+  /** Its answers are class labels (declared, or found by output=auto): an API around it reveals labels only. */
+  get labelsOnly(): boolean {
+    return this.output === 'labels';
+  }
+
   predict(x: tf.Tensor): Probs {
-    return tf.tidy(() => toProbs(this.raw(x), this.output));
+    return tf.tidy(() => {
+      const y = this.raw(x); // [n, k] or [n, 1]
+      if (this.output === 'labels' && y.shape[1] === 1) checkLabels(this.file, y.dataSync(), this.numClasses);
+      return toProbs(y, this.output, this.numClasses);
+    });
   }
 
   serialize(): SerializedModel {

@@ -17,6 +17,11 @@ export interface Model {
   readonly kind: ModelKind;
   readonly inputShape: number[];
   readonly numClasses: number;
+  /**
+   * true for a model that answers class labels only (a user's model read as output=labels): its
+   * `predict` gives one-hot rows, and a prediction API around it reveals labels only
+   */
+  readonly labelsOnly?: boolean;
   predict(x: tfType.Tensor): Probs;
   /**
    * For models whose runtime answers asynchronously (an ONNX victim): the same as predict, awaited.

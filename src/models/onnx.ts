@@ -2,13 +2,15 @@
  * A victim the user brings as ONNX (`-v onnx:path=model.onnx`), as `torch.onnx.export` writes it:
  * run by onnxruntime-node on the CPU (an optional dependency: `mse doctor` says whether it is here).
  * Layout and output are read as for TF.js victims (loaded.ts): NCHW inputs — what PyTorch exports
- * take — are recognised from the graph's input shape, and logits get a softmax.
+ * take — are recognised from the graph's input shape, and logits get a softmax. A graph that ends in
+ * argmax (an int64 output of shape [n] or [n, 1]) answers labels: output=auto reads it so, and the
+ * API then reveals labels only.
  */
 import { createRequire } from 'node:module';
 import { tf } from '../compute/backend.js';
 import type { Dataset } from '../data/types.js';
 import { DataError, UsageError } from '../errors.js';
-import { settleOutput, toProbs, type OutputKind } from './answers.js';
+import { checkLabels, settleOutput, toProbs, type OutputKind } from './answers.js';
 import { chooseLayout, type Layout } from './loaded.js';
 import type { Model, Probs, SerializedModel } from './model.js';
 
@@ -79,8 +81,8 @@ export class OnnxModel implements Model {
       // what it outputs, from its answers to the first test examples (a declared kind is checked there)
       const n = Math.min(64, ds.test.n);
       const d = ds.inputShape.reduce((a, b) => a * b, 1);
-      const { values, cols } = await m.raw(ds.test.x.subarray(0, n * d), n);
-      m.output = settleOutput(file, values, cols, ds.numClasses, opts.output);
+      const { values, cols, integerType } = await m.raw(ds.test.x.subarray(0, n * d), n);
+      m.output = settleOutput(file, values, cols, ds.numClasses, opts.output, integerType);
       return m;
     } catch (e) {
       await session.release().catch(() => undefined);
@@ -88,8 +90,8 @@ export class OnnxModel implements Model {
     }
   }
 
-  /** The graph's first output for n NHWC rows, flat, and its values per input. */
-  private async raw(x: Float32Array, n: number): Promise<{ values: number[]; cols: number }> {
+  /** The graph's first output for n NHWC rows, flat, its values per input, and whether its type is an integer one. */
+  private async raw(x: Float32Array, n: number): Promise<{ values: number[]; cols: number; integerType: boolean }> {
     let data = x;
     let dims = [n, ...this.inputShape];
     if (this.layout === 'flat') dims = [n, x.length / n];
@@ -105,14 +107,21 @@ export class OnnxModel implements Model {
     const input = new this.rt.Tensor('float32', data, dims);
     const out = await this.session.run({ [this.session.inputNames[0]]: input });
     const first = out[this.session.outputNames[0]];
-    const values = Array.from(first.data as Float32Array, Number);
-    return { values, cols: values.length / n };
+    // int64 answers (an exported argmax) come as BigInt64Array: class indices are small, Number is exact
+    const values = Array.from(first.data as ArrayLike<number | bigint>, Number);
+    return { values, cols: values.length / n, integerType: /^u?int/.test(first.type) };
+  }
+
+  /** Its answers are class labels (declared, or found by output=auto): an API around it reveals labels only. */
+  get labelsOnly(): boolean {
+    return this.output === 'labels';
   }
 
   async predictAsync(x: tf.Tensor): Promise<Probs> {
     const n = x.shape[0];
     const { values, cols } = await this.raw((await x.data()) as Float32Array, n);
-    return tf.tidy(() => toProbs(tf.tensor2d(values, [n, cols]), this.output));
+    if (this.output === 'labels' && cols === 1) checkLabels(this.file, values, this.numClasses);
+    return tf.tidy(() => toProbs(tf.tensor2d(values, [n, cols]), this.output, this.numClasses));
   }
 
   predict(): Probs {

@@ -145,6 +145,16 @@ export const tree = defineModel({
   budgets: () => ['100k'],
 });
 
+/** What a model the user brings outputs (answers.ts reads each kind). */
+const USER_OUTPUT = {
+  output: {
+    type: 'string',
+    choices: ['auto', 'probs', 'logits', 'labels'],
+    default: 'auto',
+    help: 'what the model outputs: probs, logits (softmax applied) or labels (one column of class indices, e.g. an exported argmax, or k scores revealed as their argmax: the API reveals labels only); auto: labels for one column of integers (an integer type, or k > 2 classes), probabilities for distributions, else logits',
+  },
+} as const satisfies Schema;
+
 /**
  * A model the user brings as files, loaded rather than trained: its path, the image layout it takes
  * and what it outputs (see loaded.ts). Without a family to assume, its default attacks are the ones
@@ -157,7 +167,7 @@ function userModel(
   load: (
     file: string,
     ds: Dataset,
-    o: { layout: 'auto' | 'nhwc' | 'nchw'; output: 'auto' | 'probs' | 'logits' },
+    o: { layout: 'auto' | 'nhwc' | 'nchw'; output: 'auto' | 'probs' | 'logits' | 'labels' },
   ) => Promise<Model>,
   files: (file: string) => string[],
 ): ModelUnit {
@@ -172,12 +182,7 @@ function userModel(
         default: 'auto',
         help: "image layout the model takes (auto: from the model's input shape; PyTorch exports take NCHW)",
       },
-      output: {
-        type: 'string',
-        choices: ['auto', 'probs', 'logits'],
-        default: 'auto',
-        help: 'what the model outputs (auto: probabilities if its answers are distributions, else logits → softmax)',
-      },
+      ...USER_OUTPUT,
     },
     load: (ds, p) => {
       if (!p.path) throw new UsageError(`${name} needs path=<file>`);
@@ -206,6 +211,15 @@ export const onnxModel = userModel(
   (file, ds, o) => OnnxModel.load(file, ds, o),
   (file) => [file],
 );
+
+/**
+ * Whether the spec declares a victim that answers labels only (`tfjs:…,output=labels`): known before
+ * the model is loaded, so the runner refuses attacks that need probabilities at once. (output=auto
+ * may find labels too, when it loads the model: `Model.labelsOnly` says so then.)
+ */
+export function declaresLabels(spec: ModelSpec): boolean {
+  return (spec.kind === 'tfjs' || spec.kind === 'onnx') && typed(USER_OUTPUT, spec.params).output === 'labels';
+}
 
 /** Every model family, in the order `mse list` shows them. */
 export const MODELS = new Registry<ModelUnit>('model', [logistic, softmax, ovr, mlp, cnn, tree, tfjsModel, onnxModel]);

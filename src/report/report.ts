@@ -10,7 +10,7 @@ import path from 'node:path';
 import { ATTACKS } from '../attacks/registry.js';
 import { formatStat, summarise, type Group } from '../runner/summary.js';
 import { DEFENSES } from '../defenses/registry.js';
-import type { ParamDecls } from '../params.js';
+import { splitTopLevel, type ParamDecls } from '../params.js';
 import { curveSpec, renderSvg, svgToPng, tradeoffSpec } from './figures.js';
 
 const METRICS = [
@@ -34,9 +34,8 @@ export interface ReportResult {
 /** "mad:argmax=true,eps=1,oracle=extreme,…" → "mad:argmax=true,eps=1": parameters at their defaults are left out. */
 export function shortSpec(name: string, params: string, decls: ParamDecls | undefined): string {
   if (!params) return name;
-  const kept = params.split('+').map((part) =>
-    part
-      .split(',')
+  const kept = splitTopLevel(params, '+').map((part) =>
+    splitTopLevel(part, ',')
       .filter((kv) => {
         const [k, v] = kv.split('=');
         const d = decls?.[k]?.default;

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DEFENSES, parseDefenseSpec } from '../defenses/registry.js';
 import { MseError, UsageError, unknownChoice } from '../errors.js';
-import { parseSpec, type Schema } from '../params.js';
+import { parseSpec, specValue, splitTopLevel, type Schema } from '../params.js';
 
 export interface GridSpec {
   datasets: string[];
@@ -32,7 +32,7 @@ export function expandSpec(text: string, decls: Schema): string[] {
   let out: string[][] = [[]];
   for (const [key, vals] of Object.entries(raw)) {
     // a list-typed parameter's list is one value (mlp:hidden=256,128); anything else with several values is swept
-    const alts = decls[key]?.type === 'int-list' ? [vals.join(',')] : vals;
+    const alts = decls[key]?.type === 'int-list' ? [vals.join(',')] : vals.map(specValue);
     out = out.flatMap((prefix) => alts.map((v) => [...prefix, `${key}=${v}`]));
   }
   return out.map((kv) => (kv.length ? `${name}:${kv.join(',')}` : name));
@@ -41,7 +41,7 @@ export function expandSpec(text: string, decls: Schema): string[] {
 /** A defense alternative ("round:decimals=1,2+top1") → every stack it stands for. */
 export function expandDefenseStack(text: string): string[][] {
   let stacks: string[][] = [[]];
-  for (const part of text.split('+').map((s) => s.trim())) {
+  for (const part of splitTopLevel(text, '+').map((s) => s.trim())) {
     const alts = expandSpec(part, DEFENSES.get(parseSpec(part).name).params);
     alts.forEach(parseDefenseSpec); // validate every value now, before any slow work
     stacks = stacks.flatMap((s) => alts.map((a) => [...s, a]));

@@ -17,6 +17,7 @@ import {
   type DataProblem,
 } from '../data/pool.js';
 import type { ResolveOptions } from '../data/resolve.js';
+import { isUserDataSpec } from '../data/user-data.js';
 import { UsageError } from '../errors.js';
 
 /** What the data check needs of a cell: its victim's dataset and its attack (whose requirements name a pool or a seed set). */
@@ -96,10 +97,16 @@ export async function checkPlanData(cells: DataNeeds[], data: ResolveOptions): P
       out.cells.push({});
       continue;
     }
-    let choice = pools.get(needs.pool);
+    // the user's own pool takes the victim's input (a folder's images resized to it): its shape is needed
+    const victimShape =
+      isUserDataSpec(needs.pool) && victimChecked.get(c.dataset)
+        ? (await loadDataset(c.dataset, data)).inputShape
+        : undefined;
+    const poolKey = `${needs.pool}|${victimShape?.join('x') ?? ''}`;
+    let choice = pools.get(poolKey);
     if (!choice) {
-      choice = await choosePool(needs.pool, data, state);
-      pools.set(needs.pool, choice);
+      choice = await choosePool(needs.pool, data, state, victimShape);
+      pools.set(poolKey, choice);
       problems.push(...choice.problems);
       if (choice.note) out.notes.push(choice.note);
     }

@@ -8,9 +8,10 @@
 import { parseAttackSpec, ATTACKS } from '../attacks/registry.js';
 import { assertDatasetName, datasetDefaults, datasetUnit, DATASET_UNITS, loadDataset } from '../data/registry.js';
 import type { ResolveOptions } from '../data/resolve.js';
+import { isUserDataSpec, userDataset } from '../data/user-data.js';
 import { parseDefenseSpec, DEFENSES } from '../defenses/registry.js';
 import { DataError, UsageError } from '../errors.js';
-import { formatModelSpec, MODELS, parseModelSpec, type ModelSpec } from '../models/zoo.js';
+import { declaresLabels, formatModelSpec, MODELS, parseModelSpec, type ModelSpec } from '../models/zoo.js';
 import type { ModelUnit } from '../models/define.js';
 import type { Dataset } from '../data/types.js';
 import { createHash } from 'node:crypto';
@@ -32,6 +33,8 @@ export interface Target {
   layout?: 'nhwc' | 'nchw' | 'flat';
   output?: 'auto' | 'probs' | 'logits' | 'labels';
   timeoutS?: number;
+  /** a model server: requests in flight at once (default 1); changes no answer, so no cell id */
+  concurrency?: number;
 }
 
 /** A unit with its resolved parameters (defaults filled). */
@@ -109,7 +112,9 @@ export function cellSpec(c: PlanCell, budget: number): CellSpec {
   // a smaller pool is a different experiment, so it gets its own cell id; the full pool keeps
   // the params (and ids) that rows had before pools had variants
   const attackParams =
-    c.pool?.includes('@') && 'pool' in c.attack.params ? { ...c.attack.params, pool: c.pool } : c.attack.params;
+    c.pool && (c.pool.includes('@') || isUserDataSpec(c.pool)) && 'pool' in c.attack.params
+      ? { ...c.attack.params, pool: c.pool }
+      : c.attack.params;
   const plugins = [...new Set([...c.plugins.map((p) => p.hash), ...Object.values(c.contentHashes ?? {})])]
     .sort()
     .join('+');
@@ -200,6 +205,7 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
   );
   const byKey = new Map<string, Omit<PlanCell, 'ids'>>();
   const reqOf: Array<{ key: string; budgets: number[] }> = [];
+  const victimNotes = new Set<string>();
   for (const p of parsed) {
     // the dataset's canonical name (a user file's spec with its defaults written out)
     const dsName = datasetUnit(p.r.dataset).name;
@@ -210,7 +216,6 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
     const budgetSpecs = p.budgets?.map((b) => b.spec) ?? model.budgets(o.quick === true).map(parseBudget);
     const budgets = budgetSpecs.map((b) => resolveBudget(b, ds, victim));
     const defenses = p.defenses.length ? p.defenses : [parseDefenseSpec('none')];
-    checkStack(defenses);
     checkAttackNeeds(attack.unit.name, attack.values);
     // every unit the cell uses, including those named by a parameter (a plugin's dataset as the
     // pool, a plugin's model as the surrogate's arch or MAD's proxy): workers load their plugins,
@@ -239,7 +244,12 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
       if (u.kind === 'dataset' && (u.source || u.name.includes(':')))
         contentHashes[`dataset:${u.name}`] = (await loadDataset(u.name, o.data)).variant;
     // a victim the user brings: here, loadable, fitting the data; its files' content is part of the id
-    if (model.load) contentHashes[`model:${formatModelSpec(victim)}`] = await checkLoadedVictim(model, victim, ds);
+    const loaded = model.load ? await checkLoadedVictim(model, victim, ds) : undefined;
+    if (loaded) {
+      contentHashes[`model:${formatModelSpec(victim)}`] = loaded.hash;
+      if (loaded.note) victimNotes.add(loaded.note);
+    }
+    checkStack(defenses, loaded?.labelsOnly ? formatModelSpec(victim) : undefined);
     const cell = {
       dataset: dsName,
       victim,
@@ -267,11 +277,17 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
   const cells0 = [...byKey.values()].map((c) => ({ ...c, budgets: [...new Set(c.budgets)].sort((a, b) => a - b) }));
   // every dataset the cells need, before anything is trained: one error for all that is missing
   const data = await checkPlanData(cells0, o.data);
+  data.notes.push(...victimNotes);
   const seen = new Map<string, PlanCell>();
   const byKeyCell = new Map<string, PlanCell>();
   const keys = [...byKey.keys()];
   cells0.forEach((c, i) => {
-    const withPool = { ...c, pool: data.cells[i].pool };
+    const pool = data.cells[i].pool;
+    // the user's own pool: its content is part of the id (another folder under the same path is another experiment)
+    const withPool =
+      pool && isUserDataSpec(pool)
+        ? { ...c, pool, contentHashes: { ...c.contentHashes, [`pool:${pool}`]: data.datasets[pool].variant } }
+        : { ...c, pool };
     const cell: PlanCell = { ...withPool, ids: c.budgets.map((b) => cellId(cellSpec({ ...withPool, ids: [] }, b))) };
     const k = cell.ids.join();
     byKeyCell.set(keys[i], seen.get(k) ?? cell);
@@ -287,12 +303,17 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
   };
 }
 
-const loadedVictims = new Map<string, string>();
+const loadedVictims = new Map<string, { hash: string; labelsOnly: boolean }>();
 /**
  * A victim the user brings: its files are here, it loads, and it fits the dataset (input shape,
- * classes, what it outputs) — said before anything trains. Returns its files' content hash.
+ * classes, what it outputs) — said before anything trains. Returns its files' content hash, whether
+ * it answers labels only, and a note when output=auto found that.
  */
-async function checkLoadedVictim(unit: ModelUnit, spec: ModelSpec, ds: Dataset): Promise<string> {
+async function checkLoadedVictim(
+  unit: ModelUnit,
+  spec: ModelSpec,
+  ds: Dataset,
+): Promise<{ hash: string; labelsOnly: boolean; note?: string }> {
   const files = unit.files?.(spec.params) ?? [];
   const h = createHash('sha256');
   for (const f of files) {
@@ -308,23 +329,39 @@ async function checkLoadedVictim(unit: ModelUnit, spec: ModelSpec, ds: Dataset):
   }
   const hash = h.digest('hex').slice(0, 16);
   const key = JSON.stringify([formatModelSpec(spec), ds.name, ds.variant, hash]);
-  if (!loadedVictims.has(key)) {
+  let seen = loadedVictims.get(key);
+  if (!seen) {
     const m = await unit.load!(ds, spec.params);
+    seen = { hash, labelsOnly: m.labelsOnly === true };
     m.dispose();
-    loadedVictims.set(key, hash);
+    loadedVictims.set(key, seen);
   }
-  return hash;
+  // output=auto read one column of class indices as labels: say so (a declared output=labels needs no note)
+  const note =
+    seen.labelsOnly && !declaresLabels(spec)
+      ? `${formatModelSpec(spec)} answers one column of class indices: read as output=labels, so the API reveals labels only and attacks that need probabilities are not-applicable`
+      : undefined;
+  return { ...seen, ...(note ? { note } : {}) };
 }
 
-/** A stack the API would refuse (a stage that needs probabilities after one that reveals labels only), before anything trains. */
+/**
+ * A stack the API would refuse, before anything trains: a stage that needs probabilities after one
+ * that reveals labels only, or on a victim that answers labels only (`labelsVictim`, its spec).
+ */
 function checkStack(
   defenses: Array<{
     unit: { name: string; reveals?: 'probs' | 'labels'; stagesOf(v: ParamValues): readonly string[] | undefined };
     values: ParamValues;
   }>,
+  labelsVictim?: string,
 ): void {
   let labels: string | undefined;
   for (const d of defenses) {
+    if (labelsVictim && d.unit.reveals !== 'labels' && d.unit.stagesOf(d.values)?.includes('output'))
+      throw new UsageError(
+        `defense '${d.unit.name}' needs probabilities but the victim ${labelsVictim} answers labels only`,
+        `drop ${d.unit.name} for this victim: a labels-only victim takes input, price and labels-only defenses (top1)`,
+      );
     if (labels && d.unit.stagesOf(d.values)?.includes('output'))
       throw new UsageError(
         `defense '${d.unit.name}' needs probabilities but an earlier defense (${labels}) reveals labels only`,
@@ -344,7 +381,8 @@ function checkAttackNeeds(name: string, values: ParamValues): void {
       );
   if (req.pool !== undefined && req.pool !== 'auto') {
     try {
-      assertDatasetName(req.pool.split('@')[0]);
+      if (isUserDataSpec(req.pool)) userDataset(req.pool);
+      else assertDatasetName(req.pool.split('@')[0]);
     } catch (e) {
       throw new UsageError(`attack ${name}: its pool ${req.pool}: ${(e as Error).message}`);
     }

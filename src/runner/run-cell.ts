@@ -39,7 +39,7 @@ import { fidelity, probsOf, testAccuracy, uniformInputs } from '../metrics/agree
 import { paramError } from '../metrics/param-error.js';
 import { UtilityMeter } from '../metrics/utility.js';
 import { getVictim } from '../models/victim.js';
-import { familyOf } from '../models/zoo.js';
+import { declaresLabels, familyOf } from '../models/zoo.js';
 import { mseVersion } from './manifest.js';
 import { cellSpec, type PlanCell } from './plan.js';
 import { poolWanted } from './plan-data.js';
@@ -70,7 +70,7 @@ async function poolOf(c: PlanCell, ds: Dataset, data: ResolveOptions): Promise<{
   if (c.pool) return { spec: c.pool };
   // a plan always chooses; a cell built by hand chooses here, the same way
   const state = fetchState(data);
-  const choice = await choosePool(wanted, data, state);
+  const choice = await choosePool(wanted, data, state, ds.inputShape);
   if (choice.problems.length) {
     const err = missingDataError(choice.problems, new Map([[choice.spec, [`pool of ${c.attack.name}`]]]), data, state);
     throw new DataError(`${c.attack.name}'s transfer pool ${wanted}: ${err.message}`, err.hint);
@@ -117,9 +117,15 @@ async function loadPool(attackName: string, spec: string, victimDs: Dataset, dat
   return pooled.pool;
 }
 
-/** What the API will reveal, known before any query: leaf ids for a tree unless a defense reduces answers to labels. */
+/**
+ * What the API will reveal, known before any query: a model server what --target-output says; else
+ * labels when a defense reduces answers to labels or the victim is declared labels-only
+ * (`onnx:…,output=labels`), leaf ids for a tree, probabilities otherwise. (A victim that output=auto
+ * finds labels-only is known once loaded: its API says so, and the pass checks that before any query.)
+ */
 function revealsOf(c: PlanCell): Reveal {
-  const labels = c.defenses.some((d) => DEFENSES.get(d.name).reveals === 'labels');
+  if (c.target) return c.target.output === 'labels' ? 'labels' : 'probs';
+  const labels = declaresLabels(c.victim) || c.defenses.some((d) => DEFENSES.get(d.name).reveals === 'labels');
   return labels ? 'labels' : c.victim.kind === 'tree' ? 'leaf' : 'probs';
 }
 
@@ -148,7 +154,7 @@ export async function runCell(c: PlanCell, ctx: RunContext): Promise<CellOutput>
   let why = notApplicable(req, {
     victim: c.victim.kind,
     numClasses: ds.numClasses,
-    reveals: c.target ? (c.target.output === 'labels' ? 'labels' : 'probs') : revealsOf(c),
+    reveals: revealsOf(c),
     budget: Math.max(...c.budgets),
   });
   if (!why && req.pool !== undefined && !poolWanted(c.attack, ds.name))
@@ -281,6 +287,7 @@ async function runPass(
           layout: t.layout,
           output: t.output,
           timeoutS: t.timeoutS,
+          concurrency: t.concurrency,
         })
       : await HttpPredictionApi.connect(t.url, { key: t.key, budget })
     : new LocalPredictionApi(v.model, instances(), {

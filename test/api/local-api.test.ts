@@ -129,4 +129,37 @@ describe('LocalPredictionApi', () => {
     );
     net.dispose();
   });
+
+  it('a labels-only victim is revealed as labels: its answers, no probabilities, and nothing leaks', async () => {
+    const net = createNet(parseModelSpec('softmax'), ds, new Rng(1));
+    // what a user's argmax export is to mse: one-hot rows, flagged labels-only
+    const victim = {
+      kind: 'onnx',
+      inputShape: net.inputShape,
+      numClasses: net.numClasses,
+      labelsOnly: true,
+      predict: (x: tf.Tensor) => tf.tidy(() => tf.oneHot(tf.argMax(net.predict(x), 1), 3).toFloat() as tf.Tensor2D),
+      serialize: () => net.serialize(),
+      dispose: () => undefined,
+    };
+    const x = tf.tensor2d(ds.test.x.subarray(0, 12 * 4), [12, 4]);
+    const want = tf.tidy(() => Array.from(tf.argMax(net.predict(x), 1).dataSync()));
+    for (const stack of [[], [parseDefense('none')], [parseDefense('top1')], [parseDefense('input-noise')]]) {
+      const api = new LocalPredictionApi(victim, stack, { rng: new Rng(2), domain });
+      expect(api.info.reveals).toBe('labels');
+      const before = tf.memory().numTensors;
+      const r = await api.query(x);
+      expect(r.probs).toBeUndefined();
+      if (stack[0]?.name !== 'input-noise') expect(Array.from(r.labels!.dataSync())).toEqual(want);
+      r.labels!.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+    }
+    // a defense that reworks probabilities has none to work on
+    for (const d of ['round', 'reverse-sigmoid'])
+      expect(() => new LocalPredictionApi(victim, [parseDefense(d)], { rng: new Rng(2), domain })).toThrow(
+        new RegExp(`defense '${d}' needs probabilities but the victim \\(onnx\\) answers labels only`),
+      );
+    x.dispose();
+    net.dispose();
+  });
 });

@@ -159,6 +159,39 @@ describe('attacking a model server', () => {
     }
   });
 
+  it("--concurrency N sends a query's requests N at a time and gives the same row as one at a time", async () => {
+    // a seed set of 100: the first query spans two requests of 64
+    const run = (extra: string[]) =>
+      mse([
+        'attack',
+        '-d',
+        'iris',
+        '-v',
+        `tfjs:path=${file}`,
+        '-a',
+        'jbda:seedsize=100,epochs=5',
+        '-b',
+        '300',
+        '--json',
+        '-q',
+        '--target',
+        `${base}/v2/models/iris`,
+        '--protocol',
+        'kserve-v2',
+        ...extra,
+      ]);
+    const one = await run([]);
+    expect(one.code, one.err).toBe(0);
+    const before = requests;
+    const three = await run(['--concurrency', '3']);
+    expect(three.code, three.err).toBe(0);
+    expect(requests - before).toBeGreaterThanOrEqual(Math.ceil(300 / 64));
+    const row = JSON.parse(three.out) as Record<string, unknown>;
+    expect(row.status).toBe('ok');
+    expect(pick(row)).toEqual(pick(JSON.parse(one.out) as Record<string, unknown>));
+    expect(row.cell_id).toBe((JSON.parse(one.out) as Record<string, unknown>).cell_id); // it changes no answer, so no id
+  });
+
   it.skipIf(!HAVE_SHARED)(
     'the PyTorch-exported ONNX fixture served over KServe v2 (NCHW) gives the in-process row',
     async () => {
@@ -225,5 +258,14 @@ describe('attacking a model server', () => {
     const stray = await attack(['--protocol', 'kserve-v2']);
     expect(stray.code).toBe(2);
     expect(stray.err).toMatch(/describe a --target; give one/);
+    const alone = await attack(['--concurrency', '4']);
+    expect(alone.code).toBe(2);
+    expect(alone.err).toMatch(/--concurrency describe a --target; give one/);
+    const mseProtocol = await attack(['--target', base, '--concurrency', '4']);
+    expect(mseProtocol.code).toBe(2);
+    expect(mseProtocol.err).toMatch(/--concurrency is for model servers/);
+    const zero = await attack(['--target', `${base}/v2/models/iris`, '--protocol', 'kserve-v2', '--concurrency', '0']);
+    expect(zero.code).toBe(2);
+    expect(zero.err).toMatch(/--concurrency.*must be an integer ≥ 1/);
   });
 });

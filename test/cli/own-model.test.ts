@@ -80,6 +80,24 @@ describe('your own TF.js model as the victim', () => {
     expect(Number(row.agreement_test)).toBeGreaterThan(0.6);
   });
 
+  it('declared output=labels: the API reveals labels only, JBDA still steals it, MAD is refused in one line', () => {
+    const args = ['attack', '-d', 'iris', '-v', `tfjs:path=${file},output=labels`, '-b', '300', '--json', '-q'];
+    const r = mse([...args, '-a', 'jbda:seedsize=20,epochs=20']);
+    expect(r.code, r.err).toBe(0);
+    const row = JSON.parse(r.out) as Record<string, string | number>;
+    expect(row.victim).toBe(`tfjs:layout=auto,output=labels,path=${file}`);
+    expect(row.victim_acc).toBeCloseTo(accuracy, 12);
+    expect(row.defended_acc).toBeCloseTo(accuracy, 12); // labels keep every top-1 answer
+    expect(row.status).toBe('ok');
+    expect(Number(row.agreement_test)).toBeGreaterThan(0.6); // chance: 1/3
+    const mad = mse([...args, '-a', 'jbda', '--defense', 'mad:eps=0.5']);
+    expect(mad.code).toBe(2);
+    expect(mad.err).toMatch(
+      /^mse: error: defense 'mad' needs probabilities but the victim tfjs:.* answers labels only/m,
+    );
+    expect(mad.err).not.toMatch(/internal error|\n\s+at /);
+  });
+
   it('defended and swept with workers, the family defaults apply (Knockoff needs a pool a table lacks: not-applicable)', () => {
     const dir = tmp('mse-own-sweep-');
     const r = mse([

@@ -1,6 +1,6 @@
 /**
- * A victim the user brings as TF.js files: loaded, laid out (NHWC, NCHW, flat) and read (probabilities
- * or logits) as it was exported, and its answers are the model's own.
+ * A victim the user brings as TF.js files: loaded, laid out (NHWC, NCHW, flat) and read (probabilities,
+ * logits or labels) as it was exported, and its answers are the model's own.
  */
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
@@ -95,5 +95,63 @@ describe('TF.js model files as victims', () => {
     tf.dispose([x, want, got]);
     m.dispose();
     model.dispose();
+  });
+
+  it('declared output=labels, a k-column model answers one-hot rows of its argmax and is labels-only', async () => {
+    const ds = await loadDataset('iris');
+    const model = dense(ds.inputShape, ds.numClasses, 'softmax');
+    const file = await saveLayersModel(model, tmp());
+    const m = await LoadedModel.load(file, ds, { layout: 'auto', output: 'labels' });
+    expect(m.labelsOnly).toBe(true);
+    const x = tf.tensor(ds.test.x, [ds.test.n, ...ds.inputShape]);
+    const want = tf.tidy(() => tf.argMax(model.predict(x) as tf.Tensor2D, 1).arraySync() as number[]);
+    const got = m.predict(x);
+    const rows = got.arraySync();
+    rows.forEach((r, i) => expect(r).toEqual(r.map((_, j) => (j === want[i] ? 1 : 0))));
+    tf.dispose([x, got]);
+    m.dispose();
+    const probs = await LoadedModel.load(file, ds, { layout: 'auto', output: 'auto' });
+    expect(probs.labelsOnly).toBe(false);
+    probs.dispose();
+    model.dispose();
+  });
+
+  it('one column of integers is read as labels by auto; a column that is not class indices is one line', async () => {
+    const ds = await loadDataset('iris');
+    // answers the constant c for every input: a class index when c is 0…2
+    const constant = async (c: number) => {
+      const model = tf.sequential({
+        layers: [
+          tf.layers.dense({
+            inputShape: ds.inputShape,
+            units: 1,
+            kernelInitializer: 'zeros',
+            biasInitializer: tf.initializers.constant({ value: c }),
+          }),
+        ],
+      });
+      const file = await saveLayersModel(model, tmp());
+      model.dispose();
+      return file;
+    };
+    const two = await constant(2);
+    const m = await LoadedModel.load(two, ds, { layout: 'auto', output: 'auto' });
+    expect(m.labelsOnly).toBe(true);
+    const x = tf.tensor(ds.test.x.subarray(0, 3 * 4), [3, 4]);
+    const got = m.predict(x);
+    expect(got.arraySync()).toEqual([
+      [0, 0, 1],
+      [0, 0, 1],
+      [0, 0, 1],
+    ]);
+    tf.dispose([x, got]);
+    m.dispose();
+    const half = await constant(0.5);
+    await expect(LoadedModel.load(half, ds, { layout: 'auto', output: 'labels' })).rejects.toThrow(
+      `model ${half} was read as output=labels, but it answered 0.5, not a class index 0…2`,
+    );
+    await expect(LoadedModel.load(await constant(5), ds, { layout: 'auto', output: 'auto' })).rejects.toThrow(
+      /answered 5, not a class index 0…2/,
+    );
   });
 });

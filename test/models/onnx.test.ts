@@ -1,6 +1,8 @@
 /**
  * An ONNX victim as PyTorch exports it (scripts/make-onnx-fixture.py: a small MNIST CNN, NCHW input,
- * logits out): mse runs it with onnxruntime-node and reproduces PyTorch's own probabilities.
+ * logits out): mse runs it with onnxruntime-node and reproduces PyTorch's own probabilities. And a
+ * graph that ends in argmax (scripts/make-onnx-labels-fixture.py: int64 class indices of shape [n])
+ * is read as labels.
  */
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -44,5 +46,46 @@ describe.skipIf(!HAVE_SHARED)('ONNX victims', () => {
     await expect(
       OnnxModel.load(MODEL, { ...ds, inputShape: [784] }, { layout: 'auto', output: 'auto' }),
     ).rejects.toThrow(/takes inputs of shape \[n, 1, 28, 28\], the data has 784 features/);
+  });
+});
+
+describe('an ONNX victim that answers labels (an int64 argmax)', () => {
+  const LABELS = 'test/fixtures/onnx/iris-labels.onnx';
+  // iris-shaped inputs (4 features in [−1, 1], 3 classes): the fixture is nearest-centroid on them
+  const n = 64;
+  const x = new Float32Array(n * 4).map((_, i) => Math.sin(i * 1.7));
+  const ds = { inputShape: [4], numClasses: 3, test: { x, y: new Int32Array(n), n } };
+  const centroids = [
+    [-0.619, 0.194, -0.847, -0.88],
+    [-0.04, -0.338, 0.134, 0.049],
+    [0.3, -0.179, 0.572, 0.604],
+  ];
+  const nearest = (i: number) => {
+    const d = centroids.map((c) => c.reduce((s, v, j) => s + (x[i * 4 + j] - v) ** 2, 0));
+    return d.indexOf(Math.min(...d));
+  };
+
+  it('auto reads it as labels, and its one-hot rows are the classes it answers', async () => {
+    expect(await onnxRuntime()).toBeDefined();
+    const m = await OnnxModel.load(LABELS, ds, { layout: 'auto', output: 'auto' });
+    expect(m.labelsOnly).toBe(true);
+    const xt = tf.tensor(x, [n, 4]);
+    const p = await predictProbs(m, xt);
+    const rows = p.arraySync();
+    const classes = rows.map((r) => r.indexOf(1));
+    expect(classes).toEqual(Array.from({ length: n }, (_, i) => nearest(i)));
+    expect(new Set(classes).size).toBeGreaterThan(1);
+    for (const r of rows) expect(r.reduce((a, b) => a + b, 0)).toBe(1);
+    tf.dispose([xt, p]);
+    m.dispose();
+  });
+
+  it('declared output=probs, an argmax export is one line that names output=labels', async () => {
+    await expect(OnnxModel.load(LABELS, ds, { layout: 'auto', output: 'probs' })).rejects.toThrow(
+      /model .*iris-labels\.onnx answers 1 values per input, the data has 3 classes/,
+    );
+    await expect(
+      OnnxModel.load(LABELS, { ...ds, numClasses: 2 }, { layout: 'auto', output: 'labels' }),
+    ).rejects.toThrow(/answered 2, not a class index 0…1/);
   });
 });
