@@ -23,6 +23,8 @@ interface AttackOpts {
   targetOutput?: string;
   timeout?: number;
   concurrency?: number;
+  /** transferability on this many test images (image cells) */
+  transfer?: number;
   /** machine-readable progress on stderr (used by `mse bench` workers) */
   progressJson?: boolean;
   dataset: string;
@@ -39,7 +41,8 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
   // one cell, asked for in spec strings: the defenses are one stack, in order
   const request: CellRequest = {
     dataset: o.dataset,
-    victim: o.victim,
+    // a model server with no local copy named: the victim is the served model, measured through it
+    victim: o.victim ?? (o.target && o.protocol && o.protocol !== 'mse' ? 'served' : undefined),
     defenses: o.defense,
     attack: o.attack,
     budgets: o.budget.split(','),
@@ -98,6 +101,7 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
   // anything is trained; the pool variant is part of the cell's id
   const plan = await makePlan([request], {
     data: { ...data, progress: !g.quiet },
+    ...(o.transfer ? { transfer: o.transfer } : {}),
     ...(o.target
       ? {
           target: {
@@ -166,6 +170,12 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
     'agreement_test',
     'agreement_unif',
     'param_error',
+    'kl_test',
+    'l1_test',
+    'transfer_fgsm_eps01',
+    'transfer_fgsm_eps03',
+    'transfer_pgd_eps01',
+    'transfer_pgd_eps03',
     'defended_acc',
     'defended_agreement',
     'perturbation_l1',

@@ -51,6 +51,8 @@ export interface BenchOpts {
   jobs?: number;
   out?: string;
   quick?: boolean;
+  /** transferability on this many test images (image cells) */
+  transfer?: number;
   baseline: boolean;
   json?: boolean;
   /** run only shard i of n (i/n) into <out>/shard-<i>-of-<n>.csv */
@@ -92,6 +94,7 @@ function gridArgs(o: BenchOpts, emit: string): string[] {
     ...(o.seeds ? ['--seeds', String(o.seeds)] : []),
     ...(o.spec ? ['--spec', o.spec] : []),
     ...(o.quick ? ['--quick'] : []),
+    ...(o.transfer ? ['--transfer', String(o.transfer)] : []),
     ...(o.baseline ? [] : ['--no-baseline']),
   ];
 }
@@ -171,7 +174,11 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   const b = await startBackend(g, !o.json);
   const runId = path.basename(out);
   // flags, spec and family defaults resolved once into plan cells, every dataset checked before anything trains
-  const plan = await planSweep(grid, { quick: o.quick === true, data: { ...data, progress: !g.quiet && !o.json } });
+  const plan = await planSweep(grid, {
+    quick: o.quick === true,
+    ...(o.transfer ? { transfer: o.transfer } : {}),
+    data: { ...data, progress: !g.quiet && !o.json },
+  });
   for (const n of plan.data.notes) process.stderr.write(chalk.yellow(`mse: note: ${n}\n`));
   // shards are cut on keys without pools, so every machine agrees on them
   const cells = shard ? shardOf(plan.cells, shardKey, shard) : plan.cells;

@@ -106,7 +106,7 @@ Examples:
     )
     .option(
       '-v, --victim <spec>',
-      'victim model (default: cnn for images, logistic for binary tables, softmax otherwise)',
+      'victim model (default: cnn for images, logistic for binary tables, softmax otherwise; with a model-server --target, the served model itself, measured through the server)',
     )
     .option(
       '--defense <spec>',
@@ -129,6 +129,11 @@ Examples:
       'append the result row to <dir>/results.csv (skips a cell already there) and write <dir>/manifest.json',
     )
     .option('--json', 'print the result row as JSON')
+    .option(
+      '--transfer <n>',
+      "image victims: craft FGSM and PGD examples (ε 0.1, 0.3) on each surrogate from the first n test images the victim gets right, and record how often they fool the victim (the issue's 1000; costs 42 surrogate gradient passes over them per row)",
+      intArg(1),
+    )
     .option(
       '--target <url>',
       'attack a remote API (mse serve) instead of an in-process one; --defense then names what the server runs',
@@ -155,7 +160,7 @@ Examples:
     .addOption(new Option('--progress-json', 'progress as JSON lines on stderr (for scripts)').hideHelp())
     .addHelpText(
       'after',
-      '\nExamples:\n  $ mse attack -d adult -v logistic -a eq-lr -b 1x\n  $ mse attack -d breast-cancer -a retrain-uniform -b 50x --seed 2\n  $ mse attack -d linear -a eq-lr -b 11 --out results/demo --json\n  $ mse attack -d mushroom -v tree:depth=6 -a tree-path -b 20k\n  $ mse attack -d mnist -a knockoff:pool=fashion-mnist -b 1k,5k,10k\n  $ mse attack -d mnist -a knockoff:labels=top1,epochs=5 -b 5k --defense top1',
+      '\nExamples:\n  $ mse attack -d adult -v logistic -a eq-lr -b 1x\n  $ mse attack -d breast-cancer -a retrain-uniform -b 50x --seed 2\n  $ mse attack -d linear -a eq-lr -b 11 --out results/demo --json\n  $ mse attack -d mushroom -v tree:depth=6 -a tree-path -b 20k\n  $ mse attack -d mnist -a knockoff:pool=fashion-mnist -b 1k,5k,10k\n  $ mse attack -d mnist -a knockoff:labels=top1,epochs=5 -b 5k --defense top1\n  $ mse attack -d mnist -a knockoff -b 5k --target http://127.0.0.1:8000/v2/models/mnist --protocol kserve-v2 --target-layout nchw',
     )
     .action(async (opts) => (await import('./attack.js')).attack(program.opts<GlobalOptions>(), opts));
 
@@ -234,6 +239,11 @@ Examples:
     .option('-j, --jobs <n>', 'worker processes, one single-threaded cell each (default: cores)', intArg(1))
     .option('-o, --out <dir>', 'output directory (default results/bench-<time>); re-running the same command resumes')
     .option('--quick', 'a small grid that finishes in about a minute on 2 cores (1 seed, small budgets, few epochs)')
+    .option(
+      '--transfer <n>',
+      "image victims: craft FGSM and PGD examples (ε 0.1, 0.3) on each surrogate from the first n test images the victim gets right, and record how often they fool the victim (the issue's 1000; costs 42 surrogate gradient passes over them per row)",
+      intArg(1),
+    )
     .option('--json', 'print the summary as JSON')
     .option(
       '--shard <i/n>',

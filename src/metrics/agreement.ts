@@ -18,21 +18,35 @@ export interface Fidelity {
   agreement: number;
   /** mean ½‖f(x) − f̂(x)‖₁ */
   tv: number;
+  /** mean ‖f(x) − f̂(x)‖₁: top-1 agreement hides how far apart the distributions are */
+  l1: number;
+  /** mean KL(f(x) ‖ f̂(x)) in nats, the surrogate's probabilities floored at 1e-12 */
+  kl: number;
 }
+
+/** Below this a surrogate's probability counts as this: a zero where the victim is sure would be an infinite KL. */
+const KL_FLOOR = 1e-12;
 
 export function fidelityOf(pv: Float32Array, ps: Float32Array, k: number): Fidelity {
   const n = pv.length / k;
   const av = argmaxRows(pv, k);
   const as = argmaxRows(ps, k);
   let same = 0;
-  let tv = 0;
+  let l1 = 0;
+  let kl = 0;
   for (let i = 0; i < n; i++) {
     if (av[i] === as[i]) same++;
-    let d = 0;
-    for (let j = 0; j < k; j++) d += Math.abs(pv[i * k + j] - ps[i * k + j]);
-    tv += d / 2;
+    for (let j = 0; j < k; j++) {
+      const p = pv[i * k + j];
+      const q = ps[i * k + j];
+      l1 += Math.abs(p - q);
+      if (p > 0) kl += p * Math.log(p / Math.max(q, KL_FLOOR));
+    }
   }
-  return { agreement: n ? same / n : NaN, tv: n ? tv / n : NaN };
+  return n
+    ? // float32 rows sum to 1 only within rounding: an identical copy's KL may come out −1e-8, which is 0
+      { agreement: same / n, tv: l1 / 2 / n, l1: l1 / n, kl: Math.max(0, kl / n) }
+    : { agreement: NaN, tv: NaN, l1: NaN, kl: NaN };
 }
 
 export async function fidelity(victim: Model, surrogate: Model, x: Float32Array, n: number): Promise<Fidelity> {

@@ -9,6 +9,9 @@
  *     or labels (one column of class indices, or the argmax of k columns: one-hot rows, and the API
  *     reveals labels only); `output=auto` decides once, from the model's answers to the first test
  *     examples (one column of integers for k > 2 classes, or an int32 output, is labels).
+ *   - mean, std: a model trained on normalized inputs (PyTorch's `transforms.Normalize`) gets
+ *     (x − mean) / std per channel, in the data's NHWC layout before any transpose (normalize.ts);
+ *     the data, the API and the attacker stay in the dataset's domain.
  * The files' content hash is part of every cell id (a retrained model is another experiment).
  */
 import { createHash } from 'node:crypto';
@@ -19,6 +22,7 @@ import type { Dataset } from '../data/types.js';
 import { DataError, UsageError } from '../errors.js';
 import { checkLabels, settleOutput, toProbs, type OutputKind } from './answers.js';
 import type { Model, Probs, SerializedModel } from './model.js';
+import { normalize, type Normalization } from './normalize.js';
 
 export type Layout = 'nhwc' | 'nchw' | 'flat';
 
@@ -157,20 +161,21 @@ export class LoadedModel implements Model {
     private readonly layout: Layout,
     private output: OutputKind,
     private readonly file: string,
+    private readonly norm: Normalization | undefined,
   ) {}
 
   /** Load, fit the dataset's shape and classes, and settle what the model outputs. */
   static async load(
     file: string,
     ds: Pick<Dataset, 'inputShape' | 'numClasses' | 'test'>,
-    opts: { layout: 'auto' | 'nhwc' | 'nchw'; output: 'auto' | OutputKind },
+    opts: { layout: 'auto' | 'nhwc' | 'nchw'; output: 'auto' | OutputKind; normalization?: Normalization },
   ): Promise<LoadedModel> {
     const net = await loadTfjs(file);
     try {
       const inputs = net.inputs;
       if (inputs.length !== 1) throw new UsageError(`model ${file} has ${inputs.length} inputs; mse feeds one`);
       const layout = chooseLayout(inputs[0].shape ?? [], ds.inputShape, opts.layout, file);
-      const m = new LoadedModel(net, ds.inputShape, ds.numClasses, layout, 'probs', file);
+      const m = new LoadedModel(net, ds.inputShape, ds.numClasses, layout, 'probs', file, opts.normalization);
       // what it outputs, from its answers to the first test examples (a declared kind is checked there too)
       const n = Math.min(64, ds.test.n);
       const d = ds.inputShape.reduce((a, b) => a * b, 1);
@@ -187,11 +192,12 @@ export class LoadedModel implements Model {
     }
   }
 
-  /** The model's own answer for NHWC inputs [n, ...inputShape]: [n, k] (or [n, 1]). */
+  /** The model's own answer for NHWC inputs [n, ...inputShape]: [n, k] (or [n, 1]). Call inside tf.tidy. */
   private raw(x: tf.Tensor): tf.Tensor2D {
     const n = x.shape[0];
+    const z = this.norm ? normalize(x, this.norm) : x; // normalized in NHWC, then laid out
     const fed =
-      this.layout === 'flat' ? tf.reshape(x, [n, -1]) : this.layout === 'nchw' ? tf.transpose(x, [0, 3, 1, 2]) : x;
+      this.layout === 'flat' ? tf.reshape(z, [n, -1]) : this.layout === 'nchw' ? tf.transpose(z, [0, 3, 1, 2]) : z;
     const out = this.net instanceof tf.GraphModel ? this.net.execute(fed) : this.net.predict(fed);
     const t = Array.isArray(out) ? out[0] : (out as tf.Tensor);
     return tf.reshape(t, [n, -1]) as tf.Tensor2D;

@@ -4,7 +4,9 @@
  * Layout and output are read as for TF.js victims (loaded.ts): NCHW inputs — what PyTorch exports
  * take — are recognised from the graph's input shape, and logits get a softmax. A graph that ends in
  * argmax (an int64 output of shape [n] or [n, 1]) answers labels: output=auto reads it so, and the
- * API then reveals labels only.
+ * API then reveals labels only. A graph exported without the `transforms.Normalize(mean, std)` it was
+ * trained behind takes `mean=…,std=…`: (x − mean) / std per channel, applied to the NHWC rows before
+ * the NCHW transpose (normalize.ts), so the data and the attacker keep the dataset's domain.
  */
 import { createRequire } from 'node:module';
 import { tf } from '../compute/backend.js';
@@ -13,6 +15,7 @@ import { DataError, UsageError } from '../errors.js';
 import { checkLabels, settleOutput, toProbs, type OutputKind } from './answers.js';
 import { chooseLayout, type Layout } from './loaded.js';
 import type { Model, Probs, SerializedModel } from './model.js';
+import { normalizeRows, type Normalization } from './normalize.js';
 
 type Ort = typeof import('onnxruntime-node');
 let ort: Ort | undefined | null;
@@ -40,12 +43,13 @@ export class OnnxModel implements Model {
     private readonly layout: Layout,
     private output: OutputKind,
     private readonly file: string,
+    private readonly norm: Normalization | undefined,
   ) {}
 
   static async load(
     file: string,
     ds: Pick<Dataset, 'inputShape' | 'numClasses' | 'test'>,
-    opts: { layout: 'auto' | 'nhwc' | 'nchw'; output: 'auto' | OutputKind },
+    opts: { layout: 'auto' | 'nhwc' | 'nchw'; output: 'auto' | OutputKind; normalization?: Normalization },
   ): Promise<OnnxModel> {
     const rt = await onnxRuntime();
     if (!rt)
@@ -77,7 +81,7 @@ export class OnnxModel implements Model {
         throw new UsageError(`model ${file} takes ${meta.type} inputs; mse sends float32`);
       const shape = (meta.shape ?? []).map((v) => (typeof v === 'number' && v > 0 ? v : null));
       const layout = chooseLayout(shape, ds.inputShape, opts.layout, file);
-      const m = new OnnxModel(session, rt, ds.inputShape, ds.numClasses, layout, 'probs', file);
+      const m = new OnnxModel(session, rt, ds.inputShape, ds.numClasses, layout, 'probs', file, opts.normalization);
       // what it outputs, from its answers to the first test examples (a declared kind is checked there)
       const n = Math.min(64, ds.test.n);
       const d = ds.inputShape.reduce((a, b) => a * b, 1);
@@ -92,7 +96,8 @@ export class OnnxModel implements Model {
 
   /** The graph's first output for n NHWC rows, flat, its values per input, and whether its type is an integer one. */
   private async raw(x: Float32Array, n: number): Promise<{ values: number[]; cols: number; integerType: boolean }> {
-    let data = x;
+    const z = this.norm ? normalizeRows(x, this.norm) : x; // normalized in NHWC (a new array), then laid out
+    let data = z;
     let dims = [n, ...this.inputShape];
     if (this.layout === 'flat') dims = [n, x.length / n];
     else if (this.layout === 'nchw') {
@@ -101,7 +106,7 @@ export class OnnxModel implements Model {
       for (let i = 0; i < n; i++)
         for (let y = 0; y < h; y++)
           for (let xx = 0; xx < w; xx++)
-            for (let k = 0; k < c; k++) data[((i * c + k) * h + y) * w + xx] = x[((i * h + y) * w + xx) * c + k];
+            for (let k = 0; k < c; k++) data[((i * c + k) * h + y) * w + xx] = z[((i * h + y) * w + xx) * c + k];
       dims = [n, c, h, w];
     }
     const input = new this.rt.Tensor('float32', data, dims);

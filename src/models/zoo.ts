@@ -7,7 +7,7 @@
 import { UsageError } from '../errors.js';
 import { Rng } from '../compute/rng.js';
 import type { Dataset } from '../data/types.js';
-import { formatParams, parseSpec, typed, type ParamValues, type Schema } from '../params.js';
+import { formatParams, parseSpec, typed, type ParamValue, type ParamValues, type Schema } from '../params.js';
 import { Registry } from '../units/registry.js';
 import { defineModel, type ModelUnit, type TrainDefaults } from './define.js';
 import { DecisionTree } from './decision-tree.js';
@@ -15,6 +15,7 @@ import type { Model, ModelKind, SerializedModel } from './model.js';
 import { Net, type Activation } from './net.js';
 import { LoadedModel, modelFiles } from './loaded.js';
 import { OnnxModel } from './onnx.js';
+import { canonicalValues, parseNormalization, type Normalization } from './normalize.js';
 import type { TrainOptions } from './train.js';
 
 const TRAIN = {
@@ -156,9 +157,10 @@ const USER_OUTPUT = {
 } as const satisfies Schema;
 
 /**
- * A model the user brings as files, loaded rather than trained: its path, the image layout it takes
- * and what it outputs (see loaded.ts). Without a family to assume, its default attacks are the ones
- * that need none: Knockoff (image pools) and JBDA (a seed set).
+ * A model the user brings as files, loaded rather than trained: its path, the image layout it takes,
+ * the input normalization it was trained behind (mean, std: normalize.ts) and what it outputs (see
+ * loaded.ts). Without a family to assume, its default attacks are the ones that need none: Knockoff
+ * (image pools) and JBDA (a seed set).
  */
 function userModel(
   name: 'tfjs' | 'onnx',
@@ -167,11 +169,16 @@ function userModel(
   load: (
     file: string,
     ds: Dataset,
-    o: { layout: 'auto' | 'nhwc' | 'nchw'; output: 'auto' | 'probs' | 'logits' | 'labels' },
+    o: {
+      layout: 'auto' | 'nhwc' | 'nchw';
+      output: 'auto' | 'probs' | 'logits' | 'labels';
+      normalization?: Normalization;
+    },
   ) => Promise<Model>,
   files: (file: string) => string[],
 ): ModelUnit {
-  return defineModel({
+  const owner = `model ${name}`;
+  const unit = defineModel({
     name,
     describe,
     params: {
@@ -182,16 +189,44 @@ function userModel(
         default: 'auto',
         help: "image layout the model takes (auto: from the model's input shape; PyTorch exports take NCHW)",
       },
+      mean: {
+        type: 'string',
+        help: "input normalization the model was trained behind (PyTorch's transforms.Normalize), subtracted before it runs: one number for all channels or one per channel separated by '/', e.g. 0.485/0.456/0.406 (tables: per feature); unset: 0. Data, API and attacks keep the dataset's domain",
+      },
+      std: {
+        type: 'string',
+        help: "divides after mean is subtracted: > 0, one number for all channels or one per channel separated by '/', e.g. 0.229/0.224/0.225; unset: 1",
+      },
       ...USER_OUTPUT,
     },
     load: (ds, p) => {
       if (!p.path) throw new UsageError(`${name} needs path=<file>`);
-      return load(p.path, ds, { layout: p.layout, output: p.output });
+      // lengths against the data's channels: known only now
+      const normalization = parseNormalization(owner, p.mean, p.std, ds.inputShape);
+      return load(p.path, ds, { layout: p.layout, output: p.output, normalization });
     },
     files: (p) => (p.path ? files(p.path) : []),
     attacks: ['knockoff', 'jbda'],
     budgets: (quick) => (quick ? ['1k'] : ['1k', '5k', '10k']),
   });
+  // mean and std are checked as numbers when the spec is read, and kept in one form ("0.50" → "0.5"),
+  // so equal values give equal cell ids; a spec without them is unchanged
+  return {
+    ...unit,
+    resolve: (raw) => {
+      for (const key of ['mean', 'std'] as const)
+        if ((raw[key]?.length ?? 0) > 1)
+          throw new UsageError(
+            `${owner}: ${key} takes one value per channel separated by '/', got ${raw[key].join(',')}`,
+            `write ${key}=${raw[key].join('/')}`,
+          );
+      const values = unit.resolve(raw);
+      const out: Record<string, ParamValue> = { ...values };
+      for (const key of ['mean', 'std'] as const)
+        if (typeof values[key] === 'string') out[key] = canonicalValues(owner, key, values[key]);
+      return out;
+    },
+  };
 }
 
 /** A TF.js LayersModel or GraphModel: model.json and its weight files. */
@@ -221,8 +256,38 @@ export function declaresLabels(spec: ModelSpec): boolean {
   return (spec.kind === 'tfjs' || spec.kind === 'onnx') && typed(USER_OUTPUT, spec.params).output === 'labels';
 }
 
+/**
+ * The model behind a model server when there is no local copy (`mse attack --target URL --protocol
+ * kserve-v2` without -v): measured through the server itself (served.ts). It is not loaded from
+ * files; the runner connects to it.
+ */
+export const servedModel = defineModel({
+  name: 'served',
+  describe:
+    'the model behind --target (tf-serving or kserve-v2) with no local copy: its accuracy and agreement measured through the server',
+  params: {},
+  load: () => {
+    throw new UsageError(
+      'the served victim is the model behind --target, measured through a model server',
+      'give --target URL --protocol tf-serving|kserve-v2 to mse attack (or name a local victim with -v)',
+    );
+  },
+  attacks: ['knockoff', 'jbda'],
+  budgets: (quick) => (quick ? ['1k'] : ['1k', '5k', '10k']),
+});
+
 /** Every model family, in the order `mse list` shows them. */
-export const MODELS = new Registry<ModelUnit>('model', [logistic, softmax, ovr, mlp, cnn, tree, tfjsModel, onnxModel]);
+export const MODELS = new Registry<ModelUnit>('model', [
+  logistic,
+  softmax,
+  ovr,
+  mlp,
+  cnn,
+  tree,
+  tfjsModel,
+  onnxModel,
+  servedModel,
+]);
 
 export interface ModelSpec {
   kind: ModelKind;

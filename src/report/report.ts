@@ -24,6 +24,9 @@ const METRICS = [
   'perturbation_kl',
   'victim_acc',
   'honest_slowdown',
+  'kl_test',
+  'transfer_fgsm_eps03',
+  'transfer_pgd_eps03',
 ];
 
 export interface ReportResult {
@@ -110,9 +113,11 @@ export async function writeReport(
     md.push(`## ${title}`, '');
     const victimAcc = gs[0].metrics.victim_acc.mean;
     if (Number.isFinite(victimAcc)) md.push(`Victim test accuracy: ${victimAcc.toFixed(4)}.`, '');
+    // transferability columns only where it was measured (--transfer)
+    const transfer = gs.some((g) => g.metrics.transfer_pgd_eps03.n > 0);
     md.push(
-      '| defense | budget | attacker acc | agreement | queries | attacker CPU (s) | PoW (s) | defended acc | L1 | KL | honest slowdown | Pareto |',
-      '|---|---|---|---|---|---|---|---|---|---|---|---|',
+      `| defense | budget | attacker acc | agreement | KL(victim‖copy) | queries | attacker CPU (s) | PoW (s) | defended acc | L1 | KL | honest slowdown |${transfer ? ' FGSM ε0.3 transfer | PGD ε0.3 transfer |' : ''} Pareto |`,
+      `|---|---|---|---|---|---|---|---|---|---|---|---|${transfer ? '---|---|' : ''}---|`,
     );
     const pareto = new Set<Group>();
     for (const b of budgets) {
@@ -128,7 +133,7 @@ export async function writeReport(
     for (const g of sorted) {
       const m = g.metrics;
       md.push(
-        `| ${defenseLabel(g)} | ${g.key.budget} | ${formatStat(m.surrogate_acc)} | ${formatStat(m.agreement_test)} | ${formatStat(m.queries, 0)} | ${formatStat(m.attacker_cpu_s, 1)} | ${formatStat(m.pow_s, 2)} | ${formatStat(m.defended_acc)} | ${formatStat(m.perturbation_l1)} | ${formatStat(m.perturbation_kl)} | ${formatStat(m.honest_slowdown, 2)} | ${pareto.has(g) ? '★' : ''} |`,
+        `| ${defenseLabel(g)} | ${g.key.budget} | ${formatStat(m.surrogate_acc)} | ${formatStat(m.agreement_test)} | ${formatStat(m.kl_test)} | ${formatStat(m.queries, 0)} | ${formatStat(m.attacker_cpu_s, 1)} | ${formatStat(m.pow_s, 2)} | ${formatStat(m.defended_acc)} | ${formatStat(m.perturbation_l1)} | ${formatStat(m.perturbation_kl)} | ${formatStat(m.honest_slowdown, 2)} |${transfer ? ` ${formatStat(m.transfer_fgsm_eps03)} | ${formatStat(m.transfer_pgd_eps03)} |` : ''} ${pareto.has(g) ? '★' : ''} |`,
       );
     }
     md.push('');

@@ -13,6 +13,12 @@ export const METRIC_COLUMNS = [
   'agreement_test',
   'agreement_unif',
   'param_error',
+  'kl_test',
+  'l1_test',
+  'transfer_fgsm_eps01',
+  'transfer_fgsm_eps03',
+  'transfer_pgd_eps01',
+  'transfer_pgd_eps03',
   'defended_acc',
   'defended_agreement',
   'perturbation_l1',
@@ -98,7 +104,7 @@ export function compareResults(a: Row[], b: Row[], opts: { timing?: boolean; tol
       }
       const delta = mean(vb) - mean(va);
       const scale =
-        metric === 'queries' || metric.endsWith('_s') || metric === 'honest_slowdown'
+        metric === 'queries' || metric.endsWith('_s') || metric === 'honest_slowdown' || metric === 'kl_test'
           ? Math.max(1, Math.abs(mean(va)))
           : 1;
       deltas.push({

@@ -22,7 +22,9 @@ import {
   ftruncateSync,
   openSync,
   readFileSync,
+  renameSync,
   truncateSync,
+  unlinkSync,
   writeSync,
 } from 'node:fs';
 import path from 'node:path';
@@ -218,14 +220,17 @@ export class ResultsCsv {
       truncateSync(this.file, 0);
       fresh = true;
     } else if (!fresh) {
-      if (s.header.join(',') !== RESULT_COLUMNS.join(',')) {
-        throw new MseError(
-          'results',
-          `${this.file} has a different column layout (written by another mse version?)`,
-          'write to a new --out directory',
-        );
-      }
       if (s.damaged.length) throw damageError(this.file, s.damaged);
+      if (s.header.join(',') !== RESULT_COLUMNS.join(',')) {
+        if (!isOlderLayout(s.header))
+          throw new MseError(
+            'results',
+            `${this.file} has a different column layout (written by another mse version?)`,
+            'write to a new --out directory',
+          );
+        upgradeLayout(this.file, s);
+        return this.open();
+      }
       if (s.torn !== undefined) {
         // a row cut by a kill or a full disk: keep its bytes beside the file, then cut it so the cell is redone
         appendFileSync(`${this.file}.torn`, `${s.torn}\n`);
@@ -278,6 +283,52 @@ export class ResultsCsv {
     } finally {
       this.lock.release();
     }
+  }
+}
+
+/**
+ * A header of an earlier mse: every column one of ours, in our order, fewer of them (columns are
+ * only ever added). Such a file is upgraded in place, not refused.
+ */
+function isOlderLayout(header: string[]): boolean {
+  let at = -1;
+  for (const h of header) {
+    const i = (RESULT_COLUMNS as readonly string[]).indexOf(h);
+    if (i <= at) return false;
+    at = i;
+  }
+  return header.includes('cell_id') && header.length < RESULT_COLUMNS.length;
+}
+
+/**
+ * Rewrite a results file of an older layout under the current header, every row kept and the new
+ * columns empty (metrics that run did not measure): written beside it, fsynced, then renamed over
+ * it, so a kill leaves either file whole. A torn last line is kept in `<file>.torn` as on open.
+ */
+function upgradeLayout(file: string, s: ScannedResults): void {
+  if (s.torn !== undefined) appendFileSync(`${file}.torn`, `${s.torn}\n`);
+  const tmp = `${file}.upgrade-${process.pid}`;
+  const body = HEADER + stringify(s.rows.map((r) => RESULT_COLUMNS.map((c) => r[c] ?? '')));
+  try {
+    const fd = openSync(tmp, 'w');
+    try {
+      appendAll(fd, tmp, body);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  } catch (err) {
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // nothing was written
+    }
+    if (err instanceof MseError) throw err;
+    throw new MseError(
+      'results',
+      `cannot upgrade ${file} to this mse's columns: ${(err as Error).message}`,
+      'check the disk, or write to a new --out directory',
+    );
   }
 }
 

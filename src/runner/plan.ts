@@ -67,6 +67,12 @@ export interface PlanCell {
   target?: Target;
   /** |U| for R_unif (Tramèr: 10,000) */
   unifSize?: number;
+  /**
+   * image cells: how many test images (the first the victim classifies correctly) to craft FGSM/PGD
+   * examples on each surrogate for the transferability columns; absent: not measured (it costs 42
+   * gradient passes of the surrogate over them per row)
+   */
+  transfer?: number;
 }
 
 /** One cell as asked for, in spec strings (a grid expands into these; a paper spec lists them). */
@@ -98,6 +104,8 @@ export interface PlanOptions {
   quick?: boolean;
   target?: Target;
   unifSize?: number;
+  /** measure transferability on this many test images (PlanCell.transfer) */
+  transfer?: number;
 }
 
 /** "name:k=v,…" in canonical form (what rows record). */
@@ -244,7 +252,12 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
       if (u.kind === 'dataset' && (u.source || u.name.includes(':')))
         contentHashes[`dataset:${u.name}`] = (await loadDataset(u.name, o.data)).variant;
     // a victim the user brings: here, loadable, fitting the data; its files' content is part of the id
-    const loaded = model.load ? await checkLoadedVictim(model, victim, ds) : undefined;
+    const served = victim.kind === 'served';
+    if (served) checkServed(o.target, defenses);
+    const loaded = model.load && !served ? await checkLoadedVictim(model, victim, ds) : undefined;
+    // the served model is the one at its URL: another server is another victim
+    if (served && o.target)
+      contentHashes['model:served'] = createHash('sha256').update(o.target.url).digest('hex').slice(0, 16);
     if (loaded) {
       contentHashes[`model:${formatModelSpec(victim)}`] = loaded.hash;
       if (loaded.note) victimNotes.add(loaded.note);
@@ -261,6 +274,7 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
       ...(Object.keys(contentHashes).length ? { contentHashes } : {}),
       ...(o.target ? { target: o.target } : {}),
       ...(o.unifSize ? { unifSize: o.unifSize } : {}),
+      ...(o.transfer ? { transfer: o.transfer } : {}),
     };
     const key = JSON.stringify([
       cell.dataset,
@@ -369,6 +383,24 @@ function checkStack(
       );
     if (d.unit.reveals === 'labels') labels = d.unit.name;
   }
+}
+
+/**
+ * The served victim (`-v served`: the model behind --target, no local copy) is measured through a
+ * model server, as it answers: the defenses it runs are part of it, so none is named here.
+ */
+function checkServed(target: Target | undefined, defenses: Array<{ unit: { name: string } }>): void {
+  if (!target?.protocol || target.protocol === 'mse')
+    throw new UsageError(
+      'the served victim is the model behind --target, measured through a model server',
+      'give --target URL --protocol tf-serving|kserve-v2 (or name a local victim with -v)',
+    );
+  const named = defenses.map((d) => d.unit.name).filter((n) => n !== 'none');
+  if (named.length)
+    throw new UsageError(
+      `--defense ${named.join('+')} with no local copy of the served model: the server's answers are what is measured, defenses included`,
+      'leave --defense out to measure the server as it answers, or give -v a local copy of its model so mse applies and measures the defenses',
+    );
 }
 
 /** What an attack requires must name things that exist: model families, a pool dataset. */

@@ -35,10 +35,13 @@ import { DataError, MseError, UsageError } from '../errors.js';
 import type { Model } from '../models/model.js';
 import { DEFENSES } from '../defenses/registry.js';
 import type { Prepared } from '../defenses/define.js';
-import { fidelity, probsOf, testAccuracy, uniformInputs } from '../metrics/agreement.js';
+import { fidelityOf, probsOf, uniformInputs } from '../metrics/agreement.js';
+import { correctlyClassified, transferability } from '../metrics/transfer.js';
+import { accuracyOf, argmaxRows } from '../models/train.js';
 import { paramError } from '../metrics/param-error.js';
 import { UtilityMeter } from '../metrics/utility.js';
 import { getVictim } from '../models/victim.js';
+import { ServedModel, servedVictim } from '../models/served.js';
 import { declaresLabels, familyOf } from '../models/zoo.js';
 import { mseVersion } from './manifest.js';
 import { cellSpec, type PlanCell } from './plan.js';
@@ -117,6 +120,25 @@ async function loadPool(attackName: string, spec: string, victimDs: Dataset, dat
   return pooled.pool;
 }
 
+/** The model behind the cell's model-server target, connected for measuring (no local copy). */
+function servedVictimOf(c: PlanCell, ds: Dataset) {
+  const t = c.target;
+  if (!t?.protocol || t.protocol === 'mse')
+    throw new UsageError('the served victim is the model behind --target, measured through a model server');
+  return servedVictim(
+    {
+      protocol: t.protocol,
+      url: t.url,
+      key: t.key,
+      layout: t.layout,
+      output: t.output,
+      timeoutS: t.timeoutS,
+      concurrency: t.concurrency,
+    },
+    ds,
+  );
+}
+
 /**
  * What the API will reveal, known before any query: a model server what --target-output says; else
  * labels when a defense reduces answers to labels or the victim is declared labels-only
@@ -178,7 +200,7 @@ export async function runCell(c: PlanCell, ctx: RunContext): Promise<CellOutput>
     }
   }
   ctx.onProgress?.('victim');
-  const v = await getVictim(ds, c.victim, c.seed);
+  const v = c.victim.kind === 'served' ? await servedVictimOf(c, ds) : await getVictim(ds, c.victim, c.seed);
   if (v.cacheNote) notes.push(v.cacheNote);
   const stack = c.defenses.length ? c.defenses : [{ name: 'none', params: {} }];
   const prepared: Array<Prepared | undefined> = [];
@@ -207,6 +229,10 @@ export async function runCell(c: PlanCell, ctx: RunContext): Promise<CellOutput>
     const passes = c.budgets.length > 1 && !unit.learningCurve ? c.budgets.map((b) => [b]) : [c.budgets];
     for (const pass of passes)
       rows.push(...(await runPass(c, ctx, attack, why, ds, v, instances, know, utility, pass, notes, t0)));
+    if (v.model instanceof ServedModel)
+      notes.push(
+        `the served model answered ${v.model.asked} inputs of mse's own to be measured (its test accuracy, the agreements), besides the attack's queries`,
+      );
     return { row: rows[rows.length - 1], rows, dataset: ds, notes };
   } finally {
     for (const p of prepared) {
@@ -378,18 +404,35 @@ async function runPass(
   const unifN = c.unifSize ?? 10000;
   const unif = uniformInputs(stream(c.seed, 'uniform'), unifN, d, ds.domain);
   const rows: ResultRow[] = [];
+  const k = ds.numClasses;
   try {
+    // the victim's answers on the evaluation sets, once for every surrogate of the pass
+    const victimTest = await probsOf(v.model, ds.test.x, ds.test.n);
+    const victimUnif = await probsOf(v.model, unif, unifN);
+    // transferability is asked for (--transfer n): on images, the first n test images the victim gets right
+    const attacked = c.transfer && ds.kind === 'image' ? correctlyClassified(victimTest, ds.test.y, k, c.transfer) : [];
     for (const p of points) {
       ctx.onProgress?.('metrics');
       const pe = paramError(v.model, p.surrogate);
+      const surTest = await probsOf(p.surrogate, ds.test.x, ds.test.n);
+      const onTest = fidelityOf(victimTest, surTest, k);
+      const tr = attacked.length
+        ? await transferability(v.model, p.surrogate, ds.test.x, ds.test.y, attacked, ds.domain)
+        : undefined;
       rows.push(
         makeRow({
           ...base(p.budget),
           queries: p.queries,
-          surrogate_acc: await testAccuracy(p.surrogate, ds.test.x, ds.test.y),
-          agreement_test: (await fidelity(v.model, p.surrogate, ds.test.x, ds.test.n)).agreement,
-          agreement_unif: (await fidelity(v.model, p.surrogate, unif, unifN)).agreement,
+          surrogate_acc: accuracyOf(argmaxRows(surTest, k), ds.test.y),
+          agreement_test: onTest.agreement,
+          agreement_unif: fidelityOf(victimUnif, await probsOf(p.surrogate, unif, unifN), k).agreement,
           param_error: pe ? pe.relL2 : undefined,
+          kl_test: onTest.kl,
+          l1_test: onTest.l1,
+          transfer_fgsm_eps01: tr?.fgsm[0],
+          transfer_fgsm_eps03: tr?.fgsm[1],
+          transfer_pgd_eps01: tr?.pgd[0],
+          transfer_pgd_eps03: tr?.pgd[1],
           ...defender,
           attacker_cpu_s: p.attackerSeconds,
           // PoW time scales with the queries in this prefix

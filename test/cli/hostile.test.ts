@@ -299,7 +299,7 @@ describe('results files under stress (issue 13.1–13.3)', () => {
     ]) {
       const r = mse(args);
       expectOneLineError(r, 1, args.join(' '));
-      expect(r.err).toContain(`${csv}: line 2 is damaged: expected 28 fields, found 1`);
+      expect(r.err).toContain(`${csv}: line 2 is damaged: expected 34 fields, found 1`);
       expect(r.err).toContain('mse repair');
       expect(readFileSync(csv, 'utf8')).toBe(bad);
     }

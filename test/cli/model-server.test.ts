@@ -192,6 +192,33 @@ describe('attacking a model server', () => {
     expect(row.cell_id).toBe((JSON.parse(one.out) as Record<string, unknown>).cell_id); // it changes no answer, so no id
   });
 
+  it('with no local copy (no -v) the victim is the served model, measured through the server: the same row', async () => {
+    const local = await attack([]);
+    expect(local.code, local.err).toBe(0);
+    const args = ['-d', 'iris', '-a', 'jbda:seedsize=20,epochs=5', '-b', '200', '--json'];
+    const url = `${base}/v2/models/iris`;
+    const before = requests;
+    const r = await mse(['attack', ...args, '--target', url, '--protocol', 'kserve-v2']);
+    expect(r.code, r.err).toBe(0);
+    const row = JSON.parse(r.out) as Record<string, unknown>;
+    expect(row.victim).toBe('served');
+    // the victim's accuracy and the agreements are the server's, exactly as the local copy's
+    expect(pick(row)).toEqual(pick(JSON.parse(local.out) as Record<string, unknown>));
+    // iris's 45 test rows and the uniform set were asked once each (answers kept), besides the attack's 200
+    const asked = Number(/the served model answered (\d+) inputs/.exec(r.err)?.[1]);
+    expect(asked).toBeGreaterThan(45);
+    expect(requests - before).toBeGreaterThanOrEqual(Math.ceil(200 / 64) + Math.ceil(asked / 64));
+    // the defenses of a served model are the server's: naming one without a local copy is refused
+    const defended = await mse(['attack', ...args, '--target', url, '--protocol', 'kserve-v2', '--defense', 'round']);
+    expect(defended.code).toBe(2);
+    expect(defended.err).toMatch(/--defense round with no local copy of the served model/);
+    // and without a model server there is nothing to serve it
+    const bare = await mse(['attack', ...args, '-v', 'served']);
+    expect(bare.code).toBe(2);
+    expect(bare.err).toMatch(/the served victim is the model behind --target/);
+    expect(bare.err).not.toMatch(/\n\s+at /);
+  });
+
   it.skipIf(!HAVE_SHARED)(
     'the PyTorch-exported ONNX fixture served over KServe v2 (NCHW) gives the in-process row',
     async () => {
@@ -223,6 +250,25 @@ describe('attacking a model server', () => {
       const want = pick(JSON.parse(local.out) as Record<string, unknown>);
       expect(want.status).toBe('ok');
       expect(pick(JSON.parse(remote.out) as Record<string, unknown>)).toEqual(want);
+      // and with no local copy at all: the served model measured through the server, 4 requests at a time
+      const servedOnly = await mse([
+        ...args.filter((a) => a !== '-v' && a !== `onnx:path=${ONNX}`),
+        '--target',
+        `${base}/v2/models/mnist-cnn`,
+        '--protocol',
+        'kserve-v2',
+        '--target-layout',
+        'nchw',
+        '--concurrency',
+        '4',
+      ]);
+      expect(servedOnly.code, servedOnly.err).toBe(0);
+      const served = JSON.parse(servedOnly.out) as Record<string, unknown>;
+      expect(served.victim).toBe('served');
+      for (const k of ['victim_acc', 'surrogate_acc', 'agreement_test', 'queries', 'status'])
+        expect(served[k], k).toBe(want[k]);
+      // the uniform inputs are where float rounding (server JSON vs in-process) could flip a near tie
+      expect(Number(served.agreement_unif)).toBeCloseTo(Number(want.agreement_unif), 3);
     },
   );
 

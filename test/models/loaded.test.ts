@@ -10,6 +10,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/compute/backend.js';
 import { loadDataset } from '../../src/data/registry.js';
 import { chooseLayout, LoadedModel } from '../../src/models/loaded.js';
+import { parseNormalization } from '../../src/models/normalize.js';
+import { MODELS, parseModelSpec } from '../../src/models/zoo.js';
 import { saveLayersModel } from '../testing/tfjs-files.js';
 
 beforeAll(async () => {
@@ -94,6 +96,60 @@ describe('TF.js model files as victims', () => {
     expect(tf.tidy(() => tf.max(tf.abs(tf.sub(got, want))).dataSync()[0])).toBeLessThan(1e-6);
     tf.dispose([x, want, got]);
     m.dispose();
+    model.dispose();
+  });
+
+  it('mean and std per channel: the model gets (x − mean) / std, taken in NHWC before the NCHW transpose', async () => {
+    const shape = [4, 4, 3];
+    const n = 20;
+    const x = new Float32Array(n * 48).map((_, i) => Math.abs(Math.sin(i)));
+    const ds = { inputShape: shape, numClasses: 3, test: { x, y: new Int32Array(n), n } };
+    const model = dense([3, 4, 4], 3, 'softmax');
+    const file = await saveLayersModel(model, tmp());
+    const normalization = parseNormalization('model tfjs', '0.1/0.2/0.3', '0.5/1/2', shape);
+    const m = await LoadedModel.load(file, ds, { layout: 'auto', output: 'auto', normalization });
+    // by hand: value i of an NHWC row is channel i mod 3
+    const mean = [0.1, 0.2, 0.3];
+    const std = [0.5, 1, 2];
+    const z = Float32Array.from(x, (v, i) => (v - mean[i % 3]) / std[i % 3]);
+    const xt = tf.tensor(x, [n, ...shape]);
+    const want = tf.tidy(() => model.predict(tf.transpose(tf.tensor(z, [n, ...shape]), [0, 3, 1, 2])) as tf.Tensor2D);
+    const plain = tf.tidy(() => model.predict(tf.transpose(xt, [0, 3, 1, 2])) as tf.Tensor2D);
+    const before = tf.memory().numTensors;
+    const got = m.predict(xt);
+    expect(tf.memory().numTensors).toBe(before + 1); // its answer, nothing else
+    expect(tf.tidy(() => tf.max(tf.abs(tf.sub(got, want))).dataSync()[0])).toBeLessThan(1e-6);
+    expect(tf.tidy(() => tf.max(tf.abs(tf.sub(got, plain))).dataSync()[0])).toBeGreaterThan(1e-3);
+    tf.dispose([xt, want, plain, got]);
+    m.dispose();
+    model.dispose();
+  });
+
+  it('a table is normalized per feature (tfjs:…,mean=a/b/c/d,std=s), and mean=0,std=1 is no change', async () => {
+    const ds = await loadDataset('iris');
+    const model = dense(ds.inputShape, ds.numClasses, 'softmax');
+    const file = await saveLayersModel(model, tmp());
+    const load = async (extra: string) => {
+      const spec = parseModelSpec(`tfjs:path=${file}${extra}`);
+      const unit = MODELS.get('tfjs');
+      if (!unit.load) throw new Error('tfjs is not a loaded model');
+      return unit.load(ds, spec.params);
+    };
+    const x = tf.tensor(ds.test.x, [ds.test.n, ...ds.inputShape]);
+    const m = await load(',mean=0.1/-0.2/0.3/0,std=2');
+    const want = tf.tidy(() => model.predict(tf.div(tf.sub(x, tf.tensor1d([0.1, -0.2, 0.3, 0])), 2)) as tf.Tensor2D);
+    const got = m.predict(x);
+    expect(tf.tidy(() => tf.max(tf.abs(tf.sub(got, want))).dataSync()[0])).toBeLessThan(1e-6);
+    const identity = await load(',mean=0,std=1');
+    const plain = await load('');
+    const a = identity.predict(x);
+    const b = plain.predict(x);
+    expect(a.arraySync()).toEqual(b.arraySync());
+    await expect(load(',mean=0.1/0.2')).rejects.toThrow(
+      /^model tfjs: mean has 2 values, but the data \(4\) has 4 features$/,
+    );
+    tf.dispose([x, want, got, a, b]);
+    [m, identity, plain].forEach((v) => v.dispose());
     model.dispose();
   });
 

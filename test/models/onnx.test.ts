@@ -2,14 +2,17 @@
  * An ONNX victim as PyTorch exports it (scripts/make-onnx-fixture.py: a small MNIST CNN, NCHW input,
  * logits out): mse runs it with onnxruntime-node and reproduces PyTorch's own probabilities. And a
  * graph that ends in argmax (scripts/make-onnx-labels-fixture.py: int64 class indices of shape [n])
- * is read as labels.
+ * is read as labels. A victim declared with mean and std (a model trained behind PyTorch's
+ * transforms.Normalize: scripts/make-onnx-normalized-fixture.py) gets (x − mean) / std first.
  */
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, tf } from '../../src/compute/backend.js';
 import { loadDataset } from '../../src/data/registry.js';
-import { predictProbs } from '../../src/models/model.js';
+import type { Dataset } from '../../src/data/types.js';
+import { predictProbs, type Model } from '../../src/models/model.js';
 import { onnxRuntime, OnnxModel } from '../../src/models/onnx.js';
+import { MODELS, parseModelSpec } from '../../src/models/zoo.js';
 import { HAVE_SHARED } from '../testing/fixtures.js';
 
 const MODEL = 'test/fixtures/onnx/mnist-cnn.onnx';
@@ -87,5 +90,97 @@ describe('an ONNX victim that answers labels (an int64 argmax)', () => {
     await expect(
       OnnxModel.load(LABELS, { ...ds, numClasses: 2 }, { layout: 'auto', output: 'labels' }),
     ).rejects.toThrow(/answered 2, not a class index 0…1/);
+  });
+});
+
+describe.skipIf(!HAVE_SHARED)('ONNX victims trained behind transforms.Normalize (mean, std)', () => {
+  const n = 100;
+  /** The victim a spec names, loaded for the dataset as a run loads it (checked, then normalized). */
+  async function victim(spec: string, ds: Dataset): Promise<Model> {
+    const s = parseModelSpec(spec);
+    const load = MODELS.get(s.kind).load;
+    if (!load) throw new Error(`${s.kind} is not a loaded model`);
+    return load(ds, s.params);
+  }
+  async function answers(m: Model, x: Float32Array): Promise<number[][]> {
+    const xt = tf.tensor(x, [n, 28, 28, 1]);
+    const p = await predictProbs(m, xt);
+    const rows = p.arraySync();
+    tf.dispose([xt, p]);
+    return rows;
+  }
+  const worst = (a: number[][], b: number[][]) =>
+    Math.max(...a.flatMap((row, i) => row.map((v, j) => Math.abs(v - b[i][j]))));
+
+  it('mean=0.5,std=2 answers as onnxruntime does on (x − 0.5) / 2 fed by hand, within 1e-5', async () => {
+    const rt = await onnxRuntime();
+    if (!rt) throw new Error('onnxruntime-node is not installed');
+    const ds = await loadDataset('mnist');
+    const x = ds.test.x.slice(0, n * 784);
+    // by hand: normalized, NCHW (one channel: the same order as NHWC), softmax of the logits
+    const session = await rt.InferenceSession.create(MODEL);
+    const out = await session.run({
+      input: new rt.Tensor(
+        'float32',
+        Float32Array.from(x, (v) => (v - 0.5) / 2),
+        [n, 1, 28, 28],
+      ),
+    });
+    const logits = Array.from(out.logits.data as Float32Array);
+    await session.release();
+    const want = Array.from({ length: n }, (_, i) => {
+      const row = logits.slice(i * 10, i * 10 + 10);
+      const top = Math.max(...row);
+      const e = row.map((v) => Math.exp(v - top));
+      const s = e.reduce((a, b) => a + b, 0);
+      return e.map((v) => v / s);
+    });
+    const m = await victim(`onnx:path=${MODEL},mean=0.5,std=2`, ds);
+    const plain = await victim(`onnx:path=${MODEL}`, ds);
+    expect(worst(await answers(m, x), want)).toBeLessThan(1e-5);
+    // and normalizing changed them: the plain victim's answers are far from these
+    expect(worst(await answers(plain, x), want)).toBeGreaterThan(1e-2);
+    expect(ds.test.x.subarray(0, n * 784)).toEqual(x); // the data is left in its own domain
+    m.dispose();
+    plain.dispose();
+  });
+
+  it('mean=0,std=1 answers exactly as no mean and std', async () => {
+    const ds = await loadDataset('mnist');
+    const x = ds.test.x.subarray(0, n * 784);
+    const identity = await victim(`onnx:path=${MODEL},mean=0,std=1`, ds);
+    const plain = await victim(`onnx:path=${MODEL}`, ds);
+    expect(await answers(identity, x)).toEqual(await answers(plain, x));
+    identity.dispose();
+    plain.dispose();
+  });
+
+  it("a model trained on normalized MNIST, exported without it, gives PyTorch's probabilities with mean and std", async () => {
+    // scripts/make-onnx-normalized-fixture.py: trained as the PyTorch MNIST example, Normalize((0.1307,), (0.3081,))
+    const fixture = JSON.parse(readFileSync('test/fixtures/onnx/mnist-cnn-normalized.probs.json', 'utf8')) as {
+      probs: number[][];
+    };
+    const file = 'test/fixtures/onnx/mnist-cnn-normalized.onnx';
+    const ds = await loadDataset('mnist');
+    const x = ds.test.x.subarray(0, n * 784);
+    const m = await victim(`onnx:path=${file},mean=0.1307,std=0.3081`, ds);
+    expect(worst(await answers(m, x), fixture.probs)).toBeLessThan(1e-5);
+    m.dispose();
+    const raw = await victim(`onnx:path=${file}`, ds);
+    expect(worst(await answers(raw, x), fixture.probs)).toBeGreaterThan(1e-2);
+    raw.dispose();
+  });
+
+  it('statistics that do not fit the data are one line at load, bad values one line when the spec is read', async () => {
+    const ds = await loadDataset('mnist');
+    await expect(victim(`onnx:path=${MODEL},mean=0.485/0.456/0.406`, ds)).rejects.toThrow(
+      /^model onnx: mean has 3 values, but the data \(28×28×1\) has 1 channel$/,
+    );
+    await expect(victim(`onnx:path=${MODEL},std=0.5/0.5`, ds)).rejects.toThrow(
+      /^model onnx: std has 2 values, but the data \(28×28×1\) has 1 channel$/,
+    );
+    expect(() => parseModelSpec(`onnx:path=${MODEL},std=0`)).toThrow(/^model onnx: std must be > 0/);
+    expect(() => parseModelSpec(`onnx:path=${MODEL},std=-1`)).toThrow(/^model onnx: std must be > 0/);
+    expect(() => parseModelSpec(`onnx:path=${MODEL},mean=zero`)).toThrow(/^model onnx: mean must be a finite number/);
   });
 });

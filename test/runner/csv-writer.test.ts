@@ -74,6 +74,31 @@ describe('results CSV', () => {
     expect(() => new ResultsCsv(f)).toThrow(/different column layout/);
   });
 
+  it('a file of an earlier mse (fewer columns, same order) is upgraded in place, every row kept', () => {
+    const f = tmpFile();
+    new ResultsCsv(f).close();
+    const old = RESULT_COLUMNS.filter((c) => !c.startsWith('transfer_') && c !== 'kl_test' && c !== 'l1_test');
+    const r1 = row(1);
+    writeFileSync(
+      f,
+      `${old.join(',')}\n${old.map((c) => r1[c]).join(',')}\n${cellId(cell(9))},torn`, // and a row torn by a kill
+    );
+    const w = new ResultsCsv(f);
+    expect(w.has(cellId(cell(1)))).toBe(true);
+    w.write(row(2));
+    w.close();
+    expect(readFileSync(f, 'utf8').split('\n')[0]).toBe(RESULT_COLUMNS.join(','));
+    const rows = readResults(f);
+    expect(rows.map((r) => [r.seed, r.surrogate_acc, r.kl_test])).toEqual([
+      ['1', '0.51', ''],
+      ['2', '0.52', ''],
+    ]);
+    expect(readFileSync(`${f}.torn`, 'utf8')).toContain(`${cellId(cell(9))},torn`);
+    // columns in another order are not an earlier layout
+    writeFileSync(f, `${[...old].reverse().join(',')}\n`);
+    expect(() => new ResultsCsv(f)).toThrow(/different column layout/);
+  });
+
   it('an unwritable results location is a clear error', () => {
     // a plain file where the run directory should be: fails for every user, root included
     const dir = mkdtempSync(path.join(os.tmpdir(), 'mse-ro-'));
