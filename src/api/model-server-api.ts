@@ -18,6 +18,7 @@
 import { tf } from '../compute/backend.js';
 import { BudgetExhaustedError, MseError, UsageError } from '../errors.js';
 import { isDistribution, toProbs } from '../models/answers.js';
+import { normalizeRows, type Normalization } from '../models/normalize.js';
 import type { ApiInfo, ApiResponse, Ledger, PredictionApi } from './types.js';
 
 export const PROTOCOLS = ['mse', 'tf-serving', 'kserve-v2'] as const;
@@ -46,6 +47,8 @@ export interface ModelServerOptions {
   retries?: number;
   /** requests in flight at once, when a query spans several (default 1) */
   concurrency?: number;
+  /** (x − mean)/std per channel before sending: the preprocessing an exported model expects (Normalize) */
+  normalization?: Normalization;
 }
 
 /** One request's answer: its numbers and their shape. */
@@ -112,7 +115,8 @@ export class ModelServerApi implements PredictionApi {
   private body(rows: Float32Array, m: number): unknown {
     const [h, w, c] = this.o.inputShape;
     const layout = this.o.layout ?? 'nhwc';
-    let data = rows;
+    let data = this.o.normalization ? normalizeRows(rows, this.o.normalization) : rows;
+    const src = data;
     let shape = [m, ...this.o.inputShape];
     if (layout === 'flat') shape = [m, rows.length / m];
     else if (layout === 'nchw' && this.o.inputShape.length === 3) {
@@ -121,7 +125,7 @@ export class ModelServerApi implements PredictionApi {
         for (let y = 0; y < h; y++)
           for (let x = 0; x < w; x++)
             for (let k = 0; k < c; k++)
-              data[i * h * w * c + k * h * w + y * w + x] = rows[i * h * w * c + (y * w + x) * c + k];
+              data[i * h * w * c + k * h * w + y * w + x] = src[i * h * w * c + (y * w + x) * c + k];
       shape = [m, c, h, w];
     }
     const values = Array.from(data);

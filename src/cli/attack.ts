@@ -6,6 +6,7 @@ import { HttpPredictionApi } from '../api/http-api.js';
 import { runCell } from '../runner/run-cell.js';
 import { ResultsCsv } from '../runner/csv-writer.js';
 import { checkPluginVersions, makeManifest, recordPlugins, writeManifest } from '../runner/manifest.js';
+import { canonicalValues } from '../models/normalize.js';
 import { makePlan, validateRequests, withBudgets, type CellRequest } from '../runner/plan.js';
 import { loadDataset } from '../data/index.js';
 import { UsageError, unknownChoice } from '../errors.js';
@@ -23,6 +24,8 @@ interface AttackOpts {
   targetOutput?: string;
   timeout?: number;
   concurrency?: number;
+  targetMean?: string;
+  targetStd?: string;
   /** transferability on this many test images (image cells) */
   transfer?: number;
   /** machine-readable progress on stderr (used by `mse bench` workers) */
@@ -61,10 +64,16 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
   if (!(PROTOCOLS as readonly string[]).includes(protocol)) throw unknownChoice('protocol', protocol, PROTOCOLS);
   if (
     !o.target &&
-    (o.protocol || o.targetLayout || o.targetOutput || o.timeout !== undefined || o.concurrency !== undefined)
+    (o.protocol ||
+      o.targetLayout ||
+      o.targetOutput ||
+      o.timeout !== undefined ||
+      o.concurrency !== undefined ||
+      o.targetMean !== undefined ||
+      o.targetStd !== undefined)
   )
     throw new UsageError(
-      '--protocol, --target-layout, --target-output, --timeout and --concurrency describe a --target; give one',
+      '--protocol, --target-layout, --target-output, --target-mean/--target-std, --timeout and --concurrency describe a --target; give one',
     );
   const layouts = ['nhwc', 'nchw', 'flat'];
   const outputs = ['auto', 'probs', 'logits', 'labels'];
@@ -78,6 +87,10 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
     );
   if (protocol === 'mse' && o.concurrency !== undefined)
     throw new UsageError('--concurrency is for model servers (--protocol tf-serving or kserve-v2)');
+  if (protocol === 'mse' && (o.targetMean !== undefined || o.targetStd !== undefined))
+    throw new UsageError(
+      '--target-mean and --target-std are for model servers (--protocol tf-serving or kserve-v2); mse serve takes the data as it is',
+    );
   const b = await startBackend(g);
   const data = { dataDir: g.dataDir };
   const ds = await loadDataset(o.dataset, { ...data, progress: !g.quiet });
@@ -114,6 +127,10 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
                   output: (o.targetOutput ?? 'auto') as 'auto' | 'probs' | 'logits' | 'labels',
                   ...(o.timeout !== undefined ? { timeoutS: o.timeout } : {}),
                   ...(o.concurrency !== undefined ? { concurrency: o.concurrency } : {}),
+                  ...(o.targetMean !== undefined
+                    ? { mean: canonicalValues('--target-mean', 'mean', o.targetMean) }
+                    : {}),
+                  ...(o.targetStd !== undefined ? { std: canonicalValues('--target-std', 'std', o.targetStd) } : {}),
                 }
               : {}),
           },

@@ -151,6 +151,11 @@ Examples:
       '--target-output <kind>',
       'a model server: what it answers, auto (default: probabilities if distributions, else logits), probs, logits or labels',
     )
+    .option(
+      '--target-mean <values>',
+      "a model server: subtract this per channel before sending, one value or one per channel separated by '/' (what torchvision's Normalize did in training)",
+    )
+    .option('--target-std <values>', 'a model server: then divide by this per channel (see --target-mean)')
     .option('--timeout <s>', 'a model server: seconds each request may take (default 30)', intArg(1))
     .option(
       '--concurrency <n>',

@@ -13,6 +13,7 @@ import { parseDefenseSpec, DEFENSES } from '../defenses/registry.js';
 import { DataError, UsageError } from '../errors.js';
 import { declaresLabels, formatModelSpec, MODELS, parseModelSpec, type ModelSpec } from '../models/zoo.js';
 import type { ModelUnit } from '../models/define.js';
+import { parseNormalization } from '../models/normalize.js';
 import type { Dataset } from '../data/types.js';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -35,6 +36,9 @@ export interface Target {
   timeoutS?: number;
   /** a model server: requests in flight at once (default 1); changes no answer, so no cell id */
   concurrency?: number;
+  /** a model server: per-channel (x − mean)/std before sending ('/'-separated lists, as -v onnx:mean=…) */
+  mean?: string;
+  std?: string;
 }
 
 /** A unit with its resolved parameters (defaults filled). */
@@ -258,6 +262,11 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
     // the served model is the one at its URL: another server is another victim
     if (served && o.target)
       contentHashes['model:served'] = createHash('sha256').update(o.target.url).digest('hex').slice(0, 16);
+    // preprocessing mse applies before a model server sees the input changes its answers: another cell
+    if (o.target && (o.target.mean !== undefined || o.target.std !== undefined)) {
+      parseNormalization('--target-mean/--target-std', o.target.mean, o.target.std, ds.inputShape);
+      contentHashes['target:normalization'] = `${o.target.mean ?? '0'}|${o.target.std ?? '1'}`;
+    }
     if (loaded) {
       contentHashes[`model:${formatModelSpec(victim)}`] = loaded.hash;
       if (loaded.note) victimNotes.add(loaded.note);

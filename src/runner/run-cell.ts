@@ -42,6 +42,7 @@ import { paramError } from '../metrics/param-error.js';
 import { UtilityMeter } from '../metrics/utility.js';
 import { getVictim } from '../models/victim.js';
 import { ServedModel, servedVictim } from '../models/served.js';
+import { parseNormalization } from '../models/normalize.js';
 import { declaresLabels, familyOf } from '../models/zoo.js';
 import { mseVersion } from './manifest.js';
 import { cellSpec, type PlanCell } from './plan.js';
@@ -134,6 +135,7 @@ function servedVictimOf(c: PlanCell, ds: Dataset) {
       output: t.output,
       timeoutS: t.timeoutS,
       concurrency: t.concurrency,
+      normalization: parseNormalization('--target-mean/--target-std', t.mean, t.std, ds.inputShape),
     },
     ds,
   );
@@ -314,6 +316,7 @@ async function runPass(
           output: t.output,
           timeoutS: t.timeoutS,
           concurrency: t.concurrency,
+          normalization: parseNormalization('--target-mean/--target-std', t.mean, t.std, ds.inputShape),
         })
       : await HttpPredictionApi.connect(t.url, { key: t.key, budget })
     : new LocalPredictionApi(v.model, instances(), {

@@ -37,6 +37,8 @@ let base = '';
 /** what the next requests get instead of an answer, consumed one per request */
 const misbehave: Array<'503' | 'garbage' | 'hang'> = [];
 let requests = 0;
+/** the range of every value the KServe iris endpoint received */
+const seen = { min: Infinity, max: -Infinity };
 let onnxSession: import('onnxruntime-node').InferenceSession | undefined;
 const ONNX = path.join(ROOT, 'test/fixtures/onnx/mnist-cnn.onnx');
 
@@ -64,6 +66,7 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ predictions: out }));
   } else if (req.url === '/v2/models/iris/infer') {
     const input = (body.inputs as Array<{ shape: number[]; data: number[] }>)[0];
+    for (const v of input.data) [seen.min, seen.max] = [Math.min(seen.min, v), Math.max(seen.max, v)];
     const [n, d] = input.shape;
     const rows = Array.from({ length: n }, (_, i) => input.data.slice(i * d, (i + 1) * d));
     const out = logits(rows);
@@ -217,6 +220,37 @@ describe('attacking a model server', () => {
     expect(bare.code).toBe(2);
     expect(bare.err).toMatch(/the served victim is the model behind --target/);
     expect(bare.err).not.toMatch(/\n\s+at /);
+  });
+
+  it('--target-mean/--target-std: the server gets (x − mean)/std, and it is another cell', async () => {
+    const args = ['-d', 'iris', '-a', 'jbda:seedsize=20,epochs=5', '-b', '100', '--json'];
+    const url = `${base}/v2/models/iris`;
+    const plain = await mse(['attack', ...args, '--target', url, '--protocol', 'kserve-v2']);
+    expect(plain.code, plain.err).toBe(0);
+    Object.assign(seen, { min: Infinity, max: -Infinity });
+    const r = await mse([
+      'attack',
+      ...args,
+      '--target',
+      url,
+      '--protocol',
+      'kserve-v2',
+      '--target-mean',
+      '0.5',
+      '--target-std',
+      '4',
+    ]);
+    expect(r.code, r.err).toBe(0);
+    // iris's features lie in [−1, 1]: sent as (x − 0.5)/4 they lie in [−0.375, 0.125]
+    expect(seen.min).toBeGreaterThanOrEqual(-0.375 - 1e-6);
+    expect(seen.max).toBeLessThanOrEqual(0.125 + 1e-6);
+    expect(seen.max - seen.min).toBeGreaterThan(0.2);
+    const a = JSON.parse(plain.out) as Record<string, unknown>;
+    const b = JSON.parse(r.out) as Record<string, unknown>;
+    expect(b.cell_id).not.toBe(a.cell_id);
+    const bad = await mse(['attack', ...args, '--target', url, '--protocol', 'kserve-v2', '--target-std', '0']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/std must be > 0/);
   });
 
   it.skipIf(!HAVE_SHARED)(
