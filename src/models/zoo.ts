@@ -115,6 +115,20 @@ export const cnn = defineModel({
       throw new UsageError(
         `cnn needs image inputs (h×w×c) but ${ds.name} has ${ds.inputShape.join('×')} features; use mlp, softmax or tree`,
       );
+    // two valid 5×5 convolutions, each followed by a 2×2 pool: h → ⌊(⌊(h − 4)/2⌋ − 4)/2⌋ must stay ≥ 1
+    const [h, w] = ds.inputShape;
+    const side = (v: number) => Math.floor((Math.floor((v - 4) / 2) - 4) / 2);
+    if (side(h) < 1 || side(w) < 1)
+      throw new UsageError(
+        `cnn needs images of at least 16×16 (two 5×5 convolutions, each pooled), ${ds.name} has ${h}×${w}`,
+        'resize them (folder:…,size=28x28) or use mlp',
+      );
+    const dense = side(h) * side(w) * 50 * 500;
+    if (dense > 5e7)
+      throw new UsageError(
+        `cnn on ${h}×${w} images would have ${(dense / 1e6).toFixed(0)}M weights in its dense layer (the LeNet-style cnn is for small images)`,
+        'resize them (folder:…,size=64x64 or smaller)',
+      );
     return {
       layers: [
         { type: 'conv2d', filters: 20, kernel: 5, activation: 'relu' },

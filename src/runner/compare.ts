@@ -56,7 +56,7 @@ export interface Comparison {
 }
 
 function keyOf(r: Row): string {
-  return GROUP_KEYS.map((k) => `${k}=${r[k]}`).join(' ');
+  return GROUP_KEYS.map((k) => `${k}=${r[k] ?? ''}`).join(' ');
 }
 
 function label(r: Row): string {

@@ -67,8 +67,8 @@ export function makeManifest(
   return {
     run_id: runId,
     created: new Date().toISOString(),
-    command: process.argv.slice(1),
-    spec,
+    command: redactArgs(process.argv.slice(1)),
+    spec: redactSpec(spec),
     git_commit: gitCommit(),
     versions: versions(),
     backend: {
@@ -86,6 +86,24 @@ export function makeManifest(
     datasets,
     plugins: plugins.map((p) => ({ path: p.path, hash: p.hash })),
   };
+}
+
+const REDACTED = '(redacted)';
+
+/** The command line without the value of --key: results folders are shared and committed, API keys are not. */
+export function redactArgs(args: string[]): string[] {
+  return args.map((a, i) => (args[i - 1] === '--key' ? REDACTED : a.startsWith('--key=') ? `--key=${REDACTED}` : a));
+}
+
+/** The spec with every target's API key blanked (a target: an object with a url and a key). */
+function redactSpec(spec: unknown): unknown {
+  return JSON.parse(
+    JSON.stringify(spec ?? null, (_k, v: unknown) =>
+      typeof v === 'object' && v !== null && !Array.isArray(v) && 'url' in v && 'key' in v
+        ? { ...(v as Record<string, unknown>), key: REDACTED }
+        : v,
+    ),
+  ) as unknown;
 }
 
 export function writeManifest(dir: string, m: Manifest): void {

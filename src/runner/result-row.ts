@@ -12,6 +12,7 @@ export const RESULT_COLUMNS = [
   'dataset',
   'dataset_variant',
   'victim',
+  'victim_variant',
   'victim_acc',
   'defense',
   'defense_params',

@@ -43,7 +43,7 @@ import { UtilityMeter } from '../metrics/utility.js';
 import { getVictim } from '../models/victim.js';
 import { ServedModel, servedVictim } from '../models/served.js';
 import { parseNormalization } from '../models/normalize.js';
-import { declaresLabels, familyOf } from '../models/zoo.js';
+import { declaresLabels, familyOf, formatModelSpec } from '../models/zoo.js';
 import { mseVersion } from './manifest.js';
 import { cellSpec, type PlanCell } from './plan.js';
 import { poolWanted } from './plan-data.js';
@@ -119,6 +119,14 @@ async function loadPool(attackName: string, spec: string, victimDs: Dataset, dat
     }
   }
   return pooled.pool;
+}
+
+/** A loaded or served victim's content hash (its files, its URL), as the plan recorded it; '' for the zoo's. */
+function victimVariant(c: PlanCell): string {
+  const h = c.contentHashes ?? {};
+  if (c.victim.kind === 'served') return h['model:served'] ? `served-${h['model:served']}` : '';
+  const own = h[`model:${formatModelSpec(c.victim)}`];
+  return own ? `file-${own}` : '';
 }
 
 /** The model behind the cell's model-server target, connected for measuring (no local copy). */
@@ -336,6 +344,7 @@ async function runPass(
       backend: activeBackend().label,
       ...columns,
       dataset_variant: ds.variant,
+      victim_variant: victimVariant(c),
       victim_acc: v.testAcc,
     };
   };

@@ -32,7 +32,10 @@ export function stat(values: number[]): Stat {
 
 export const GROUP_KEYS = [
   'dataset',
+  // other data or another model file under the same name is another experiment, not another seed
+  'dataset_variant',
   'victim',
+  'victim_variant',
   'defense',
   'defense_params',
   'attack',
@@ -51,13 +54,13 @@ export interface Group {
 export function summarise(rows: Array<Record<string, string | number>>, metrics: string[]): Group[] {
   const groups = new Map<string, Array<Record<string, string | number>>>();
   for (const r of rows) {
-    const k = JSON.stringify(GROUP_KEYS.map((g) => String(r[g])));
+    const k = JSON.stringify(GROUP_KEYS.map((g) => String(r[g] ?? '')));
     const list = groups.get(k) ?? [];
     list.push(r);
     groups.set(k, list);
   }
   return [...groups.values()].map((list) => ({
-    key: Object.fromEntries(GROUP_KEYS.map((g) => [g, String(list[0][g])])) as Group['key'],
+    key: Object.fromEntries(GROUP_KEYS.map((g) => [g, String(list[0][g] ?? '')])) as Group['key'],
     seeds: list.length,
     metrics: Object.fromEntries(
       metrics.map((m) => [m, stat(list.map((r) => (r[m] === '' || r[m] === undefined ? NaN : Number(r[m]))))]),

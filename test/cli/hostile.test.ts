@@ -1,3 +1,4 @@
+import { RESULT_COLUMNS } from '../../src/runner/result-row.js';
 import { describe, expect, it } from 'vitest';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -299,7 +300,7 @@ describe('results files under stress (issue 13.1–13.3)', () => {
     ]) {
       const r = mse(args);
       expectOneLineError(r, 1, args.join(' '));
-      expect(r.err).toContain(`${csv}: line 2 is damaged: expected 34 fields, found 1`);
+      expect(r.err).toContain(`${csv}: line 2 is damaged: expected ${RESULT_COLUMNS.length} fields, found 1`);
       expect(r.err).toContain('mse repair');
       expect(readFileSync(csv, 'utf8')).toBe(bad);
     }

@@ -125,4 +125,20 @@ describe('training', () => {
     net.dispose();
     back.dispose();
   });
+
+  it('the LeNet-style cnn refuses images too small for its convolutions or too large for its dense layer, in one line', () => {
+    const img = (h: number, w: number) => ({
+      name: 'imgs',
+      inputShape: [h, w, 1],
+      numClasses: 3,
+      kind: 'image' as const,
+    });
+    expect(() => createNet(parseModelSpec('cnn'), img(8, 8), new Rng(1))).toThrow(
+      /cnn needs images of at least 16×16.*imgs has 8×8/,
+    );
+    expect(() => createNet(parseModelSpec('cnn'), img(28, 12), new Rng(1))).toThrow(/at least 16×16/);
+    expect(() => createNet(parseModelSpec('cnn'), img(512, 512), new Rng(1))).toThrow(/M weights in its dense layer/);
+    const ok = createNet(parseModelSpec('cnn'), img(16, 16), new Rng(1));
+    ok.dispose();
+  });
 });

@@ -98,5 +98,17 @@ describe('summaries over seeds', () => {
     expect(g).toHaveLength(2);
     expect(g[0].seeds).toBe(2);
     expect(g[0].metrics.surrogate_acc.mean).toBeCloseTo(0.85, 12);
+    // the same names over other data or another model file are other experiments, not seeds of one
+    const other = summarise(
+      [
+        { ...row(1, 0.8), victim_variant: 'file-aaaa' },
+        { ...row(1, 0.6), victim_variant: 'file-bbbb' },
+        { ...row(2, 0.7), dataset_variant: 'file-cccc' },
+        row(2, 0.9), // an older file's row: no victim_variant column at all
+        { ...row(3, 0.9), victim_variant: '' },
+      ],
+      ['surrogate_acc'],
+    );
+    expect(other.map((x) => x.seeds)).toEqual([1, 1, 1, 2]);
   });
 });
