@@ -110,10 +110,19 @@ export class HttpPredictionApi implements PredictionApi {
     }
     if (!res.ok) {
       const text = await res.text().catch(() => '');
+      // a model server's URL given without --protocol: say which protocol it looks like
+      const where = new URL(base).pathname;
+      const looks = /\/v2\/models\/[^/]+/.test(where)
+        ? 'kserve-v2'
+        : /\/v1\/models\/[^/:]+/.test(where)
+          ? 'tf-serving'
+          : undefined;
       throw new MseError(
         'http',
-        `${base}/v1/info answered ${res.status}${text ? `: ${snippet(text)}` : ''}`,
-        res.status === 401 ? 'give a valid API key with --key' : undefined,
+        looks
+          ? `${base} is not an mse server (its /v1/info answered ${res.status}): the URL names a ${looks} model`
+          : `${base}/v1/info answered ${res.status}${text ? `: ${snippet(text)}` : ''}`,
+        looks ? `give --protocol ${looks}` : res.status === 401 ? 'give a valid API key with --key' : undefined,
       );
     }
     const body = await HttpPredictionApi.json(base, res, '/v1/info');

@@ -10,15 +10,19 @@
  * answers are read as probabilities, logits (softmax applied; one column: sigmoid) or labels.
  * A query is sent in requests of at most `batch` inputs, up to `concurrency` of them in flight at
  * once (default one at a time); answers are read in the order of the inputs, so every concurrency
- * gives the same answers. Each request has a timeout and is retried with backoff on 429 and 503
- * (honouring retry-after); an API key goes in `Authorization: Bearer`. The server is not
- * trusted: an answer of the wrong shape, non-finite numbers or anything but JSON is a one-line error
- * naming the URL, never a silently wrong row. The budget is counted here, as the attacker's own.
+ * gives the same answers. Each request has a timeout and is retried where a retry helps (429, 5xx,
+ * a reset: model-server-http.ts); an API key goes in `Authorization: Bearer`, never in the URL. A
+ * model with several outputs is read through `outputName` (KServe's named outputs, TF Serving's
+ * keys of one object per instance), else the first, and `notes` says so. The server is not trusted:
+ * an answer of the wrong shape, non-finite numbers, anything but JSON, or answers whose kind changes
+ * after output=auto read the first ones (answers.ts) is a one-line error naming the URL, never a
+ * silently wrong row. The budget is counted here, as the attacker's own.
  */
 import { tf } from '../compute/backend.js';
 import { BudgetExhaustedError, MseError, UsageError } from '../errors.js';
-import { isDistribution, toProbs } from '../models/answers.js';
+import { answersProblem, autoKind, toProbs, type Reading } from '../models/answers.js';
 import { normalizeRows, type Normalization } from '../models/normalize.js';
+import { postJson, type Connection } from './model-server-http.js';
 import type { ApiInfo, ApiResponse, Ledger, PredictionApi } from './types.js';
 
 export const PROTOCOLS = ['mse', 'tf-serving', 'kserve-v2'] as const;
@@ -39,11 +43,13 @@ export interface ModelServerOptions {
   output?: 'auto' | 'probs' | 'logits' | 'labels';
   /** KServe v2: the input tensor's name (default "input") */
   inputName?: string;
+  /** the output to read when the model has several (KServe's output name, TF Serving's key); default: the first */
+  outputName?: string;
   /** inputs per request (default 64) */
   batch?: number;
   /** seconds each request may take (default 30) */
   timeoutS?: number;
-  /** retries on 429/503 (default 6) */
+  /** retries of a request on 429, 500, 502, 503, 504 or a reset connection (default 6) */
   retries?: number;
   /** requests in flight at once, when a query spans several (default 1) */
   concurrency?: number;
@@ -51,22 +57,31 @@ export interface ModelServerOptions {
   normalization?: Normalization;
 }
 
-/** One request's answer: its numbers and their shape. */
+/** One request's answer: its numbers and their shape, and the integer datatype KServe declared for them. */
 interface Answer {
   data: number[];
   cols: number;
-  integers: boolean;
+  integerType?: string;
 }
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const snippet = (s: string) => JSON.stringify(s.replace(/\s+/g, ' ').trim().slice(0, 80));
-const MAX_RETRY_S = 60;
+/** the flag that sets `outputName` on the command line, for hints */
+export const OUTPUT_NAME_FLAG = '--target-output-name';
+/** a URL fit to echo: any user name and password cut out */
+const redact = (url: string) => url.replace(/\/\/[^/@]*@/, '//…@');
 
 export class ModelServerApi implements PredictionApi {
   readonly info: ApiInfo;
+  /** what the user should know about how the server's answers are read (which of several outputs) */
+  readonly notes: string[] = [];
   private readonly _ledger: Ledger;
   private readonly endpoint: string;
-  private output: 'auto' | 'probs' | 'logits' | 'labels';
+  private readonly connection: Connection;
+  private readonly output: 'auto' | 'probs' | 'logits' | 'labels';
+  /** when the model has several outputs and none was named: which was read, and how to choose */
+  private defaulted: string | undefined;
+  /** how answers are read, settled from the first answer (output=auto decides there) */
+  private reading: Reading | undefined;
   /** requests in flight now, and since when one has been (apiSeconds is wall time with one or more in flight) */
   private inFlight = 0;
   private busySince = 0;
@@ -76,22 +91,44 @@ export class ModelServerApi implements PredictionApi {
     try {
       u = new URL(o.url);
     } catch {
-      throw new UsageError(`--target must be a URL, got '${o.url}'`);
+      throw new UsageError(`--target must be a URL, got '${redact(o.url)}'`);
     }
+    if (u.username || u.password)
+      throw new UsageError(
+        `--target ${u.protocol}//${u.host}${u.pathname} has a user name or password in it: put the credentials in --key, not the URL`,
+        'mse sends --key as Authorization: Bearer <key>',
+      );
     if (u.protocol !== 'http:' && u.protocol !== 'https:')
       throw new UsageError(`--target must be http:// or https://, got '${o.url}'`);
-    const base = o.url.replace(/\/+$/, '');
+    const path = u.pathname.replace(/\/+$/, '');
     const want =
       o.protocol === 'tf-serving'
         ? /\/v1\/models\/[^/:]+(\/versions\/\d+)?$/
         : /\/v2\/models\/[^/]+(\/versions\/[^/]+)?$/;
-    if (!want.test(new URL(base).pathname))
+    if (!want.test(path))
       throw new UsageError(
         `--target for ${o.protocol} must name the model: ${o.protocol === 'tf-serving' ? 'http://host:8501/v1/models/<name>' : 'http://host:8000/v2/models/<name>'}, got '${o.url}'`,
       );
     if (o.concurrency !== undefined && !(Number.isSafeInteger(o.concurrency) && o.concurrency >= 1))
       throw new UsageError(`--concurrency must be an integer ≥ 1, got ${o.concurrency}`);
-    this.endpoint = o.protocol === 'tf-serving' ? `${base}:predict` : `${base}/infer`;
+    // the protocol's verb after the path, any query string kept after it (…/infer?x=1), no fragment
+    u.pathname = path + (o.protocol === 'tf-serving' ? ':predict' : '/infer');
+    u.hash = '';
+    this.endpoint = u.href;
+    this.connection = {
+      endpoint: this.endpoint,
+      key: o.key,
+      timeoutS: o.timeoutS ?? 30,
+      retries: o.retries ?? 6,
+      meter: {
+        enter: () => {
+          if (this.inFlight++ === 0) this.busySince = performance.now();
+        },
+        leave: () => {
+          if (--this.inFlight === 0) this._ledger.apiSeconds += (performance.now() - this.busySince) / 1000;
+        },
+      },
+    };
     this.output = o.output ?? 'auto';
     this.info = {
       inputShape: o.inputShape,
@@ -109,6 +146,11 @@ export class ModelServerApi implements PredictionApi {
 
   private fail(why: string, hint?: string): MseError {
     return new MseError('http', `${this.endpoint}: ${why}`, hint);
+  }
+
+  /** An answer that cannot be read as it is: when it is the first of several outputs, the hint says so. */
+  private misread(why: string, hint?: string): MseError {
+    return this.fail(why, [hint, this.defaulted].filter(Boolean).join('; ') || undefined);
   }
 
   /** One request body for rows [m·d] in the model's layout. */
@@ -140,53 +182,27 @@ export class ModelServerApi implements PredictionApi {
     return { instances: nest(values, shape) };
   }
 
-  private async post(body: unknown): Promise<unknown> {
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (this.o.key) headers.authorization = `Bearer ${this.o.key}`;
-    const retries = this.o.retries ?? 6;
-    const timeoutS = this.o.timeoutS ?? 30;
-    for (let attempt = 0; ; attempt++) {
-      let res: Response;
-      if (this.inFlight++ === 0) this.busySince = performance.now();
-      try {
-        res = await fetch(this.endpoint, {
-          method: 'POST',
-          headers,
-          body: JSON.stringify(body),
-          signal: AbortSignal.timeout(timeoutS * 1000),
-        });
-      } catch (e) {
-        const err = e as Error & { cause?: { code?: string; message?: string } };
+  /**
+   * Which of several outputs to read (by their names): `outputName`, else the first, said once in
+   * `notes`; an `outputName` the model does not have is one line listing those it has.
+   */
+  private pick(names: string[]): number {
+    const asked = this.o.outputName;
+    if (asked !== undefined) {
+      const i = names.indexOf(asked);
+      if (i < 0)
         throw this.fail(
-          err.name === 'TimeoutError'
-            ? `no answer within ${timeoutS} s`
-            : `cannot reach the server (${err.cause?.code ?? err.cause?.message ?? err.message})`,
+          `has no output '${asked}': its outputs are ${names.join(', ')}`,
+          `name one with ${OUTPUT_NAME_FLAG}`,
         );
-      } finally {
-        if (--this.inFlight === 0) this._ledger.apiSeconds += (performance.now() - this.busySince) / 1000;
-      }
-      const text = await res.text().catch(() => '');
-      if ((res.status === 429 || res.status === 503) && attempt < retries) {
-        const after = Number(res.headers.get('retry-after'));
-        const wait = Number.isFinite(after) && after > 0 ? Math.min(after, MAX_RETRY_S) * 1000 : 100 * 2 ** attempt;
-        await new Promise((r) => setTimeout(r, wait));
-        continue;
-      }
-      if (!res.ok)
-        throw this.fail(
-          `answered ${res.status}${text ? `: ${snippet(text)}` : ''}`,
-          res.status === 401 || res.status === 403
-            ? 'give a valid API key with --key'
-            : res.status === 404
-              ? 'is the model name in --target right?'
-              : undefined,
-        );
-      try {
-        return JSON.parse(text) as unknown;
-      } catch {
-        throw this.fail(`answered something that is not JSON (${snippet(text)})`);
-      }
+      return i;
     }
+    const note = `${this.endpoint} has outputs ${names.join(', ')}: using ${names[0]}`;
+    if (names.length > 1 && !this.notes.includes(note)) {
+      this.notes.push(note);
+      this.defaulted = `it has outputs ${names.join(', ')} and ${names[0]} was read: choose one with ${OUTPUT_NAME_FLAG}`;
+    }
+    return 0;
   }
 
   /** The answer's numbers and their shape, per protocol. */
@@ -195,14 +211,22 @@ export class ModelServerApi implements PredictionApi {
     if (!isObj(v)) throw bad('expected a JSON object');
     let data: unknown[];
     let cols: number;
-    let integers = false;
+    let integerType: string | undefined;
     if (this.o.protocol === 'tf-serving') {
-      const p = v.predictions;
+      let p = v.predictions;
       if (!Array.isArray(p) || p.length !== m) throw bad(`"predictions" must hold ${m} answers (one per input)`);
+      if (p.every(isObj)) {
+        // several outputs: one object per instance, an output per key
+        const names = Object.keys(p[0] as Record<string, unknown>);
+        const name = names[this.pick(names)];
+        if (!p.every((r) => name in (r as Record<string, unknown>)))
+          throw bad(`each answer must have the output "${name}"`);
+        p = p.map((r) => (r as Record<string, unknown>)[name]);
+      }
+      if (!Array.isArray(p)) throw bad('"predictions" must be a list');
       if (p.every((r) => typeof r === 'number')) {
         data = p;
         cols = 1;
-        integers = p.every((x) => Number.isInteger(x));
       } else {
         if (!p.every((r) => Array.isArray(r) && r.length === (p[0] as unknown[]).length))
           throw bad('each answer must be a number or a list of the same length');
@@ -211,8 +235,8 @@ export class ModelServerApi implements PredictionApi {
       }
     } else {
       const outs = v.outputs;
-      if (!Array.isArray(outs) || !outs.length || !isObj(outs[0])) throw bad('"outputs" must be a non-empty list');
-      const out = outs[0];
+      if (!Array.isArray(outs) || !outs.length || !outs.every(isObj)) throw bad('"outputs" must be a non-empty list');
+      const out = outs[this.pick(outs.map((x, i) => (typeof x.name === 'string' ? x.name : `#${i}`)))];
       const shape = out.shape;
       if (!Array.isArray(shape) || shape[0] !== m || shape.length > 2)
         throw bad(`the output's shape must be [${m}] or [${m}, k], got ${JSON.stringify(shape)}`);
@@ -220,11 +244,11 @@ export class ModelServerApi implements PredictionApi {
       cols = shape.length === 2 ? Number(shape[1]) : 1;
       data = out.data;
       if (data.length !== m * cols) throw bad(`"data" holds ${data.length} numbers for shape ${JSON.stringify(shape)}`);
-      integers = typeof out.datatype === 'string' && /^U?INT/.test(out.datatype);
+      if (typeof out.datatype === 'string' && /^U?INT/.test(out.datatype)) integerType = out.datatype;
     }
     if (!data.every((x) => typeof x === 'number' && Number.isFinite(x)))
       throw bad('the answers must be finite numbers');
-    return { data: data as number[], cols, integers };
+    return { data: data as number[], cols, ...(integerType ? { integerType } : {}) };
   }
 
   /**
@@ -243,7 +267,7 @@ export class ModelServerApi implements PredictionApi {
       while (!failed && next < chunks.length) {
         const i = next++;
         try {
-          ready[i] = this.answer(await this.post(this.body(chunks[i].rows, chunks[i].m)), chunks[i].m);
+          ready[i] = this.answer(await postJson(this.connection, this.body(chunks[i].rows, chunks[i].m)), chunks[i].m);
         } catch (e) {
           failed = true;
           errors[i] = e;
@@ -286,32 +310,39 @@ export class ModelServerApi implements PredictionApi {
     const probs: number[] = [];
     const labels: number[] = [];
     await this.sendAll(chunks, (a) => {
-      if (this.output === 'labels' || (a.cols === 1 && a.integers && k > 2)) {
+      // one column of class indices: of an integer datatype (KServe), or integers for more than two classes
+      const indices = a.cols === 1 && (a.integerType !== undefined || (k > 2 && a.data.every(Number.isInteger)));
+      if (this.output === 'labels' || indices) {
         if (this.output !== 'labels')
-          throw this.fail(
-            'answers class labels',
+          throw this.misread(
+            `answers class labels: one column of ${a.integerType ?? 'integers'}`,
             'declare it with --target-output labels, so attacks that need probabilities refuse at once',
           );
         if (a.cols !== 1 || !a.data.every((c) => Number.isInteger(c) && c >= 0 && c < k))
-          throw this.fail(`answers that are not class labels in [0, ${k})`);
+          throw this.misread(`answers that are not class labels in [0, ${k})`);
         labels.push(...a.data);
         return;
       }
       if (a.cols !== k && !(k === 2 && a.cols === 1))
-        throw this.fail(`answers ${a.cols} numbers per input, the data has ${k} classes`);
-      if (this.output === 'auto') this.output = isDistribution(a.data, a.cols) ? 'probs' : 'logits';
-      else if (this.output === 'probs' && !isDistribution(a.data, a.cols))
-        throw this.fail(
-          'was declared to answer probabilities, but its rows are not distributions',
-          'use --target-output logits (or auto)',
-        );
+        throw this.misread(`answers ${a.cols} numbers per input, the data has ${k} classes`);
+      if (!this.reading) {
+        // the first answer settles how all are read: declared, or decided by output=auto from it
+        const auto = autoKind(a.data, a.cols);
+        if (this.output !== 'auto') this.reading = { kind: this.output };
+        else if ('mixed' in auto)
+          throw this.misread(auto.mixed, 'declare what it answers: --target-output logits or --target-output probs');
+        else this.reading = { kind: auto.kind, decidedFrom: a.data.length / a.cols };
+      }
+      const problem = answersProblem(a.data, a.cols, this.reading, '--target-output ');
+      if (problem) throw this.misread(problem.why, problem.hint);
       probs.push(...a.data);
     });
     l.queries += n;
     l.batches += 1;
     if (labels.length) return { labels: tf.tensor1d(labels, 'int32') };
     const cols = probs.length / n;
-    const p = tf.tidy(() => toProbs(tf.tensor2d(probs, [n, cols]), this.output === 'logits' ? 'logits' : 'probs', k));
+    const kind = this.reading?.kind === 'logits' ? 'logits' : 'probs';
+    const p = tf.tidy(() => toProbs(tf.tensor2d(probs, [n, cols]), kind, k));
     return { probs: p };
   }
 }

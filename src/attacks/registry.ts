@@ -5,12 +5,15 @@
 import { parseSpec, type ParamValues } from '../params.js';
 import { Registry } from '../units/registry.js';
 import type { AttackUnit } from './define.js';
+import { activethief } from './activethief.js';
+import { copycat } from './copycat.js';
 import { eqLr } from './eq-lr.js';
 import { eqMlp } from './eq-mlp.js';
 import { eqOvr, eqSoftmax } from './eq-softmax.js';
 import { jbda, jbself, jbtop } from './jbda.js';
 import { knockoff } from './knockoff.js';
 import { knockoffAdaptive } from './knockoff-adaptive.js';
+import { reluExact } from './relu-exact.js';
 import { retrainAdaptive } from './retrain-adaptive.js';
 import { retrainLinesearch } from './retrain-linesearch.js';
 import { retrainUniform } from './retrain-uniform.js';
@@ -22,11 +25,14 @@ export const ATTACKS = new Registry<AttackUnit>('attack', [
   eqSoftmax,
   eqOvr,
   eqMlp,
+  reluExact,
   retrainUniform,
   retrainLinesearch,
   retrainAdaptive,
   knockoff,
   knockoffAdaptive,
+  activethief,
+  copycat,
   jbda,
   jbself,
   jbtop,

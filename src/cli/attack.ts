@@ -26,6 +26,7 @@ interface AttackOpts {
   concurrency?: number;
   targetMean?: string;
   targetStd?: string;
+  targetOutputName?: string;
   /** transferability on this many test images (image cells) */
   transfer?: number;
   /** machine-readable progress on stderr (used by `mse bench` workers) */
@@ -70,10 +71,11 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
       o.timeout !== undefined ||
       o.concurrency !== undefined ||
       o.targetMean !== undefined ||
-      o.targetStd !== undefined)
+      o.targetStd !== undefined ||
+      o.targetOutputName !== undefined)
   )
     throw new UsageError(
-      '--protocol, --target-layout, --target-output, --target-mean/--target-std, --timeout and --concurrency describe a --target; give one',
+      '--protocol, --target-layout, --target-output, --target-output-name, --target-mean/--target-std, --timeout and --concurrency describe a --target; give one',
     );
   const layouts = ['nhwc', 'nchw', 'flat'];
   const outputs = ['auto', 'probs', 'logits', 'labels'];
@@ -81,7 +83,7 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
     throw unknownChoice('--target-layout', o.targetLayout, layouts);
   if (o.targetOutput && !outputs.includes(o.targetOutput))
     throw unknownChoice('--target-output', o.targetOutput, outputs);
-  if (protocol === 'mse' && (o.targetLayout || o.targetOutput))
+  if (protocol === 'mse' && (o.targetLayout || o.targetOutput || o.targetOutputName))
     throw new UsageError(
       '--target-layout and --target-output are for model servers (--protocol tf-serving or kserve-v2); mse serve says what it takes',
     );
@@ -127,6 +129,7 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
                   output: (o.targetOutput ?? 'auto') as 'auto' | 'probs' | 'logits' | 'labels',
                   ...(o.timeout !== undefined ? { timeoutS: o.timeout } : {}),
                   ...(o.concurrency !== undefined ? { concurrency: o.concurrency } : {}),
+                  ...(o.targetOutputName !== undefined ? { outputName: o.targetOutputName } : {}),
                   ...(o.targetMean !== undefined
                     ? { mean: canonicalValues('--target-mean', 'mean', o.targetMean) }
                     : {}),

@@ -152,6 +152,10 @@ Examples:
       'a model server: what it answers, auto (default: probabilities if distributions, else logits), probs, logits or labels',
     )
     .option(
+      '--target-output-name <name>',
+      'a model server with several outputs: the one to read (default: the only one, else the first, with a note)',
+    )
+    .option(
       '--target-mean <values>',
       "a model server: subtract this per channel before sending, one value or one per channel separated by '/' (what torchvision's Normalize did in training)",
     )

@@ -6,6 +6,7 @@
  */
 import { Net } from '../models/net.js';
 import type { Model } from '../models/model.js';
+import { matchUnits } from './param-error-relu.js';
 
 export interface ParamError {
   relL2: number;
@@ -26,11 +27,22 @@ function canonical(m: Net): Float64Array | undefined {
   return out;
 }
 
-/** undefined when the two models are not comparable linear models of the same shape and head. */
-export function paramError(victim: Model, stolen: Model): ParamError | undefined {
+/**
+ * undefined when the two models are not comparable: linear models of the same shape and head, or
+ * one-hidden-layer ReLU networks (compared after matching their units: param-error-relu.ts).
+ */
+export function paramError(
+  victim: Model,
+  stolen: Model,
+  domain?: { min: number; max: number },
+): ParamError | undefined {
   if (!(victim instanceof Net) || !(stolen instanceof Net) || victim.head !== stolen.head) return undefined;
   const a = canonical(victim);
   const b = canonical(stolen);
+  if (!a && !b) {
+    const m = matchUnits(victim, stolen, domain);
+    return m && Number.isFinite(m.relL2) ? { relL2: m.relL2, l1: NaN } : undefined;
+  }
   if (!a || !b || a.length !== b.length) return undefined;
   let num = 0;
   let den = 0;

@@ -8,7 +8,9 @@
  *   - output: probabilities, or logits (softmax applied; one column: sigmoid, as binary [1 − p, p]),
  *     or labels (one column of class indices, or the argmax of k columns: one-hot rows, and the API
  *     reveals labels only); `output=auto` decides once, from the model's answers to the first test
- *     examples (one column of integers for k > 2 classes, or an int32 output, is labels).
+ *     examples (one column of integers for k > 2 classes, or an int32 output, is labels); every
+ *     later batch is checked against that (answers.ts): finite, and of the kind decided. A model
+ *     with several outputs is read through its first, and `notes` says so.
  *   - mean, std: a model trained on normalized inputs (PyTorch's `transforms.Normalize`) gets
  *     (x − mean) / std per channel, in the data's NHWC layout before any transpose (normalize.ts);
  *     the data, the API and the attacker stay in the dataset's domain.
@@ -20,7 +22,7 @@ import path from 'node:path';
 import { tf } from '../compute/backend.js';
 import type { Dataset } from '../data/types.js';
 import { DataError, UsageError } from '../errors.js';
-import { checkLabels, settleOutput, toProbs, type OutputKind } from './answers.js';
+import { checkAnswers, settleOutput, toProbs, type OutputKind, type Reading } from './answers.js';
 import type { Model, Probs, SerializedModel } from './model.js';
 import { normalize, type Normalization } from './normalize.js';
 
@@ -154,12 +156,15 @@ export function chooseLayout(
 
 export class LoadedModel implements Model {
   readonly kind = 'tfjs';
+  /** what the user should know about how the model is read (which of several outputs) */
+  readonly notes: string[] = [];
+  /** how its answers are read, settled from its answers to the first test examples */
+  private reading: Reading = { kind: 'probs' };
   private constructor(
     private readonly net: tf.LayersModel | tf.GraphModel,
     readonly inputShape: number[],
     readonly numClasses: number,
     private readonly layout: Layout,
-    private output: OutputKind,
     private readonly file: string,
     private readonly norm: Normalization | undefined,
   ) {}
@@ -175,7 +180,9 @@ export class LoadedModel implements Model {
       const inputs = net.inputs;
       if (inputs.length !== 1) throw new UsageError(`model ${file} has ${inputs.length} inputs; mse feeds one`);
       const layout = chooseLayout(inputs[0].shape ?? [], ds.inputShape, opts.layout, file);
-      const m = new LoadedModel(net, ds.inputShape, ds.numClasses, layout, 'probs', file, opts.normalization);
+      const m = new LoadedModel(net, ds.inputShape, ds.numClasses, layout, file, opts.normalization);
+      const outputs = net instanceof tf.GraphModel ? net.outputNodes : net.outputNames;
+      if (outputs.length > 1) m.notes.push(`model ${file} has outputs ${outputs.join(', ')}: using ${outputs[0]}`);
       // what it outputs, from its answers to the first test examples (a declared kind is checked there too)
       const n = Math.min(64, ds.test.n);
       const d = ds.inputShape.reduce((a, b) => a * b, 1);
@@ -184,7 +191,8 @@ export class LoadedModel implements Model {
       const cols = raw.shape[1];
       const integerType = raw.dtype === 'int32';
       raw.dispose();
-      m.output = settleOutput(file, v, cols, ds.numClasses, opts.output, integerType);
+      const kind = settleOutput(file, v, cols, ds.numClasses, opts.output, integerType);
+      m.reading = opts.output === 'auto' && kind !== 'labels' ? { kind, decidedFrom: n } : { kind };
       return m;
     } catch (e) {
       net.dispose();
@@ -205,14 +213,14 @@ export class LoadedModel implements Model {
 
   /** Its answers are class labels (declared, or found by output=auto): an API around it reveals labels only. */
   get labelsOnly(): boolean {
-    return this.output === 'labels';
+    return this.reading.kind === 'labels';
   }
 
   predict(x: tf.Tensor): Probs {
     return tf.tidy(() => {
       const y = this.raw(x); // [n, k] or [n, 1]
-      if (this.output === 'labels' && y.shape[1] === 1) checkLabels(this.file, y.dataSync(), this.numClasses);
-      return toProbs(y, this.output, this.numClasses);
+      checkAnswers(this.file, y.dataSync(), y.shape[1], this.numClasses, this.reading);
+      return toProbs(y, this.reading.kind, this.numClasses);
     });
   }
 

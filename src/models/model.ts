@@ -22,6 +22,8 @@ export interface Model {
    * `predict` gives one-hot rows, and a prediction API around it reveals labels only
    */
   readonly labelsOnly?: boolean;
+  /** what loading found that the user should hear once (a fixed batch size, which of several outputs is read) */
+  readonly notes?: readonly string[];
   predict(x: tfType.Tensor): Probs;
   /**
    * For models whose runtime answers asynchronously (an ONNX victim): the same as predict, awaited.

@@ -7,12 +7,16 @@
  * API then reveals labels only. A graph exported without the `transforms.Normalize(mean, std)` it was
  * trained behind takes `mean=…,std=…`: (x − mean) / std per channel, applied to the NHWC rows before
  * the NCHW transpose (normalize.ts), so the data and the attacker keep the dataset's domain.
+ * A graph exported without dynamic_axes takes batches of exactly its traced size (often 1): it is
+ * run that many inputs at a time (the last batch padded with copies of its last input, whose answers
+ * are dropped). A graph with several outputs is read through its first. Either is said in `notes`.
+ * Every batch's answers are checked against how they were read (answers.ts: finite, of one kind).
  */
 import { createRequire } from 'node:module';
 import { tf } from '../compute/backend.js';
 import type { Dataset } from '../data/types.js';
 import { DataError, UsageError } from '../errors.js';
-import { checkLabels, settleOutput, toProbs, type OutputKind } from './answers.js';
+import { checkAnswers, settleOutput, toProbs, type OutputKind, type Reading } from './answers.js';
 import { chooseLayout, type Layout } from './loaded.js';
 import type { Model, Probs, SerializedModel } from './model.js';
 import { normalizeRows, type Normalization } from './normalize.js';
@@ -35,15 +39,20 @@ export async function onnxRuntime(): Promise<Ort | undefined> {
 
 export class OnnxModel implements Model {
   readonly kind = 'onnx';
+  /** what the user should know about how the graph is run (a fixed batch size, which of several outputs) */
+  readonly notes: string[] = [];
+  /** how its answers are read, settled from its answers to the first test examples */
+  private reading: Reading = { kind: 'probs' };
   private constructor(
     private readonly session: import('onnxruntime-node').InferenceSession,
     private readonly rt: Ort,
     readonly inputShape: number[],
     readonly numClasses: number,
     private readonly layout: Layout,
-    private output: OutputKind,
     private readonly file: string,
     private readonly norm: Normalization | undefined,
+    /** the batch size the graph takes, when it takes only one (exported without dynamic_axes) */
+    private readonly fixedBatch: number | undefined,
   ) {}
 
   static async load(
@@ -81,12 +90,20 @@ export class OnnxModel implements Model {
         throw new UsageError(`model ${file} takes ${meta.type} inputs; mse sends float32`);
       const shape = (meta.shape ?? []).map((v) => (typeof v === 'number' && v > 0 ? v : null));
       const layout = chooseLayout(shape, ds.inputShape, opts.layout, file);
-      const m = new OnnxModel(session, rt, ds.inputShape, ds.numClasses, layout, 'probs', file, opts.normalization);
+      const batch = shape[0] ?? undefined;
+      const m = new OnnxModel(session, rt, ds.inputShape, ds.numClasses, layout, file, opts.normalization, batch);
+      if (batch !== undefined)
+        m.notes.push(
+          `model ${file} takes batches of exactly ${batch}: run ${batch} at a time; export with dynamic_axes={'${session.inputNames[0]}': {0: 'n'}} for speed`,
+        );
+      if (session.outputNames.length > 1)
+        m.notes.push(`model ${file} has outputs ${session.outputNames.join(', ')}: using ${session.outputNames[0]}`);
       // what it outputs, from its answers to the first test examples (a declared kind is checked there)
       const n = Math.min(64, ds.test.n);
       const d = ds.inputShape.reduce((a, b) => a * b, 1);
       const { values, cols, integerType } = await m.raw(ds.test.x.subarray(0, n * d), n);
-      m.output = settleOutput(file, values, cols, ds.numClasses, opts.output, integerType);
+      const kind = settleOutput(file, values, cols, ds.numClasses, opts.output, integerType);
+      m.reading = opts.output === 'auto' && kind !== 'labels' ? { kind, decidedFrom: n } : { kind };
       return m;
     } catch (e) {
       await session.release().catch(() => undefined);
@@ -96,6 +113,26 @@ export class OnnxModel implements Model {
 
   /** The graph's first output for n NHWC rows, flat, its values per input, and whether its type is an integer one. */
   private async raw(x: Float32Array, n: number): Promise<{ values: number[]; cols: number; integerType: boolean }> {
+    const b = this.fixedBatch;
+    if (b === undefined || b === n) return this.run(x, n);
+    // a graph that takes batches of exactly b: b rows at a time, the last batch padded with its last row
+    const d = x.length / n;
+    const values: number[] = [];
+    let integerType = false;
+    for (let s = 0; s < n; s += b) {
+      const m = Math.min(b, n - s);
+      const rows = new Float32Array(b * d);
+      rows.set(x.subarray(s * d, (s + m) * d));
+      for (let i = m; i < b; i++) rows.copyWithin(i * d, (m - 1) * d, m * d);
+      const out = await this.run(rows, b);
+      values.push(...out.values.slice(0, m * out.cols));
+      integerType = out.integerType;
+    }
+    return { values, cols: values.length / n, integerType };
+  }
+
+  /** One run of the graph on n NHWC rows. */
+  private async run(x: Float32Array, n: number): Promise<{ values: number[]; cols: number; integerType: boolean }> {
     const z = this.norm ? normalizeRows(x, this.norm) : x; // normalized in NHWC (a new array), then laid out
     let data = z;
     let dims = [n, ...this.inputShape];
@@ -119,14 +156,14 @@ export class OnnxModel implements Model {
 
   /** Its answers are class labels (declared, or found by output=auto): an API around it reveals labels only. */
   get labelsOnly(): boolean {
-    return this.output === 'labels';
+    return this.reading.kind === 'labels';
   }
 
   async predictAsync(x: tf.Tensor): Promise<Probs> {
     const n = x.shape[0];
     const { values, cols } = await this.raw((await x.data()) as Float32Array, n);
-    if (this.output === 'labels' && cols === 1) checkLabels(this.file, values, this.numClasses);
-    return tf.tidy(() => toProbs(tf.tensor2d(values, [n, cols]), this.output, this.numClasses));
+    checkAnswers(this.file, values, cols, this.numClasses, this.reading);
+    return tf.tidy(() => toProbs(tf.tensor2d(values, [n, cols]), this.reading.kind, this.numClasses));
   }
 
   predict(): Probs {

@@ -27,6 +27,11 @@ export class ServedModel implements Model {
     readonly numClasses: number,
   ) {}
 
+  /** What the user should know about how the server's answers are read (which of several outputs). */
+  get notes(): readonly string[] {
+    return this.api.notes;
+  }
+
   /** Whether the server answered labels (declared with --target-output labels, or one column of class indices). */
   get labelsOnly(): boolean {
     return this.labels || this.api.info.reveals === 'labels';

@@ -17,7 +17,7 @@ import {
   type DataProblem,
 } from '../data/pool.js';
 import type { ResolveOptions } from '../data/resolve.js';
-import { isUserDataSpec } from '../data/user-data.js';
+import { isUserDataSpec, poolShapeHint } from '../data/user-data.js';
 import { UsageError } from '../errors.js';
 
 /** What the data check needs of a cell: its victim's dataset and its attack (whose requirements name a pool or a seed set). */
@@ -133,7 +133,7 @@ export async function checkPlanData(cells: DataNeeds[], data: ResolveOptions): P
     if (pool && shapes.get(pool) !== shapes.get(c.dataset))
       throw new UsageError(
         `pool ${pool} has inputs of shape ${shapes.get(pool)}, the victim (${c.dataset}) takes ${shapes.get(c.dataset)}`,
-        `name a pool of the victim's shape with ${c.attack?.name}:pool=<dataset>`,
+        poolShapeHint(pool) ?? `name a pool of the victim's shape with ${c.attack?.name}:pool=<dataset>`,
       );
   });
   return out;

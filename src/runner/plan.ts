@@ -39,6 +39,8 @@ export interface Target {
   /** a model server: per-channel (x − mean)/std before sending ('/'-separated lists, as -v onnx:mean=…) */
   mean?: string;
   std?: string;
+  /** a model server with several outputs: the one to read (default: the only one, else the first, with a note) */
+  outputName?: string;
 }
 
 /** A unit with its resolved parameters (defaults filled). */
@@ -267,9 +269,10 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
       parseNormalization('--target-mean/--target-std', o.target.mean, o.target.std, ds.inputShape);
       contentHashes['target:normalization'] = `${o.target.mean ?? '0'}|${o.target.std ?? '1'}`;
     }
+    if (o.target?.outputName !== undefined) contentHashes['target:output'] = o.target.outputName;
     if (loaded) {
       contentHashes[`model:${formatModelSpec(victim)}`] = loaded.hash;
-      if (loaded.note) victimNotes.add(loaded.note);
+      for (const n of loaded.notes) victimNotes.add(n);
     }
     checkStack(defenses, loaded?.labelsOnly ? formatModelSpec(victim) : undefined);
     const cell = {
@@ -326,7 +329,7 @@ export async function makePlan(reqs: CellRequest[], o: PlanOptions): Promise<Pla
   };
 }
 
-const loadedVictims = new Map<string, { hash: string; labelsOnly: boolean }>();
+const loadedVictims = new Map<string, { hash: string; labelsOnly: boolean; notes: readonly string[] }>();
 /**
  * A victim the user brings: its files are here, it loads, and it fits the dataset (input shape,
  * classes, what it outputs) — said before anything trains. Returns its files' content hash, whether
@@ -336,7 +339,7 @@ async function checkLoadedVictim(
   unit: ModelUnit,
   spec: ModelSpec,
   ds: Dataset,
-): Promise<{ hash: string; labelsOnly: boolean; note?: string }> {
+): Promise<{ hash: string; labelsOnly: boolean; notes: string[] }> {
   const files = unit.files?.(spec.params) ?? [];
   const h = createHash('sha256');
   for (const f of files) {
@@ -355,7 +358,8 @@ async function checkLoadedVictim(
   let seen = loadedVictims.get(key);
   if (!seen) {
     const m = await unit.load!(ds, spec.params);
-    seen = { hash, labelsOnly: m.labelsOnly === true };
+    // what loading found out (a fixed batch size, which of several outputs is read) is said once, at plan time
+    seen = { hash, labelsOnly: m.labelsOnly === true, notes: [...(m.notes ?? [])] };
     m.dispose();
     loadedVictims.set(key, seen);
   }
@@ -364,7 +368,7 @@ async function checkLoadedVictim(
     seen.labelsOnly && !declaresLabels(spec)
       ? `${formatModelSpec(spec)} answers one column of class indices: read as output=labels, so the API reveals labels only and attacks that need probabilities are not-applicable`
       : undefined;
-  return { ...seen, ...(note ? { note } : {}) };
+  return { hash: seen.hash, labelsOnly: seen.labelsOnly, notes: [...seen.notes, ...(note ? [note] : [])] };
 }
 
 /**

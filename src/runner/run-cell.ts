@@ -42,6 +42,7 @@ import { paramError } from '../metrics/param-error.js';
 import { UtilityMeter } from '../metrics/utility.js';
 import { getVictim } from '../models/victim.js';
 import { ServedModel, servedVictim } from '../models/served.js';
+import { poolShapeHint } from '../data/user-data.js';
 import { parseNormalization } from '../models/normalize.js';
 import { declaresLabels, familyOf, formatModelSpec } from '../models/zoo.js';
 import { mseVersion } from './manifest.js';
@@ -115,6 +116,7 @@ async function loadPool(attackName: string, spec: string, victimDs: Dataset, dat
       pooled = undefined;
       throw new UsageError(
         `pool ${spec} has inputs of shape ${p.inputShape.join('×')}, the victim (${victimDs.name}) takes ${victimDs.inputShape.join('×')}`,
+        poolShapeHint(spec),
       );
     }
   }
@@ -129,24 +131,57 @@ function victimVariant(c: PlanCell): string {
   return own ? `file-${own}` : '';
 }
 
-/** The model behind the cell's model-server target, connected for measuring (no local copy). */
-function servedVictimOf(c: PlanCell, ds: Dataset) {
+/** How mse connects to the cell's model-server target for its own measuring (unmetered). */
+function servedTarget(c: PlanCell, ds: Dataset) {
   const t = c.target;
   if (!t?.protocol || t.protocol === 'mse')
     throw new UsageError('the served victim is the model behind --target, measured through a model server');
-  return servedVictim(
-    {
-      protocol: t.protocol,
-      url: t.url,
-      key: t.key,
-      layout: t.layout,
-      output: t.output,
-      timeoutS: t.timeoutS,
-      concurrency: t.concurrency,
-      normalization: parseNormalization('--target-mean/--target-std', t.mean, t.std, ds.inputShape),
-    },
-    ds,
+  return {
+    protocol: t.protocol,
+    url: t.url,
+    key: t.key,
+    layout: t.layout,
+    output: t.output,
+    timeoutS: t.timeoutS,
+    concurrency: t.concurrency,
+    normalization: parseNormalization('--target-mean/--target-std', t.mean, t.std, ds.inputShape),
+    outputName: t.outputName,
+  };
+}
+
+/** The model behind the cell's model-server target, connected for measuring (no local copy). */
+function servedVictimOf(c: PlanCell, ds: Dataset) {
+  return servedVictim(servedTarget(c, ds), ds);
+}
+
+/**
+ * A local copy (-v) measures what the attack's answers come from: say so when it is not the served
+ * model — the top-1 answers of both on the first test inputs — before the row's victim columns are
+ * taken for the server's.
+ */
+async function copyDisagreement(c: PlanCell, ds: Dataset, local: Model): Promise<string | undefined> {
+  const n = Math.min(100, ds.test.n);
+  const x = ds.test.x.subarray(0, n * exampleSize(ds));
+  const remote = new ServedModel(
+    new ModelServerApi({
+      ...servedTarget(c, ds),
+      inputShape: ds.inputShape,
+      numClasses: ds.numClasses,
+      domain: ds.domain,
+    }),
+    ds.inputShape,
+    ds.numClasses,
   );
+  try {
+    const a = argmaxRows(await probsOf(local, x, n), ds.numClasses);
+    const b = argmaxRows(await probsOf(remote, x, n), ds.numClasses);
+    const differ = a.filter((v, i) => v !== b[i]).length;
+    return differ
+      ? `the local copy (-v ${formatModelSpec(c.victim)}) and the server at ${c.target!.url} disagree on ${differ} of the first ${n} test inputs: victim_acc, the agreements and the defender's columns are the copy's, the attack's answers the server's (leave -v out to measure the server itself)`
+      : undefined;
+  } finally {
+    remote.dispose();
+  }
 }
 
 /**
@@ -212,6 +247,10 @@ export async function runCell(c: PlanCell, ctx: RunContext): Promise<CellOutput>
   ctx.onProgress?.('victim');
   const v = c.victim.kind === 'served' ? await servedVictimOf(c, ds) : await getVictim(ds, c.victim, c.seed);
   if (v.cacheNote) notes.push(v.cacheNote);
+  if (c.target?.protocol && c.target.protocol !== 'mse' && !(v.model instanceof ServedModel)) {
+    const differ = await copyDisagreement(c, ds, v.model);
+    if (differ) notes.push(differ);
+  }
   const stack = c.defenses.length ? c.defenses : [{ name: 'none', params: {} }];
   const prepared: Array<Prepared | undefined> = [];
   try {
@@ -239,6 +278,7 @@ export async function runCell(c: PlanCell, ctx: RunContext): Promise<CellOutput>
     const passes = c.budgets.length > 1 && !unit.learningCurve ? c.budgets.map((b) => [b]) : [c.budgets];
     for (const pass of passes)
       rows.push(...(await runPass(c, ctx, attack, why, ds, v, instances, know, utility, pass, notes, t0)));
+    if (v.model instanceof ServedModel) notes.push(...v.model.notes);
     if (v.model instanceof ServedModel)
       notes.push(
         `the served model answered ${v.model.asked} inputs of mse's own to be measured (its test accuracy, the agreements), besides the attack's queries`,
@@ -325,6 +365,7 @@ async function runPass(
           timeoutS: t.timeoutS,
           concurrency: t.concurrency,
           normalization: parseNormalization('--target-mean/--target-std', t.mean, t.std, ds.inputShape),
+          outputName: t.outputName,
         })
       : await HttpPredictionApi.connect(t.url, { key: t.key, budget })
     : new LocalPredictionApi(v.model, instances(), {
@@ -388,6 +429,8 @@ async function runPass(
         throw e;
       }
       notes.push(...result.notes);
+      // what the server's answers showed (which of several outputs was read), said once
+      if (api instanceof ModelServerApi) for (const n of api.notes) if (!notes.includes(n)) notes.push(n);
       if (result.budgetExhausted) status = 'ok-budget-exhausted';
     } catch (err) {
       // what only the attack can see (a pool of the wrong shape) it reports the same way
@@ -425,7 +468,7 @@ async function runPass(
     const attacked = c.transfer && ds.kind === 'image' ? correctlyClassified(victimTest, ds.test.y, k, c.transfer) : [];
     for (const p of points) {
       ctx.onProgress?.('metrics');
-      const pe = paramError(v.model, p.surrogate);
+      const pe = paramError(v.model, p.surrogate, ds.domain);
       const surTest = await probsOf(p.surrogate, ds.test.x, ds.test.n);
       const onTest = fidelityOf(victimTest, surTest, k);
       const tr = attacked.length

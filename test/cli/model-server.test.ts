@@ -35,7 +35,7 @@ let file = '';
 let server: Server;
 let base = '';
 /** what the next requests get instead of an answer, consumed one per request */
-const misbehave: Array<'503' | 'garbage' | 'hang'> = [];
+const misbehave: Array<'503' | '500' | 'reset' | 'garbage' | 'hang'> = [];
 let requests = 0;
 /** the range of every value the KServe iris endpoint received */
 const seen = { min: Infinity, max: -Infinity };
@@ -50,9 +50,16 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   requests++;
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
-  const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+  const raw = Buffer.concat(chunks).toString('utf8');
+  if (req.method !== 'POST' || !raw) {
+    res.writeHead(404).end('no such route'); // e.g. mse's /v1/info probe, when --protocol is left out
+    return;
+  }
+  const body = JSON.parse(raw) as Record<string, unknown>;
   const trouble = misbehave.shift();
   if (trouble === 'hang') return; // never answers
+  if (trouble === 'reset') return void req.socket.destroy();
+  if (trouble === '500') return void res.writeHead(500).end('<html>Internal Server Error</html>');
   if (trouble === '503') {
     res.writeHead(503, { 'retry-after': '0' }).end('busy');
     return;
@@ -74,6 +81,21 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
       JSON.stringify({
         model_name: 'iris',
         outputs: [{ name: 'logits', shape: [n, out[0].length], datatype: 'FP32', data: out.flat() }],
+      }),
+    );
+  } else if (req.url === '/v2/models/iris-other/infer') {
+    // another model than the local copy: its logits reversed, so its top class is another
+    const input = (body.inputs as Array<{ shape: number[]; data: number[] }>)[0];
+    const [n, d] = input.shape;
+    const out = logits(Array.from({ length: n }, (_, i) => input.data.slice(i * d, (i + 1) * d))).map((r) =>
+      r.map((v) => -v),
+    );
+    res.writeHead(200, { 'content-type': 'application/json' }).end(
+      JSON.stringify({
+        outputs: [
+          { name: 'scores', shape: [n, out[0].length], datatype: 'FP32', data: out.flat() },
+          { name: 'logits', shape: [n, out[0].length], datatype: 'FP32', data: out.flat() },
+        ],
       }),
     );
   } else if (req.url === '/v2/models/mnist-cnn/infer' && onnxSession) {
@@ -222,6 +244,30 @@ describe('attacking a model server', () => {
     expect(bare.err).not.toMatch(/\n\s+at /);
   });
 
+  it('a local copy that is not the served model is said to differ; several outputs: which one is read is said', async () => {
+    const r = await attack(['--target', `${base}/v2/models/iris-other`, '--protocol', 'kserve-v2']);
+    expect(r.code, r.err).toBe(0);
+    expect(r.err).toMatch(
+      /the local copy \(-v tfjs:.*\) and the server at .*iris-other disagree on \d+ of the first 45 test inputs/,
+    );
+    expect(r.err).toMatch(/outputs scores, logits: .*scores/);
+    const same = await attack(['--target', `${base}/v2/models/iris`, '--protocol', 'kserve-v2']);
+    expect(same.code, same.err).toBe(0);
+    expect(same.err).not.toMatch(/disagree/);
+    const named = await attack([
+      '--target',
+      `${base}/v2/models/iris-other`,
+      '--protocol',
+      'kserve-v2',
+      '--target-output-name',
+      'logits',
+    ]);
+    expect(named.code, named.err).toBe(0);
+    expect(named.err).not.toMatch(/outputs scores, logits/);
+    const a = JSON.parse(r.out) as Record<string, unknown>;
+    expect((JSON.parse(named.out) as Record<string, unknown>).cell_id).not.toBe(a.cell_id);
+  });
+
   it('--target-mean/--target-std: the server gets (x − mean)/std, and it is another cell', async () => {
     const args = ['-d', 'iris', '-a', 'jbda:seedsize=20,epochs=5', '-b', '100', '--json'];
     const url = `${base}/v2/models/iris`;
@@ -328,6 +374,33 @@ describe('attacking a model server', () => {
     for (const r of [garbage, missing, silent]) expect(r.err).not.toMatch(/internal error|\n\s+at /);
   });
 
+  it('a 500 and a reset connection are retried; an ONNX victim exported with a fixed batch of 1 runs', async () => {
+    misbehave.push('500', 'reset');
+    const before = requests;
+    const flaky = await attack(['--target', `${base}/v2/models/iris`, '--protocol', 'kserve-v2']);
+    expect(flaky.code, flaky.err).toBe(0);
+    expect(requests - before).toBeGreaterThanOrEqual(Math.ceil(200 / 64) + 2);
+    expect((JSON.parse(flaky.out) as Record<string, unknown>).status).toBe('ok');
+    // scripts/make-onnx-odd-fixtures.py: torch.onnx.export without dynamic_axes takes batches of exactly 1
+    const fixed = await mse([
+      'attack',
+      '-d',
+      'iris',
+      '-v',
+      `onnx:path=${path.join(ROOT, 'test/fixtures/onnx/iris-batch1.onnx')}`,
+      '-a',
+      'jbda:seedsize=20,epochs=5',
+      '-b',
+      '100',
+      '--json',
+      '-q',
+    ]);
+    expect(fixed.code, fixed.err).toBe(0);
+    const row = JSON.parse(fixed.out) as Record<string, unknown>;
+    expect(row.status).toBe('ok');
+    expect(Number(row.victim_acc)).toBeGreaterThan(0.7); // nearest centroid on iris
+  });
+
   it('flags that do not fit are usage errors', async () => {
     const noName = await attack(['--target', `${base}/v1/models`, '--protocol', 'tf-serving']);
     expect(noName.code).toBe(2);
@@ -335,6 +408,11 @@ describe('attacking a model server', () => {
     const proto = await attack(['--target', base, '--protocol', 'grpc']);
     expect(proto.code).toBe(2);
     expect(proto.err).toMatch(/unknown protocol 'grpc'/);
+    const noProtocol = await attack(['--target', `${base}/v2/models/iris`]);
+    expect(noProtocol.code).toBe(1);
+    expect(noProtocol.err).toMatch(
+      /is not an mse server .*the URL names a kserve-v2 model \(give --protocol kserve-v2\)/,
+    );
     const stray = await attack(['--protocol', 'kserve-v2']);
     expect(stray.code).toBe(2);
     expect(stray.err).toMatch(/describe a --target; give one/);

@@ -3,14 +3,14 @@
  * numbered as torchvision's ImageFolder numbers them, resized and converted on request, hashed by
  * content, and every bad folder one line naming the file.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { DataError, UsageError } from '../../src/errors.js';
 import { readImageFolder } from '../../src/data/formats/image-folder.js';
-import { concretePoolSpec, loadUserPool, userDataset } from '../../src/data/user-data.js';
+import { concretePoolSpec, loadUserPool, poolShapeHint, userDataset } from '../../src/data/user-data.js';
 import { choosePool, loadPoolDataset } from '../../src/data/pool.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'mse-folder-'));
@@ -150,5 +150,95 @@ describe('image folders', () => {
     await expect(userDataset('folder:path=/x,size=big')!.load()).rejects.toThrow(UsageError);
     expect(() => userDataset('folder:size=28')).toThrow(/needs path=<folder>/);
     expect(() => userDataset('folder:path=/x,channels=2')).toThrow(/channels must be one of auto, 1, 3/);
+  });
+});
+
+describe('image folders as torchvision’s ImageFolder reads them, and as users leave them', () => {
+  it('an empty class folder is refused, naming it (ImageFolder refuses it too)', async () => {
+    const dir = await classFolder();
+    mkdirSync(path.join(dir, 'dog'));
+    await expect(readImageFolder(dir, 'dataset t', {})).rejects.toThrow(/class folder .*\/dog has no images/);
+  });
+
+  it('a class holds the images in its subfolders too, in sorted(os.walk()) order', async () => {
+    const dir = tmp();
+    await greyPng(path.join(dir, 'a', '0.png'), 1);
+    await greyPng(path.join(dir, 'a', 'sub', 'deep', '1.png'), 2);
+    await greyPng(path.join(dir, 'b', 'only', 'nested', '0.png'), 3);
+    await greyPng(path.join(dir, 'b', 'only', '9.png'), 4);
+    const f = await readImageFolder(dir, 'dataset t', {});
+    expect(f.classNames).toEqual(['a', 'b']);
+    expect(Array.from(f.all!.y)).toEqual([0, 0, 1, 1]);
+    const seeds = [1, 2, 4, 3]; // a/0, a/sub/deep/1, b/only/9, b/only/nested/0
+    for (const [i, s] of seeds.entries())
+      expect(Array.from(f.all!.x.subarray(i * 30, i * 30 + 30), (v) => Math.round(v * 255))).toEqual(
+        Array.from(pixels(s, 30)),
+      );
+    const none = tmp();
+    mkdirSync(path.join(none, 'a', 'sub'), { recursive: true });
+    mkdirSync(path.join(none, 'b'));
+    await expect(readImageFolder(none, 'dataset t', {})).rejects.toThrow(
+      /has no images .* in its class folders a, b or below them/,
+    );
+  });
+
+  it('a hidden folder is no class, and a note says ImageFolder would count it', async () => {
+    const dir = await classFolder();
+    await greyPng(path.join(dir, '.ipynb_checkpoints', '0.png'), 9);
+    const f = await readImageFolder(dir, 'dataset t', {});
+    expect(f.classNames).toEqual(['ant', 'bee', 'cat']);
+    expect(f.notes).toEqual([
+      `skipped hidden folder ${path.join(dir, '.ipynb_checkpoints')} (torchvision's ImageFolder would count it as a class)`,
+    ]);
+  });
+
+  it('a class missing from the training split gets a note', async () => {
+    const dir = tmp();
+    await greyPng(path.join(dir, 'a', '0.png'), 1);
+    await greyPng(path.join(dir, 'b', '0.png'), 2);
+    const ds = await userDataset(`folder:path=${dir},test=0.5`)!.load();
+    expect(ds.notes.join()).toMatch(
+      /the training split has no examples of class [ab]; add images of it or lower test=/,
+    );
+  });
+
+  it('size auto is the most common size, not the first image’s; others are resized, and said so', async () => {
+    const dir = tmp();
+    await rgbJpeg(path.join(dir, 'a', '0.jpg'), 1, 300, 300); // first in order, but alone
+    for (let i = 1; i < 4; i++) await rgbJpeg(path.join(dir, 'a', `${i}.jpg`), i, 12, 10);
+    for (let i = 0; i < 3; i++) await rgbJpeg(path.join(dir, 'b', `${i}.jpg`), 10 + i, 12, 10);
+    const f = await readImageFolder(dir, 'dataset t', {});
+    expect(f.inputShape).toEqual([12, 10, 3]);
+    expect(f.notes).toEqual([`${dir}: 1 image of other sizes resized to 12×10, the most common`]);
+    expect((await readImageFolder(dir, 'dataset t', { size: [12, 10] })).notes).toEqual([]);
+  });
+
+  it('more decoded floats than mse holds is refused before decoding; size= has a stated maximum', async () => {
+    const dir = tmp();
+    for (let i = 0; i < 11; i++) await greyPng(path.join(dir, 'a', `${i}.png`), i);
+    // 11 images × 4096² × 3 floats × 4 bytes = 2.06 GiB
+    await expect(readImageFolder(dir, 'dataset t', { size: [4096, 4096], channels: 3 })).rejects.toThrow(
+      /11 images of 4096×4096×3 take 2\.1 GiB as floats, over the 2 GiB mse holds/,
+    );
+    await expect(userDataset(`folder:path=${dir},size=99999`)!.load()).rejects.toThrow(/each side 1…4096, got '99999'/);
+  });
+
+  it('a truncated image "cannot be decoded (truncated or damaged)", as a dataset and as a pool', async () => {
+    const dir = await classFolder();
+    const png = path.join(dir, 'bee', '1.png');
+    const bytes = readFileSync(png);
+    writeFileSync(png, bytes.subarray(0, bytes.length - 20));
+    const msg = new RegExp(
+      `${png.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} cannot be decoded as an image \\(truncated or damaged\\)`,
+    );
+    await expect(readImageFolder(dir, 'dataset t', {})).rejects.toThrow(msg);
+    await expect(loadUserPool(`folder:path=${dir},size=28,channels=3`)).rejects.toThrow(msg);
+  });
+
+  it('a pool of another shape than the victim’s is told to drop size= and channels=', () => {
+    expect(poolShapeHint('folder:path=/x,size=30')).toMatch(/^drop size= from the pool/);
+    expect(poolShapeHint('folder:path=/x,size=30,channels=3')).toMatch(/^drop size= and channels= from the pool/);
+    expect(poolShapeHint('folder:path=/x')).toBeUndefined();
+    expect(poolShapeHint('csv:path=/x.csv')).toBeUndefined();
   });
 });

@@ -5,8 +5,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/compute/backend.js';
-import { UsageError } from '../../src/errors.js';
-import { checkLabels, settleOutput, toProbs } from '../../src/models/answers.js';
+import { MseError, UsageError } from '../../src/errors.js';
+import { answersProblem, checkAnswers, checkLabels, settleOutput, toProbs } from '../../src/models/answers.js';
 
 beforeAll(async () => {
   await initBackend('wasm', { threads: 1 });
@@ -77,5 +77,61 @@ describe('what a loaded model outputs', () => {
     ]);
     expect(a.dtype).toBe('float32');
     tf.dispose([idx, scores, a, b]);
+  });
+});
+
+describe('answers after the first ones', () => {
+  const auto = { kind: 'probs' as const, decidedFrom: 64 };
+  it('non-finite answers are a problem whatever the reading, and not a usage one', () => {
+    for (const kind of ['probs', 'logits', 'labels'] as const)
+      expect(answersProblem([0.5, 0.5, NaN, 1], 2, { kind }, 'output=')).toMatchObject({
+        why: 'answered NaN/Infinity for some inputs',
+        usage: false,
+      });
+    expect(answersProblem([0.5, 0.5, Infinity, 1], 2, { kind: 'logits' }, 'output=')?.why).toMatch(/NaN\/Infinity/);
+  });
+
+  it('rows that are not distributions contradict probs, declared or decided by auto', () => {
+    expect(answersProblem([0.2, 0.8, 0.5, 0.5], 2, auto, 'output=')).toBeUndefined();
+    expect(answersProblem([0.2, 0.8, 2, -1], 2, auto, '--target-output ')).toEqual({
+      why: 'was read as --target-output probs (auto: decided from its answers to the first 64 inputs), but 1 of 2 later rows are not probabilities',
+      hint: 'declare what it answers: --target-output logits or --target-output probs',
+      usage: true,
+    });
+    expect(answersProblem([0.2, 0.8, 2, -1], 2, { kind: 'probs' }, 'output=')?.why).toBe(
+      'was declared output=probs, but its answers to some inputs are not probabilities (1 of 2 rows)',
+    );
+    // one column: p(class 1) in [0, 1]
+    expect(answersProblem([0.2, 1.5], 1, auto, 'output=')?.why).toMatch(/1 of 2 later rows are not probabilities/);
+  });
+
+  it('a batch that is mostly distributions contradicts logits decided by auto, not declared ones; a stray row does not', () => {
+    const logits = { kind: 'logits' as const, decidedFrom: 10 };
+    const probsRows = [0.2, 0.8, 0.5, 0.5, 0.1, 0.9, 3, -2];
+    expect(answersProblem(probsRows, 2, logits, 'output=')?.why).toBe(
+      'was read as output=logits (auto: decided from its answers to the first 10 inputs), but 3 of 4 later rows are probabilities',
+    );
+    expect(answersProblem(probsRows, 2, { kind: 'logits' }, 'output=')).toBeUndefined();
+    // one row of logits that happens to sum to 1 among many that do not
+    const stray = [0.4, 0.6, ...Array.from({ length: 14 }, (_, i) => i - 7)];
+    expect(answersProblem(stray, 2, logits, 'output=')).toBeUndefined();
+  });
+
+  it('auto refuses first answers that are probabilities for some inputs and not for others', () => {
+    const mixed = [0.2, 0.5, 0.3, 0.1, 0.1, 0.8, 3, -1, 0.2, 0.3, 0.3, 0.4];
+    expect(() => settleOutput('m.onnx', mixed, 3, 3, 'auto')).toThrow(
+      /^model m\.onnx answers probabilities for some of the first 4 inputs and not for others \(3 of 4 rows are distributions\)$/,
+    );
+    expect(settleOutput('m.onnx', mixed, 3, 3, 'logits')).toBe('logits');
+    expect(() => settleOutput('m.onnx', [0.5, NaN, 0.5, 0.5], 2, 2, 'auto')).toThrow(
+      /^model m\.onnx answered NaN\/Infinity for some inputs$/,
+    );
+  });
+
+  it('checkAnswers throws the problem as one line naming the model, and checks labels', () => {
+    expect(() => checkAnswers('m.onnx', [0.5, 0.5, 2, -1], 2, 2, auto)).toThrow(UsageError);
+    expect(() => checkAnswers('m.onnx', [0.5, NaN], 2, 2, auto)).toThrow(MseError);
+    expect(() => checkAnswers('m.onnx', [0, 3], 1, 3, { kind: 'labels' })).toThrow(/answered 3, not a class index/);
+    expect(() => checkAnswers('m.onnx', [0, 2], 1, 3, { kind: 'labels' })).not.toThrow();
   });
 });

@@ -211,3 +211,75 @@ describe('TF.js model files as victims', () => {
     );
   });
 });
+
+describe('TF.js victims whose later answers are not what the first ones said', () => {
+  const n = 64;
+  /** 4 features; the first is > 0.5 from row `farFrom` on */
+  const rows = (m: number, farFrom = m) =>
+    new Float32Array(m * 4).map((_, i) => (i % 4 === 0 ? (Math.floor(i / 4) >= farFrom ? 0.8 : -0.5) : Math.sin(i)));
+  const ds = { inputShape: [4], numClasses: 3, test: { x: rows(n), y: new Int32Array(n), n } };
+  /** one dense layer: kernel row 0 (the first feature's weights) and a bias, the other features ignored */
+  async function linear(w0: number[], bias: number[], activation: 'linear' | 'softmax' = 'linear'): Promise<string> {
+    const model = tf.sequential({
+      layers: [tf.layers.dense({ inputShape: [4], units: 3, activation, useBias: true })],
+    });
+    const kernel = tf.tensor2d([w0, [0, 0, 0], [0, 0, 0], [0, 0, 0]]);
+    const b = tf.tensor1d(bias);
+    model.layers[0].setWeights([kernel, b]);
+    tf.dispose([kernel, b]);
+    const file = await saveLayersModel(model, tmp());
+    model.dispose();
+    return file;
+  }
+  const ask = (m: LoadedModel, x: Float32Array) => () => {
+    const xt = tf.tensor(x, [x.length / 4, 4]);
+    try {
+      m.predict(xt).dispose();
+    } finally {
+      xt.dispose();
+    }
+  };
+
+  it('Infinity for some later inputs is one line naming the model, and leaks no tensor', async () => {
+    // relu(x0 · ∞) in a softmax: ∞ where x0 > 0, NaN after the softmax
+    const file = await linear([Infinity, 0, 0], [0, 0, 0], 'softmax');
+    const m = await LoadedModel.load(file, ds, { layout: 'auto', output: 'auto' });
+    ask(m, rows(5))();
+    const before = tf.memory().numTensors;
+    expect(ask(m, rows(5, 3))).toThrow(new RegExp(`^model ${file} answered NaN/Infinity for some inputs$`));
+    expect(tf.memory().numTensors).toBe(before);
+    m.dispose();
+  });
+
+  it('logits that looked like probabilities on the first test examples are refused once they do not', async () => {
+    // [0.2 + x0, 0.3 − x0, 0.5]: rows sum to 1, ≥ 0 only while |x0| ≤ 0.2 … so the first rows use x0 = 0
+    const file = await linear([1, -1, 0], [0.2, 0.3, 0.5]);
+    const flat = { ...ds, test: { ...ds.test, x: rows(n).map((v, i) => (i % 4 === 0 ? 0 : v)) } };
+    const m = await LoadedModel.load(file, flat, { layout: 'auto', output: 'auto' });
+    expect(m.labelsOnly).toBe(false);
+    expect(ask(m, rows(4))).toThrow(
+      `model ${file} was read as output=probs (auto: decided from its answers to the first 64 inputs), but 4 of 4 later rows are not probabilities`,
+    );
+    m.dispose();
+    const declared = await LoadedModel.load(file, flat, { layout: 'auto', output: 'logits' });
+    ask(declared, rows(4))();
+    declared.dispose();
+  });
+
+  it('a model with two outputs uses the first, and its notes say which', async () => {
+    const input = tf.input({ shape: [4] });
+    const a = tf.layers.dense({ units: 3, name: 'scores' }).apply(input) as tf.SymbolicTensor;
+    const b = tf.layers.dense({ units: 3, activation: 'softmax', name: 'probs' }).apply(input) as tf.SymbolicTensor;
+    const model = tf.model({ inputs: input, outputs: [a, b] });
+    const file = await saveLayersModel(model, tmp());
+    const m = await LoadedModel.load(file, ds, { layout: 'auto', output: 'auto' });
+    expect(m.notes).toEqual([`model ${file} has outputs scores, probs: using scores`]);
+    const x = tf.tensor(rows(6), [6, 4]);
+    const want = tf.tidy(() => tf.softmax((model.predict(x) as tf.Tensor[])[0] as tf.Tensor2D));
+    const got = m.predict(x);
+    expect(tf.tidy(() => tf.max(tf.abs(tf.sub(got, want))).dataSync()[0])).toBeLessThan(1e-6);
+    tf.dispose([x, want, got]);
+    m.dispose();
+    model.dispose();
+  });
+});

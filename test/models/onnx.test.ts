@@ -13,6 +13,7 @@ import type { Dataset } from '../../src/data/types.js';
 import { predictProbs, type Model } from '../../src/models/model.js';
 import { onnxRuntime, OnnxModel } from '../../src/models/onnx.js';
 import { MODELS, parseModelSpec } from '../../src/models/zoo.js';
+import { UsageError } from '../../src/errors.js';
 import { HAVE_SHARED } from '../testing/fixtures.js';
 
 const MODEL = 'test/fixtures/onnx/mnist-cnn.onnx';
@@ -182,5 +183,110 @@ describe.skipIf(!HAVE_SHARED)('ONNX victims trained behind transforms.Normalize 
     expect(() => parseModelSpec(`onnx:path=${MODEL},std=0`)).toThrow(/^model onnx: std must be > 0/);
     expect(() => parseModelSpec(`onnx:path=${MODEL},std=-1`)).toThrow(/^model onnx: std must be > 0/);
     expect(() => parseModelSpec(`onnx:path=${MODEL},mean=zero`)).toThrow(/^model onnx: mean must be a finite number/);
+  });
+});
+
+describe('ONNX victims exported with a fixed batch, several outputs, or answers that change (make-onnx-odd-fixtures.py)', () => {
+  const DIR = 'test/fixtures/onnx';
+  // the fixtures' nearest-centroid classifier, by hand: softmax(3·(μ_c·x − |μ_c|²/2))
+  const centroids = [
+    [-0.619, 0.194, -0.847, -0.88],
+    [-0.04, -0.338, 0.134, 0.049],
+    [0.3, -0.179, 0.572, 0.604],
+  ];
+  const logitsOf = (x: Float32Array, i: number) =>
+    centroids.map((c) => 3 * c.reduce((s, v, j) => s + v * x[i * 4 + j] - (v * v) / 2, 0));
+  const softmax = (z: number[]) => {
+    const e = z.map((v) => Math.exp(v - Math.max(...z)));
+    return e.map((v) => v / e.reduce((a, b) => a + b, 0));
+  };
+  /** n iris-shaped rows; the first feature is > 0.5 (where the odd fixtures misbehave) from row `farFrom` on */
+  const rows = (n: number, farFrom = n) =>
+    new Float32Array(n * 4).map((_, i) =>
+      i % 4 === 0 ? (Math.floor(i / 4) >= farFrom ? 0.8 : -0.5) + 0.1 * Math.sin(i) : Math.sin(i * 1.7),
+    );
+  const dataset = (x: Float32Array) => ({
+    inputShape: [4],
+    numClasses: 3,
+    test: { x, y: new Int32Array(x.length / 4), n: x.length / 4 },
+  });
+  async function answers(m: OnnxModel, x: Float32Array): Promise<number[][]> {
+    const xt = tf.tensor(x, [x.length / 4, 4]);
+    try {
+      const p = await predictProbs(m, xt);
+      const out = p.arraySync();
+      p.dispose();
+      return out;
+    } finally {
+      xt.dispose();
+    }
+  }
+  const worst = (got: number[][], x: Float32Array) =>
+    Math.max(...got.flatMap((r, i) => r.map((v, j) => Math.abs(v - softmax(logitsOf(x, i))[j]))));
+
+  it('a graph that takes batches of exactly 1 (or 5) is run that many at a time, with a note saying so', async () => {
+    const x = rows(13, 7);
+    for (const [file, b] of [
+      ['iris-batch1.onnx', 1],
+      ['iris-batch5.onnx', 5],
+    ] as const) {
+      const before = tf.memory().numTensors;
+      const m = await OnnxModel.load(`${DIR}/${file}`, dataset(rows(64)), { layout: 'auto', output: 'auto' });
+      expect(m.notes).toEqual([
+        `model ${DIR}/${file} takes batches of exactly ${b}: run ${b} at a time; export with dynamic_axes={'input': {0: 'n'}} for speed`,
+      ]);
+      expect(worst(await answers(m, x), x)).toBeLessThan(1e-5); // 13 rows: 2 batches of 5 and 3 padded
+      m.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+    }
+  });
+
+  it('a graph with two outputs uses the first, and its notes say which', async () => {
+    const m = await OnnxModel.load(`${DIR}/iris-two-outputs.onnx`, dataset(rows(64)), {
+      layout: 'auto',
+      output: 'auto',
+    });
+    expect(m.notes).toEqual([`model ${DIR}/iris-two-outputs.onnx has outputs logits, probs: using logits`]);
+    const x = rows(20, 10);
+    expect(worst(await answers(m, x), x)).toBeLessThan(1e-5); // read as logits: softmax applied
+    m.dispose();
+  });
+
+  it('NaN answers past the first test examples are one line naming the model', async () => {
+    const m = await OnnxModel.load(`${DIR}/iris-nan.onnx`, dataset(rows(64)), { layout: 'auto', output: 'auto' });
+    await expect(answers(m, rows(10))).resolves.toHaveLength(10);
+    await expect(answers(m, rows(10, 8))).rejects.toThrow(
+      /^model test\/fixtures\/onnx\/iris-nan\.onnx answered NaN\/Infinity for some inputs$/,
+    );
+    m.dispose();
+    // and on the first test examples, at load
+    await expect(
+      OnnxModel.load(`${DIR}/iris-nan.onnx`, dataset(rows(64, 60)), { layout: 'auto', output: 'auto' }),
+    ).rejects.toThrow(/iris-nan\.onnx answered NaN\/Infinity for some inputs/);
+  });
+
+  it('answers that switch from probabilities to logits contradict what auto decided: one line naming output=', async () => {
+    const m = await OnnxModel.load(`${DIR}/iris-mixed.onnx`, dataset(rows(64)), { layout: 'auto', output: 'auto' });
+    expect(worst(await answers(m, rows(10)), rows(10))).toBeLessThan(1e-5);
+    const later = answers(m, rows(10, 5));
+    await expect(later).rejects.toThrow(UsageError);
+    await expect(later).rejects.toThrow(
+      /^model test\/fixtures\/onnx\/iris-mixed\.onnx was read as output=probs \(auto: decided from its answers to the first 64 inputs\), but 5 of 10 later rows are not probabilities$/,
+    );
+    await later.catch((e: UsageError) => expect(e.hint).toMatch(/declare .*output=logits or output=probs/));
+    m.dispose();
+    // declared: the message says so
+    const declared = await OnnxModel.load(`${DIR}/iris-mixed.onnx`, dataset(rows(64)), {
+      layout: 'auto',
+      output: 'probs',
+    });
+    await expect(answers(declared, rows(10, 5))).rejects.toThrow(
+      /iris-mixed\.onnx was declared output=probs, but its answers to some inputs are not probabilities \(5 of 10 rows\)/,
+    );
+    declared.dispose();
+    // both kinds among the first answers: refused at load
+    await expect(
+      OnnxModel.load(`${DIR}/iris-mixed.onnx`, dataset(rows(64, 40)), { layout: 'auto', output: 'auto' }),
+    ).rejects.toThrow(/answers probabilities for some of the first 64 inputs and not for others \(40 of 64 rows/);
   });
 });
