@@ -33,7 +33,7 @@ import { argmaxRows, fit, predictAll } from '../models/train.js';
 import type { Params } from '../params.js';
 import { defineAttack } from './define.js';
 import { knockoffPlan, POOL } from './knockoff.js';
-import { newSurrogate, QueryLog, SURROGATE_PARAMS, trainCurve } from './surrogate.js';
+import { newSurrogate, QueryLog, SURROGATE_PARAMS, trainCurve, checkSurrogateParams } from './surrogate.js';
 import { AttackNotApplicable, type AttackerKnowledge, type Pool } from './types.js';
 
 export const STRATEGIES = ['random', 'uncertainty', 'k-center', 'dfal', 'dfal-k-center'] as const;
@@ -81,6 +81,7 @@ export const activethief = defineAttack({
     'ActiveThief: rounds of pool selection (random, uncertainty, k-center, DFAL) with the substitute retrained each round (Pal 2020)',
   params: PARAMS,
   requires: (p) => ({ pool: p.pool }),
+  check: checkSurrogateParams,
   async run(params, api, know, rng, opts) {
     const { pool, d, k, m, notes } = knockoffPlan('activethief', api, know);
     // Knockoff's draws first, in its order: random selection is then Knockoff, seed for seed
@@ -91,7 +92,7 @@ export const activethief = defineAttack({
     const initial = Math.min(m, params.initial || Math.max(1, Math.round(0.1 * m)));
     const sizes = schedule(m - initial, params.rounds, params['per-round']);
     const planned = initial + sizes.reduce((a, b) => a + b, 0);
-    const log = new QueryLog(m, d, k, api, know.inputShape, params.labels);
+    const log = new QueryLog(m, d, k, api, know.inputShape, params);
     const taken = new Uint8Array(pool.n);
     let next = 0; // the random strategy's place in `order`
     const ask = async (idx: ArrayLike<number>) => {

@@ -12,7 +12,8 @@ import { defineAttack } from './define.js';
 import { knockoff, POOL } from './knockoff.js';
 import { SURROGATE_PARAMS } from './surrogate.js';
 
-const { labels: _labels, ...TRAINING } = SURROGATE_PARAMS;
+// top-1 labels are what CopycatCNN is: neither the labels choice nor a defense-aware inversion of probabilities applies
+const { labels: _labels, adapt: _adapt, 'adapt-beta': _beta, 'adapt-gamma': _gamma, ...TRAINING } = SURROGATE_PARAMS;
 
 export const copycat = defineAttack({
   name: 'copycat',

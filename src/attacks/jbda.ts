@@ -19,7 +19,7 @@ import type { Net } from '../models/net.js';
 import { fit, predictAll } from '../models/train.js';
 import type { Params, Schema } from '../params.js';
 import { defineAttack, type AttackUnit } from './define.js';
-import { newSurrogate, QueryLog, SURROGATE_PARAMS, trainCurve } from './surrogate.js';
+import { newSurrogate, QueryLog, SURROGATE_PARAMS, trainCurve, checkSurrogateParams } from './surrogate.js';
 import { AttackNotApplicable, remaining, type AttackResult, type AttackerKnowledge, type RunOptions } from './types.js';
 
 export type JbdaVariant = 'jbda' | 'jbself' | 'jbtop';
@@ -93,6 +93,7 @@ function jbdaUnit<const S extends typeof JBDA>(
     params: schema,
     learningCurve: true,
     requires: (p) => ({ seedSize: p.seedsize }),
+    check: checkSurrogateParams,
     run: (p, api, know, rng, opts) =>
       runJbda(variant, p, api, know, rng, opts, (net, x, y, m, step) => augment(net, x, y, m, know, step, p, rng)),
   });
@@ -116,7 +117,7 @@ async function runJbda(
   const tau = params.tau;
   const notes: string[] = [];
   const trainSeed = rng.nextUint32();
-  const log = new QueryLog(budget, d, k, api, know.inputShape, params.labels);
+  const log = new QueryLog(budget, d, k, api, know.inputShape, params);
   await log.ask(seed.x, Math.min(seed.n, budget));
   let round = 0;
   while (log.remaining > 0) {

@@ -21,7 +21,7 @@ import { makeOptimizer } from '../models/optimizer.js';
 import { predictAll } from '../models/train.js';
 import { defineAttack } from './define.js';
 import { knockoffPlan, POOL } from './knockoff.js';
-import { newSurrogate, QueryLog, SURROGATE_PARAMS, trainCurve } from './surrogate.js';
+import { newSurrogate, QueryLog, SURROGATE_PARAMS, trainCurve, checkSurrogateParams } from './surrogate.js';
 
 /** Running mean and variance (Welford). */
 class RunningStat {
@@ -56,6 +56,7 @@ export const knockoffAdaptive = defineAttack({
   },
   learningCurve: true,
   requires: (p) => ({ pool: p.pool }),
+  check: checkSurrogateParams,
   async run(params, api, know, rng, opts) {
     const { pool, d, k, m, notes } = knockoffPlan('knockoff-adaptive', api, know);
     const A = pool.numClasses;
@@ -64,7 +65,7 @@ export const knockoffAdaptive = defineAttack({
     for (const i of rng.permutation(pool.n)) groups[pool.y[i]].push(i);
     const next = new Array<number>(A).fill(0);
     const trainSeed = rng.nextUint32();
-    const log = new QueryLog(m, d, k, api, know.inputShape, params.labels);
+    const log = new QueryLog(m, d, k, api, know.inputShape, params);
     const step = params.step;
     const alpha = params.alpha;
     const delta = params.window;

@@ -11,7 +11,7 @@
 import type { PredictionApi } from '../api/types.js';
 import type { Schema } from '../params.js';
 import { defineAttack } from './define.js';
-import { QueryLog, SURROGATE_PARAMS, trainCurve } from './surrogate.js';
+import { QueryLog, SURROGATE_PARAMS, trainCurve, checkSurrogateParams } from './surrogate.js';
 import { AttackNotApplicable, remaining, type AttackerKnowledge, type Pool } from './types.js';
 
 /** Both Knockoff strategies take the pool as a parameter. */
@@ -61,12 +61,13 @@ export const knockoff = defineAttack({
   params: { ...POOL, ...SURROGATE_PARAMS },
   learningCurve: true,
   requires: (p) => ({ pool: p.pool }),
+  check: checkSurrogateParams,
   async run(params, api, know, rng, opts) {
     const { pool, d, k, m, notes } = knockoffPlan('knockoff', api, know);
     // the order depends only on the seed, so a smaller budget's queries are a prefix of a larger one's
     const order = rng.permutation(pool.n);
     const trainSeed = rng.nextUint32();
-    const log = new QueryLog(m, d, k, api, know.inputShape, params.labels);
+    const log = new QueryLog(m, d, k, api, know.inputShape, params);
     const chunk = 1024;
     const xb = new Float32Array(chunk * d);
     for (let s = 0; s < m; s += chunk) {

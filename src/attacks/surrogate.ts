@@ -1,15 +1,18 @@
 /**
  * What the DNN-era attackers (Knockoff, JBDA) share: their query log, how answers become training
  * targets, and training a fresh surrogate on each budget's prefix of the log, so one pass of queries
- * yields the whole learning curve.
+ * yields the whole learning curve. A defense-aware attacker (`adapt=reverse-sigmoid`) inverts the
+ * defense's probability answers before training on them (./invert-reverse-sigmoid.ts).
  */
 import { tf } from '../compute/backend.js';
 import { Rng } from '../compute/rng.js';
+import { UsageError } from '../errors.js';
 import type { ApiResponse, PredictionApi } from '../api/types.js';
 import type { Net } from '../models/net.js';
 import { fit } from '../models/train.js';
 import { createNet, parseModelSpec } from '../models/zoo.js';
 import type { Params, Schema } from '../params.js';
+import { EXACT_L1, invertRows, ReverseSigmoidCurve } from './invert-reverse-sigmoid.js';
 import { AttackNotApplicable, type AttackerKnowledge, type CurvePoint, type RunOptions } from './types.js';
 
 /** Parameters every surrogate-training attack takes (`knockoff:epochs=20,labels=top1`). */
@@ -28,19 +31,78 @@ export const SURROGATE_PARAMS = {
     default: 'auto',
     help: "train on the API's probabilities (soft), on its top-1 only, or soft when revealed (auto)",
   },
+  // No defaults: unset, they are left out of the params text, so every existing cell id stays the same.
+  adapt: {
+    type: 'string',
+    choices: ['reverse-sigmoid'],
+    help: "a defense-aware attacker: invert the defense's probability answers before training (reverse-sigmoid: Lee et al. 2018 eqs. 3-4, with adapt-beta and adapt-gamma)",
+  },
+  'adapt-beta': {
+    type: 'number',
+    min: 0,
+    help: "adapt=reverse-sigmoid: the defense's β, required (answers alone do not identify β and γ: a family of pairs explains them exactly)",
+  },
+  'adapt-gamma': {
+    type: 'number',
+    min: 1e-9,
+    help: "adapt=reverse-sigmoid: the defense's γ, required",
+  },
 } as const satisfies Schema;
 
 /** The surrogate-training parameters, typed (an attack's own parameters include them). */
 export type SurrogateParams = Params<typeof SURROGATE_PARAMS>;
 
+/** What the defense-aware attacker reads, each possibly unset (copycat's parameters have no `labels`). */
+export interface AdaptParams {
+  readonly adapt?: 'reverse-sigmoid';
+  readonly 'adapt-beta'?: number;
+  readonly 'adapt-gamma'?: number;
+  readonly labels?: string;
+}
+
+/**
+ * Why these surrogate parameters cannot work together, as one line (undefined when they can): an
+ * attack's `check`, and run before any adaptation.
+ */
+export function checkSurrogateParams(p: AdaptParams): string | undefined {
+  return inverseFor(p).why;
+}
+
+/** The defense's inverse `p` asks for (none when `adapt` is unset), or why there can be none. */
+function inverseFor(p: AdaptParams): { curve?: ReverseSigmoidCurve; why?: string } {
+  const beta = p['adapt-beta'];
+  const gamma = p['adapt-gamma'];
+  if (p.adapt === undefined)
+    return beta !== undefined || gamma !== undefined
+      ? { why: 'adapt-beta and adapt-gamma need adapt=reverse-sigmoid' }
+      : {};
+  if (beta === undefined || gamma === undefined)
+    return {
+      why: "adapt=reverse-sigmoid needs adapt-beta and adapt-gamma, the defense's β and γ (they are not estimated)",
+    };
+  if (p.labels === 'top1') return { why: 'adapt inverts probability answers, labels=top1 trains on labels only' };
+  try {
+    return { curve: new ReverseSigmoidCurve(beta, gamma) };
+  } catch (e) {
+    return { why: (e as Error).message };
+  }
+}
+
 /** Everything the attacker has asked and been told, in query order. */
 export class QueryLog {
   readonly x: Float32Array;
-  /** soft targets [capacity·k]: the revealed probabilities, or one-hot labels */
+  /** soft targets [capacity·k]: the revealed probabilities (inverted when adapting), or one-hot labels */
   readonly targets: Float32Array;
   n = 0;
   /** whether any answer carried probabilities */
   sawProbs = false;
+  /** per row: 1 when its target is a probability answer (what adaptation inverts), 0 for one-hot */
+  private readonly soft: Uint8Array;
+  private readonly labels: string;
+  /** the defense-aware attacker's inverse, once `adaptTo` set it; rows below `adapted` are done */
+  private inverse?: ReverseSigmoidCurve;
+  private adapted = 0;
+  private inverted = { rows: 0, residual: 0, inexact: 0 };
   /** attacker CPU seconds (API time excluded) when the log reached each length, for per-budget costs */
   private readonly cpuMarks: Array<{ n: number; s: number }> = [{ n: 0, s: 0 }];
   private cpu0 = process.cpuUsage();
@@ -51,17 +113,61 @@ export class QueryLog {
   trainSeconds = 0;
   trainExamples = 0;
 
+  /**
+   * `labels`: the `labels` parameter, or all the surrogate parameters — then a defense-aware attacker
+   * inverts each probability answer as it arrives (otherwise `trainCurve` inverts the log before training).
+   */
   constructor(
     readonly capacity: number,
     readonly d: number,
     readonly k: number,
     private readonly api: PredictionApi,
     private readonly inputShape: number[],
-    private readonly labels: string,
+    labels: string | AdaptParams,
   ) {
     this.x = new Float32Array(capacity * d);
     this.targets = new Float32Array(capacity * k);
+    this.soft = new Uint8Array(capacity);
     this.api0 = api.ledger.apiSeconds;
+    this.labels = typeof labels === 'string' ? labels : (labels.labels ?? 'auto');
+    if (typeof labels !== 'string') this.adaptTo(labels);
+  }
+
+  /**
+   * Become the defense-aware attacker `p` asks for (nothing when `p.adapt` is unset): invert every
+   * probability answer logged so far, and every later one as it arrives. Idempotent.
+   */
+  adaptTo(p: AdaptParams): void {
+    const { curve, why } = inverseFor({ labels: this.labels, ...p });
+    if (why) throw new UsageError(why);
+    if (!curve || this.inverse) return;
+    this.inverse = curve;
+    this.invertNew();
+  }
+
+  /** Invert the probability answers logged since the last call (runs of soft rows at a time). */
+  private invertNew(): void {
+    const curve = this.inverse;
+    if (!curve) return;
+    const k = this.k;
+    for (let i = this.adapted; i < this.n;) {
+      if (!this.soft[i]) {
+        i++;
+        continue;
+      }
+      let e = i;
+      while (e < this.n && this.soft[e]) e++;
+      const rows = this.targets.subarray(i * k, e * k);
+      const { y, residuals } = invertRows(curve, rows, k);
+      rows.set(y);
+      for (const r of residuals) {
+        this.inverted.residual += r;
+        if (r > EXACT_L1) this.inverted.inexact++;
+      }
+      this.inverted.rows += e - i;
+      i = e;
+    }
+    this.adapted = this.n;
   }
 
   get remaining(): number {
@@ -84,7 +190,9 @@ export class QueryLog {
         if (r.probs) this.sawProbs = true;
         this.x.set(rows, this.n * this.d);
         this.targets.set(t, this.n * this.k);
+        this.soft.fill(r.probs && this.labels !== 'top1' ? 1 : 0, this.n, this.n + m);
         this.n += m;
+        this.invertNew();
       } finally {
         tf.dispose([xt, r.probs ?? [], r.labels ?? []]);
       }
@@ -98,10 +206,19 @@ export class QueryLog {
     return this.targets.subarray(start * this.k, this.n * this.k);
   }
 
-  /** "20000 queries at 1234/s; training 200000 examples at 1400/s" for the attack's notes */
+  /**
+   * "20000 queries at 1234/s; training 200000 examples at 1400/s" for the attack's notes (and, for a
+   * defense-aware attacker, how many answers it inverted and how exactly)
+   */
   throughput(): string {
     const rate = (n: number, s: number) => (s > 0 ? `${Math.round(n / s)}/s` : '–');
-    return `throughput: ${this.n} queries at ${rate(this.n, this.askSeconds)}; surrogate training ${this.trainExamples} examples at ${rate(this.trainExamples, this.trainSeconds)}`;
+    const inv = this.inverted;
+    const adapt = !this.inverse
+      ? ''
+      : inv.rows
+        ? `; adapt: inverted ${inv.rows} reverse-sigmoid answers (β=${this.inverse.beta}, γ=${this.inverse.gamma}), mean re-defense L1 ${(inv.residual / inv.rows).toExponential(1)}, ${inv.inexact} not exact`
+        : '; adapt: no probability answers to invert';
+    return `throughput: ${this.n} queries at ${rate(this.n, this.askSeconds)}; surrogate training ${this.trainExamples} examples at ${rate(this.trainExamples, this.trainSeconds)}${adapt}`;
   }
 
   /** attacker CPU seconds spent producing the first `n` entries */
@@ -162,6 +279,7 @@ export async function trainCurve(
   opts: RunOptions = {},
   epochs = params.epochs,
 ): Promise<CurvePoint[]> {
+  log.adaptTo(params); // a defense-aware attacker trains on the inverted answers
   const points = [...new Set((opts.checkpoints ?? [log.n]).map((c) => Math.min(c, log.n)))].sort((a, b) => a - b);
   const requested = opts.checkpoints ?? [log.n];
   const out: CurvePoint[] = [];
