@@ -5,6 +5,7 @@
  * worker processes (`mse run-cell`, reading its plan cell as JSON; V8's single-threaded GC); the parent
  * alone writes the CSV.
  */
+import { attackLabel, defenseLabel } from '../report/report.js';
 import { ensureDir } from '../fs-util.js';
 import chalk from 'chalk';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -360,8 +361,9 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
     const lines = groups.map((gr) => [
       gr.key.dataset,
       gr.key.victim,
-      `${gr.key.defense}${gr.key.defense_params ? `:${gr.key.defense_params}` : ''}`,
-      gr.key.attack,
+      // as a person would type them: two variants of one attack stay apart, defaults stay out
+      defenseLabel(gr),
+      attackLabel(gr),
       gr.key.budget,
       chalk.cyan(formatStat(gr.metrics.surrogate_acc)),
       formatStat(gr.metrics.agreement_test),

@@ -49,7 +49,8 @@ export function shortSpec(name: string, params: string, decls: ParamDecls | unde
   return kept.some(Boolean) ? `${name}:${kept.join('+')}` : name;
 }
 
-const defenseLabel = (g: Group) =>
+/** A group's defense as a person would type it: parameters at their defaults left out. */
+export const defenseLabel = (g: Group) =>
   shortSpec(
     g.key.defense,
     g.key.defense_params,
@@ -59,7 +60,8 @@ const defenseLabel = (g: Group) =>
         ? DEFENSES.get(g.key.defense).params
         : undefined,
   );
-const attackLabel = (g: Group) =>
+/** A group's attack as a person would type it. */
+export const attackLabel = (g: Group) =>
   shortSpec(
     g.key.attack,
     g.key.attack_params,
