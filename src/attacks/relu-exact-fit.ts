@@ -13,48 +13,7 @@
  * Units the search did not find (dead on the box, or never crossing it, hence linear there) leave a
  * linear remainder, represented by spare units that are active on the whole box.
  */
-/** Least squares A X ≈ B for c right-hand sides by Householder QR (A m×n, B m×c, row-major, m ≥ n). */
-export function lstsqMulti(A: Float64Array, B: Float64Array, m: number, n: number, c: number): Float64Array {
-  if (m < n) throw new RangeError(`lstsqMulti: need at least ${n} equations, got ${m}`);
-  const R = Float64Array.from(A);
-  const Y = Float64Array.from(B);
-  const diag = new Float64Array(n);
-  for (let k = 0; k < n; k++) {
-    let norm = 0;
-    for (let i = k; i < m; i++) norm += R[i * n + k] ** 2;
-    norm = Math.sqrt(norm);
-    const alpha = R[k * n + k] > 0 ? -norm : norm;
-    diag[k] = alpha;
-    if (norm === 0) continue;
-    R[k * n + k] -= alpha;
-    let vnorm = 0;
-    for (let i = k; i < m; i++) vnorm += R[i * n + k] ** 2;
-    if (vnorm === 0) continue;
-    for (let j = k + 1; j < n; j++) {
-      let s = 0;
-      for (let i = k; i < m; i++) s += R[i * n + k] * R[i * n + j];
-      const f = (2 * s) / vnorm;
-      for (let i = k; i < m; i++) R[i * n + j] -= f * R[i * n + k];
-    }
-    for (let j = 0; j < c; j++) {
-      let s = 0;
-      for (let i = k; i < m; i++) s += R[i * n + k] * Y[i * c + j];
-      const f = (2 * s) / vnorm;
-      for (let i = k; i < m; i++) Y[i * c + j] -= f * R[i * n + k];
-    }
-  }
-  const maxDiag = Math.max(...Array.from(diag, Math.abs));
-  const X = new Float64Array(n * c);
-  for (let k = n - 1; k >= 0; k--) {
-    if (Math.abs(diag[k]) <= 1e-10 * maxDiag) continue; // a direction the sample does not determine
-    for (let j = 0; j < c; j++) {
-      let s = Y[k * c + j];
-      for (let l = k + 1; l < n; l++) s -= R[k * n + l] * X[l * c + j];
-      X[k * c + j] = s / diag[k];
-    }
-  }
-  return X;
-}
+import { lstsqMulti } from '../solvers/linalg.js';
 
 /** A hidden unit as relu(w·x + b). */
 export interface Unit {

@@ -131,7 +131,7 @@ function victimVariant(c: PlanCell): string {
   return own ? `file-${own}` : '';
 }
 
-/** How mse connects to the cell's model-server target for its own measuring (unmetered). */
+/** How to reach the cell's model-server target: for mse's own measuring (unmetered), and for the attacker with its budget added. */
 function servedTarget(c: PlanCell, ds: Dataset) {
   const t = c.target;
   if (!t?.protocol || t.protocol === 'mse')
@@ -353,19 +353,11 @@ async function runPass(
   const api: PredictionApi = t
     ? t.protocol && t.protocol !== 'mse'
       ? new ModelServerApi({
-          protocol: t.protocol,
-          url: t.url,
-          key: t.key,
+          ...servedTarget(c, ds),
           budget,
           inputShape: ds.inputShape,
           numClasses: ds.numClasses,
           domain: ds.domain,
-          layout: t.layout,
-          output: t.output,
-          timeoutS: t.timeoutS,
-          concurrency: t.concurrency,
-          normalization: parseNormalization('--target-mean/--target-std', t.mean, t.std, ds.inputShape),
-          outputName: t.outputName,
         })
       : await HttpPredictionApi.connect(t.url, { key: t.key, budget })
     : new LocalPredictionApi(v.model, instances(), {

@@ -13,8 +13,30 @@ export function lstsq(
   rcond = 1e-10,
 ): { x: Float64Array; rank: number } {
   if (m < n) throw new RangeError(`lstsq: need at least ${n} equations, got ${m}`);
+  const { x, rank } = solveQr(A, b, m, n, 1, rcond);
+  return { x, rank };
+}
+
+/**
+ * Least squares A X ≈ B for c right-hand sides at once (B m×c, row-major; X n×c): one factorisation
+ * for all of them (exact ReLU extraction fits every logit difference on the same features).
+ */
+export function lstsqMulti(A: Float64Array, B: Float64Array, m: number, n: number, c: number): Float64Array {
+  if (m < n) throw new RangeError(`lstsqMulti: need at least ${n} equations, got ${m}`);
+  return solveQr(A, B, m, n, c, 1e-10).x;
+}
+
+/** Householder QR of A applied to the c columns of Y, then back substitution, dropping directions below rcond. */
+function solveQr(
+  A: Float64Array,
+  B: Float64Array,
+  m: number,
+  n: number,
+  c: number,
+  rcond: number,
+): { x: Float64Array; rank: number } {
   const R = Float64Array.from(A);
-  const y = Float64Array.from(b);
+  const Y = Float64Array.from(B);
   const diag = new Float64Array(n);
   for (let k = 0; k < n; k++) {
     // Householder vector for column k, rows k..m-1
@@ -28,28 +50,32 @@ export function lstsq(
     let vnorm = 0;
     for (let i = k; i < m; i++) vnorm += R[i * n + k] ** 2;
     if (vnorm === 0) continue;
-    // apply H = I − 2 v vᵀ / (vᵀ v) to the remaining columns and to y
+    // apply H = I − 2 v vᵀ / (vᵀ v) to the remaining columns and to Y
     for (let j = k + 1; j < n; j++) {
       let s = 0;
       for (let i = k; i < m; i++) s += R[i * n + k] * R[i * n + j];
       const f = (2 * s) / vnorm;
       for (let i = k; i < m; i++) R[i * n + j] -= f * R[i * n + k];
     }
-    let s = 0;
-    for (let i = k; i < m; i++) s += R[i * n + k] * y[i];
-    const f = (2 * s) / vnorm;
-    for (let i = k; i < m; i++) y[i] -= f * R[i * n + k];
+    for (let j = 0; j < c; j++) {
+      let s = 0;
+      for (let i = k; i < m; i++) s += R[i * n + k] * Y[i * c + j];
+      const f = (2 * s) / vnorm;
+      for (let i = k; i < m; i++) Y[i * c + j] -= f * R[i * n + k];
+    }
   }
-  // back substitution on R (diagonal in `diag`), dropping directions below rcond
+  // back substitution on R (diagonal in `diag`)
   const maxDiag = Math.max(...Array.from(diag, Math.abs));
-  const x = new Float64Array(n);
+  const x = new Float64Array(n * c);
   let rank = 0;
   for (let k = n - 1; k >= 0; k--) {
-    if (Math.abs(diag[k]) <= rcond * maxDiag) continue;
+    if (Math.abs(diag[k]) <= rcond * maxDiag) continue; // a direction the sample does not determine
     rank++;
-    let s = y[k];
-    for (let j = k + 1; j < n; j++) s -= R[k * n + j] * x[j];
-    x[k] = s / diag[k];
+    for (let j = 0; j < c; j++) {
+      let s = Y[k * c + j];
+      for (let l = k + 1; l < n; l++) s -= R[k * n + l] * x[l * c + j];
+      x[k * c + j] = s / diag[k];
+    }
   }
   return { x, rank };
 }

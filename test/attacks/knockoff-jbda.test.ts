@@ -1,3 +1,4 @@
+import { d, domain, gaussianPool, k, top1, victim } from '../testing/toy-extraction.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { LocalPredictionApi } from '../../src/api/local-api.js';
@@ -8,47 +9,12 @@ import { AttackNotApplicable, type AttackerKnowledge, type Pool } from '../../sr
 import { initBackend } from '../../src/compute/backend.js';
 import { Rng } from '../../src/compute/rng.js';
 import { fidelity, probsOf, uniformInputs } from '../../src/metrics/agreement.js';
-import { Net } from '../../src/models/net.js';
 
 beforeAll(async () => {
   await initBackend('wasm', { threads: 1 });
 });
 
-const d = 8;
-const k = 4;
-const domain = { min: -1, max: 1 };
-const top1: Defense = {
-  name: 'top1',
-  params: {},
-  reveals: 'labels',
-  output: (p) => ({ labels: tf.argMax(p, 1) as tf.Tensor1D }),
-};
 const unif = uniformInputs(new Rng(99), 4000, d, domain);
-
-/** A smooth, confident MLP victim with zero biases (so its answer at x = 0 is exactly uniform). */
-function victim(seed = 21): Net {
-  const r = new Rng(seed);
-  const w1 = Float32Array.from({ length: d * 16 }, () => r.normal(0, 1.2));
-  const w2 = Float32Array.from({ length: 16 * k }, () => r.normal(0, 0.7));
-  return new Net(
-    {
-      kind: 'mlp',
-      inputShape: [d],
-      numClasses: k,
-      layers: [{ type: 'flatten' }, { type: 'dense', units: 16, activation: 'tanh' }, { type: 'dense', units: k }],
-      head: 'softmax',
-    },
-    [w1, new Float32Array(16), w2, new Float32Array(k)],
-  );
-}
-
-/** An out-of-distribution pool: Gaussian points (the victim's domain is the uniform box), 4 arbitrary pool classes. */
-function gaussianPool(n: number, seed = 5): Pool {
-  const r = new Rng(seed);
-  const x = Float32Array.from({ length: n * d }, () => Math.max(-1, Math.min(1, r.normal(0, 0.6))));
-  const y = Int32Array.from({ length: n }, () => r.int(4));
-  return { name: 'gauss', x, y, n, numClasses: 4, classNames: ['a', 'b', 'c', 'd'] };
-}
 
 /** Records every input it forwards. */
 class RecordingApi implements PredictionApi {
