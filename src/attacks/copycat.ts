@@ -13,7 +13,15 @@ import { knockoff, POOL } from './knockoff.js';
 import { SURROGATE_PARAMS } from './surrogate.js';
 
 // top-1 labels are what CopycatCNN is: neither the labels choice nor a defense-aware inversion of probabilities applies
-const { labels: _labels, adapt: _adapt, 'adapt-beta': _beta, 'adapt-gamma': _gamma, ...TRAINING } = SURROGATE_PARAMS;
+const {
+  labels: _labels,
+  adapt: _adapt,
+  'adapt-beta': _beta,
+  'adapt-gamma': _gamma,
+  'adapt-defense': _defense,
+  'adapt-shadows': _shadows,
+  ...TRAINING
+} = SURROGATE_PARAMS;
 
 export const copycat = defineAttack({
   name: 'copycat',

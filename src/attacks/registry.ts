@@ -7,6 +7,7 @@ import { Registry } from '../units/registry.js';
 import type { AttackUnit } from './define.js';
 import { activethief } from './activethief.js';
 import { copycat } from './copycat.js';
+import { dfme } from './dfme.js';
 import { eqLr } from './eq-lr.js';
 import { eqMlp } from './eq-mlp.js';
 import { eqOvr, eqSoftmax } from './eq-softmax.js';
@@ -36,6 +37,7 @@ export const ATTACKS = new Registry<AttackUnit>('attack', [
   jbda,
   jbself,
   jbtop,
+  dfme,
   treePath,
 ]);
 

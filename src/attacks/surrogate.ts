@@ -13,6 +13,7 @@ import { fit } from '../models/train.js';
 import { createNet, parseModelSpec } from '../models/zoo.js';
 import type { Params, Schema } from '../params.js';
 import { EXACT_L1, invertRows, ReverseSigmoidCurve } from './invert-reverse-sigmoid.js';
+import { checkRestorable, Restorer } from './restorer.js';
 import { AttackNotApplicable, type AttackerKnowledge, type CurvePoint, type RunOptions } from './types.js';
 
 /** Parameters every surrogate-training attack takes (`knockoff:epochs=20,labels=top1`). */
@@ -34,8 +35,8 @@ export const SURROGATE_PARAMS = {
   // No defaults: unset, they are left out of the params text, so every existing cell id stays the same.
   adapt: {
     type: 'string',
-    choices: ['reverse-sigmoid'],
-    help: "a defense-aware attacker: invert the defense's probability answers before training (reverse-sigmoid: Lee et al. 2018 eqs. 3-4, with adapt-beta and adapt-gamma)",
+    choices: ['reverse-sigmoid', 'restorer'],
+    help: "a defense-aware attacker: undo the defense on the probability answers before training — reverse-sigmoid: invert Lee et al. 2018 eqs. 3-4 exactly (adapt-beta, adapt-gamma); restorer: a network trained on shadow victims behind the attacker's copy of adapt-defense maps answers back to clean ones (D-DAE, Chen 2023)",
   },
   'adapt-beta': {
     type: 'number',
@@ -47,6 +48,15 @@ export const SURROGATE_PARAMS = {
     min: 1e-9,
     help: "adapt=reverse-sigmoid: the defense's γ, required",
   },
+  'adapt-defense': {
+    type: 'string',
+    help: 'adapt=restorer: the defense stack the API runs, as --defense takes it, bracketed: adapt-defense=[mad:eps=1,argmax=true]',
+  },
+  'adapt-shadows': {
+    type: 'int',
+    min: 1,
+    help: 'adapt=restorer: shadow victims to train the restorer on (unset: 3; the last is held out to measure the restorer)',
+  },
 } as const satisfies Schema;
 
 /** The surrogate-training parameters, typed (an attack's own parameters include them). */
@@ -54,9 +64,11 @@ export type SurrogateParams = Params<typeof SURROGATE_PARAMS>;
 
 /** What the defense-aware attacker reads, each possibly unset (copycat's parameters have no `labels`). */
 export interface AdaptParams {
-  readonly adapt?: 'reverse-sigmoid';
+  readonly adapt?: 'reverse-sigmoid' | 'restorer';
   readonly 'adapt-beta'?: number;
   readonly 'adapt-gamma'?: number;
+  readonly 'adapt-defense'?: string;
+  readonly 'adapt-shadows'?: number;
   readonly labels?: string;
 }
 
@@ -72,10 +84,17 @@ export function checkSurrogateParams(p: AdaptParams): string | undefined {
 function inverseFor(p: AdaptParams): { curve?: ReverseSigmoidCurve; why?: string } {
   const beta = p['adapt-beta'];
   const gamma = p['adapt-gamma'];
-  if (p.adapt === undefined)
-    return beta !== undefined || gamma !== undefined
-      ? { why: 'adapt-beta and adapt-gamma need adapt=reverse-sigmoid' }
-      : {};
+  const restorerOnly = p['adapt-defense'] !== undefined || p['adapt-shadows'] !== undefined;
+  if (p.adapt !== 'reverse-sigmoid' && (beta !== undefined || gamma !== undefined))
+    return { why: 'adapt-beta and adapt-gamma need adapt=reverse-sigmoid' };
+  if (p.adapt !== 'restorer' && restorerOnly) return { why: 'adapt-defense and adapt-shadows need adapt=restorer' };
+  if (p.adapt === undefined) return {};
+  if (p.adapt === 'restorer') {
+    if (p['adapt-defense'] === undefined)
+      return { why: 'adapt=restorer needs adapt-defense, the defense the API runs (e.g. adapt-defense=[mad:eps=1])' };
+    if (p.labels === 'top1') return { why: 'adapt restores probability answers, labels=top1 trains on labels only' };
+    return { why: checkRestorable(p['adapt-defense']) };
+  }
   if (beta === undefined || gamma === undefined)
     return {
       why: "adapt=reverse-sigmoid needs adapt-beta and adapt-gamma, the defense's β and γ (they are not estimated)",
@@ -101,6 +120,9 @@ export class QueryLog {
   private readonly labels: string;
   /** the defense-aware attacker's inverse, once `adaptTo` set it; rows below `adapted` are done */
   private inverse?: ReverseSigmoidCurve;
+  /** the learned restorer (adapt=restorer), once `restoreWith` trained it; and what it reported */
+  private restorer?: Restorer;
+  private restored?: string;
   private adapted = 0;
   private inverted = { rows: 0, residual: 0, inexact: 0 };
   /** attacker CPU seconds (API time excluded) when the log reached each length, for per-budget costs */
@@ -145,10 +167,63 @@ export class QueryLog {
     this.invertNew();
   }
 
-  /** Invert the probability answers logged since the last call (runs of soft rows at a time). */
+  /**
+   * The learned restorer `p` asks for (nothing unless adapt=restorer): trained once, on the log so far
+   * (shadow victims of `params.arch` behind the attacker's copy of `adapt-defense`), then applied to
+   * every probability answer logged, and to later ones as they arrive.
+   */
+  async restoreWith(p: SurrogateParams, know: AttackerKnowledge, seed: number): Promise<void> {
+    if (p.adapt !== 'restorer' || this.restored !== undefined) return;
+    const { why } = inverseFor(p);
+    if (why) throw new UsageError(why);
+    const rows: number[] = [];
+    for (let i = 0; i < this.n; i++) if (this.soft[i]) rows.push(i);
+    if (rows.length === 0) {
+      this.restored = 'adapt: no probability answers to restore';
+      return;
+    }
+    const x = new Float32Array(rows.length * this.d);
+    const answers = new Float32Array(rows.length * this.k);
+    rows.forEach((r, i) => {
+      x.set(this.x.subarray(r * this.d, (r + 1) * this.d), i * this.d);
+      answers.set(this.targets.subarray(r * this.k, (r + 1) * this.k), i * this.k);
+    });
+    const c0 = process.cpuUsage();
+    const w0 = performance.now();
+    this.restorer = await Restorer.train({
+      x,
+      answers,
+      n: rows.length,
+      know,
+      defense: p['adapt-defense']!,
+      shadows: p['adapt-shadows'] ?? 3,
+      pairs: 10000,
+      arch: p.arch,
+      epochs: p.epochs,
+      batch: p.batch,
+      lr: p.lr,
+      rng: new Rng((seed ^ 0x5eed5) >>> 0),
+    });
+    const c = process.cpuUsage(c0);
+    this.restoreSeconds = (c.user + c.system) / 1e6;
+    this.restored = `adapt: ${this.restorer.summary} (${((performance.now() - w0) / 1000).toFixed(1)} s)`;
+    this.invertNew();
+  }
+
+  /** attacker CPU seconds spent training the restorer (shadows included) */
+  restoreSeconds = 0;
+
+  /** Free the restorer once training is over (later answers are not restored). */
+  releaseRestorer(): void {
+    this.restorer?.dispose();
+    this.restorer = undefined;
+  }
+
+  /** Invert (or restore) the probability answers logged since the last call (runs of soft rows at a time). */
   private invertNew(): void {
     const curve = this.inverse;
-    if (!curve) return;
+    const restorer = this.restorer;
+    if (!curve && !restorer) return;
     const k = this.k;
     for (let i = this.adapted; i < this.n;) {
       if (!this.soft[i]) {
@@ -158,12 +233,14 @@ export class QueryLog {
       let e = i;
       while (e < this.n && this.soft[e]) e++;
       const rows = this.targets.subarray(i * k, e * k);
-      const { y, residuals } = invertRows(curve, rows, k);
-      rows.set(y);
-      for (const r of residuals) {
-        this.inverted.residual += r;
-        if (r > EXACT_L1) this.inverted.inexact++;
-      }
+      if (curve) {
+        const { y, residuals } = invertRows(curve, rows, k);
+        rows.set(y);
+        for (const r of residuals) {
+          this.inverted.residual += r;
+          if (r > EXACT_L1) this.inverted.inexact++;
+        }
+      } else if (restorer) rows.set(restorer.restore(rows));
       this.inverted.rows += e - i;
       i = e;
     }
@@ -213,11 +290,13 @@ export class QueryLog {
   throughput(): string {
     const rate = (n: number, s: number) => (s > 0 ? `${Math.round(n / s)}/s` : '–');
     const inv = this.inverted;
-    const adapt = !this.inverse
-      ? ''
-      : inv.rows
-        ? `; adapt: inverted ${inv.rows} reverse-sigmoid answers (β=${this.inverse.beta}, γ=${this.inverse.gamma}), mean re-defense L1 ${(inv.residual / inv.rows).toExponential(1)}, ${inv.inexact} not exact`
-        : '; adapt: no probability answers to invert';
+    const adapt = this.restored
+      ? `; ${this.restored}`
+      : !this.inverse
+        ? ''
+        : inv.rows
+          ? `; adapt: inverted ${inv.rows} reverse-sigmoid answers (β=${this.inverse.beta}, γ=${this.inverse.gamma}), mean re-defense L1 ${(inv.residual / inv.rows).toExponential(1)}, ${inv.inexact} not exact`
+          : '; adapt: no probability answers to invert';
     return `throughput: ${this.n} queries at ${rate(this.n, this.askSeconds)}; surrogate training ${this.trainExamples} examples at ${rate(this.trainExamples, this.trainSeconds)}${adapt}`;
   }
 
@@ -249,7 +328,7 @@ export async function toTargets(r: ApiResponse, m: number, k: number, labels: st
 }
 
 /** A fresh, untrained surrogate of the attacker's architecture. */
-export function newSurrogate(know: AttackerKnowledge, params: SurrogateParams, rng: Rng): Net {
+export function newSurrogate(know: AttackerKnowledge, params: Pick<SurrogateParams, 'arch'>, rng: Rng): Net {
   const arch = params.arch;
   const image = know.inputShape.length === 3;
   const fam = know.family?.kind;
@@ -279,40 +358,45 @@ export async function trainCurve(
   opts: RunOptions = {},
   epochs = params.epochs,
 ): Promise<CurvePoint[]> {
-  log.adaptTo(params); // a defense-aware attacker trains on the inverted answers
+  log.adaptTo(params); // a defense-aware attacker trains on the inverted answers …
+  await log.restoreWith(params, know, trainSeed); // … or on the restored ones
   const points = [...new Set((opts.checkpoints ?? [log.n]).map((c) => Math.min(c, log.n)))].sort((a, b) => a - b);
   const requested = opts.checkpoints ?? [log.n];
   const out: CurvePoint[] = [];
-  for (const n of points) {
-    const rng = new Rng(trainSeed);
-    const net = newSurrogate(know, params, rng.fork());
-    const c0 = process.cpuUsage();
-    const stats = await fit(
-      net,
-      { x: log.x.subarray(0, n * log.d), targets: log.targets.subarray(0, n * log.k), n },
-      {
-        epochs,
-        batchSize: params.batch,
-        optimizer: 'adam',
-        lr: params.lr,
-        rng: rng.fork(),
-        onBatch: (seen, total) =>
-          opts.onProgress?.({
-            phase: 'train',
-            done: seen,
-            total,
-            label: `${n} queries, epoch ${Math.min(epochs, Math.floor(seen / n) + 1)}/${epochs}`,
-          }),
-      },
-    );
-    log.trainSeconds += stats.seconds;
-    log.trainExamples += stats.examples;
-    const c = process.cpuUsage(c0);
-    const seconds = log.cpuAt(n) + (c.user + c.system) / 1e6;
-    // every requested budget this prefix serves: budgets past the log's end share its last surrogate
-    // (dispose each distinct surrogate once)
-    for (const b of requested.filter((b) => Math.min(b, log.n) === n))
-      out.push({ budget: b, queries: n, surrogate: net, attackerSeconds: seconds });
+  try {
+    for (const n of points) {
+      const rng = new Rng(trainSeed);
+      const net = newSurrogate(know, params, rng.fork());
+      const c0 = process.cpuUsage();
+      const stats = await fit(
+        net,
+        { x: log.x.subarray(0, n * log.d), targets: log.targets.subarray(0, n * log.k), n },
+        {
+          epochs,
+          batchSize: params.batch,
+          optimizer: 'adam',
+          lr: params.lr,
+          rng: rng.fork(),
+          onBatch: (seen, total) =>
+            opts.onProgress?.({
+              phase: 'train',
+              done: seen,
+              total,
+              label: `${n} queries, epoch ${Math.min(epochs, Math.floor(seen / n) + 1)}/${epochs}`,
+            }),
+        },
+      );
+      log.trainSeconds += stats.seconds;
+      log.trainExamples += stats.examples;
+      const c = process.cpuUsage(c0);
+      const seconds = log.cpuAt(n) + log.restoreSeconds + (c.user + c.system) / 1e6;
+      // every requested budget this prefix serves: budgets past the log's end share its last surrogate
+      // (dispose each distinct surrogate once)
+      for (const b of requested.filter((b) => Math.min(b, log.n) === n))
+        out.push({ budget: b, queries: n, surrogate: net, attackerSeconds: seconds });
+    }
+  } finally {
+    log.releaseRestorer();
   }
   return out.sort((a, b) => a.budget - b.budget);
 }

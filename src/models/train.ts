@@ -37,6 +37,9 @@ export interface TrainStats {
   finalLoss: number;
 }
 
+/** how long a training loop may run without yielding to the event loop */
+const YIELD_MS = 100;
+
 export async function fit(net: Net, data: TrainData, opts: TrainOptions): Promise<TrainStats> {
   const d = net.inputShape.reduce((a, b) => a * b, 1);
   const k = net.numClasses;
@@ -52,6 +55,7 @@ export async function fit(net: Net, data: TrainData, opts: TrainOptions): Promis
   let lastLoss = NaN;
   let batches = 0;
   const t0 = performance.now();
+  let lastYield = t0;
   try {
     for (let e = 0; e < opts.epochs; e++) {
       const perm = opts.rng.permutation(data.n);
@@ -87,6 +91,12 @@ export async function fit(net: Net, data: TrainData, opts: TrainOptions): Promis
         }
         seen += m;
         opts.onBatch?.(seen, total, lastLoss);
+        // let the event loop turn now and then: a long fit would otherwise hold off Ctrl-C / SIGTERM
+        // (and a sweep's clean stop) until it ends
+        if (performance.now() - lastYield > YIELD_MS) {
+          await new Promise((r) => setImmediate(r));
+          lastYield = performance.now();
+        }
       }
     }
   } finally {

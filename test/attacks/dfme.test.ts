@@ -1,0 +1,97 @@
+import { d, domain, gaussianPool, k, top1, victim } from '../testing/toy-extraction.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs';
+import { LocalPredictionApi } from '../../src/api/local-api.js';
+import type { Defense } from '../../src/api/types.js';
+import { parseAttack } from '../../src/attacks/registry.js';
+import type { AttackerKnowledge } from '../../src/attacks/types.js';
+import { initBackend } from '../../src/compute/backend.js';
+import { Rng } from '../../src/compute/rng.js';
+import { fidelity, uniformInputs } from '../../src/metrics/agreement.js';
+import { Generator } from '../../src/models/generator.js';
+
+beforeAll(async () => {
+  await initBackend('wasm', { threads: 1 });
+});
+
+const unif = uniformInputs(new Rng(99), 4000, d, domain);
+// data-free: the attacker knows the input box and the class count, nothing else
+const know: AttackerKnowledge = { inputShape: [d], numClasses: k, domain };
+const spec = 'dfme:arch=mlp,batch=64,lr=0.01,g-lr=0.001';
+
+async function steal(text: string, budget: number, checkpoints?: number[], defenses: Defense[] = [], seed = 1) {
+  const v = victim();
+  const api = new LocalPredictionApi(v, defenses, { rng: new Rng(1), domain, budget });
+  const kn = text.startsWith('knockoff') ? { ...know, pool: gaussianPool(budget) } : know;
+  try {
+    const res = await parseAttack(text).run(api, kn, new Rng(seed), { checkpoints });
+    const points = res.curve ?? [{ budget, queries: res.queries, surrogate: res.surrogate, attackerSeconds: 0 }];
+    const agreement: number[] = [];
+    for (const p of points) agreement.push((await fidelity(v, p.surrogate, unif, 4000)).agreement);
+    const params = res.surrogate.params!();
+    for (const s of new Set(points.map((p) => p.surrogate))) s.dispose();
+    return { res, points, agreement, params, queries: api.ledger.queries };
+  } finally {
+    v.dispose();
+  }
+}
+
+describe('dfme (Truong 2021)', () => {
+  it('learns the victim with no data at all: agreement rises with the budget, exactly the budget is spent', async () => {
+    const before = tf.memory().numTensors;
+    const { points, agreement, queries, res } = await steal(spec, 12000, [600, 3000, 12000]);
+    expect(queries).toBe(12000);
+    expect(points.map((p) => [p.budget, p.queries])).toEqual([
+      [600, 600],
+      [3000, 3000],
+      [12000, 12000],
+    ]);
+    // measured 0.315 / 0.546 / 0.784 (seed 1), 0.441 / 0.701 / 0.787 (seed 2); chance is ~1/4
+    expect(agreement[1]).toBeGreaterThan(agreement[0]);
+    expect(agreement[2]).toBeGreaterThan(agreement[1]);
+    expect(agreement[2]).toBeGreaterThan(0.7);
+    expect(res.notes.join(' ')).toMatch(/12000 queries at \d+\/s/);
+    // the generator, the optimisers' state and every intermediate are freed
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('stays below Knockoff with a natural pool at equal budget', async () => {
+    const free = await steal(spec, 3000);
+    const pooled = await steal('knockoff:arch=mlp,epochs=30,lr=0.01,batch=32', 3000);
+    expect(pooled.agreement[0]).toBeGreaterThan(free.agreement[0]);
+  });
+
+  it('is deterministic for a seed, and the seed matters', async () => {
+    const a = await steal(spec, 1500);
+    const b = await steal(spec, 1500);
+    const c = await steal(spec, 1500, undefined, [], 2);
+    expect(Array.from(a.params)).toEqual(Array.from(b.params));
+    expect(Array.from(a.params)).not.toEqual(Array.from(c.params));
+  });
+
+  it('a learning-curve point is the run with that budget when it is the first checkpoint', async () => {
+    const curve = await steal(spec, 3000, [1000, 3000]);
+    const alone = await steal(spec, 1000);
+    expect(curve.agreement[0]).toBe(alone.agreement[0]);
+  });
+
+  it('needs probabilities: against a labels-only API it is not applicable before any query', async () => {
+    const v = victim();
+    const api = new LocalPredictionApi(v, [top1], { rng: new Rng(1), domain, budget: 1000 });
+    await expect(parseAttack(spec).run(api, know, new Rng(1))).rejects.toThrow(/dfme cannot run here/);
+    expect(api.ledger.queries).toBe(0);
+    v.dispose();
+  });
+
+  it('the generator keeps every query inside the domain box', () => {
+    const g = new Generator(8, [16], 5, new Rng(3));
+    const x = tf.tidy(() => {
+      const z = tf.mul(g.sampleLatent(64, new Rng(4)), 50); // extreme latents
+      return Generator.squash(g.preactivation(z as tf.Tensor2D), { min: -2, max: 3 }).dataSync() as Float32Array;
+    });
+    expect(Math.min(...x)).toBeGreaterThanOrEqual(-2);
+    expect(Math.max(...x)).toBeLessThanOrEqual(3);
+    expect(new Set(Array.from(x)).size).toBeGreaterThan(100); // not collapsed to one point
+    g.dispose();
+  });
+});
