@@ -24,6 +24,7 @@ import { Net } from '../models/net.js';
 import { makeOptimizer } from '../models/optimizer.js';
 import type { Schema } from '../params.js';
 import type { PredictionApi } from '../api/types.js';
+import { BudgetExhaustedError } from '../errors.js';
 import { defineAttack } from './define.js';
 import { newSurrogate, SURROGATE_PARAMS } from './surrogate.js';
 import { AttackNotApplicable, remaining, type CurvePoint } from './types.js';
@@ -134,6 +135,7 @@ export const dfme = defineAttack({
     let next = 0; // index of the next checkpoint
     const used = () => api.ledger.queries - q0;
     const left = () => checkpoints[next] - used();
+    let refused: string | undefined; // the server's refusal, when it stopped answering before our ledger's budget
     try {
       while (next < checkpoints.length) {
         // generator steps: ascend the estimated disagreement (Algorithm 1, lines 4–9)
@@ -227,9 +229,21 @@ export const dfme = defineAttack({
         }
       }
     } catch (e) {
-      for (const pt of curve) pt.surrogate.dispose();
-      student.dispose();
-      throw e;
+      if (e instanceof BudgetExhaustedError) {
+        // keep the student trained so far, for every checkpoint not reached
+        refused = `budget exhausted after ${used()} of ${budget} queries (${e.message}): the student so far is the surrogate for the budgets not reached`;
+        for (; next < checkpoints.length; next++)
+          curve.push({
+            budget: checkpoints[next],
+            queries: used(),
+            surrogate: next === checkpoints.length - 1 ? student : snapshot(student),
+            attackerSeconds: 0,
+          });
+      } else {
+        for (const pt of curve) pt.surrogate.dispose();
+        student.dispose();
+        throw e;
+      }
     } finally {
       gen.dispose();
       gOpt.dispose();
@@ -240,11 +254,12 @@ export const dfme = defineAttack({
     const notes = [
       `throughput: ${used()} queries at ${rate}/s (${stats.iterations} iterations: ${stats.gSteps} generator and ${stats.sSteps} student steps); last disagreement ℓ1 ${stats.gLoss.toFixed(3)} on the generator's batch, ${Number.isFinite(stats.sLoss) ? stats.sLoss.toFixed(3) : '–'} on the student's`,
     ];
+    if (refused) notes.push(refused);
     const requested = opts.checkpoints ?? [budget];
     const points = requested.map((b) => {
       const pt = curve.find((c) => c.budget === Math.min(b, budget))!;
       return { ...pt, budget: b };
     });
-    return { surrogate: student, queries: used(), budgetExhausted: false, notes, curve: points };
+    return { surrogate: student, queries: used(), budgetExhausted: refused !== undefined, notes, curve: points };
   },
 });

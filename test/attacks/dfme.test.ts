@@ -2,7 +2,8 @@ import { d, domain, gaussianPool, k, top1, victim } from '../testing/toy-extract
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { LocalPredictionApi } from '../../src/api/local-api.js';
-import type { Defense } from '../../src/api/types.js';
+import type { Defense, PredictionApi } from '../../src/api/types.js';
+import { BudgetExhaustedError } from '../../src/errors.js';
 import { parseAttack } from '../../src/attacks/registry.js';
 import type { AttackerKnowledge } from '../../src/attacks/types.js';
 import { initBackend } from '../../src/compute/backend.js';
@@ -73,6 +74,32 @@ describe('dfme (Truong 2021)', () => {
     const curve = await steal(spec, 3000, [1000, 3000]);
     const alone = await steal(spec, 1000);
     expect(curve.agreement[0]).toBe(alone.agreement[0]);
+  });
+
+  it('a server that stops answering early: the student so far, marked as budget-exhausted', async () => {
+    const v = victim();
+    const inner = new LocalPredictionApi(v, [], { rng: new Rng(1), domain, budget: 5000 });
+    // a server whose own count runs out at 2000, before the attacker's ledger says so
+    const api: PredictionApi = {
+      info: inner.info,
+      ledger: inner.ledger,
+      query: async (x) => {
+        if (inner.ledger.queries + x.shape[0] > 2000)
+          throw new BudgetExhaustedError(inner.ledger.queries, 2000, x.shape[0]);
+        return inner.query(x);
+      },
+    };
+    const res = await parseAttack(spec).run(api, know, new Rng(1), { checkpoints: [1000, 5000] });
+    expect(res.budgetExhausted).toBe(true);
+    expect(res.curve!.map((p) => [p.budget, p.queries])).toEqual([
+      [1000, 1000],
+      [5000, res.queries],
+    ]);
+    expect(res.queries).toBeLessThanOrEqual(2000);
+    expect(res.notes.join(' ')).toMatch(/budget exhausted after \d+ of 5000 queries/);
+    expect((await fidelity(v, res.surrogate, unif, 4000)).agreement).toBeGreaterThan(0.3);
+    for (const s of new Set(res.curve!.map((p) => p.surrogate))) s.dispose();
+    v.dispose();
   });
 
   it('needs probabilities: against a labels-only API it is not applicable before any query', async () => {
