@@ -14,6 +14,7 @@ import { eqOvr, eqSoftmax } from './eq-softmax.js';
 import { jbda, jbself, jbtop } from './jbda.js';
 import { knockoff } from './knockoff.js';
 import { knockoffAdaptive } from './knockoff-adaptive.js';
+import { maze } from './maze.js';
 import { reluExact } from './relu-exact.js';
 import { retrainAdaptive } from './retrain-adaptive.js';
 import { retrainLinesearch } from './retrain-linesearch.js';
@@ -38,6 +39,7 @@ export const ATTACKS = new Registry<AttackUnit>('attack', [
   jbself,
   jbtop,
   dfme,
+  maze,
   treePath,
 ]);
 
