@@ -158,7 +158,15 @@ async function runJbda(
   notes.push(`${round} augmentation rounds from ${Math.min(seed.n, budget)} seed examples`);
   const curve = await trainCurve(log, know, params, trainSeed, opts);
   notes.push(log.throughput());
-  return { surrogate: curve[curve.length - 1].surrogate, queries: log.n, budgetExhausted: false, notes, curve };
+  const refused = log.refusedNote();
+  if (refused) notes.push(refused);
+  return {
+    surrogate: curve[curve.length - 1].surrogate,
+    queries: log.n,
+    budgetExhausted: refused !== undefined,
+    notes,
+    curve,
+  };
 }
 
 /** x + step·sign(∇_x CE(f̂(x), y)), clipped to the feature box. */

@@ -91,6 +91,7 @@ export const knockoffAdaptive = defineAttack({
           xb.set(pool.x.subarray(src * d, (src + 1) * d), i * d);
         }
         const y = await log.ask(xb, n);
+        if (y.length < n * k) break; // the server refused (log.refused): train on what there is
         const yhat = await predictAll(online, xb, n);
         // rewards, averaged over the step's images
         const ybar = new Float64Array(k);
@@ -147,7 +148,15 @@ export const knockoffAdaptive = defineAttack({
     );
     const curve = await trainCurve(log, know, params, trainSeed, opts);
     notes.push(log.throughput());
-    return { surrogate: curve[curve.length - 1].surrogate, queries: log.n, budgetExhausted: false, notes, curve };
+    const refused = log.refusedNote();
+    if (refused) notes.push(refused);
+    return {
+      surrogate: curve[curve.length - 1].surrogate,
+      queries: log.n,
+      budgetExhausted: refused !== undefined,
+      notes,
+      curve,
+    };
   },
 });
 

@@ -80,6 +80,14 @@ export const knockoff = defineAttack({
       notes.push('the API revealed labels only: trained on one-hot targets');
     const curve = await trainCurve(log, know, params, trainSeed, opts);
     notes.push(log.throughput());
-    return { surrogate: curve[curve.length - 1].surrogate, queries: log.n, budgetExhausted: false, notes, curve };
+    const refused = log.refusedNote();
+    if (refused) notes.push(refused);
+    return {
+      surrogate: curve[curve.length - 1].surrogate,
+      queries: log.n,
+      budgetExhausted: refused !== undefined,
+      notes,
+      curve,
+    };
   },
 });

@@ -6,7 +6,7 @@
  */
 import { tf } from '../compute/backend.js';
 import { Rng } from '../compute/rng.js';
-import { UsageError } from '../errors.js';
+import { BudgetExhaustedError, UsageError } from '../errors.js';
 import type { ApiResponse, PredictionApi } from '../api/types.js';
 import type { Net } from '../models/net.js';
 import { fit } from '../models/train.js';
@@ -247,8 +247,22 @@ export class QueryLog {
     this.adapted = this.n;
   }
 
+  /**
+   * The server's refusal, when it stopped answering before the attacker's own count ran out (a
+   * smaller budget on its side): the log stops there, and the attack trains on what it has.
+   */
+  refused?: string;
+
   get remaining(): number {
+    if (this.refused !== undefined) return 0;
     return Math.min(this.capacity - this.n, this.api.ledger.budget - this.api.ledger.queries);
+  }
+
+  /** the note an attack adds when the server refused early, or undefined */
+  refusedNote(): string | undefined {
+    return this.refused === undefined
+      ? undefined
+      : `budget exhausted after ${this.n} queries: the API refused more (${this.refused}); the surrogate is trained on the answers it gave`;
   }
 
   /** Query rows [n·d] (at most `remaining`, in batches); append them and their targets; returns the targets [n·k]. */
@@ -262,7 +276,13 @@ export class QueryLog {
       const xt = tf.tensor(rows, [m, ...this.inputShape]);
       let r: ApiResponse = {};
       try {
-        r = await this.api.query(xt);
+        try {
+          r = await this.api.query(xt);
+        } catch (e) {
+          if (!(e instanceof BudgetExhaustedError)) throw e;
+          this.refused = e.message;
+          break;
+        }
         const t = await toTargets(r, m, this.k, this.labels);
         if (r.probs) this.sawProbs = true;
         this.x.set(rows, this.n * this.d);

@@ -31,7 +31,7 @@ import { loadDataset } from '../data/registry.js';
 import { choosePool, fetchState, loadPoolDataset, missingDataError } from '../data/pool.js';
 import type { ResolveOptions } from '../data/resolve.js';
 import { exampleSize, subset, type Dataset } from '../data/types.js';
-import { DataError, MseError, UsageError } from '../errors.js';
+import { BudgetExhaustedError, DataError, MseError, UsageError } from '../errors.js';
 import type { Model } from '../models/model.js';
 import { DEFENSES } from '../defenses/registry.js';
 import type { Prepared } from '../defenses/define.js';
@@ -425,9 +425,15 @@ async function runPass(
       if (api instanceof ModelServerApi) for (const n of api.notes) if (!notes.includes(n)) notes.push(n);
       if (result.budgetExhausted) status = 'ok-budget-exhausted';
     } catch (err) {
-      // what only the attack can see (a pool of the wrong shape) it reports the same way
-      if (!(err instanceof AttackNotApplicable)) throw err;
-      status = `not-applicable: ${err.message}`;
+      // a server that refuses before the attacker's own count runs out, to an attack that cannot
+      // stop with what it has: a row that says so, not a failed sweep
+      if (err instanceof BudgetExhaustedError) {
+        status = `budget-exhausted: the API refused ${c.attack.name} after ${api.ledger.queries} queries (${err.message}); no surrogate`;
+      } else {
+        // what only the attack can see (a pool of the wrong shape) it reports the same way
+        if (!(err instanceof AttackNotApplicable)) throw err;
+        status = `not-applicable: ${err.message}`;
+      }
     }
   }
   const attackCpu = process.cpuUsage(cpuAttack0);

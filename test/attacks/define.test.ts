@@ -124,8 +124,11 @@ describe('defineAttack: requirements are checked before any query', () => {
       'jbda',
       'jbself',
       'jbtop',
+      'dfme',
+      'maze',
       'tree-path',
     ]);
+    expect(ATTACKS.get('maze').requires({})).toEqual({ reveals: 'probs' });
     const { unit, values } = parseAttackSpec('knockoff-adaptive:epochs=3');
     expect(values).toMatchObject({ pool: 'auto', epochs: 3, step: 16, labels: 'auto' });
     expect(unit.requires(values)).toEqual({ pool: 'auto' });

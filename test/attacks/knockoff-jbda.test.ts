@@ -9,6 +9,7 @@ import { AttackNotApplicable, type AttackerKnowledge, type Pool } from '../../sr
 import { initBackend } from '../../src/compute/backend.js';
 import { Rng } from '../../src/compute/rng.js';
 import { fidelity, probsOf, uniformInputs } from '../../src/metrics/agreement.js';
+import { BudgetExhaustedError } from '../../src/errors.js';
 
 beforeAll(async () => {
   await initBackend('wasm', { threads: 1 });
@@ -215,4 +216,52 @@ describe('jbda / jbself / jbtop (Papernot 2017; Orekondy 2020)', () => {
       expect(unit.learningCurve).toBe(true);
     }
   });
+});
+
+describe('a server that refuses before the attacker’s own count runs out', () => {
+  /** answers until its own count reaches `limit`, then refuses as a server with a smaller budget does */
+  class StingyApi implements PredictionApi {
+    constructor(
+      private readonly inner: PredictionApi,
+      private readonly limit: number,
+    ) {}
+    get info() {
+      return this.inner.info;
+    }
+    get ledger() {
+      return this.inner.ledger;
+    }
+    async query(x: tf.Tensor): Promise<ApiResponse> {
+      const used = this.inner.ledger.queries;
+      if (used + x.shape[0] > this.limit) throw new BudgetExhaustedError(used, this.limit, x.shape[0]);
+      return this.inner.query(x);
+    }
+  }
+
+  it.each(['knockoff', 'knockoff-adaptive', 'jbda:seedsize=40,roundepochs=5', 'activethief:rounds=2'])(
+    '%s trains on the answers it got and says so',
+    async (name) => {
+      const v = victim();
+      const seedX = Float32Array.from({ length: 40 * d }, (_, i) => Math.sin(i) * 0.8);
+      const know: AttackerKnowledge = {
+        inputShape: [d],
+        numClasses: k,
+        domain,
+        pool: gaussianPool(3000),
+        seed: { x: seedX, y: new Int32Array(40), n: 40 },
+      };
+      const inner = new LocalPredictionApi(v, [], { rng: new Rng(1), domain, budget: 1000 });
+      const [attack, params] = name.split(':');
+      const spec = `${attack}:${surrogateParams}${params ? `,${params}` : ''}`;
+      const res = await parseAttack(spec).run(new StingyApi(inner, 300), know, new Rng(1));
+      expect(res.budgetExhausted).toBe(true);
+      expect(res.queries).toBeLessThanOrEqual(300);
+      expect(res.queries).toBeGreaterThan(0);
+      expect(res.notes.join(' ')).toMatch(/budget exhausted/);
+      // trained on what it got: well above chance (1/4)
+      expect((await fidelity(v, res.surrogate, unif, 4000)).agreement).toBeGreaterThan(0.6);
+      res.surrogate.dispose();
+      v.dispose();
+    },
+  );
 });

@@ -124,3 +124,74 @@ describe('mse attack --target: a server that does not match the dataset is refus
     }
   });
 });
+
+describe('mse attack --target: a server whose budget for the key is smaller than the attacker’s', () => {
+  it('a surrogate attack trains on what it got (ok-budget-exhausted); one that cannot stop early says so in its row', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mse-stingy-'));
+    const keys = path.join(dir, 'keys.json');
+    writeFileSync(
+      keys,
+      JSON.stringify({
+        keys: [
+          { key: 'k1', id: 'a', budget: 150 },
+          { key: 'k2', id: 'b', budget: 150 },
+        ],
+      }),
+    );
+    const child = spawn(
+      process.execPath,
+      ['bin/mse.js', 'serve', '-d', 'blobs', '-v', 'softmax', '-p', '0', '--keys', keys],
+      { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let url = '';
+    child.stdout.on('data', (d: Buffer) => (url += d.toString()));
+    try {
+      for (let i = 0; i < 600 && !url.includes('\n'); i++) await new Promise((r) => setTimeout(r, 50));
+      url = url.trim();
+      const run = async (key: string, attack: string) => {
+        const r = await new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+          const p = spawn(
+            process.execPath,
+            [
+              'bin/mse.js',
+              'attack',
+              '-d',
+              'blobs',
+              '-v',
+              'softmax',
+              '-a',
+              attack,
+              '-b',
+              '400',
+              '--target',
+              url,
+              '--key',
+              key,
+              '--json',
+            ],
+            { env: { ...process.env, NO_COLOR: '1' } },
+          );
+          let out = '';
+          let err = '';
+          p.stdout.on('data', (b: Buffer) => (out += b.toString()));
+          p.stderr.on('data', (b: Buffer) => (err += b.toString()));
+          p.on('close', (code) => resolve({ code, out, err }));
+        });
+        expect(r.code, r.err).toBe(0);
+        return JSON.parse(r.out) as Record<string, string | number>;
+      };
+      const jbda = await run('k1', 'jbda:seedsize=20,arch=mlp');
+      expect(jbda.status).toBe('ok-budget-exhausted');
+      expect(jbda.queries).toBeLessThanOrEqual(150);
+      expect(Number(jbda.agreement_test)).toBeGreaterThan(0.5);
+      const uniform = await run('k2', 'retrain-uniform');
+      expect(String(uniform.status)).toMatch(
+        /^budget-exhausted: the API refused retrain-uniform after \d+ queries .*; no surrogate$/,
+      );
+    } finally {
+      const exit = new Promise((res) => child.on('close', res));
+      child.kill('SIGTERM');
+      await exit;
+    }
+  }, 120_000);
+});
