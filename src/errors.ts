@@ -29,14 +29,33 @@ export class DataError extends MseError {
   }
 }
 
+/**
+ * The API refuses this client any further answer — its budget is spent, or a detector raised an
+ * alarm on its query stream. Attacks catch it and stop with what they have.
+ */
+export class QueryRefusedError extends MseError {}
+
 /** The API refused a query because the client's budget is spent; attacks catch it and stop cleanly. */
-export class BudgetExhaustedError extends MseError {
+export class BudgetExhaustedError extends QueryRefusedError {
   readonly used: number;
   readonly budget: number;
   constructor(used: number, budget: number, requested: number) {
     super('budget', `query budget exhausted: ${used} of ${budget} used, ${requested} more requested`);
     this.used = used;
     this.budget = budget;
+  }
+}
+
+/**
+ * A detector watching the client's query stream raised an alarm: the API refuses this client from
+ * now on. `at`: the client's queries before the one that raised it (the alarm's batch is refused whole).
+ */
+export class DetectedError extends QueryRefusedError {
+  constructor(
+    readonly reason: string,
+    readonly at: number,
+  ) {
+    super('detected', `refused: extraction detected after ${at} queries (${reason})`);
   }
 }
 

@@ -43,7 +43,7 @@ export { RESULT_COLUMNS, TIMING_COLUMNS, cellId, makeRow } from './runner/result
 export type { ResultRow, CellSpec } from './runner/result-row.js';
 export { parseBudget, resolveBudget } from './runner/budget.js';
 export { reproduce, loadPaper, listPapers } from './runner/reproduce.js';
-export { MseError, UsageError, DataError, BudgetExhaustedError } from './errors.js';
+export { MseError, UsageError, DataError, BudgetExhaustedError, DetectedError, QueryRefusedError } from './errors.js';
 export { Rng } from './compute/rng.js';
 export { parseSpec, resolveParams, formatParams } from './params.js';
 export type { Schema, Params, ParamDecl, ParamValues } from './params.js';

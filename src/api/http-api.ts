@@ -11,7 +11,7 @@
  */
 import { tf } from '../compute/backend.js';
 import { solve } from '../protocol/hashcash.js';
-import { BudgetExhaustedError, MseError } from '../errors.js';
+import { BudgetExhaustedError, DetectedError, MseError } from '../errors.js';
 import { digestOf } from '../protocol/digest.js';
 import type { ApiInfo, ApiResponse, Ledger, PredictionApi, Reveal } from './types.js';
 
@@ -305,6 +305,14 @@ export class HttpPredictionApi implements PredictionApi {
             ? body.remaining
             : 0;
         throw new BudgetExhaustedError(answered, answered + remaining, inputs.length);
+      }
+      if (res.status === 403 && body.error === 'detected') {
+        const at = (body as { detectedAt?: unknown }).detectedAt;
+        const reason =
+          typeof body.message === 'string' ? body.message.slice(0, 300) : 'the server detected an extraction';
+        this._ledger.detectedAt ??= typeof at === 'number' && Number.isSafeInteger(at) && at >= 0 ? at : answered;
+        this._ledger.alarm ??= reason;
+        throw new DetectedError(reason, this._ledger.detectedAt);
       }
       // the batch is over what this key's rate can ever afford: send smaller ones
       if (

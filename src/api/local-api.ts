@@ -8,7 +8,7 @@ import { tf } from '../compute/backend.js';
 import type { Rng } from '../compute/rng.js';
 import type { DecisionTree } from '../models/decision-tree.js';
 import { predictProbs, type Model } from '../models/model.js';
-import { BudgetExhaustedError, UsageError } from '../errors.js';
+import { BudgetExhaustedError, DetectedError, UsageError } from '../errors.js';
 import type { ApiInfo, ApiResponse, Defense, Labels, Ledger, PredictionApi, QueryCtx, Reveal } from './types.js';
 
 export interface LocalApiOptions {
@@ -69,6 +69,8 @@ export class LocalPredictionApi implements PredictionApi {
         `query shape [${x.shape.join(', ')}] does not match the API's input shape [n, ${this.info.inputShape.join(', ')}]`,
       );
     }
+    // an alarmed client is refused for good (its later queries are not even looked at)
+    if (l.alarm !== undefined) throw new DetectedError(l.alarm, l.detectedAt ?? l.queries);
     if (l.queries + n > l.budget) throw new BudgetExhaustedError(l.queries, l.budget, n);
     const t0 = performance.now();
     const ctx = (i: number): QueryCtx => ({
@@ -94,6 +96,18 @@ export class LocalPredictionApi implements PredictionApi {
       if (this.info.reveals === 'leaf')
         leafIds = (this.victim as DecisionTree).leafIds((await xin.data()) as Float32Array, n);
       resp = { probs: await predictProbs(this.victim, xin) };
+      // monitors watch the stream as the client sent it, knowing the victim's answer, before anything
+      // is priced or revealed: the batch that raises an alarm is refused whole
+      for (const [i, d] of this.defenses.entries()) {
+        if (!d.monitor) continue;
+        const alarm = d.monitor(x, { ...ctx(i), probs: resp.probs });
+        if (alarm) {
+          l.detectedAt = l.queries + Math.max(0, Math.min(n - 1, Math.floor(alarm.row)));
+          l.alarm = `${d.name}: ${alarm.reason}`;
+          l.apiSeconds += (performance.now() - t0) / 1000;
+          throw new DetectedError(l.alarm, l.detectedAt);
+        }
+      }
       // the price is set from the victim's answer (Dziedzic 2022: the client pays before reading it)
       this.defenses.forEach((d, i) => {
         if (d.price) pow += d.price(xin, { ...ctx(i), probs: resp.probs }).powSeconds;

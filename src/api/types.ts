@@ -32,6 +32,10 @@ export interface Ledger {
   apiSeconds: number;
   /** proof-of-work seconds the client paid (measured or priced) */
   powSeconds: number;
+  /** set when a monitor stage raised an alarm: the client's queries before the one that raised it */
+  detectedAt?: number;
+  /** the alarm's reason */
+  alarm?: string;
 }
 
 export type Reveal = 'probs' | 'labels' | 'leaf';
@@ -84,6 +88,18 @@ export interface Defense {
   output?(probs: Probs, ctx: QueryCtx): ApiResponse;
   /** the price of this batch, paid before its answers are revealed; `ctx.probs` holds the victim's posteriors */
   price?(x: Tensor, ctx: QueryCtx): { powSeconds: number };
+  /**
+   * Watch the client's query stream (the inputs as the client sent them; `ctx.probs` holds the
+   * victim's posteriors): an alarm, with the batch row that raised it, makes the API refuse this
+   * client from then on (PRADA). State is per `ctx.clientId` and must stay bounded.
+   */
+  monitor?(x: Tensor, ctx: QueryCtx): Alarm | undefined;
+}
+
+/** A monitor's verdict on a batch: why, and the row of the batch that raised it. */
+export interface Alarm {
+  reason: string;
+  row: number;
 }
 
 /** What a defender has: its model and its own data (never the attacker's). */

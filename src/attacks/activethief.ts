@@ -27,7 +27,7 @@
  */
 import { tf } from '../compute/backend.js';
 import type { Rng } from '../compute/rng.js';
-import { BudgetExhaustedError } from '../errors.js';
+import { QueryRefusedError } from '../errors.js';
 import { Net } from '../models/net.js';
 import { argmaxRows, fit, predictAll } from '../models/train.js';
 import type { Params } from '../params.js';
@@ -136,7 +136,7 @@ export const activethief = defineAttack({
       }
     } catch (err) {
       // a server that refuses before our ledger says so: keep what was answered
-      if (!(err instanceof BudgetExhaustedError)) throw err;
+      if (!(err instanceof QueryRefusedError)) throw err;
       stoppedIn ??= phase;
     }
     const selectSeconds = (performance.now() - t0) / 1000;
@@ -144,6 +144,8 @@ export const activethief = defineAttack({
       `${params.strategy}: ${initial} random seed queries, then ${sizes.length} rounds of ${[...new Set(sizes)].join('/')}` +
         (params.strategy === 'random' ? '' : ` (rounds and selection ${selectSeconds.toFixed(1)} s)`),
     );
+    const refused = log.refusedNote();
+    if (refused) notes.push(refused);
     if (stoppedIn)
       notes.push(
         `budget exhausted in ${stoppedIn}: ${log.n} of the ${planned} planned queries asked; the surrogate is trained on them`,

@@ -25,7 +25,7 @@ import { Net } from '../models/net.js';
 import { makeOptimizer } from '../models/optimizer.js';
 import type { Params, Schema } from '../params.js';
 import type { PredictionApi } from '../api/types.js';
-import { BudgetExhaustedError } from '../errors.js';
+import { QueryRefusedError } from '../errors.js';
 import { newSurrogate, SURROGATE_PARAMS } from './surrogate.js';
 import {
   AttackNotApplicable,
@@ -368,9 +368,9 @@ export async function runDataFree(
       }
     }
   } catch (e) {
-    if (e instanceof BudgetExhaustedError) {
+    if (e instanceof QueryRefusedError) {
       // keep the student trained so far, for every checkpoint not reached
-      refused = `budget exhausted after ${used()} of ${budget} queries (${e.message}): the student so far is the surrogate for the budgets not reached`;
+      refused = `the API stopped answering after ${used()} of ${budget} queries (${e.message}): the student so far is the surrogate for the budgets not reached`;
       for (; next < checkpoints.length; next++)
         curve.push({
           budget: checkpoints[next],

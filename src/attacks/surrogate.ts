@@ -6,7 +6,7 @@
  */
 import { tf } from '../compute/backend.js';
 import { Rng } from '../compute/rng.js';
-import { BudgetExhaustedError, UsageError } from '../errors.js';
+import { QueryRefusedError, UsageError } from '../errors.js';
 import type { ApiResponse, PredictionApi } from '../api/types.js';
 import type { Net } from '../models/net.js';
 import { fit } from '../models/train.js';
@@ -262,7 +262,7 @@ export class QueryLog {
   refusedNote(): string | undefined {
     return this.refused === undefined
       ? undefined
-      : `budget exhausted after ${this.n} queries: the API refused more (${this.refused}); the surrogate is trained on the answers it gave`;
+      : `the API stopped answering after ${this.n} queries (${this.refused}); the surrogate is trained on the answers it gave`;
   }
 
   /** Query rows [n·d] (at most `remaining`, in batches); append them and their targets; returns the targets [n·k]. */
@@ -279,7 +279,7 @@ export class QueryLog {
         try {
           r = await this.api.query(xt);
         } catch (e) {
-          if (!(e instanceof BudgetExhaustedError)) throw e;
+          if (!(e instanceof QueryRefusedError)) throw e;
           this.refused = e.message;
           break;
         }

@@ -11,7 +11,7 @@
  */
 import { tf } from '../compute/backend.js';
 import type { Model, Probs, SerializedModel } from '../models/model.js';
-import { BudgetExhaustedError } from '../errors.js';
+import { QueryRefusedError } from '../errors.js';
 import { defineAttack } from './define.js';
 
 interface Leaf {
@@ -163,7 +163,7 @@ export const treePath = defineAttack({
         leaves.set(here.id, leaf);
       }
     } catch (err) {
-      if (!(err instanceof BudgetExhaustedError)) throw err;
+      if (!(err instanceof QueryRefusedError)) throw err;
       exhausted = true;
     }
     const surrogate = new BoxModel(know.inputShape, k, [...leaves.values()]);

@@ -200,6 +200,8 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
     'defended_agreement',
     'perturbation_l1',
     'honest_slowdown',
+    'detected_at',
+    'benign_fpr',
     'attacker_cpu_s',
     'pow_s',
     'wall_s',

@@ -14,20 +14,21 @@
  *       create: (p) => ({ output: (probs) => … p.cutoff … }),
  *     });
  */
-import type { ApiResponse, Defense, DefenderEnv, Probs, QueryCtx } from '../api/types.js';
+import type { Alarm, ApiResponse, Defense, DefenderEnv, Probs, QueryCtx } from '../api/types.js';
 import type { Tensor } from '@tensorflow/tfjs';
 import { UsageError } from '../errors.js';
 import { resolveParams, typed, validateSchema, type ParamValues, type Params, type Schema } from '../params.js';
 import type { Unit, UnitSource } from '../units/registry.js';
 
-export type Stage = 'input' | 'output' | 'price';
-const STAGES: readonly Stage[] = ['input', 'output', 'price'];
+export type Stage = 'input' | 'output' | 'price' | 'monitor';
+const STAGES: readonly Stage[] = ['input', 'output', 'price', 'monitor'];
 
 /** The stages of one API's instance (any may be absent), plus whatever else the defense offers (pow's nextBits). */
 export interface DefenseStages {
   input?(x: Tensor, ctx: QueryCtx): Tensor;
   output?(probs: Probs, ctx: QueryCtx): ApiResponse;
   price?(x: Tensor, ctx: QueryCtx): { powSeconds: number };
+  monitor?(x: Tensor, ctx: QueryCtx): Alarm | undefined;
 }
 
 export interface DefenseDefinition<S extends Schema, P, St extends DefenseStages> {

@@ -13,6 +13,7 @@ import { mad, poison } from './mad.js';
 import { noise } from './noise.js';
 import { none } from './none.js';
 import { pow } from './pow.js';
+import { prada } from './prada.js';
 import { reverseSigmoid } from './reverse-sigmoid.js';
 import { round } from './round.js';
 import { top1 } from './top1.js';
@@ -29,6 +30,7 @@ export const DEFENSES = new Registry<DefenseUnit>('defense', [
   poison,
   pow,
   reverseSigmoid,
+  prada,
 ]);
 
 /** The unit a spec names and its validated parameter values (throws a UsageError naming what is wrong). */

@@ -36,6 +36,8 @@ export const RESULT_COLUMNS = [
   'perturbation_l1',
   'perturbation_kl',
   'honest_slowdown',
+  'detected_at',
+  'benign_fpr',
   'attacker_cpu_s',
   'pow_s',
   'wall_s',

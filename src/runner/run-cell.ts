@@ -30,8 +30,8 @@ import {
 import { loadDataset } from '../data/registry.js';
 import { choosePool, fetchState, loadPoolDataset, missingDataError } from '../data/pool.js';
 import type { ResolveOptions } from '../data/resolve.js';
-import { exampleSize, subset, type Dataset } from '../data/types.js';
-import { BudgetExhaustedError, DataError, MseError, UsageError } from '../errors.js';
+import { exampleSize, subset, type Dataset, type Split } from '../data/types.js';
+import { DataError, DetectedError, MseError, QueryRefusedError, UsageError } from '../errors.js';
 import type { Model } from '../models/model.js';
 import { DEFENSES } from '../defenses/registry.js';
 import type { Prepared } from '../defenses/define.js';
@@ -66,7 +66,15 @@ export interface CellOutput {
   notes: string[];
 }
 
-type Utility = { acc: number; agreement: number; l1?: number; kl?: number; slowdown: number };
+type Utility = {
+  acc: number;
+  agreement: number;
+  l1?: number;
+  kl?: number;
+  slowdown: number;
+  /** with a monitor in the stack: the share of honest streams it alarmed on (the benign false-positive rate) */
+  fpr?: number;
+};
 
 /** The transfer pool the cell loads and the note to show when a shipped variant stands in. */
 async function poolOf(c: PlanCell, ds: Dataset, data: ResolveOptions): Promise<{ spec?: string; note?: string }> {
@@ -272,7 +280,7 @@ export async function runCell(c: PlanCell, ctx: RunContext): Promise<CellOutput>
     const instances = (): Defense[] => stack.map((d, i) => DEFENSES.get(d.name).create(d.params, prepared[i]));
     // defender utility on the test set, through an unmetered API of its own
     ctx.onProgress?.('utility');
-    const utility = await defendedUtility(v.model, instances(), ds, stream(c.seed, 'utility'));
+    const utility = await defendedUtility(v.model, instances, ds, stream(c.seed, 'utility'));
     const rows: ResultRow[] = [];
     // attacks without learning curves run once per budget, each from the same seed
     const passes = c.budgets.length > 1 && !unit.learningCurve ? c.budgets.map((b) => [b]) : [c.budgets];
@@ -388,6 +396,7 @@ async function runPass(
     perturbation_l1: utility.l1,
     perturbation_kl: utility.kl,
     honest_slowdown: utility.slowdown,
+    benign_fpr: utility.fpr,
   };
 
   ctx.onProgress?.('attack');
@@ -423,12 +432,13 @@ async function runPass(
       notes.push(...result.notes);
       // what the server's answers showed (which of several outputs was read), said once
       if (api instanceof ModelServerApi) for (const n of api.notes) if (!notes.includes(n)) notes.push(n);
-      if (result.budgetExhausted) status = 'ok-budget-exhausted';
+      if (api.ledger.detectedAt !== undefined) status = 'ok-detected';
+      else if (result.budgetExhausted) status = 'ok-budget-exhausted';
     } catch (err) {
       // a server that refuses before the attacker's own count runs out, to an attack that cannot
       // stop with what it has: a row that says so, not a failed sweep
-      if (err instanceof BudgetExhaustedError) {
-        status = `budget-exhausted: the API refused ${c.attack.name} after ${api.ledger.queries} queries (${err.message}); no surrogate`;
+      if (err instanceof QueryRefusedError) {
+        status = `${err instanceof DetectedError ? 'detected' : 'budget-exhausted'}: the API refused ${c.attack.name} after ${api.ledger.queries} queries (${err.message}); no surrogate`;
       } else {
         // what only the attack can see (a pool of the wrong shape) it reports the same way
         if (!(err instanceof AttackNotApplicable)) throw err;
@@ -443,6 +453,7 @@ async function runPass(
         ...base(b),
         queries: api.ledger.queries,
         ...defender,
+        detected_at: api.ledger.detectedAt,
         pow_s: api.ledger.powSeconds,
         wall_s: (performance.now() - t0) / 1000,
         status,
@@ -454,6 +465,7 @@ async function runPass(
   const points = result.curve ?? [
     { budget, queries: api.ledger.queries, surrogate: result.surrogate, attackerSeconds: wholeCpu },
   ];
+  const caughtWithin = (b: number) => api.ledger.detectedAt !== undefined && api.ledger.detectedAt < b;
   const unifN = c.unifSize ?? 10000;
   const unif = uniformInputs(stream(c.seed, 'uniform'), unifN, d, ds.domain);
   const rows: ResultRow[] = [];
@@ -487,11 +499,13 @@ async function runPass(
           transfer_pgd_eps01: tr?.pgd[0],
           transfer_pgd_eps03: tr?.pgd[1],
           ...defender,
+          // a run with this point's budget would have been caught only if the alarm came within it
+          detected_at: caughtWithin(p.budget) ? api.ledger.detectedAt : undefined,
           attacker_cpu_s: p.attackerSeconds,
           // PoW time scales with the queries in this prefix
           pow_s: api.ledger.queries ? (api.ledger.powSeconds * p.queries) / api.ledger.queries : 0,
           wall_s: (performance.now() - t0) / 1000,
-          status,
+          status: status === 'ok-detected' && !caughtWithin(p.budget) ? 'ok' : status,
         }),
       );
     }
@@ -507,8 +521,9 @@ async function runPass(
  * "honest"): top-1 accuracy of the answers and their agreement with the undefended victim, mean L1
  * and KL(y‖ỹ) from the true posteriors, and the honest user's slowdown, (API + PoW seconds) / API seconds.
  */
-async function defendedUtility(victim: Model, defenses: Defense[], ds: Dataset, rng: Rng): Promise<Utility> {
-  const api = new LocalPredictionApi(victim, defenses, { rng, domain: ds.domain, clientId: 'honest' });
+async function defendedUtility(victim: Model, instances: () => Defense[], ds: Dataset, rng: Rng): Promise<Utility> {
+  const defenses = instances();
+  const api = new LocalPredictionApi(victim, defenses, { rng: rng.fork(), domain: ds.domain, clientId: 'honest' });
   const k = ds.numClasses;
   const n = ds.test.n;
   const d = ds.inputShape.reduce((a, b) => a * b, 1);
@@ -520,7 +535,19 @@ async function defendedUtility(victim: Model, defenses: Defense[], ds: Dataset, 
     const xt = tf.tensor(ds.test.x.subarray(s * d, (s + m) * d), [m, ...ds.inputShape]);
     let r: ApiResponse = {};
     try {
-      r = await api.query(xt);
+      try {
+        r = await api.query(xt);
+      } catch (e) {
+        // a detector alarmed on the honest user: refused from here on, every refused query a wrong answer
+        if (!(e instanceof DetectedError)) throw e;
+        meter.add(
+          y.subarray(s * k, (s + m) * k),
+          ds.test.y.subarray(s, s + m),
+          { labels: new Int32Array(m).fill(-1) },
+          m,
+        );
+        continue;
+      }
       const labels = r.labels ? ((await r.labels.data()) as Int32Array) : undefined;
       const probs = r.probs ? ((await r.probs.data()) as Float32Array) : undefined;
       meter.add(y.subarray(s * k, (s + m) * k), ds.test.y.subarray(s, s + m), { probs, labels }, m);
@@ -529,5 +556,56 @@ async function defendedUtility(victim: Model, defenses: Defense[], ds: Dataset, 
     }
   }
   const l = api.ledger;
-  return { ...meter.result(), slowdown: l.apiSeconds > 0 ? (l.apiSeconds + l.powSeconds) / l.apiSeconds : 1 };
+  const utility: Utility = {
+    ...meter.result(),
+    slowdown: l.apiSeconds > 0 ? (l.apiSeconds + l.powSeconds) / l.apiSeconds : 1,
+  };
+  // a monitor in the stack: how often it alarms on honest clients, each stream its own client
+  if (defenses.some((x) => typeof x.monitor === 'function')) {
+    const alarmed = [l.alarm !== undefined];
+    const order = (split: Split, r: Rng) => r.permutation(split.n).slice(0, Math.min(split.n, HONEST_STREAM));
+    for (const [client, split] of [
+      ['honest-shuffled', ds.test],
+      ['honest-natural', ds.train],
+    ] as const)
+      alarmed.push(
+        await honestStreamAlarms(victim, instances(), ds, split, order(split, rng.fork()), client, rng.fork()),
+      );
+    utility.fpr = alarmed.filter(Boolean).length / alarmed.length;
+  }
+  return utility;
+}
+
+/** the longest honest stream a monitor is measured on, besides the test set in order */
+const HONEST_STREAM = 5000;
+
+/** Whether a fresh API's monitors alarm on an honest client asking `split`'s rows in this order. */
+async function honestStreamAlarms(
+  victim: Model,
+  defenses: Defense[],
+  ds: Dataset,
+  split: Split,
+  order: Int32Array,
+  clientId: string,
+  rng: Rng,
+): Promise<boolean> {
+  const api = new LocalPredictionApi(victim, defenses, { rng, domain: ds.domain, clientId });
+  const d = exampleSize(ds);
+  const batch = 256;
+  const xb = new Float32Array(batch * d);
+  for (let s = 0; s < order.length; s += batch) {
+    const m = Math.min(batch, order.length - s);
+    for (let i = 0; i < m; i++) xb.set(split.x.subarray(order[s + i] * d, (order[s + i] + 1) * d), i * d);
+    const xt = tf.tensor(xb.subarray(0, m * d), [m, ...ds.inputShape]);
+    try {
+      const r = await api.query(xt);
+      tf.dispose([r.probs ?? [], r.labels ?? []]);
+    } catch (e) {
+      if (e instanceof DetectedError) return true;
+      throw e;
+    } finally {
+      xt.dispose();
+    }
+  }
+  return false;
 }

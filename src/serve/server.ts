@@ -16,7 +16,7 @@ import { LocalPredictionApi } from '../api/local-api.js';
 import type { Defense } from '../api/types.js';
 import { issueChallenge, verify, type Challenge } from '../protocol/hashcash.js';
 import type { PowDefense } from '../defenses/pow.js';
-import { BudgetExhaustedError, UsageError } from '../errors.js';
+import { BudgetExhaustedError, DetectedError, UsageError } from '../errors.js';
 import type { Model } from '../models/model.js';
 import { AuditLog } from './audit.js';
 import { digestOf } from '../protocol/digest.js';
@@ -66,6 +66,8 @@ interface ClientState {
 interface RequestNote {
   client?: string;
   reason?: string;
+  /** a detector's alarm on this client, for the audit line */
+  alarm?: string;
   n?: number;
   /** the handler already wrote this request's line: 'answer' (logged before it is sent; a later failure still gets its own line) or 'done' */
   audited?: 'answer' | 'done';
@@ -236,6 +238,7 @@ export async function createServer(o: ServeOptions): Promise<FastifyInstance> {
         status: reply.statusCode,
         ...(n?.n !== undefined ? { n: n.n } : {}),
         ...(reply.statusCode >= 400 ? { reason: n?.reason ?? 'error' } : {}),
+        ...(n?.alarm !== undefined ? { alarm: n.alarm } : {}),
       });
     });
     app.addHook('onClose', async () => auditLog.close());
@@ -468,6 +471,11 @@ export async function createServer(o: ServeOptions): Promise<FastifyInstance> {
         return body;
       } catch (e) {
         if (e instanceof BudgetExhaustedError) return refuse(req, reply, 429, 'budget-exhausted', e.message);
+        // a detector watching this key's stream raised an alarm (now or before): refused for good
+        if (e instanceof DetectedError) {
+          note(req).alarm = e.reason;
+          return refuse(req, reply, 403, 'detected', e.message, { detectedAt: e.at });
+        }
         throw e;
       } finally {
         x.dispose();

@@ -148,6 +148,20 @@ export function guardDefense(u: DefenseUnit, source: UnitSource): DefenseUnit {
           return r;
         };
       }
+      if (d.monitor) {
+        const monitor = d.monitor.bind(d);
+        out.monitor = (x: Tensor, ctx: QueryCtx) => {
+          const r = guard(source, unit, 'monitor', () => monitor(x, ctx));
+          if (r === undefined) return r;
+          if (!r || typeof r.reason !== 'string' || !Number.isInteger(r.row) || r.row < 0 || r.row >= x.shape[0])
+            throw new PluginError(
+              source,
+              unit,
+              `monitor must return undefined or { reason: string, row } with row a batch index 0…${x.shape[0] - 1}`,
+            );
+          return r;
+        };
+      }
       return out as Defense & ReturnType<DefenseUnit['create']>;
     },
   };

@@ -109,7 +109,7 @@ describe('data-free extraction: dfme (Truong 2021), maze (Kariyappa 2021)', () =
       [5000, res.queries],
     ]);
     expect(res.queries).toBeLessThanOrEqual(2000);
-    expect(res.notes.join(' ')).toMatch(/budget exhausted after \d+ of 5000 queries/);
+    expect(res.notes.join(' ')).toMatch(/the API stopped answering after \d+ of 5000 queries/);
     expect((await fidelity(v, res.surrogate, unif, 4000)).agreement).toBeGreaterThan(0.3);
     for (const s of new Set(res.curve!.map((p) => p.surrogate))) s.dispose();
     v.dispose();

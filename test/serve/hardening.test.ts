@@ -356,3 +356,53 @@ describe('item 12: the audit log', () => {
     }
   });
 });
+
+describe('issue 17: a detector in the stack', () => {
+  it('an alarmed key gets 403 with the reason, for good; other keys are served; the audit log has the alarm', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mse-detect-'));
+    const log = path.join(dir, 'audit.jsonl');
+    const app = await createServer({ victim, defenses: [parseDefense('prada')], domain, seed: 1, keys, auditLog: log });
+    const post = (inputs: number[][], key: string) =>
+      app.inject({ method: 'POST', url: '/v1/predict', headers: auth(key), payload: { inputs } });
+    try {
+      // near-duplicates of three points: their minimum distances are far from normal
+      const dup = (i: number) => [((i % 3) - 1) * 0.5 + (i % 7) * 1e-3, ((i % 3) - 1) * 0.5, 0.1, -0.1];
+      let refused: { statusCode: number; json(): unknown } | undefined;
+      let sent = 0;
+      for (let s = 0; s < 1000 && !refused; s += 50) {
+        const r = await post(
+          Array.from({ length: 50 }, (_, i) => dup(s + i)),
+          'k-bob',
+        );
+        if (r.statusCode !== 200) refused = r;
+        else sent += 50;
+      }
+      expect(refused?.statusCode).toBe(403);
+      const body = refused!.json() as { error: string; message: string; detectedAt: number };
+      expect(body.error).toBe('detected');
+      expect(body.message).toMatch(/^refused: extraction detected after \d+ queries \(prada: Shapiro–Wilk W = /);
+      expect(body.detectedAt).toBeGreaterThanOrEqual(sent);
+      expect(body.detectedAt).toBeLessThan(sent + 50);
+      // refused for good, even for an innocent-looking row; another key is served
+      expect((await post(rows(1), 'k-bob')).statusCode).toBe(403);
+      expect((await post(rows(2), 'k-slow')).statusCode).toBe(200);
+      // the client library reads it as a DetectedError
+      const address = await app.listen({ port: 0, host: '127.0.0.1' });
+      const client = await HttpPredictionApi.connect(address, { key: 'k-bob' });
+      const xt = tf.tensor2d([row(0)], [1, 4]);
+      await expect(client.query(xt)).rejects.toThrow(/extraction detected/);
+      expect(client.ledger.detectedAt).toBe(body.detectedAt);
+      xt.dispose();
+    } finally {
+      await app.close();
+    }
+    const lines = readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const alarms = lines.filter((l) => l.reason === 'detected');
+    expect(alarms.length).toBeGreaterThanOrEqual(2);
+    expect(alarms[0]).toMatchObject({ client: 'bob', status: 403 });
+    expect(String(alarms[0].alarm)).toMatch(/^prada: Shapiro–Wilk W = /);
+  });
+});
