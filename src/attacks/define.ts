@@ -79,9 +79,26 @@ export interface AttackUnit extends Unit {
   create(values: ParamValues): Attack;
 }
 
+/**
+ * The parameter every attack takes: a Sybil attacker spreads its queries over k client identities
+ * (the runner deals its batches to k APIs in turn, src/api/sybil-api.ts). No default, so a cell
+ * without it keeps its id.
+ */
+export const ACCOUNTS = {
+  accounts: {
+    type: 'int',
+    min: 1,
+    max: 10_000,
+    help: 'Sybil accounts: deal the queries to k client identities in turn, each with its own per-client defense state (unset: one)',
+  },
+} as const satisfies Schema;
+
 export function defineAttack<const S extends Schema>(def: AttackDefinition<S>, source?: UnitSource): AttackUnit {
   const owner = `attack ${def.name}`;
-  validateSchema(owner, def.params);
+  if ('accounts' in def.params)
+    throw new UsageError(`${owner}: 'accounts' is a parameter every attack has (Sybil accounts); name yours otherwise`);
+  const params: Schema = { ...def.params, ...ACCOUNTS };
+  validateSchema(owner, params);
   const requires = (values: ParamValues): AttackRequirements =>
     checkRequirements(
       owner,
@@ -91,12 +108,12 @@ export function defineAttack<const S extends Schema>(def: AttackDefinition<S>, s
     kind: 'attack',
     name: def.name,
     describe: def.describe,
-    params: def.params,
+    params,
     learningCurve: def.learningCurve === true,
     source,
     requires,
     resolve(raw) {
-      const values = resolveParams(owner, def.params, raw);
+      const values = resolveParams(owner, params, raw);
       const why = def.check?.(typed(def.params, values));
       if (why) throw new UsageError(`${def.name}: ${why}`);
       return values;

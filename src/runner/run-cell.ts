@@ -14,6 +14,7 @@ import { activeBackend, tf } from '../compute/backend.js';
 import { stream } from '../compute/streams.js';
 import type { Rng } from '../compute/rng.js';
 import { LocalPredictionApi } from '../api/local-api.js';
+import { SybilApi } from '../api/sybil-api.js';
 import type { ApiResponse, Defense, PredictionApi, Reveal } from '../api/types.js';
 import { HttpPredictionApi } from '../api/http-api.js';
 import { ModelServerApi } from '../api/model-server-api.js';
@@ -356,8 +357,13 @@ async function runPass(
   t0: number,
 ): Promise<ResultRow[]> {
   const budget = pass[pass.length - 1];
+  const accounts = typeof c.attack.params.accounts === 'number' ? c.attack.params.accounts : 1;
   // tree victims are served like BigML: each answer carries the leaf's identifier
   const t = c.target;
+  if (t && accounts > 1)
+    throw new UsageError(
+      `${c.attack.name}: accounts=${accounts} spreads the queries over client identities mse makes itself; against --target it would need that many keys`,
+    );
   const api: PredictionApi = t
     ? t.protocol && t.protocol !== 'mse'
       ? new ModelServerApi({
@@ -368,13 +374,28 @@ async function runPass(
           domain: ds.domain,
         })
       : await HttpPredictionApi.connect(t.url, { key: t.key, budget })
-    : new LocalPredictionApi(v.model, instances(), {
-        rng: stream(c.seed, 'api'),
-        domain: ds.domain,
-        budget,
-        revealLeaves: c.victim.kind === 'tree',
-        clientId: `attacker-${budget}`,
-      });
+    : accounts > 1
+      ? // a Sybil attacker: k client identities, each with its own defense state, one budget over all
+        new SybilApi(
+          Array.from(
+            { length: accounts },
+            (_, i) =>
+              new LocalPredictionApi(v.model, instances(), {
+                rng: stream(c.seed, `api:account-${i}`),
+                domain: ds.domain,
+                revealLeaves: c.victim.kind === 'tree',
+                clientId: `attacker-${budget}-${i}`,
+              }),
+          ),
+          budget,
+        )
+      : new LocalPredictionApi(v.model, instances(), {
+          rng: stream(c.seed, 'api'),
+          domain: ds.domain,
+          budget,
+          revealLeaves: c.victim.kind === 'tree',
+          clientId: `attacker-${budget}`,
+        });
   const base = (b: number) => {
     const spec = cellSpec(c, b);
     const { plugins: _plugins, ...columns } = spec;
@@ -430,6 +451,10 @@ async function runPass(
         throw e;
       }
       notes.push(...result.notes);
+      if (api instanceof SybilApi)
+        notes.push(
+          `Sybil: ${accounts} accounts, ${api.alarmed} refused by a detector${api.ledger.detectedAt !== undefined ? `, the first after ${api.ledger.detectedAt} queries in all` : ''}`,
+        );
       // what the server's answers showed (which of several outputs was read), said once
       if (api instanceof ModelServerApi) for (const n of api.notes) if (!notes.includes(n)) notes.push(n);
       if (api.ledger.detectedAt !== undefined) status = 'ok-detected';

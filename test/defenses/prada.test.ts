@@ -3,7 +3,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { LocalPredictionApi } from '../../src/api/local-api.js';
 import type { Defense } from '../../src/api/types.js';
-import { parseAttack } from '../../src/attacks/registry.js';
+import { parseAttack, parseAttackSpec } from '../../src/attacks/registry.js';
+import { SybilApi } from '../../src/api/sybil-api.js';
 import type { AttackerKnowledge } from '../../src/attacks/types.js';
 import { initBackend } from '../../src/compute/backend.js';
 import { Rng } from '../../src/compute/rng.js';
@@ -172,5 +173,75 @@ describe('prada (Juuti 2019)', () => {
       clients: 64,
       'set-size': 2000,
     });
+  });
+});
+
+describe('Sybil attackers (accounts=k) against a per-client detector', () => {
+  const sybil = (k: number, budget: number) => {
+    const v = victim();
+    const defense = parseDefense('prada');
+    const api = new SybilApi(
+      Array.from(
+        { length: k },
+        (_, i) => new LocalPredictionApi(v, [defense], { rng: new Rng(i), domain, clientId: `acct-${i}` }),
+      ),
+      budget,
+    );
+    return { v, api };
+  };
+
+  it('spreading JBDA over more accounts delays the first alarm; one budget counts every account', async () => {
+    const at: number[] = [];
+    for (const k of [1, 4, 16]) {
+      const { v, api } = sybil(k, 3000);
+      const res = await parseAttack('jbda:arch=mlp,seedsize=60,roundepochs=5').run(api, know, new Rng(1));
+      res.surrogate.dispose();
+      expect(api.ledger.queries).toBeLessThanOrEqual(3000);
+      // (slices answered before every account was refused in the same batch are paid but never seen)
+      expect(res.queries).toBeLessThanOrEqual(api.ledger.queries);
+      at.push(api.ledger.detectedAt ?? Infinity);
+      v.dispose();
+    }
+    // measured 110 / 291 / 1196
+    expect(at[0]).toBeLessThan(at[1]);
+    expect(at[1]).toBeLessThan(at[2]);
+  });
+
+  it('each batch is split over the accounts still served; refused when every account is', async () => {
+    const { v, api } = sybil(3, Infinity);
+    const x = tf.tensor2d(pool.x.subarray(0, 30 * d), [30, d]);
+    const r = await api.query(x);
+    expect(r.probs!.shape).toEqual([30, k]);
+    // the same answers as one account would give (the victim, undefended by prada's answers)
+    const direct = v.predict(x);
+    expect(Array.from(r.probs!.dataSync())).toEqual(Array.from(direct.dataSync()));
+    expect(api.ledger.queries).toBe(30);
+    expect(api.ledger.batches).toBe(3);
+    tf.dispose([r.probs!, direct, x]);
+    // near-duplicates: every account alarms in turn, and then the attacker is refused
+    const dup = (i: number) =>
+      Float32Array.from({ length: d }, (_, j) => ((i % 3) - 1) * 0.5 + (j === 0 ? (i % 7) * 1e-3 : 0));
+    let err: unknown;
+    for (let s = 0; s < 5000 && !err; s += 60) {
+      const xs = new Float32Array(60 * d);
+      for (let i = 0; i < 60; i++) xs.set(dup(s + i), i * d);
+      const xt = tf.tensor2d(xs, [60, d]);
+      await api.query(xt).then(
+        (a) => tf.dispose([a.probs ?? []]),
+        (e) => (err = e),
+      );
+      xt.dispose();
+    }
+    expect(err).toBeInstanceOf(DetectedError);
+    expect((err as Error).message).toMatch(/every one of the 3 accounts was refused; the first alarm: prada: /);
+    expect(api.alarmed).toBe(3);
+    expect(api.ledger.detectedAt).toBeGreaterThan(30);
+    v.dispose();
+  });
+
+  it('accounts is a parameter of every attack, without a default (cell ids unchanged)', () => {
+    expect(parseAttackSpec('knockoff:accounts=8').values.accounts).toBe(8);
+    expect(parseAttackSpec('eq-lr').values).toEqual({ multiple: 100 });
+    expect(() => parseAttackSpec('jbda:accounts=0')).toThrow(/accounts/);
   });
 });
