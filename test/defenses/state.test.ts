@@ -137,7 +137,9 @@ describe('defense state', () => {
       'poison',
       'pow',
       'reverse-sigmoid',
+      'prada',
     ]);
+    expect(DEFENSES.get('prada').stagesOf({ delta: 0.9 })).toEqual(['monitor']);
     expect(DEFENSES.get('top1').reveals).toBe('labels');
     expect(
       DEFENSES.all()
