@@ -27,6 +27,8 @@ const METRICS = [
   'kl_test',
   'transfer_fgsm_eps03',
   'transfer_pgd_eps03',
+  'detected_at',
+  'benign_fpr',
 ];
 
 export interface ReportResult {
@@ -190,8 +192,42 @@ export async function writeReport(
         md.push('The dashed line is the victim’s own test accuracy.', '');
     }
   }
+  md.push(...detectionSection(groups));
   const markdown = md.join('\n');
   writeFileSync(path.join(outDir, 'report.md'), markdown);
   files.unshift(path.join(outDir, 'report.md'));
   return { markdown, files };
+}
+
+/**
+ * Where a detector watched the stream (rows with a benign false-positive rate): how soon each
+ * attack was caught, in how many seeds, against how often honest clients were — the trade-off a
+ * detector is chosen by. A Sybil attacker's accounts are part of its label (`jbda:accounts=16`).
+ */
+function detectionSection(groups: Group[]): string[] {
+  const watched = groups.filter((g) => g.metrics.benign_fpr.n > 0);
+  if (!watched.length) return [];
+  const out = [
+    '## Detection',
+    '',
+    'Queries answered before the alarm (mean over the seeds it was raised in; “never” when it was not), and the share of honest streams alarmed (the test set in order, a shuffled test stream, a shuffled training stream, each its own client).',
+    '',
+    '| dataset / victim | defense | attack | budget | detected in | queries until detection | benign FPR | attacker acc |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  const sorted = [...watched].sort(
+    (a, b) =>
+      `${a.key.dataset}/${a.key.victim}`.localeCompare(`${b.key.dataset}/${b.key.victim}`) ||
+      defenseLabel(a).localeCompare(defenseLabel(b)) ||
+      attackLabel(a).localeCompare(attackLabel(b), 'en', { numeric: true }) ||
+      Number(a.key.budget) - Number(b.key.budget),
+  );
+  for (const g of sorted) {
+    const m = g.metrics;
+    out.push(
+      `| ${g.key.dataset} / ${g.key.victim} | ${defenseLabel(g)} | ${attackLabel(g)} | ${g.key.budget} | ${m.detected_at.n} of ${g.seeds} seeds | ${m.detected_at.n ? formatStat(m.detected_at, 0) : 'never'} | ${formatStat(m.benign_fpr, 2)} | ${formatStat(m.surrogate_acc)} |`,
+    );
+  }
+  out.push('');
+  return out;
 }

@@ -68,3 +68,54 @@ describe('report', () => {
     expect(existsSync(path.join(out, 'report.md'))).toBe(true);
   });
 });
+
+describe('report: detection', () => {
+  it('a detector in the stack adds the detection table: seeds caught, queries until the alarm, benign FPR', async () => {
+    const row = (attack: string, params: string, seed: number, detected: string, fpr: string) => ({
+      dataset: 'mnist',
+      victim: 'cnn',
+      victim_acc: '0.98',
+      defense: 'prada',
+      defense_params: 'class-min=10,clients=64,delta=0.9,every=10,min=100,set-size=2000',
+      attack,
+      attack_params: params,
+      budget: '5000',
+      seed: String(seed),
+      surrogate_acc: '0.5',
+      agreement_test: '0.5',
+      queries: '5000',
+      attacker_cpu_s: '1',
+      pow_s: '0',
+      defended_acc: '0.98',
+      perturbation_l1: '0',
+      perturbation_kl: '0',
+      honest_slowdown: '1',
+      detected_at: detected,
+      benign_fpr: fpr,
+      status: detected ? 'ok-detected' : 'ok',
+    });
+    const rows = [
+      row('jbda', 'accounts=16', 1, '1900', '0'),
+      row('jbda', 'accounts=16', 2, '2100', '0'),
+      row('jbda', 'accounts=2', 1, '230', '0'),
+      row('jbda', 'accounts=2', 2, '250', '0'),
+      row('knockoff', '', 1, '', '0'),
+      row('knockoff', '', 2, '4000', '0'),
+    ];
+    const r = await writeReport(rows, mkdtempSync(path.join(os.tmpdir(), 'mse-report-')), { png: false });
+    const table = r.markdown.slice(r.markdown.indexOf('## Detection'));
+    expect(table).toMatch(
+      /\| mnist \/ cnn \| prada \| jbda:accounts=2 \| 5000 \| 2 of 2 seeds \| 240 ± \d+ \| 0\.00 ± 0\.00 \|/,
+    );
+    expect(table).toMatch(/\| prada \| knockoff \| 5000 \| 1 of 2 seeds \| 4000 \|/);
+    // accounts in numeric order
+    expect(table.indexOf('accounts=2 ')).toBeLessThan(table.indexOf('accounts=16 '));
+    // no detector, no section
+    const plain = await writeReport(
+      rows.map((x) => ({ ...x, benign_fpr: '', detected_at: '' })),
+      mkdtempSync(path.join(os.tmpdir(), 'mse-report-')),
+      { png: false },
+    );
+    expect(plain.markdown).not.toMatch(/## Detection/);
+  });
+});
