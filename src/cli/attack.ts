@@ -202,6 +202,8 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
     'honest_slowdown',
     'detected_at',
     'benign_fpr',
+    'watermark_acc',
+    'ownership_verified',
     'attacker_cpu_s',
     'pow_s',
     'wall_s',

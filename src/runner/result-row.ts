@@ -38,6 +38,8 @@ export const RESULT_COLUMNS = [
   'honest_slowdown',
   'detected_at',
   'benign_fpr',
+  'watermark_acc',
+  'ownership_verified',
   'attacker_cpu_s',
   'pow_s',
   'wall_s',

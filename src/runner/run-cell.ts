@@ -15,6 +15,8 @@ import { stream } from '../compute/streams.js';
 import type { Rng } from '../compute/rng.js';
 import { LocalPredictionApi } from '../api/local-api.js';
 import { SybilApi } from '../api/sybil-api.js';
+import type { Watermarks } from '../defenses/dawn.js';
+import { verifyWatermarks } from '../metrics/watermark.js';
 import type { ApiResponse, Defense, PredictionApi, Reveal } from '../api/types.js';
 import { HttpPredictionApi } from '../api/http-api.js';
 import { ModelServerApi } from '../api/model-server-api.js';
@@ -358,6 +360,13 @@ async function runPass(
 ): Promise<ResultRow[]> {
   const budget = pass[pass.length - 1];
   const accounts = typeof c.attack.params.accounts === 'number' ? c.attack.params.accounts : 1;
+  // the attacker's APIs' defense instances and client ids, for what they recorded (watermarks)
+  const issued: Array<{ defenses: Defense[]; clientId: string }> = [];
+  const issue = (clientId: string): Defense[] => {
+    const defenses = instances();
+    issued.push({ defenses, clientId });
+    return defenses;
+  };
   // tree victims are served like BigML: each answer carries the leaf's identifier
   const t = c.target;
   if (t && accounts > 1)
@@ -380,7 +389,7 @@ async function runPass(
           Array.from(
             { length: accounts },
             (_, i) =>
-              new LocalPredictionApi(v.model, instances(), {
+              new LocalPredictionApi(v.model, issue(`attacker-${budget}-${i}`), {
                 rng: stream(c.seed, `api:account-${i}`),
                 domain: ds.domain,
                 revealLeaves: c.victim.kind === 'tree',
@@ -389,7 +398,7 @@ async function runPass(
           ),
           budget,
         )
-      : new LocalPredictionApi(v.model, instances(), {
+      : new LocalPredictionApi(v.model, issue(`attacker-${budget}`), {
           rng: stream(c.seed, 'api'),
           domain: ds.domain,
           budget,
@@ -491,6 +500,11 @@ async function runPass(
     { budget, queries: api.ledger.queries, surrogate: result.surrogate, attackerSeconds: wholeCpu },
   ];
   const caughtWithin = (b: number) => api.ledger.detectedAt !== undefined && api.ledger.detectedAt < b;
+  const marks = watermarksOf(issued);
+  if (marks)
+    notes.push(
+      `watermarks: the API recorded ${marks.n} for the attacker (${issued.length} client${issued.length > 1 ? 's' : ''})`,
+    );
   const unifN = c.unifSize ?? 10000;
   const unif = uniformInputs(stream(c.seed, 'uniform'), unifN, d, ds.domain);
   const rows: ResultRow[] = [];
@@ -509,6 +523,9 @@ async function runPass(
       const tr = attacked.length
         ? await transferability(v.model, p.surrogate, ds.test.x, ds.test.y, attacked, ds.domain)
         : undefined;
+      // ownership: the watermarks recorded for this point's queries (a prefix of the stream) are what it learnt from
+      const mine = marks && (issued.length > 1 ? marks : marksBefore(marks, p.queries));
+      const wm = mine && mine.n > 0 ? await verifyWatermarks(p.surrogate, mine, k) : undefined;
       rows.push(
         makeRow({
           ...base(p.budget),
@@ -526,6 +543,8 @@ async function runPass(
           ...defender,
           // a run with this point's budget would have been caught only if the alarm came within it
           detected_at: caughtWithin(p.budget) ? api.ledger.detectedAt : undefined,
+          watermark_acc: wm?.acc,
+          ownership_verified: wm ? (wm.verified ? 1 : 0) : undefined,
           attacker_cpu_s: p.attackerSeconds,
           // PoW time scales with the queries in this prefix
           pow_s: api.ledger.queries ? (api.ledger.powSeconds * p.queries) / api.ledger.queries : 0,
@@ -633,4 +652,37 @@ async function honestStreamAlarms(
     }
   }
   return false;
+}
+
+/** Every watermark the attacker's APIs recorded for it (a watermarking defense's instances), joined; none when none did. */
+function watermarksOf(issued: Array<{ defenses: Defense[]; clientId: string }>): Watermarks | undefined {
+  const parts: Watermarks[] = [];
+  for (const { defenses, clientId } of issued)
+    for (const d of defenses) {
+      const get = (d as Defense & { watermarksOf?: (id: string) => Watermarks | undefined }).watermarksOf;
+      const w = typeof get === 'function' ? get.call(d, clientId) : undefined;
+      if (w && w.n > 0) parts.push(w);
+    }
+  if (!parts.length) return undefined;
+  const n = parts.reduce((a, w) => a + w.n, 0);
+  const d = parts[0].x.length / parts[0].n;
+  const x = new Float32Array(n * d);
+  const labels = new Int32Array(n);
+  const at = new Int32Array(n);
+  let o = 0;
+  for (const w of parts) {
+    x.set(w.x, o * d);
+    labels.set(w.labels, o);
+    at.set(w.at, o);
+    o += w.n;
+  }
+  return { x, labels, at, n };
+}
+
+/** the watermarks among a client's first `queries` queries (what a surrogate trained on that prefix saw) */
+function marksBefore(w: Watermarks, queries: number): Watermarks {
+  let n = 0;
+  while (n < w.n && w.at[n] < queries) n++;
+  const d = w.n ? w.x.length / w.n : 0;
+  return { x: w.x.subarray(0, n * d), labels: w.labels.subarray(0, n), at: w.at.subarray(0, n), n };
 }

@@ -138,6 +138,7 @@ describe('defense state', () => {
       'pow',
       'reverse-sigmoid',
       'prada',
+      'dawn',
     ]);
     expect(DEFENSES.get('prada').stagesOf({ delta: 0.9 })).toEqual(['monitor']);
     expect(DEFENSES.get('top1').reveals).toBe('labels');
