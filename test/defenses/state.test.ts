@@ -146,7 +146,7 @@ describe('defense state', () => {
       DEFENSES.all()
         .filter((u) => u.prepares)
         .map((u) => u.name),
-    ).toEqual(['mad', 'poison', 'pow']);
+    ).toEqual(['mad', 'poison', 'pow', 'dawn']);
     expect(() => parseDefenseSpec('poison:argmax=true,oracle=random')).toThrow(
       new UsageError('poison: argmax=true chooses its own oracle; leave oracle=random out'),
     );
