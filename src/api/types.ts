@@ -111,4 +111,9 @@ export interface DefenderEnv {
   heldOut: import('../data/types.js').Split;
   /** the defender's own setup stream for this defense (a proxy model's initial weights) */
   rng: Rng;
+  /** the victim dataset's name and input box, for defenses that bring data of their own (an outlier set) */
+  datasetName?: string;
+  domain?: { min: number; max: number };
+  /** where datasets are found (--data-dir), for loading such data */
+  data?: import('../data/resolve.js').ResolveOptions;
 }

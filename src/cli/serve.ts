@@ -100,6 +100,9 @@ export async function serve(g: GlobalOptions, o: ServeOpts): Promise<void> {
         train: ds.train,
         heldOut: ds.test,
         rng: stream(o.seed, `defense-setup:${i}`),
+        datasetName: ds.name,
+        domain: ds.domain,
+        data: { dataDir: g.dataDir },
       }),
     );
     defenses.push(d.unit.create(d.values, prepared[i]));

@@ -8,6 +8,7 @@ import { UsageError } from '../errors.js';
 import { parseSpec, type ParamValues } from '../params.js';
 import { Registry } from '../units/registry.js';
 import type { DefenseUnit, Prepared } from './define.js';
+import { am } from './am.js';
 import { dawn } from './dawn.js';
 import { inputNoise } from './input-noise.js';
 import { mad, poison } from './mad.js';
@@ -31,6 +32,7 @@ export const DEFENSES = new Registry<DefenseUnit>('defense', [
   poison,
   pow,
   reverseSigmoid,
+  am,
   prada,
   dawn,
 ]);

@@ -275,6 +275,9 @@ export async function runCell(c: PlanCell, ctx: RunContext): Promise<CellOutput>
               train: ds.train,
               heldOut: ds.test,
               rng: stream(c.seed, `defense-setup:${i}`),
+              datasetName: ds.name,
+              domain: ds.domain,
+              data,
             })
           : undefined,
       );
