@@ -137,6 +137,7 @@ describe('defense state', () => {
       'poison',
       'pow',
       'reverse-sigmoid',
+      'am',
       'prada',
       'dawn',
     ]);
@@ -146,7 +147,7 @@ describe('defense state', () => {
       DEFENSES.all()
         .filter((u) => u.prepares)
         .map((u) => u.name),
-    ).toEqual(['mad', 'poison', 'pow', 'dawn']);
+    ).toEqual(['mad', 'poison', 'pow', 'am', 'dawn']);
     expect(() => parseDefenseSpec('poison:argmax=true,oracle=random')).toThrow(
       new UsageError('poison: argmax=true chooses its own oracle; leave oracle=random out'),
     );
