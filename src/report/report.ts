@@ -29,6 +29,8 @@ const METRICS = [
   'transfer_pgd_eps03',
   'detected_at',
   'benign_fpr',
+  'watermark_acc',
+  'ownership_verified',
 ];
 
 export interface ReportResult {
@@ -192,7 +194,7 @@ export async function writeReport(
         md.push('The dashed line is the victim’s own test accuracy.', '');
     }
   }
-  md.push(...detectionSection(groups));
+  md.push(...detectionSection(groups), ...watermarkSection(groups));
   const markdown = md.join('\n');
   writeFileSync(path.join(outDir, 'report.md'), markdown);
   files.unshift(path.join(outDir, 'report.md'));
@@ -226,6 +228,35 @@ function detectionSection(groups: Group[]): string[] {
     const m = g.metrics;
     out.push(
       `| ${g.key.dataset} / ${g.key.victim} | ${defenseLabel(g)} | ${attackLabel(g)} | ${g.key.budget} | ${m.detected_at.n} of ${g.seeds} seeds | ${m.detected_at.n ? formatStat(m.detected_at, 0) : 'never'} | ${formatStat(m.benign_fpr, 2)} | ${formatStat(m.surrogate_acc)} |`,
+    );
+  }
+  out.push('');
+  return out;
+}
+
+/** Where a watermarking defense recorded marks for the attacker: did the stolen copy carry them? */
+function watermarkSection(groups: Group[]): string[] {
+  const marked = groups.filter((g) => g.metrics.watermark_acc.n > 0);
+  if (!marked.length) return [];
+  const out = [
+    '## Watermarks',
+    '',
+    'The surrogate’s agreement with the wrong labels the API recorded for the attacker, and in how many seeds ownership was verified (an independent model’s chance agreement, 1/k per mark, leaves the binomial tail below 1e-3).',
+    '',
+    '| dataset / victim | defense | attack | budget | watermark acc | verified in | attacker acc | defended acc |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const g of [...marked].sort(
+    (a, b) =>
+      `${a.key.dataset}/${a.key.victim}`.localeCompare(`${b.key.dataset}/${b.key.victim}`) ||
+      defenseLabel(a).localeCompare(defenseLabel(b)) ||
+      attackLabel(a).localeCompare(attackLabel(b), 'en', { numeric: true }) ||
+      Number(a.key.budget) - Number(b.key.budget),
+  )) {
+    const m = g.metrics;
+    const verified = Math.round(m.ownership_verified.mean * m.ownership_verified.n);
+    out.push(
+      `| ${g.key.dataset} / ${g.key.victim} | ${defenseLabel(g)} | ${attackLabel(g)} | ${g.key.budget} | ${formatStat(m.watermark_acc)} | ${verified} of ${m.ownership_verified.n} seeds | ${formatStat(m.surrogate_acc)} | ${formatStat(m.defended_acc)} |`,
     );
   }
   out.push('');

@@ -119,3 +119,43 @@ describe('report: detection', () => {
     expect(plain.markdown).not.toMatch(/## Detection/);
   });
 });
+
+describe('report: watermarks', () => {
+  it('a watermarking defense adds the verification table', async () => {
+    const row = (seed: number, acc: string, verified: string) => ({
+      dataset: 'mnist',
+      victim: 'cnn',
+      victim_acc: '0.98',
+      defense: 'dawn',
+      defense_params: 'clients=64,marks=10000,rate=0.01',
+      attack: 'knockoff',
+      attack_params: 'epochs=60',
+      budget: '2000',
+      seed: String(seed),
+      surrogate_acc: '0.93',
+      agreement_test: '0.93',
+      queries: '2000',
+      attacker_cpu_s: '1',
+      pow_s: '0',
+      defended_acc: '0.968',
+      perturbation_l1: '0.02',
+      perturbation_kl: '0.1',
+      honest_slowdown: '1',
+      watermark_acc: acc,
+      ownership_verified: verified,
+      status: 'ok',
+    });
+    const r = await writeReport(
+      [row(1, '0.83', '1'), row(2, '0.2', '0')],
+      mkdtempSync(path.join(os.tmpdir(), 'mse-report-')),
+      {
+        png: false,
+      },
+    );
+    expect(r.markdown).toMatch(/## Watermarks/);
+    expect(r.markdown).toMatch(
+      /\| mnist \/ cnn \| dawn:rate=0\.01 \| knockoff:epochs=60 \| 2000 \| 0\.515 ± [\d.]+ \| 1 of 2 seeds \|/,
+    );
+    expect(r.markdown).not.toMatch(/## Detection/);
+  });
+});
