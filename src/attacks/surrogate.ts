@@ -120,8 +120,7 @@ export class QueryLog {
   private readonly labels: string;
   /** the defense-aware attacker's inverse, once `adaptTo` set it; rows below `adapted` are done */
   private inverse?: ReverseSigmoidCurve;
-  /** the learned restorer (adapt=restorer), once `restoreWith` trained it; and what it reported */
-  private restorer?: Restorer;
+  /** what the last learned restorer (adapt=restorer) reported, for the notes */
   private restored?: string;
   private adapted = 0;
   private inverted = { rows: 0, residual: 0, inexact: 0 };
@@ -168,19 +167,25 @@ export class QueryLog {
   }
 
   /**
-   * The learned restorer `p` asks for (nothing unless adapt=restorer): trained once, on the log so far
-   * (shadow victims of `params.arch` behind the attacker's copy of `adapt-defense`), then applied to
-   * every probability answer logged, and to later ones as they arrive.
+   * The targets of the first `n` rows as a defense-aware attacker with a learned restorer trains on
+   * them (adapt=restorer): a restorer trained on those rows alone — shadow victims of `p.arch` behind
+   * the attacker's copy of `adapt-defense` — maps each probability answer back. The log itself is not
+   * changed, so each budget of a learning curve gets what a run with just that budget would.
    */
-  async restoreWith(p: SurrogateParams, know: AttackerKnowledge, seed: number): Promise<void> {
-    if (p.adapt !== 'restorer' || this.restored !== undefined) return;
+  async restoredTargets(
+    p: SurrogateParams,
+    know: AttackerKnowledge,
+    seed: number,
+    n: number,
+  ): Promise<{ targets: Float32Array; seconds: number }> {
     const { why } = inverseFor(p);
     if (why) throw new UsageError(why);
+    const targets = this.targets.slice(0, n * this.k);
     const rows: number[] = [];
-    for (let i = 0; i < this.n; i++) if (this.soft[i]) rows.push(i);
+    for (let i = 0; i < n; i++) if (this.soft[i]) rows.push(i);
     if (rows.length === 0) {
       this.restored = 'adapt: no probability answers to restore';
-      return;
+      return { targets, seconds: 0 };
     }
     const x = new Float32Array(rows.length * this.d);
     const answers = new Float32Array(rows.length * this.k);
@@ -190,7 +195,7 @@ export class QueryLog {
     });
     const c0 = process.cpuUsage();
     const w0 = performance.now();
-    this.restorer = await Restorer.train({
+    const restorer = await Restorer.train({
       x,
       answers,
       n: rows.length,
@@ -204,26 +209,22 @@ export class QueryLog {
       lr: p.lr,
       rng: new Rng((seed ^ 0x5eed5) >>> 0),
     });
+    try {
+      const restored = restorer.restore(answers);
+      rows.forEach((r, i) => targets.set(restored.subarray(i * this.k, (i + 1) * this.k), r * this.k));
+      this.inverted.rows = rows.length;
+    } finally {
+      restorer.dispose();
+    }
     const c = process.cpuUsage(c0);
-    this.restoreSeconds = (c.user + c.system) / 1e6;
-    this.restored = `adapt: ${this.restorer.summary} (${((performance.now() - w0) / 1000).toFixed(1)} s)`;
-    this.invertNew();
-  }
-
-  /** attacker CPU seconds spent training the restorer (shadows included) */
-  restoreSeconds = 0;
-
-  /** Free the restorer once training is over (later answers are not restored). */
-  releaseRestorer(): void {
-    this.restorer?.dispose();
-    this.restorer = undefined;
+    this.restored = `adapt: ${restorer.summary} (${n} queries, ${((performance.now() - w0) / 1000).toFixed(1)} s)`;
+    return { targets, seconds: (c.user + c.system) / 1e6 };
   }
 
   /** Invert (or restore) the probability answers logged since the last call (runs of soft rows at a time). */
   private invertNew(): void {
     const curve = this.inverse;
-    const restorer = this.restorer;
-    if (!curve && !restorer) return;
+    if (!curve) return;
     const k = this.k;
     for (let i = this.adapted; i < this.n;) {
       if (!this.soft[i]) {
@@ -233,14 +234,12 @@ export class QueryLog {
       let e = i;
       while (e < this.n && this.soft[e]) e++;
       const rows = this.targets.subarray(i * k, e * k);
-      if (curve) {
-        const { y, residuals } = invertRows(curve, rows, k);
-        rows.set(y);
-        for (const r of residuals) {
-          this.inverted.residual += r;
-          if (r > EXACT_L1) this.inverted.inexact++;
-        }
-      } else if (restorer) rows.set(restorer.restore(rows));
+      const { y, residuals } = invertRows(curve, rows, k);
+      rows.set(y);
+      for (const r of residuals) {
+        this.inverted.residual += r;
+        if (r > EXACT_L1) this.inverted.inexact++;
+      }
       this.inverted.rows += e - i;
       i = e;
     }
@@ -378,45 +377,42 @@ export async function trainCurve(
   opts: RunOptions = {},
   epochs = params.epochs,
 ): Promise<CurvePoint[]> {
-  log.adaptTo(params); // a defense-aware attacker trains on the inverted answers …
-  await log.restoreWith(params, know, trainSeed); // … or on the restored ones
+  log.adaptTo(params); // a defense-aware attacker trains on the inverted answers (or, below, restored ones)
   const points = [...new Set((opts.checkpoints ?? [log.n]).map((c) => Math.min(c, log.n)))].sort((a, b) => a - b);
   const requested = opts.checkpoints ?? [log.n];
   const out: CurvePoint[] = [];
-  try {
-    for (const n of points) {
-      const rng = new Rng(trainSeed);
-      const net = newSurrogate(know, params, rng.fork());
-      const c0 = process.cpuUsage();
-      const stats = await fit(
-        net,
-        { x: log.x.subarray(0, n * log.d), targets: log.targets.subarray(0, n * log.k), n },
-        {
-          epochs,
-          batchSize: params.batch,
-          optimizer: 'adam',
-          lr: params.lr,
-          rng: rng.fork(),
-          onBatch: (seen, total) =>
-            opts.onProgress?.({
-              phase: 'train',
-              done: seen,
-              total,
-              label: `${n} queries, epoch ${Math.min(epochs, Math.floor(seen / n) + 1)}/${epochs}`,
-            }),
-        },
-      );
-      log.trainSeconds += stats.seconds;
-      log.trainExamples += stats.examples;
-      const c = process.cpuUsage(c0);
-      const seconds = log.cpuAt(n) + log.restoreSeconds + (c.user + c.system) / 1e6;
-      // every requested budget this prefix serves: budgets past the log's end share its last surrogate
-      // (dispose each distinct surrogate once)
-      for (const b of requested.filter((b) => Math.min(b, log.n) === n))
-        out.push({ budget: b, queries: n, surrogate: net, attackerSeconds: seconds });
-    }
-  } finally {
-    log.releaseRestorer();
+  for (const n of points) {
+    // a learned restorer is trained on this prefix only
+    const restored = params.adapt === 'restorer' ? await log.restoredTargets(params, know, trainSeed, n) : undefined;
+    const rng = new Rng(trainSeed);
+    const net = newSurrogate(know, params, rng.fork());
+    const c0 = process.cpuUsage();
+    const stats = await fit(
+      net,
+      { x: log.x.subarray(0, n * log.d), targets: restored?.targets ?? log.targets.subarray(0, n * log.k), n },
+      {
+        epochs,
+        batchSize: params.batch,
+        optimizer: 'adam',
+        lr: params.lr,
+        rng: rng.fork(),
+        onBatch: (seen, total) =>
+          opts.onProgress?.({
+            phase: 'train',
+            done: seen,
+            total,
+            label: `${n} queries, epoch ${Math.min(epochs, Math.floor(seen / n) + 1)}/${epochs}`,
+          }),
+      },
+    );
+    log.trainSeconds += stats.seconds;
+    log.trainExamples += stats.examples;
+    const c = process.cpuUsage(c0);
+    const seconds = log.cpuAt(n) + (restored?.seconds ?? 0) + (c.user + c.system) / 1e6;
+    // every requested budget this prefix serves: budgets past the log's end share its last surrogate
+    // (dispose each distinct surrogate once)
+    for (const b of requested.filter((b) => Math.min(b, log.n) === n))
+      out.push({ budget: b, queries: n, surrogate: net, attackerSeconds: seconds });
   }
   return out.sort((a, b) => a.budget - b.budget);
 }

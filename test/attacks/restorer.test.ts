@@ -90,6 +90,21 @@ describe('the learned restorer (D-DAE recovery)', () => {
     expect(Array.from(a.w)).toEqual(Array.from(b.w));
   });
 
+  it('each budget of a learning curve restores with a restorer trained on its own prefix', async () => {
+    const spec =
+      'knockoff:arch=mlp,epochs=10,lr=0.01,batch=32,adapt=restorer,adapt-defense=[noise:sigma=0.2],adapt-shadows=2';
+    const run = async (budget: number, checkpoints?: number[]) => {
+      const v = victim();
+      const api = new LocalPredictionApi(v, [parseDefense('noise:sigma=0.2')], { rng: new Rng(1), domain, budget });
+      const res = await parseAttack(spec).run(api, { ...know, pool: gaussianPool(600) }, new Rng(1), { checkpoints });
+      const first = res.curve![0].surrogate.params!();
+      for (const s of new Set(res.curve!.map((p) => p.surrogate))) s.dispose();
+      v.dispose();
+      return first;
+    };
+    expect(Array.from(await run(500, [300, 500]))).toEqual(Array.from(await run(300, [300])));
+  });
+
   it('refuses what cannot work, when the plan is made', () => {
     const bad = [
       ['knockoff:adapt=restorer', /needs adapt-defense/],
