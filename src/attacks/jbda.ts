@@ -157,16 +157,7 @@ async function runJbda(
   }
   notes.push(`${round} augmentation rounds from ${Math.min(seed.n, budget)} seed examples`);
   const curve = await trainCurve(log, know, params, trainSeed, opts);
-  notes.push(log.throughput());
-  const refused = log.refusedNote();
-  if (refused) notes.push(refused);
-  return {
-    surrogate: curve[curve.length - 1].surrogate,
-    queries: log.n,
-    budgetExhausted: refused !== undefined,
-    notes,
-    curve,
-  };
+  return log.result(curve, notes);
 }
 
 /** x + step·sign(∇_x CE(f̂(x), y)), clipped to the feature box. */

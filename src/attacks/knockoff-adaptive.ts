@@ -147,16 +147,7 @@ export const knockoffAdaptive = defineAttack({
       `bandit after ${actions.length} steps favours ${top.map(([p, a]) => `${pool.classNames[a] ?? a} (${(100 * p).toFixed(0)}%)`).join(', ')}`,
     );
     const curve = await trainCurve(log, know, params, trainSeed, opts);
-    notes.push(log.throughput());
-    const refused = log.refusedNote();
-    if (refused) notes.push(refused);
-    return {
-      surrogate: curve[curve.length - 1].surrogate,
-      queries: log.n,
-      budgetExhausted: refused !== undefined,
-      notes,
-      curve,
-    };
+    return log.result(curve, notes);
   },
 });
 

@@ -79,15 +79,6 @@ export const knockoff = defineAttack({
     if (params.labels === 'soft' && !log.sawProbs)
       notes.push('the API revealed labels only: trained on one-hot targets');
     const curve = await trainCurve(log, know, params, trainSeed, opts);
-    notes.push(log.throughput());
-    const refused = log.refusedNote();
-    if (refused) notes.push(refused);
-    return {
-      surrogate: curve[curve.length - 1].surrogate,
-      queries: log.n,
-      budgetExhausted: refused !== undefined,
-      notes,
-      curve,
-    };
+    return log.result(curve, notes);
   },
 });

@@ -14,7 +14,13 @@ import { createNet, parseModelSpec } from '../models/zoo.js';
 import type { Params, Schema } from '../params.js';
 import { EXACT_L1, invertRows, ReverseSigmoidCurve } from './invert-reverse-sigmoid.js';
 import { checkRestorable, Restorer } from './restorer.js';
-import { AttackNotApplicable, type AttackerKnowledge, type CurvePoint, type RunOptions } from './types.js';
+import {
+  AttackNotApplicable,
+  type AttackerKnowledge,
+  type AttackResult,
+  type CurvePoint,
+  type RunOptions,
+} from './types.js';
 
 /** Parameters every surrogate-training attack takes (`knockoff:epochs=20,labels=top1`). */
 export const SURROGATE_PARAMS = {
@@ -212,7 +218,6 @@ export class QueryLog {
     try {
       const restored = restorer.restore(answers);
       rows.forEach((r, i) => targets.set(restored.subarray(i * this.k, (i + 1) * this.k), r * this.k));
-      this.inverted.rows = rows.length;
     } finally {
       restorer.dispose();
     }
@@ -255,6 +260,23 @@ export class QueryLog {
   get remaining(): number {
     if (this.refused !== undefined) return 0;
     return Math.min(this.capacity - this.n, this.api.ledger.budget - this.api.ledger.queries);
+  }
+
+  /**
+   * What a one-pass surrogate attack returns: the last point's surrogate, its notes with the log's
+   * throughput (and the server's early refusal, if any), budget-exhausted when it refused.
+   */
+  result(curve: CurvePoint[], notes: string[]): AttackResult {
+    notes.push(this.throughput());
+    const refused = this.refusedNote();
+    if (refused) notes.push(refused);
+    return {
+      surrogate: curve[curve.length - 1].surrogate,
+      queries: this.n,
+      budgetExhausted: refused !== undefined,
+      notes,
+      curve,
+    };
   }
 
   /** the note an attack adds when the server refused early, or undefined */

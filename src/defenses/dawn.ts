@@ -16,6 +16,7 @@
 import { createHmac } from 'node:crypto';
 import { tf } from '../compute/backend.js';
 import type { Probs, QueryCtx } from '../api/types.js';
+import { ClientStates } from './client-states.js';
 import { defineDefense } from './define.js';
 
 /** A client's watermarks: the inputs the filter chose and the wrong labels they were given. */
@@ -70,17 +71,15 @@ export const dawn = defineDefense({
   },
   stages: ['output'],
   create: (p, prepared: { key: Buffer }) => {
-    const records = new Map<string, Record>();
-    const recordOf = (id: string, d: number): Record => {
-      let r = records.get(id);
-      if (r) records.delete(id);
-      else {
-        r = { d, x: new Float32Array(d * 16), labels: new Int32Array(16), at: new Int32Array(16), n: 0 };
-        while (records.size >= p.clients) records.delete(records.keys().next().value as string);
-      }
-      records.set(id, r);
-      return r;
-    };
+    const records = new ClientStates<Record>(p.clients);
+    const recordOf = (id: string, d: number): Record =>
+      records.use(id, () => ({
+        d,
+        x: new Float32Array(d * 16),
+        labels: new Int32Array(16),
+        at: new Int32Array(16),
+        n: 0,
+      }));
     const keep = (r: Record, row: Float32Array, label: number, at: number) => {
       if (r.n >= p.marks) return;
       const d = row.length;
@@ -129,7 +128,7 @@ export const dawn = defineDefense({
       },
       /** the watermarks recorded for a client (copies), or none */
       watermarksOf(clientId: string): Watermarks | undefined {
-        const r = records.get(clientId);
+        const r = records.peek(clientId);
         if (!r || r.n === 0) return undefined;
         return { x: r.x.slice(0, r.n * r.d), labels: r.labels.slice(0, r.n), at: r.at.slice(0, r.n), n: r.n };
       },

@@ -19,6 +19,7 @@
 import { shapiroWilk } from '../metrics/shapiro-wilk.js';
 import type { Alarm, QueryCtx } from '../api/types.js';
 import type { Tensor } from '@tensorflow/tfjs';
+import { ClientStates } from './client-states.js';
 import { defineDefense } from './define.js';
 
 /** the Shapiro–Wilk test's largest sample (Royston's approximation) */
@@ -129,18 +130,7 @@ export const prada = defineDefense({
     },
   },
   create: (p) => {
-    const states = new Map<string, ClientState>();
-    const stateOf = (id: string): ClientState => {
-      let s = states.get(id);
-      if (s) {
-        states.delete(id); // re-inserted below: the Map's order is the recency order
-      } else {
-        s = newClient();
-        while (states.size >= p.clients) states.delete(states.keys().next().value as string);
-      }
-      states.set(id, s);
-      return s;
-    };
+    const states = new ClientStates<ClientState>(p.clients);
 
     /** The distances the test sees: classes with ≥ class-min distances, 3σ outliers removed (reference `__reject_outliers`). */
     const testSample = (s: ClientState): Float64Array => {
@@ -168,7 +158,7 @@ export const prada = defineDefense({
         const xs = x.dataSync() as Float32Array;
         const probs = ctx.probs.dataSync() as Float32Array;
         const k = probs.length / n;
-        const s = stateOf(ctx.clientId);
+        const s = states.use(ctx.clientId, newClient);
         for (let i = 0; i < n; i++) {
           const q = xs.subarray(i * d, (i + 1) * d);
           let c = 0;
@@ -233,7 +223,7 @@ export const prada = defineDefense({
       /** clients tracked now (at most `clients`) */
       trackedClients: () => states.size,
       /** growing-set members kept for a client */
-      membersOf: (id: string) => states.get(id)?.members ?? 0,
+      membersOf: (id: string) => states.peek(id)?.members ?? 0,
     };
   },
 });
