@@ -117,6 +117,14 @@ Examples:
     .option(
       '-a, --attack <spec>',
       'attack (default: knockoff for image victims, the equation-solving attack for the victim family, tree-path for trees); see `mse list attacks`',
+      // one attack per run: a second -a would silently replace the first
+      (v: string, prev: string | undefined) => {
+        if (prev !== undefined)
+          throw new InvalidArgumentError(
+            `mse attack runs one attack (got '${prev}' and '${v}'); mse bench takes several.`,
+          );
+        return v;
+      },
     )
     .option(
       '-b, --budget <list>',

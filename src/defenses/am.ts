@@ -16,11 +16,11 @@
  */
 import { tf } from '../compute/backend.js';
 import type { DefenderEnv, Probs, QueryCtx } from '../api/types.js';
-import { loadDataset } from '../data/registry.js';
+import { assertDatasetName, loadDataset } from '../data/registry.js';
 import { UsageError } from '../errors.js';
 import type { Net } from '../models/net.js';
 import { fit } from '../models/train.js';
-import { createNet, parseModelSpec } from '../models/zoo.js';
+import { defenderNet } from './defender-net.js';
 import { defineDefense } from './define.js';
 
 /** the outlier set an MNIST-like victim's detector is exposed to by default */
@@ -87,19 +87,19 @@ export const am = defineDefense({
     },
   },
   stages: ['output'],
+  check(p) {
+    // an unknown outlier set is a usage error when the plan is made, not when the cell prepares
+    if (p.outliers === 'auto' || p.outliers === 'noise') return undefined;
+    try {
+      assertDatasetName(p.outliers);
+    } catch (e) {
+      return `outliers: ${e instanceof Error ? e.message : String(e)}`;
+    }
+    return undefined;
+  },
   async prepare(p, env): Promise<AmPrepared> {
-    const v = env.victim;
-    const k = v.numClasses;
-    const d = v.inputShape.reduce((a, b) => a * b, 1);
-    const image = v.inputShape.length === 3;
-    const kind = v.kind === 'cnn' || v.kind === 'mlp' ? v.kind : image ? 'cnn' : 'mlp';
-    const spec = parseModelSpec(kind);
-    const meta = {
-      name: 'am',
-      inputShape: v.inputShape,
-      numClasses: k,
-      kind: image ? ('image' as const) : ('tabular' as const),
-    };
+    const k = env.victim.numClasses;
+    const d = env.victim.inputShape.reduce((a, b) => a * b, 1);
     const train = env.train;
     const out = await outlierInputs(p.outliers, env, train.n);
     // outlier exposure: in-distribution rows with one-hot targets, outliers with the uniform target
@@ -114,8 +114,8 @@ export const am = defineDefense({
       for (let j = 0; j < k; j++) mis[i * k + j] = j === train.y[i] ? 0 : 1 / (k - 1);
     }
     oe.fill(1 / k, train.n * k);
-    const detector = createNet(spec, meta, env.rng.fork());
-    const misinformation = createNet(spec, meta, env.rng.fork());
+    const detector = defenderNet(env, 'am', k, env.rng.fork());
+    const misinformation = defenderNet(env, 'am', k, env.rng.fork());
     try {
       const opts = { epochs: p.epochs, batchSize: 128, optimizer: 'adam' as const, lr: 1e-3 };
       await fit(detector, { x, targets: oe, n }, { ...opts, rng: env.rng.fork() });

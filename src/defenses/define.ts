@@ -8,10 +8,10 @@
  *     alone, so measuring the honest user's utility never changes an answer the attacker receives.
  *
  *     export default defineDefense({
- *       name: 'high-confidence',
- *       describe: 'answer only above a confidence cutoff',
- *       params: { cutoff: { type: 'number', min: 0, max: 1, default: 0.5, help: 'minimum top-1 probability' } },
- *       create: (p) => ({ output: (probs) => … p.cutoff … }),
+ *       name: 'temperature',
+ *       describe: 'sharpen or flatten answers by a softmax temperature',
+ *       params: { t: { type: 'number', min: 0.01, max: 100, default: 2, help: 'temperature' } },
+ *       create: (p) => ({ output: (probs) => … p.t … }),
  *     });
  */
 import type { Alarm, ApiResponse, Defense, DefenderEnv, Probs, QueryCtx } from '../api/types.js';

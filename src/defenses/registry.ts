@@ -10,6 +10,7 @@ import { Registry } from '../units/registry.js';
 import type { DefenseUnit, Prepared } from './define.js';
 import { am } from './am.js';
 import { dawn } from './dawn.js';
+import { highConfidence } from './high-confidence.js';
 import { inputNoise } from './input-noise.js';
 import { mad, poison } from './mad.js';
 import { noise } from './noise.js';
@@ -18,6 +19,7 @@ import { pow } from './pow.js';
 import { prada } from './prada.js';
 import { reverseSigmoid } from './reverse-sigmoid.js';
 import { round } from './round.js';
+import { seat } from './seat.js';
 import { top1 } from './top1.js';
 import { topk } from './topk.js';
 
@@ -25,6 +27,7 @@ export const DEFENSES = new Registry<DefenseUnit>('defense', [
   none,
   top1,
   topk,
+  highConfidence,
   round,
   noise,
   inputNoise,
@@ -34,6 +37,7 @@ export const DEFENSES = new Registry<DefenseUnit>('defense', [
   reverseSigmoid,
   am,
   prada,
+  seat,
   dawn,
 ]);
 

@@ -286,6 +286,14 @@ describe('mse bench', () => {
     );
     expect(wrong.status).toBe(2);
     expect(wrong.stderr).toMatch(/the server at .* runs \[no defense\] but --defense names \[round\]/);
+    // Sybil accounts are identities mse makes itself; a --target would need that many keys
+    const sybil = spawnSync(
+      process.execPath,
+      [BIN, 'attack', '-d', 'linear', '-v', 'logistic', '-a', 'eq-lr:accounts=4', '-b', '1x', '--target', url],
+      { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 60_000 },
+    );
+    expect(sybil.status).toBe(2);
+    expect(sybil.stderr).toMatch(/^mse: error: eq-lr: accounts=4 .* against --target it would need that many keys$/m);
     const exit = new Promise<number | null>((res) => child.on('close', res));
     child.kill('SIGTERM');
     expect(await exit).toBe(0);

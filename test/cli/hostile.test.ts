@@ -163,6 +163,7 @@ describe('hostile inputs to every command: one line, the right exit code, never 
       // attack, train
       [['attack', '-d', 'linear', '-a', 'eq-lr', '-b', '1x', '--out', path.join(aFile, 'x')], 1],
       [['attack', '-d', 'linear', '-a', 'eq-lr', '-b', '-5'], 2],
+      [['attack', '-d', 'linear', '-a', 'eq-lr', '-a', 'retrain-uniform', '-b', '1x'], 2],
       [['attack', '-d', 'linear', '-a', 'eq-lr', '-b', '1x', '--seed', '-1'], 2],
       [['train', '-d', 'linear', '-m', 'logistic', '--save', path.join(aFile, 'm.json')], 1],
       [['train', '-d', 'linear', '-m', 'logistic:epochs=1e99'], 2],

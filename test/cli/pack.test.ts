@@ -38,7 +38,7 @@ describe.skipIf(!HAVE_SHARED)('the packed package', () => {
       'bench/pools',
       'dist/index.js',
       'bin/mse.js',
-      'examples/plugins/high-confidence.mjs',
+      'examples/plugins/temperature.mjs',
     ])
       expect(existsSync(path.join(prefix, f)), f).toBe(true);
     // nothing of the checkout's own state travels: no results, no tests, no sources
@@ -52,11 +52,11 @@ describe.skipIf(!HAVE_SHARED)('the packed package', () => {
     expect(r.code, r.err.slice(-2000)).toBe(0);
     expect(r.out).toMatch(/\d+ passed, 0 failed/);
     // a plugin outside any project (no node_modules beside it) still imports 'mse': the mse that loads it
-    const plugin = path.join(dir, 'elsewhere', 'hc.mjs');
+    const plugin = path.join(dir, 'elsewhere', 'temperature.mjs');
     mkdirSync(path.dirname(plugin));
-    copyFileSync(path.join(prefix, 'examples/plugins/high-confidence.mjs'), plugin);
+    copyFileSync(path.join(prefix, 'examples/plugins/temperature.mjs'), plugin);
     const l = run(process.execPath, [bin, '--plugin', plugin, 'list', 'defenses'], os.tmpdir());
     expect(l.code, l.err).toBe(0);
-    expect(l.out).toContain('high-confidence (plugin');
+    expect(l.out).toContain('temperature (plugin');
   });
 });

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { readResults } from '../../src/runner/csv-writer.js';
 
 const ROOT = path.resolve('.');
-const DEFENSE = path.join(ROOT, 'examples/plugins/high-confidence.mjs');
+const DEFENSE = path.join(ROOT, 'examples/plugins/temperature.mjs');
 const ATTACK = path.join(ROOT, 'examples/plugins/uniform-retrain.mjs');
 const RINGS = path.join(ROOT, 'test/fixtures/plugins/rings.mjs');
 
@@ -50,8 +50,8 @@ describe('plugins: the worked examples', () => {
   it('mse list shows plugin units with their parameter help and where they came from', () => {
     const r = mse(['--plugin', DEFENSE, '--plugin', ATTACK, 'list', 'defenses']);
     expect(r.code).toBe(0);
-    expect(r.out).toContain(`high-confidence (plugin ${DEFENSE})`);
-    expect(r.out).toMatch(/cutoff=0\.25\s+number ≥ 0, ≤ 1: probabilities below this are revealed as 0/);
+    expect(r.out).toContain(`temperature (plugin ${DEFENSE})`);
+    expect(r.out).toMatch(/t=2\s+number ≥ 0\.01, ≤ 100: temperature: answers are p\^\(1\/t\), renormalised/);
     const a = mse(['list', 'attacks', '--plugin', ATTACK]); // after the command's name too
     expect(a.code).toBe(0);
     expect(a.out).toMatch(/uniform-retrain \(plugin .*uniform-retrain\.mjs\)/);
@@ -69,7 +69,7 @@ describe('plugins: the worked examples', () => {
       '-d',
       'iris',
       '--defense',
-      'high-confidence:cutoff=0.5,0.9',
+      'temperature:t=0.5,4',
       '-a',
       'uniform-retrain:epochs=40',
       '-a',
@@ -83,7 +83,7 @@ describe('plugins: the worked examples', () => {
     const serial = mse([...grid, '-o', path.join(dir, 'serial'), '--jobs', '1']);
     expect(serial.code, serial.err).toBe(0);
     const rows = byId(path.join(dir, 'serial', 'results.csv'));
-    // baseline + two cutoffs, × two attacks
+    // baseline + two temperatures, × two attacks
     expect(rows.size).toBe(6);
     const plugged = [...rows.values()].filter((r) => r.attack === 'uniform-retrain');
     expect(plugged).toHaveLength(3);
@@ -93,11 +93,11 @@ describe('plugins: the worked examples', () => {
       // the stolen model is measured against the victim: 40 epochs on 300 answers agree with it far above chance (1/3) on iris
       expect(Number(r.agreement_test)).toBeGreaterThan(0.75);
     }
-    // the plugin defense really transforms answers: cutoff 0.9 perturbs them, the baseline does not
-    const hc = [...rows.values()].find((r) => r.defense === 'high-confidence' && r.defense_params === 'cutoff=0.9')!;
+    // the plugin defense really transforms answers: t = 4 perturbs them, the baseline does not
+    const tempered = [...rows.values()].find((r) => r.defense === 'temperature' && r.defense_params === 't=4')!;
     const none = [...rows.values()].find((r) => r.defense === 'none')!;
     expect(Number(none.perturbation_l1)).toBe(0);
-    expect(Number(hc.perturbation_l1)).toBeGreaterThan(0);
+    expect(Number(tempered.perturbation_l1)).toBeGreaterThan(0);
     // the manifest records each plugin's path and content hash
     const manifest = JSON.parse(readFileSync(path.join(dir, 'serial', 'manifest.json'), 'utf8')) as {
       plugins: Array<{ path: string; hash: string }>;
@@ -121,17 +121,17 @@ describe('plugins: the worked examples', () => {
 
   it('a changed plugin is a different experiment: new ids, and a results directory of the old version refuses it', () => {
     const dir = tmp('mse-plugin-hash-');
-    const copy = path.join(dir, 'hc.mjs');
+    const copy = path.join(dir, 'temp.mjs');
     // the plugin's own files count: the entry and what it imports by relative path
-    writeFileSync(path.join(dir, 'cutoff.mjs'), 'export const CUTOFF = 0.25;\n');
+    writeFileSync(path.join(dir, 't.mjs'), 'export const T = 2;\n');
     writeFileSync(
       copy,
       readFileSync(DEFENSE, 'utf8')
         .replace(
           "import { defineDefense, tf } from 'mse';",
-          "import { defineDefense, tf } from 'mse';\nimport { CUTOFF } from './cutoff.mjs';",
+          "import { defineDefense, tf } from 'mse';\nimport { T } from './t.mjs';",
         )
-        .replace('default: 0.25', 'default: CUTOFF'),
+        .replace('default: 2', 'default: T'),
     );
     const run = (out: string) =>
       mse([
@@ -143,7 +143,7 @@ describe('plugins: the worked examples', () => {
         '-a',
         'eq-softmax',
         '--defense',
-        'high-confidence',
+        'temperature',
         '-b',
         '50',
         '-o',
@@ -154,10 +154,10 @@ describe('plugins: the worked examples', () => {
     expect(run('a').code).toBe(0);
     expect(run('a').err).toMatch(/already in/); // unchanged: resumed
     // a change in an imported file only
-    writeFileSync(path.join(dir, 'cutoff.mjs'), 'export const CUTOFF = 0.5;\n');
+    writeFileSync(path.join(dir, 't.mjs'), 'export const T = 4;\n');
     const refused = run('a');
     expect(refused.code).toBe(2);
-    expect(refused.err).toMatch(/holds results of the plugin .*hc\.mjs at hash [0-9a-f]{16}; the plugin has changed/);
+    expect(refused.err).toMatch(/holds results of the plugin .*temp\.mjs at hash [0-9a-f]{16}; the plugin has changed/);
     expect(ids('a')).toHaveLength(1); // nothing appended
     expect(run('b').code).toBe(0);
     expect(ids('b')[0]).not.toBe(ids('a')[0]);
@@ -344,7 +344,7 @@ describe('plugins: what mse does not take on trust', () => {
       '--defense',
       'top1',
       '--defense',
-      'high-confidence',
+      'temperature',
       '-b',
       '20',
       '-o',
@@ -352,7 +352,7 @@ describe('plugins: what mse does not take on trust', () => {
     ]);
     expect(r.code).toBe(2);
     expect(r.err).toMatch(
-      /defense 'high-confidence' needs probabilities but an earlier defense \(top1\) reveals labels only/,
+      /defense 'temperature' needs probabilities but an earlier defense \(top1\) reveals labels only/,
     );
     expect(existsSync(out)).toBe(false);
   });
@@ -361,13 +361,13 @@ describe('plugins: what mse does not take on trust', () => {
 describe('plugins: paper specs, emitted job files, serve', () => {
   it('a paper spec names its plugins (relative to the spec file) and mse reproduce runs and checks them', () => {
     const dir = tmp('mse-plugin-paper-');
-    copyFileSync(DEFENSE, path.join(dir, 'hc.mjs'));
+    copyFileSync(DEFENSE, path.join(dir, 'temp.mjs'));
     const spec = {
       paper: 'mine',
       title: 'My defense against equation solving',
       mirrors: 'nothing published',
-      plugins: ['./hc.mjs'],
-      columns: ['surrogate_acc', 'defended_acc'],
+      plugins: ['./temp.mjs'],
+      columns: ['surrogate_acc', 'param_error', 'defended_acc'],
       scales: {
         ci: {
           seeds: [1],
@@ -381,16 +381,17 @@ describe('plugins: paper specs, emitted job files, serve', () => {
               expect: { agreement_test: [0.9, 1] },
             },
             {
-              id: 'hc',
+              id: 'tempered',
               dataset: 'iris',
               victim: 'softmax',
               attack: 'eq-softmax',
               budget: '1x',
-              defenses: ['high-confidence:cutoff=0.9'],
+              defenses: ['temperature:t=4'],
               expect: { defended_acc: [0.5, 1] },
             },
           ],
-          relations: [{ metric: 'agreement_test', greater: 'open', less: 'hc', by: 0.05 }],
+          // tempered answers are a softmax model with weights W/t: equation solving recovers W/4, 0.75 off
+          relations: [{ metric: 'param_error', greater: 'tempered', less: 'open', by: 0.5 }],
         },
       },
     };
@@ -405,7 +406,7 @@ describe('plugins: paper specs, emitted job files, serve', () => {
     const manifest = JSON.parse(readFileSync(path.join(dir, 'out', 'manifest.json'), 'utf8')) as {
       plugins: Array<{ path: string }>;
     };
-    expect(manifest.plugins.map((p) => p.path)).toEqual([path.join(dir, 'hc.mjs')]);
+    expect(manifest.plugins.map((p) => p.path)).toEqual([path.join(dir, 'temp.mjs')]);
   });
 
   it('emitted Slurm and GitHub job files load the same plugins (by absolute path, or within the repository)', () => {
@@ -419,7 +420,7 @@ describe('plugins: paper specs, emitted job files, serve', () => {
         '-d',
         'iris',
         '--defense',
-        'high-confidence',
+        'temperature',
         '-a',
         'eq-softmax',
         '-o',
@@ -695,7 +696,7 @@ describe('plugins: bad files are one line, exit 2, nothing written', () => {
       '-d',
       'iris',
       '--defense',
-      'high-confidence:cutoff=2',
+      'temperature:t=0',
       '-a',
       'eq-softmax',
       '-b',
@@ -704,7 +705,23 @@ describe('plugins: bad files are one line, exit 2, nothing written', () => {
       out,
     ]);
     expect(r.code).toBe(2);
-    expect(r.err).toMatch(/defense high-confidence: cutoff must be ≤ 1, got '2'/);
+    expect(r.err).toMatch(/defense temperature: t must be ≥ 0\.01, got '0'/);
     expect(existsSync(out)).toBe(false);
+  });
+
+  it('a plugin defense named high-confidence (once an example plugin, now built in) is refused in one line', () => {
+    const f = write(
+      'high-confidence.mjs',
+      def("export default defineDefense({ name: 'high-confidence', describe: 'x', params: {}, create: () => ({}) });"),
+    );
+    const r = mse(['--plugin', f, 'list', 'defenses']);
+    expect(r.code).toBe(2);
+    expect(r.err.trim()).toBe(
+      `mse: error: plugin ${f}: defense 'high-confidence' from ${f} reuses the name of a built-in defense (rename the defense in the plugin)`,
+    );
+    // the built-in itself needs no plugin
+    const builtin = mse(['list', 'defenses']);
+    expect(builtin.code).toBe(0);
+    expect(builtin.out).toMatch(/^ {2}high-confidence\n\s+zero every probability below a cutoff/m);
   });
 });

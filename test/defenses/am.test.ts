@@ -67,6 +67,11 @@ describe('am: adaptive misinformation (Kariyappa 2020)', () => {
     expect(await answers('am:outliers=noise,epochs=5,tau=1', ds.test.x, ds.test.n)).toBeLessThan(0.2);
   });
 
+  it('an unknown outlier set is refused when the plan is made, before anything trains', () => {
+    expect(() => parseDefenseSpec('am:outliers=nonsense')).toThrow(/am: outliers: unknown dataset 'nonsense'/);
+    expect(parseDefenseSpec('am:outliers=kmnist').values.outliers).toBe('kmnist');
+  });
+
   it('an outlier set of another input shape is refused with one line', async () => {
     await expect(amOf('am:outliers=digits')).rejects.toThrow(
       /am: outliers=digits has inputs of shape 64, the victim takes 4/,

@@ -130,6 +130,7 @@ describe('defense state', () => {
       'none',
       'top1',
       'topk',
+      'high-confidence',
       'round',
       'noise',
       'input-noise',
@@ -139,15 +140,17 @@ describe('defense state', () => {
       'reverse-sigmoid',
       'am',
       'prada',
+      'seat',
       'dawn',
     ]);
     expect(DEFENSES.get('prada').stagesOf({ delta: 0.9 })).toEqual(['monitor']);
+    expect(DEFENSES.get('seat').stagesOf({})).toEqual(['monitor']);
     expect(DEFENSES.get('top1').reveals).toBe('labels');
     expect(
       DEFENSES.all()
         .filter((u) => u.prepares)
         .map((u) => u.name),
-    ).toEqual(['mad', 'poison', 'pow', 'am', 'dawn']);
+    ).toEqual(['mad', 'poison', 'pow', 'am', 'seat', 'dawn']);
     expect(() => parseDefenseSpec('poison:argmax=true,oracle=random')).toThrow(
       new UsageError('poison: argmax=true chooses its own oracle; leave oracle=random out'),
     );
