@@ -21,6 +21,15 @@ export interface TradeoffPoint {
   pareto: boolean;
 }
 
+export interface DetectionPoint {
+  /** the detector and the attack without its accounts, at a budget */
+  series: string;
+  accounts: number;
+  /** queries until the first alarm (mean over the seeds it rose in), or the budget when it never rose */
+  queries: number;
+  caught: boolean;
+}
+
 const FONT = 'DejaVu Sans, Arial, sans-serif';
 /** What every figure shares: schema, size, fonts. */
 const BASE = { $schema: 'https://vega.github.io/schema/vega-lite/v5.json', width: 520, height: 320 } as const;
@@ -95,6 +104,58 @@ export function tradeoffSpec(title: string, points: TradeoffPoint[]): TopLevelSp
           },
           color: { field: 'defense', type: 'nominal', title: 'defense' },
           shape: { field: 'pareto', type: 'nominal', title: 'Pareto-optimal' },
+        },
+      },
+    ],
+  } as TopLevelSpec;
+}
+
+/**
+ * Queries until a per-client detector's first alarm against the number of Sybil accounts the
+ * attacker spreads them over (both axes log 2 / log 10): the honest way to report a per-client
+ * defense. A hollow mark at the budget is an attacker never caught within it.
+ */
+export function detectionSpec(title: string, points: DetectionPoint[]): TopLevelSpec {
+  const never = points.some((p) => !p.caught);
+  return {
+    ...BASE,
+    title,
+    config: { ...CONFIG, legend: { ...CONFIG.legend, titleLimit: 360 } },
+    data: { values: points.map((p) => ({ ...p, outcome: p.caught ? 'alarmed' : 'never alarmed (at its budget)' })) },
+    encoding: {
+      x: {
+        field: 'accounts',
+        type: 'quantitative',
+        scale: { type: 'log', base: 2, nice: false },
+        axis: { tickMinStep: 1, format: 'd' },
+        title: 'Sybil accounts (accounts=k)',
+      },
+      y: {
+        field: 'queries',
+        type: 'quantitative',
+        scale: { type: 'log' },
+        axis: { format: ',d' },
+        title: 'queries answered before the first alarm',
+      },
+      color: { field: 'series', type: 'nominal', title: 'detector vs attack @ budget' },
+    },
+    layer: [
+      { mark: { type: 'line', strokeWidth: 2 } },
+      {
+        mark: { type: 'point', size: 90, strokeWidth: 2, opacity: 1 },
+        encoding: {
+          // a hollow triangle: never alarmed within the budget
+          ...(never
+            ? {
+                shape: {
+                  field: 'outcome',
+                  type: 'nominal',
+                  scale: { range: ['circle', 'triangle-up'] },
+                  legend: null, // the report's caption says what a hollow triangle is
+                },
+              }
+            : {}),
+          fill: { condition: { test: 'datum.caught', field: 'series', type: 'nominal' }, value: 'white' },
         },
       },
     ],

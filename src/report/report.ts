@@ -11,7 +11,8 @@ import { ATTACKS } from '../attacks/registry.js';
 import { formatStat, summarise, type Group } from '../runner/summary.js';
 import { DEFENSES } from '../defenses/registry.js';
 import { splitTopLevel, type ParamDecls } from '../params.js';
-import { curveSpec, renderSvg, svgToPng, tradeoffSpec } from './figures.js';
+import type { TopLevelSpec } from 'vega-lite';
+import { curveSpec, detectionSpec, renderSvg, svgToPng, tradeoffSpec, type DetectionPoint } from './figures.js';
 
 const METRICS = [
   'surrogate_acc',
@@ -114,6 +115,16 @@ export async function writeReport(
     '',
   ];
   const files: string[] = [];
+  /** write a figure as SVG (and PNG) and link it from the markdown */
+  const emit = async (name: string, svg: string): Promise<void> => {
+    writeFileSync(path.join(outDir, `${name}.svg`), svg);
+    files.push(path.join(outDir, `${name}.svg`));
+    if (opts.png !== false) {
+      writeFileSync(path.join(outDir, `${name}.png`), svgToPng(svg));
+      files.push(path.join(outDir, `${name}.png`));
+    }
+    md.push(`![${name}](${name}.${opts.png !== false ? 'png' : 'svg'})`, '');
+  };
   for (const [title, gs] of blocks) {
     const budgets = [...new Set(gs.map((g) => Number(g.key.budget)))].sort((a, b) => a - b);
     md.push(`## ${title}`, '');
@@ -182,19 +193,15 @@ export async function writeReport(
       ]);
     }
     for (const [name, svgP] of figures) {
-      const svg = await svgP;
-      writeFileSync(path.join(outDir, `${name}.svg`), svg);
-      files.push(path.join(outDir, `${name}.svg`));
-      if (opts.png !== false) {
-        writeFileSync(path.join(outDir, `${name}.png`), svgToPng(svg));
-        files.push(path.join(outDir, `${name}.png`));
-      }
-      md.push(`![${name}](${name}.${opts.png !== false ? 'png' : 'svg'})`, '');
+      await emit(name, await svgP);
       if (name.endsWith('-curve') && Number.isFinite(victimAcc))
         md.push('The dashed line is the victim’s own test accuracy.', '');
     }
   }
-  md.push(...detectionSection(groups), ...watermarkSection(groups));
+  const detection = detectionSection(groups);
+  md.push(...detection.lines);
+  for (const [name, spec] of detection.figures) await emit(name, await renderSvg(spec));
+  md.push(...watermarkSection(groups));
   const markdown = md.join('\n');
   writeFileSync(path.join(outDir, 'report.md'), markdown);
   files.unshift(path.join(outDir, 'report.md'));
@@ -206,9 +213,9 @@ export async function writeReport(
  * attack was caught, in how many seeds, against how often honest clients were — the trade-off a
  * detector is chosen by. A Sybil attacker's accounts are part of its label (`jbda:accounts=16`).
  */
-function detectionSection(groups: Group[]): string[] {
+function detectionSection(groups: Group[]): { lines: string[]; figures: Array<[string, TopLevelSpec]> } {
   const watched = groups.filter((g) => g.metrics.benign_fpr.n > 0);
-  if (!watched.length) return [];
+  if (!watched.length) return { lines: [], figures: [] };
   const out = [
     '## Detection',
     '',
@@ -231,7 +238,56 @@ function detectionSection(groups: Group[]): string[] {
     );
   }
   out.push('');
-  return out;
+  // queries until detection vs Sybil accounts, per dataset / victim, where an attack was run with several
+  const figures: Array<[string, TopLevelSpec]> = [];
+  const byModel = new Map<string, Group[]>();
+  for (const g of sorted) {
+    const k = `${g.key.dataset} / ${g.key.victim}`;
+    byModel.set(k, [...(byModel.get(k) ?? []), g]);
+  }
+  for (const [model, gs] of byModel) {
+    const points: DetectionPoint[] = gs.map((g) => {
+      const { label, accounts } = splitAccounts(attackLabel(g));
+      const caught = g.metrics.detected_at.n > 0;
+      return {
+        series: `${defenseLabel(g)} vs ${label} @ ${g.key.budget}`,
+        accounts,
+        queries: caught ? g.metrics.detected_at.mean : Number(g.key.budget),
+        caught,
+      };
+    });
+    const sybil = new Set(
+      points.filter((p) => points.some((q) => q.series === p.series && q.accounts !== p.accounts)).map((p) => p.series),
+    );
+    if (!sybil.size) continue;
+    const name = `${slug(model)}-detection-accounts`;
+    figures.push([
+      name,
+      detectionSpec(
+        `${model}: queries until detection vs Sybil accounts`,
+        points.filter((p) => sybil.has(p.series)),
+      ),
+    ]);
+  }
+  if (figures.length)
+    out.push(
+      'In the figure, a hollow triangle is an attacker never alarmed within its budget, plotted at the budget.',
+      '',
+    );
+  return { lines: out, figures };
+}
+
+/** "jbda:accounts=16,epochs=5" → "jbda:epochs=5" and 16 (an attack without accounts=k uses one) */
+export function splitAccounts(label: string): { label: string; accounts: number } {
+  const i = label.indexOf(':');
+  if (i < 0) return { label, accounts: 1 };
+  let accounts = 1;
+  const rest = splitTopLevel(label.slice(i + 1), ',').filter((kv) => {
+    const m = /^accounts=(\d+)$/.exec(kv);
+    if (m) accounts = Number(m[1]);
+    return !m;
+  });
+  return { label: rest.length ? `${label.slice(0, i)}:${rest.join(',')}` : label.slice(0, i), accounts };
 }
 
 /** Where a watermarking defense recorded marks for the attacker: did the stolen copy carry them? */

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { paretoFront, shortSpec, writeReport } from '../../src/report/report.js';
+import { paretoFront, shortSpec, splitAccounts, writeReport } from '../../src/report/report.js';
 import { DEFENSES } from '../../src/defenses/registry.js';
 
 describe('report', () => {
@@ -110,6 +110,22 @@ describe('report: detection', () => {
     expect(table).toMatch(/\| prada \| knockoff \| 5000 \| 1 of 2 seeds \| 4000 \|/);
     // accounts in numeric order
     expect(table.indexOf('accounts=2 ')).toBeLessThan(table.indexOf('accounts=16 '));
+    // jbda ran with 2 and 16 accounts: the figure of queries until detection vs accounts, its points
+    // the mean alarms; knockoff ran with one account only and has no line in it
+    const fig = r.files.find((f) => f.endsWith('mnist-cnn-detection-accounts.svg'));
+    expect(fig).toBeDefined();
+    expect(r.markdown).toContain('![mnist-cnn-detection-accounts](mnist-cnn-detection-accounts.svg)');
+    const svg = readFileSync(fig!, 'utf8');
+    expect(svg).toContain('prada vs jbda @ 5000');
+    expect(svg).not.toContain('prada vs knockoff');
+    expect(svg).toContain('queries until detection vs Sybil accounts');
+    // without a second accounts value, no figure
+    const single = await writeReport(
+      rows.filter((x) => x.attack_params !== 'accounts=2'),
+      mkdtempSync(path.join(os.tmpdir(), 'mse-report-')),
+      { png: false },
+    );
+    expect(single.files.some((f) => f.includes('detection-accounts'))).toBe(false);
     // no detector, no section
     const plain = await writeReport(
       rows.map((x) => ({ ...x, benign_fpr: '', detected_at: '' })),
@@ -117,6 +133,19 @@ describe('report: detection', () => {
       { png: false },
     );
     expect(plain.markdown).not.toMatch(/## Detection/);
+  });
+});
+
+describe('report: splitAccounts', () => {
+  it('takes accounts=k out of an attack label, one account when it has none', () => {
+    expect(splitAccounts('jbda:accounts=16')).toEqual({ label: 'jbda', accounts: 16 });
+    expect(splitAccounts('jbda:accounts=4,epochs=5')).toEqual({ label: 'jbda:epochs=5', accounts: 4 });
+    expect(splitAccounts('knockoff:pool=kmnist')).toEqual({ label: 'knockoff:pool=kmnist', accounts: 1 });
+    expect(splitAccounts('knockoff')).toEqual({ label: 'knockoff', accounts: 1 });
+    expect(splitAccounts('knockoff:adapt-defense=[mad:accounts=3],accounts=2')).toEqual({
+      label: 'knockoff:adapt-defense=[mad:accounts=3]',
+      accounts: 2,
+    });
   });
 });
 
