@@ -106,6 +106,8 @@ export async function serve(g: GlobalOptions, o: ServeOpts): Promise<void> {
       }),
     );
     defenses.push(d.unit.create(d.values, prepared[i]));
+    const note = prepared[i].note;
+    if (note) process.stderr.write(chalk.yellow(`note: ${note}\n`));
   }
   const app = await createServer({
     victim: v.model,

@@ -51,7 +51,12 @@ export interface DefenseDefinition<S extends Schema, P, St extends DefenseStages
 }
 
 /** What `prepare` returned, kept by the runner for the cell's lifetime (disposed at its end). */
-export type Prepared = { readonly value: unknown; dispose(): void };
+export type Prepared = {
+  readonly value: unknown;
+  /** what the setup has to tell the user (a `note` string on what `prepare` returned) */
+  readonly note?: string;
+  dispose(): void;
+};
 
 export interface DefenseUnit<St extends DefenseStages = DefenseStages> extends Unit {
   readonly kind: 'defense';
@@ -95,8 +100,10 @@ export function defineDefense<const S extends Schema, P = undefined, St extends 
     },
     async prepare(values, env) {
       const value = def.prepare ? await def.prepare(typed(def.params, values), env) : undefined;
+      const note = (value as { note?: unknown } | undefined)?.note;
       return {
         value,
+        note: typeof note === 'string' ? note : undefined,
         dispose() {
           const d = (value as { dispose?: unknown } | undefined)?.dispose;
           if (typeof d === 'function') d.call(value);

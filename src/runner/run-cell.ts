@@ -283,10 +283,7 @@ export async function runCell(c: PlanCell, ctx: RunContext): Promise<CellOutput>
       );
     }
     // what a defense's setup has to tell the user (SEAT's held-out distances beside its δ)
-    for (const p of prepared) {
-      const note = (p?.value as { note?: unknown } | undefined)?.note;
-      if (typeof note === 'string') notes.push(note);
-    }
+    for (const p of prepared) if (p?.note) notes.push(p.note);
     /** a fresh instance of the stack for one API */
     const instances = (): Defense[] => stack.map((d, i) => DEFENSES.get(d.name).create(d.params, prepared[i]));
     // defender utility on the test set, through an unmetered API of its own

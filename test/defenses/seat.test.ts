@@ -92,6 +92,8 @@ describe('seat (Zhang 2021)', () => {
     expect(p.heldOut.positive * 10).toBeLessThan(p.heldOut.negative);
     expect(p.heldOut.negative).toBeGreaterThan(10); // past the margin m² = 10
     expect(p.note).toMatch(/^seat: held-out encodings' mean squared distance: 0\.\d+ to their PGD positives/);
+    // the runner and mse serve print it from the unit's Prepared
+    expect(prepared[prepared.length - 1].note).toBe(p.note);
   });
 
   it('is deterministic: the same setup stream gives the same encoder', async () => {
