@@ -30,6 +30,7 @@ import {
 } from '../runner/plan.js';
 import { checkPluginVersions, makeManifest, writeManifest } from '../runner/manifest.js';
 import type { ResultRow } from '../runner/result-row.js';
+import { phaseSummary } from '../runner/phases.js';
 import { formatStat, summarise } from '../runner/summary.js';
 import { describeCellError, runSweep, workerError, type CellOutcome } from '../runner/sweep.js';
 import { loadDataset } from '../data/registry.js';
@@ -339,7 +340,10 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   const rows = readResults(csv.file).filter((r) => wanted.has(r.cell_id));
   const groups = summarise(rows, SUMMARY_METRICS);
   if (o.json) {
-    process.stdout.write(JSON.stringify({ out, backend: b.label, cells: total, failures, summary: groups }) + '\n');
+    process.stdout.write(
+      JSON.stringify({ out, backend: b.label, cells: total, failures, summary: groups, phases: phaseSummary(rows) }) +
+        '\n',
+    );
   } else {
     const seedsNote =
       grid.seeds.length >= 2
@@ -372,8 +376,9 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
       formatStat(gr.metrics.pow_s, 2),
       gr.statuses.join(', '),
     ]);
+    const phases = phaseSummary(rows);
     process.stdout.write(
-      `${table([head, ...lines])}\n${chalk.dim(`${seedsNote}; backend ${b.label}; rows in ${csv.file}`)}\n`,
+      `${table([head, ...lines])}\n${chalk.dim(`${seedsNote}; backend ${b.label}; rows in ${csv.file}`)}\n${phases ? `${chalk.dim(phases)}\n` : ''}`,
     );
   }
   if (failures.length) {

@@ -43,6 +43,8 @@ export const RESULT_COLUMNS = [
   'attacker_cpu_s',
   'pow_s',
   'wall_s',
+  // where wall_s went, phase by phase (phases.ts)
+  'phase_s',
   'status',
 ] as const;
 
@@ -55,6 +57,7 @@ export const TIMING_COLUMNS: readonly ResultColumn[] = [
   'pow_s',
   'honest_slowdown',
   'wall_s',
+  'phase_s',
   'run_id',
   'backend',
   'mse_version',

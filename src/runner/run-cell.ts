@@ -44,6 +44,7 @@ import { accuracyOf, argmaxRows } from '../models/train.js';
 import { paramError } from '../metrics/param-error.js';
 import { UtilityMeter } from '../metrics/utility.js';
 import { getVictim } from '../models/victim.js';
+import { PhaseClock, formatPhases } from './phases.js';
 import { ServedModel, servedVictim } from '../models/served.js';
 import { poolShapeHint } from '../data/user-data.js';
 import { parseNormalization } from '../models/normalize.js';
@@ -209,6 +210,8 @@ function revealsOf(c: PlanCell): Reveal {
 
 export async function runCell(c: PlanCell, ctx: RunContext): Promise<CellOutput> {
   const t0 = performance.now();
+  const phases = new PhaseClock();
+  phases.enter('load');
   const data = ctx.data ?? {};
   const unit = ATTACKS.get(c.attack.name);
   const attack = unit.create(c.attack.params);
@@ -256,6 +259,7 @@ export async function runCell(c: PlanCell, ctx: RunContext): Promise<CellOutput>
     }
   }
   ctx.onProgress?.('victim');
+  phases.enter('victim');
   const v = c.victim.kind === 'served' ? await servedVictimOf(c, ds) : await getVictim(ds, c.victim, c.seed);
   if (v.cacheNote) notes.push(v.cacheNote);
   if (c.target?.protocol && c.target.protocol !== 'mse' && !(v.model instanceof ServedModel)) {
@@ -266,6 +270,7 @@ export async function runCell(c: PlanCell, ctx: RunContext): Promise<CellOutput>
   const prepared: Array<Prepared | undefined> = [];
   try {
     // the defender's one-time setup (pow's calibration, MAD's proxy), shared by every API below
+    phases.enter('setup');
     for (const [i, d] of stack.entries()) {
       const u = DEFENSES.get(d.name);
       prepared.push(
@@ -288,12 +293,13 @@ export async function runCell(c: PlanCell, ctx: RunContext): Promise<CellOutput>
     const instances = (): Defense[] => stack.map((d, i) => DEFENSES.get(d.name).create(d.params, prepared[i]));
     // defender utility on the test set, through an unmetered API of its own
     ctx.onProgress?.('utility');
+    phases.enter('utility');
     const utility = await defendedUtility(v.model, instances, ds, stream(c.seed, 'utility'));
     const rows: ResultRow[] = [];
     // attacks without learning curves run once per budget, each from the same seed
     const passes = c.budgets.length > 1 && !unit.learningCurve ? c.budgets.map((b) => [b]) : [c.budgets];
     for (const pass of passes)
-      rows.push(...(await runPass(c, ctx, attack, why, ds, v, instances, know, utility, pass, notes, t0)));
+      rows.push(...(await runPass(c, ctx, attack, why, ds, v, instances, know, utility, pass, notes, t0, phases)));
     if (v.model instanceof ServedModel) notes.push(...v.model.notes);
     if (v.model instanceof ServedModel)
       notes.push(
@@ -362,6 +368,7 @@ async function runPass(
   pass: number[],
   notes: string[],
   t0: number,
+  phases: PhaseClock,
 ): Promise<ResultRow[]> {
   const budget = pass[pass.length - 1];
   const accounts = typeof c.attack.params.accounts === 'number' ? c.attack.params.accounts : 1;
@@ -447,6 +454,7 @@ async function runPass(
     });
   let status = why ? `not-applicable: ${c.attack.name} cannot run here: ${why}` : 'ok';
   const cpuAttack0 = process.cpuUsage();
+  phases.enter('training');
   if (!why) {
     try {
       result = await attack.run(api, know, stream(c.seed, 'attack'), {
@@ -486,6 +494,9 @@ async function runPass(
     }
   }
   const attackCpu = process.cpuUsage(cpuAttack0);
+  // the API's answering time, inside the attack's, is the queries' phase
+  phases.move('training', 'queries', api.ledger.apiSeconds);
+  phases.enter('eval');
   if (!result)
     return pass.map((b) =>
       makeRow({
@@ -495,6 +506,7 @@ async function runPass(
         detected_at: api.ledger.detectedAt,
         pow_s: api.ledger.powSeconds,
         wall_s: (performance.now() - t0) / 1000,
+        phase_s: formatPhases(phases.snapshot()),
         status,
       }),
     );
@@ -554,6 +566,7 @@ async function runPass(
           // PoW time scales with the queries in this prefix
           pow_s: api.ledger.queries ? (api.ledger.powSeconds * p.queries) / api.ledger.queries : 0,
           wall_s: (performance.now() - t0) / 1000,
+          phase_s: formatPhases(phases.snapshot()),
           status: status === 'ok-detected' && !caughtWithin(p.budget) ? 'ok' : status,
         }),
       );
