@@ -10,6 +10,7 @@ import { Registry } from '../units/registry.js';
 import type { DefenseUnit, Prepared } from './define.js';
 import { am } from './am.js';
 import { dawn } from './dawn.js';
+import { ewe } from './ewe.js';
 import { highConfidence } from './high-confidence.js';
 import { inputNoise } from './input-noise.js';
 import { mad, poison } from './mad.js';
@@ -39,6 +40,7 @@ export const DEFENSES = new Registry<DefenseUnit>('defense', [
   prada,
   seat,
   dawn,
+  ewe,
 ]);
 
 /** The unit a spec names and its validated parameter values (throws a UsageError naming what is wrong). */

@@ -81,46 +81,65 @@ export class Net implements Model {
    * keep the default wherever a gradient with respect to the input is wanted.
    */
   logits(x: tf.Tensor, opts: { inputGradient?: boolean } = {}): Logits {
-    const skipInputGrad = opts.inputGradient === false;
+    return tf.tidy(() => this.forward(x, opts.inputGradient === false));
+  }
+
+  /**
+   * One forward pass that also returns the hidden representations: the output of every weighted
+   * (dense or conv) layer but the last, after its activation and before any pooling, flattened to
+   * [n, features] — what a representation loss such as the soft nearest neighbour loss looks at.
+   */
+  activations(x: tf.Tensor, opts: { inputGradient?: boolean } = {}): { hidden: tf.Tensor2D[]; logits: Logits } {
     return tf.tidy(() => {
-      let h = x.reshape([-1, ...this.inputShape]);
-      let first = skipInputGrad; // while true, the current weighted layer's input is the data
-      this.layers.forEach((l, i) => {
-        const p = this.weights[i];
-        switch (l.type) {
-          case 'dense': {
-            const act = l.activation ?? 'linear';
-            const flat = h.rank === 2 ? (h as tf.Tensor2D) : (h.reshape([h.shape[0], -1]) as tf.Tensor2D);
-            h = ops.dense(flat, p!.w as tf.Tensor2D, p!.b as tf.Tensor1D, act === 'tanh' ? 'linear' : act, !first);
-            if (act === 'tanh') h = tf.tanh(h);
-            first = false;
-            break;
-          }
-          case 'conv2d': {
-            const act = l.activation ?? 'linear';
-            h = ops.conv2d(
-              h as tf.Tensor4D,
-              p!.w as tf.Tensor4D,
-              p!.b as tf.Tensor1D,
-              l.stride ?? 1,
-              l.padding ?? 'valid',
-              act === 'tanh' ? 'linear' : act,
-              !first,
-            );
-            if (act === 'tanh') h = tf.tanh(h);
-            first = false;
-            break;
-          }
-          case 'maxpool':
-            h = tf.maxPool(h as tf.Tensor4D, l.size, l.stride ?? l.size, 'valid');
-            break;
-          case 'flatten':
-            h = h.reshape([h.shape[0], -1]);
-            break;
-        }
-      });
-      return h as Logits;
+      const outs: tf.Tensor[] = [];
+      const logits = this.forward(x, opts.inputGradient === false, outs);
+      // the last weighted layer's output is the logits themselves
+      const hidden = outs.slice(0, -1).map((h) => (h.rank === 2 ? h : h.reshape([h.shape[0], -1])) as tf.Tensor2D);
+      return { hidden, logits };
     });
+  }
+
+  /** the layer loop, for callers inside a tidy; `collect` receives each weighted layer's output */
+  private forward(x: tf.Tensor, skipInputGrad: boolean, collect?: tf.Tensor[]): Logits {
+    let h = x.reshape([-1, ...this.inputShape]);
+    let first = skipInputGrad; // while true, the current weighted layer's input is the data
+    this.layers.forEach((l, i) => {
+      const p = this.weights[i];
+      switch (l.type) {
+        case 'dense': {
+          const act = l.activation ?? 'linear';
+          const flat = h.rank === 2 ? (h as tf.Tensor2D) : (h.reshape([h.shape[0], -1]) as tf.Tensor2D);
+          h = ops.dense(flat, p!.w as tf.Tensor2D, p!.b as tf.Tensor1D, act === 'tanh' ? 'linear' : act, !first);
+          if (act === 'tanh') h = tf.tanh(h);
+          first = false;
+          collect?.push(h);
+          break;
+        }
+        case 'conv2d': {
+          const act = l.activation ?? 'linear';
+          h = ops.conv2d(
+            h as tf.Tensor4D,
+            p!.w as tf.Tensor4D,
+            p!.b as tf.Tensor1D,
+            l.stride ?? 1,
+            l.padding ?? 'valid',
+            act === 'tanh' ? 'linear' : act,
+            !first,
+          );
+          if (act === 'tanh') h = tf.tanh(h);
+          first = false;
+          collect?.push(h);
+          break;
+        }
+        case 'maxpool':
+          h = tf.maxPool(h as tf.Tensor4D, l.size, l.stride ?? l.size, 'valid');
+          break;
+        case 'flatten':
+          h = h.reshape([h.shape[0], -1]);
+          break;
+      }
+    });
+    return h as Logits;
   }
 
   /** Probabilities from logits according to the head. */

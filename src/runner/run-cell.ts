@@ -679,7 +679,8 @@ function watermarksOf(issued: Array<{ defenses: Defense[]; clientId: string }>):
     for (const d of defenses) {
       const get = (d as Defense & { watermarksOf?: (id: string) => Watermarks | undefined }).watermarksOf;
       const w = typeof get === 'function' ? get.call(d, clientId) : undefined;
-      if (w && w.n > 0) parts.push(w);
+      // a defense whose marks are one set for every client (EWE) returns the same object: counted once
+      if (w && w.n > 0 && !parts.includes(w)) parts.push(w);
     }
   if (!parts.length) return undefined;
   const n = parts.reduce((a, w) => a + w.n, 0);

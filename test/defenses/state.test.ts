@@ -142,6 +142,7 @@ describe('defense state', () => {
       'prada',
       'seat',
       'dawn',
+      'ewe',
     ]);
     expect(DEFENSES.get('prada').stagesOf({ delta: 0.9 })).toEqual(['monitor']);
     expect(DEFENSES.get('seat').stagesOf({})).toEqual(['monitor']);
@@ -150,7 +151,7 @@ describe('defense state', () => {
       DEFENSES.all()
         .filter((u) => u.prepares)
         .map((u) => u.name),
-    ).toEqual(['mad', 'poison', 'pow', 'am', 'seat', 'dawn']);
+    ).toEqual(['mad', 'poison', 'pow', 'am', 'seat', 'dawn', 'ewe']);
     expect(() => parseDefenseSpec('poison:argmax=true,oracle=random')).toThrow(
       new UsageError('poison: argmax=true chooses its own oracle; leave oracle=random out'),
     );
