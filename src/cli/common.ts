@@ -1,6 +1,7 @@
 /** Shared CLI plumbing: start the backend (and say which one), progress bars, colour. */
 import type { AttackProgress } from '../attacks/types.js';
 import chalk from 'chalk';
+import { nativeHint } from '../compute/native.js';
 import { SingleBar, Presets } from 'cli-progress';
 import { initBackend, parseBackend, type BackendInfo } from '../compute/backend.js';
 import type { GlobalOptions } from './options.js';
@@ -14,6 +15,9 @@ export async function startBackend(g: GlobalOptions, announce = true): Promise<B
         `backend: ${b.name} (tf.getBackend() = ${b.tfBackend}${blas}, ${b.threads} thread${b.threads === 1 ? '' : 's'})\n`,
       ),
     );
+    // on pure wasm where the native BLAS could run: what it would bring and how to get it, once
+    const hint = b.name === 'wasm' ? nativeHint() : undefined;
+    if (hint) process.stderr.write(chalk.yellow(`note: ${hint}\n`));
   }
   return b;
 }

@@ -5,6 +5,7 @@ import { imageDecoder } from '../data/formats/image-folder.js';
 import { availability, cacheDir, searchDirs } from '../data/index.js';
 import { versions } from '../runner/manifest.js';
 import { victimCacheDir } from '../models/victim.js';
+import { nativeHint } from '../compute/native.js';
 import { startBackend, table } from './common.js';
 import type { GlobalOptions } from './options.js';
 
@@ -13,8 +14,11 @@ export async function doctor(g: GlobalOptions): Promise<void> {
   const out: string[] = [];
   out.push(chalk.bold('compute'));
   out.push(`  backend        ${chalk.green(b.name)} (tf.getBackend() = ${b.tfBackend}, threads = ${b.threads})`);
-  if (b.name === 'wasm')
+  if (b.name === 'wasm') {
     out.push(`  native BLAS    ${b.label.endsWith('+openblas') ? chalk.green(b.native) : chalk.yellow(b.native)}`);
+    const hint = nativeHint();
+    if (hint) out.push(`  speed-up       ${chalk.yellow(hint)}`);
+  }
   out.push(`  recorded as    ${b.label}`);
   const ort = await onnxRuntime();
   out.push(

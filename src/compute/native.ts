@@ -54,15 +54,10 @@ export interface NativeBlas {
   config(): string;
 }
 
-const ADDON = path.resolve(
-  path.dirname(fileURLToPath(import.meta.url)),
-  '..',
-  '..',
-  'native',
-  'build',
-  'Release',
-  'mse_blas.node',
-);
+/** the built addon; MSE_NATIVE_ADDON names another (a test points it at a missing file) */
+const ADDON =
+  process.env.MSE_NATIVE_ADDON ||
+  path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'native', 'build', 'Release', 'mse_blas.node');
 let loaded: NativeBlas | null | undefined;
 let why = '';
 
@@ -140,6 +135,21 @@ function selfCheck(blas: NativeBlas): string | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * What the pure-wasm path costs and how to leave it, in one line, when the addon could have been
+ * used but is not (not built, or failed to load); undefined when it is in use or was turned off on
+ * purpose (MSE_NATIVE=0). The figures are `npm run bench:perf` on the 2-core development machine
+ * (README, Performance): training examples/s with the native BLAS vs pure wasm.
+ */
+export function nativeHint(): string | undefined {
+  if (nativeBlas() || process.env.MSE_NATIVE === '0') return undefined;
+  return (
+    `native BLAS ${why}: training runs on pure wasm, about 2× slower (bench:perf, 2-core Xeon: MLP 23.3k vs 10.6k, ` +
+    `CNN 1.83k vs 0.86k examples/s); to build it: apt-get install g++ libopenblas0-pthread, then ` +
+    `\`node scripts/build-native.mjs\` in mse's folder (or \`npm ci\` again)`
+  );
 }
 
 export function nativeStatus(): string {

@@ -33,6 +33,25 @@ describe('mse CLI', () => {
     if (HAVE_SHARED) expect(r.out).toMatch(/fashion-mnist\s+image\s+ok/);
   });
 
+  it('without the native BLAS (not built), doctor and the first run say what it would bring and how to build it', () => {
+    const missing = { MSE_NATIVE_ADDON: '/nonexistent/mse_blas.node' };
+    const d = mse(['doctor'], missing);
+    expect(d.code).toBe(0);
+    expect(d.out).toMatch(/native BLAS\s+not built/);
+    expect(d.out).toMatch(
+      /speed-up\s+native BLAS not built .*about 2× slower .*apt-get install g\+\+ libopenblas0-pthread/,
+    );
+    const run = mse(['list', 'defenses'], missing);
+    expect(run.err).not.toContain('speed-up'); // listing computes nothing
+    const train = mse(['train', '-d', 'linear', '-m', 'logistic'], missing);
+    expect(train.code).toBe(0);
+    expect(train.err.split('\n').filter((l) => l.startsWith('note: native BLAS not built'))).toHaveLength(1);
+    // turned off on purpose: no advice
+    const off = mse(['doctor'], { MSE_NATIVE: '0' });
+    expect(off.out).toMatch(/native BLAS\s+disabled by MSE_NATIVE=0/);
+    expect(off.out).not.toContain('speed-up');
+  });
+
   it('usage errors: one line, exit code 2, with the valid choices', () => {
     const unknown = mse(['train', '-d', 'mnst', '-m', 'cnn']);
     expect(unknown.code).toBe(2);
