@@ -34,7 +34,8 @@ describe('mse CLI', () => {
   });
 
   it('without the native BLAS (not built), doctor and the first run say what it would bring and how to build it', () => {
-    const missing = { MSE_NATIVE_ADDON: '/nonexistent/mse_blas.node' };
+    // (MSE_NATIVE cleared: the suite also runs under MSE_NATIVE=0)
+    const missing = { MSE_NATIVE: '', MSE_NATIVE_ADDON: '/nonexistent/mse_blas.node' };
     const d = mse(['doctor'], missing);
     expect(d.code).toBe(0);
     expect(d.out).toMatch(/native BLAS\s+not built/);

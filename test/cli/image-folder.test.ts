@@ -115,7 +115,7 @@ describe('a folder of images as the data and as the pool', () => {
     const b = mse(grid(path.join(dir, 'jobs'), '2'));
     expect(b.code, b.err).toBe(0);
     const strip = (rows: Array<Record<string, string>>) =>
-      rows.map(({ run_id: _r, wall_s: _w, attacker_cpu_s: _c, ...rest }) => JSON.stringify(rest)).sort();
+      rows.map(({ run_id: _r, wall_s: _w, attacker_cpu_s: _c, phase_s: _p, ...rest }) => JSON.stringify(rest)).sort();
     const serial = readResults(path.join(dir, 'serial', 'results.csv'));
     expect(serial).toHaveLength(2);
     expect(strip(readResults(path.join(dir, 'jobs', 'results.csv')))).toEqual(strip(serial));
