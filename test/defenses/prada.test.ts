@@ -1,4 +1,4 @@
-import { d, domain, gaussianPool, k, victim } from '../testing/toy-extraction.js';
+import { d, domain, gaussianPool, k, streamUntilAlarm, victim } from '../testing/toy-extraction.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { LocalPredictionApi } from '../../src/api/local-api.js';
@@ -41,23 +41,8 @@ async function attackThrough(spec: string, budget = 3000) {
 /** An honest client asking `rows(i)` for i < n, 100 at a time; the alarm's message, if one rose. */
 async function honest(defense: Defense, rows: (i: number) => Float32Array, n: number, clientId = 'honest') {
   const v = victim();
-  const api = new LocalPredictionApi(v, [defense], { rng: new Rng(1), domain, clientId });
   try {
-    for (let s = 0; s < n; s += 100) {
-      const x = new Float32Array(100 * d);
-      for (let i = 0; i < 100; i++) x.set(rows(s + i), i * d);
-      const xt = tf.tensor2d(x, [100, d]);
-      try {
-        const r = await api.query(xt);
-        tf.dispose([r.probs ?? []]);
-      } catch (e) {
-        if (e instanceof DetectedError) return e.message;
-        throw e;
-      } finally {
-        xt.dispose();
-      }
-    }
-    return undefined;
+    return await streamUntilAlarm(new LocalPredictionApi(v, [defense], { rng: new Rng(1), domain, clientId }), rows, n);
   } finally {
     v.dispose();
   }

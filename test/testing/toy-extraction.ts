@@ -3,9 +3,10 @@
  * victim on the box [−1, 1]^8, a Gaussian out-of-distribution pool, and the top-1 defense.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { Defense } from '../../src/api/types.js';
+import type { Defense, PredictionApi } from '../../src/api/types.js';
 import type { Pool } from '../../src/attacks/types.js';
 import { Rng } from '../../src/compute/rng.js';
+import { DetectedError } from '../../src/errors.js';
 import { Net } from '../../src/models/net.js';
 
 export const d = 8;
@@ -42,4 +43,27 @@ export function gaussianPool(n: number, seed = 5): Pool {
   const x = Float32Array.from({ length: n * d }, () => Math.max(-1, Math.min(1, r.normal(0, 0.6))));
   const y = Int32Array.from({ length: n }, () => r.int(4));
   return { name: 'gauss', x, y, n, numClasses: 4, classNames: ['a', 'b', 'c', 'd'] };
+}
+
+/** An honest client sending rows(i) for i < n through `api`, 100 at a time; the alarm's message, if one rose. */
+export async function streamUntilAlarm(
+  api: PredictionApi,
+  rows: (i: number) => Float32Array,
+  n: number,
+): Promise<string | undefined> {
+  for (let s = 0; s < n; s += 100) {
+    const x = new Float32Array(100 * d);
+    for (let i = 0; i < 100; i++) x.set(rows(s + i), i * d);
+    const xt = tf.tensor2d(x, [100, d]);
+    try {
+      const r = await api.query(xt);
+      tf.dispose([r.probs ?? []]);
+    } catch (e) {
+      if (e instanceof DetectedError) return e.message;
+      throw e;
+    } finally {
+      xt.dispose();
+    }
+  }
+  return undefined;
 }
