@@ -50,6 +50,16 @@ export interface NativeBlas {
     b1t: number,
     b2t: number,
   ): void;
+  actBiasGrad(
+    dy: Float32Array,
+    y: Float32Array,
+    dz: Float32Array,
+    db: Float32Array,
+    rows: number,
+    cols: number,
+    relu: number,
+  ): void;
+  maxPoolGrad2(x: Float32Array, dy: Float32Array, dx: Float32Array, ...dims: number[]): void;
   setThreads(n: number): number;
   config(): string;
 }
@@ -122,6 +132,11 @@ function readVendor(): string | undefined {
 
 /** A product checked against a plain loop, so a kernel family that computes wrong results is never used. */
 function selfCheck(blas: NativeBlas): string | undefined {
+  // an addon built from an older native/mse_blas.cc lacks what this version calls
+  const missing = (['sgemm', 'im2col', 'col2im', 'adam', 'actBiasGrad', 'maxPoolGrad2'] as const).filter(
+    (f) => typeof blas[f] !== 'function',
+  );
+  if (missing.length) return `built from older sources, no ${missing.join(', ')}: run npm run build`;
   const [m, n, k] = [37, 29, 53];
   const a = new Float32Array(m * k).map((_, i) => Math.sin(i));
   const b = new Float32Array(k * n).map((_, i) => Math.cos(i));

@@ -9,11 +9,19 @@
  * `inputGrad: false`); anything that needs ∂/∂x (Jacobian augmentation, MAD) keeps the default.
  */
 import { tf } from '../compute/backend.js';
+import { ACT_BIAS_GRAD_KERNEL, hasActBiasGrad } from '../compute/kernels/act-bias-grad.js';
 
 type Act = 'linear' | 'relu';
 
-function actGrad(dy: tf.Tensor, y: tf.Tensor, act: Act): tf.Tensor {
-  return act === 'relu' ? tf.mul(dy, tf.step(y)) : dy;
+/** dz = dy ⊙ act'(y) and the bias gradient Σ dz over every axis but the last: one kernel where the backend has it. */
+function actBiasGrad<T extends tf.Tensor>(dy: tf.Tensor, y: tf.Tensor, act: Act): [T, tf.Tensor1D] {
+  if (hasActBiasGrad())
+    return tf.engine().runKernel(ACT_BIAS_GRAD_KERNEL, { dy, y }, { relu: act === 'relu' }) as unknown as [
+      T,
+      tf.Tensor1D,
+    ];
+  const dz = (act === 'relu' ? tf.mul(dy, tf.step(y)) : dy) as T;
+  return [dz, tf.sum(dz, [...Array(dz.rank - 1).keys()]) as tf.Tensor1D];
 }
 
 type Body<T extends tf.Tensor> = (
@@ -52,11 +60,11 @@ export function dense(x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D, act: Act, 
         value: y,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
           const [sx, sw, sy] = saved;
-          const dz = actGrad(dy, sy, act) as tf.Tensor2D;
+          const [dz, db] = actBiasGrad<tf.Tensor2D>(dy, sy, act);
           return [
             inputGrad ? tf.matMul(dz, sw as tf.Tensor2D, false, true) : tf.zerosLike(sx),
             tf.matMul(sx as tf.Tensor2D, dz, true, false),
-            tf.sum(dz, 0),
+            db,
           ];
         },
       };
@@ -90,7 +98,7 @@ export function conv2d(
         value: y,
         gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
           const [sx, sw, sy] = saved as tf.Tensor4D[];
-          const dz = actGrad(dy, sy, act) as tf.Tensor4D;
+          const [dz, db] = actBiasGrad<tf.Tensor4D>(dy, sy, act);
           const common = { strides: [stride, stride], pad, dataFormat: 'NHWC', dimRoundingMode: undefined } as const;
           const dx = inputGrad
             ? (tf.engine().runKernel(tf.Conv2DBackpropInput, { dy: dz, filter: sw }, {
@@ -102,7 +110,7 @@ export function conv2d(
             ...common,
             filterShape: sw.shape,
           } as unknown as tf.NamedAttrMap) as tf.Tensor;
-          return [dx, dw, tf.sum(dz, [0, 1, 2])];
+          return [dx, dw, db];
         },
       };
     });

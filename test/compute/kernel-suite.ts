@@ -2,6 +2,7 @@ import { describe, expect, it, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/compute/backend.js';
 import { Rng } from '../../src/compute/rng.js';
+import * as ops from '../../src/models/ops.js';
 
 // Each custom wasm kernel against the cpu backend (tfjs's reference implementation), on random
 // shapes covering stride 1 and 2, 'same' and 'valid' padding and batch > 1.
@@ -147,23 +148,30 @@ export function kernelSuite(title: string, expectNative: boolean): void {
       expect(maxRelErr(got, want)).toBeLessThan(1e-5);
     });
 
-    it('MaxPoolGrad 2×2/2 fast path routes each gradient to the first maximum, ties included (ReLU zeros)', async () => {
-      const shape: [number, number, number, number] = [2, 8, 6, 3];
-      const x = rand(shape);
-      for (let i = 0; i < x.data.length; i++) x.data[i] = Math.max(0, Math.round(x.data[i])); // many equal values
-      const run = () =>
-        tf.tidy(() =>
-          tf.grad((v: tf.Tensor) =>
-            tf
-              .maxPool(v as tf.Tensor4D, 2, 2, 'valid')
-              .mul(tf.range(1, 2 * 4 * 3 * 3 + 1).reshape([2, 4, 3, 3]))
-              .sum(),
-          )(tf.tensor4d(x.data, shape)),
-        );
-      const want = await onBackend('cpu', run);
-      const got = await onBackend('wasm', run);
-      expect(Array.from(got)).toEqual(Array.from(want));
-    });
+    it.each([
+      [[2, 8, 6, 3], 'tiling the input'],
+      [[2, 9, 7, 5], 'an odd last row and column left out'],
+    ] as const)(
+      'MaxPoolGrad 2×2/2 fast path routes each gradient to the first maximum, ties included (ReLU zeros), %o: %s',
+      async (dims) => {
+        const shape = [...dims] as [number, number, number, number];
+        const [oh, ow] = [Math.floor(shape[1] / 2), Math.floor(shape[2] / 2)];
+        const x = rand(shape);
+        for (let i = 0; i < x.data.length; i++) x.data[i] = Math.max(0, Math.round(x.data[i])); // many equal values
+        const run = () =>
+          tf.tidy(() =>
+            tf.grad((v: tf.Tensor) =>
+              tf
+                .maxPool(v as tf.Tensor4D, 2, 2, 'valid')
+                .mul(tf.range(1, shape[0] * oh * ow * shape[3] + 1).reshape([shape[0], oh, ow, shape[3]]))
+                .sum(),
+            )(tf.tensor4d(x.data, shape)),
+          );
+        const want = await onBackend('cpu', run);
+        const got = await onBackend('wasm', run);
+        expect(Array.from(got)).toEqual(Array.from(want));
+      },
+    );
 
     it.each([
       ['linear', 1, 'valid'],
@@ -195,6 +203,32 @@ export function kernelSuite(title: string, expectNative: boolean): void {
       const want = await onBackend('cpu', run);
       const got = await onBackend('wasm', run);
       expect(maxRelErr(got, want)).toBeLessThan(1e-5);
+    });
+
+    // MseActBiasGrad (on wasm) against tfjs's Step, Multiply and Sum (the cpu backend has no such kernel)
+    it.each(['relu', 'linear'] as const)('layer gradients through ops.conv2d and ops.dense, %s', async (act) => {
+      const x = rand([3, 9, 8, 4]);
+      const w = rand([3, 3, 4, 6]);
+      const b = rand([6]);
+      const w2 = rand([7 * 6 * 6, 5]);
+      const b2 = rand([5]);
+      const run = () =>
+        tf.tidy(() => {
+          const f = (xv: tf.Tensor, wv: tf.Tensor, bv: tf.Tensor, w2v: tf.Tensor, b2v: tf.Tensor) => {
+            const h = ops.conv2d(xv as tf.Tensor4D, wv as tf.Tensor4D, bv as tf.Tensor1D, 1, 'valid', act, true);
+            const z = ops.dense(h.reshape([3, -1]) as tf.Tensor2D, w2v as tf.Tensor2D, b2v as tf.Tensor1D, act, true);
+            return z.mul(tf.range(0, 15).reshape([3, 5]).sin()).sum();
+          };
+          const ins = [x, w, b, w2, b2].map((t) => tf.tensor(t.data, t.shape));
+          const grads = tf.grads(f)(ins);
+          return tf.concat(grads.map((g) => g.flatten()));
+        });
+      const want = await onBackend('cpu', run);
+      const got = await onBackend('wasm', run);
+      expect(maxRelErr(got, want)).toBeLessThan(1e-5);
+      // the fused kernel ran (and the comparison is not cpu against cpu's own ops)
+      expect(tf.getKernel('MseActBiasGrad', 'wasm')).toBeDefined();
+      expect(tf.getKernel('MseActBiasGrad', 'cpu')).toBeUndefined();
     });
 
     it('Identity aliases instead of copying, and the alias survives disposing the source', async () => {

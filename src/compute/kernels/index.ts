@@ -4,6 +4,7 @@
  * init, and we keep using them as building blocks after our versions replace them.
  */
 import * as tf from '@tensorflow/tfjs';
+import { makeActBiasGrad } from './act-bias-grad.js';
 import { makeBatchMatMul } from './batch-mat-mul.js';
 import { makeConv2DBackpropFilter } from './conv2d-backprop-filter.js';
 import { makeConv2DBackpropInput } from './conv2d-backprop-input.js';
@@ -42,10 +43,11 @@ export function registerWasmKernels(): void {
         makeNativeFusedMatMul(blas, kernelFunc(tf._FusedMatMul)),
         makeNativeConv2D(blas, stockConv2d),
         makeNativeFusedConv2D(blas, kernelFunc(tf.FusedConv2D)),
-        makeMaxPoolGrad(),
+        makeMaxPoolGrad(blas),
         makeIdentity(),
         makeNativeMomentum(blas),
         makeNativeAdam(blas),
+        makeActBiasGrad(blas),
       ]
     : [
         makeConv2DBackpropFilter(stockMatMul),
@@ -54,6 +56,7 @@ export function registerWasmKernels(): void {
         makeBatchMatMul(stockMatMul),
         makeFusedMatMul(kernelFunc(tf._FusedMatMul), ourMatMul),
         makeIdentity(),
+        makeActBiasGrad(null),
       ];
   for (const cfg of configs) {
     const exists = tf.getKernel(cfg.kernelName, 'wasm') !== undefined;
