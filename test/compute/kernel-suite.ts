@@ -153,7 +153,7 @@ export function kernelSuite(title: string, expectNative: boolean): void {
       [[2, 9, 7, 5], 'an odd last row and column left out'],
     ] as const)(
       'MaxPoolGrad 2×2/2 fast path routes each gradient to the first maximum, ties included (ReLU zeros), %o: %s',
-      async (dims) => {
+      async (dims, _what) => {
         const shape = [...dims] as [number, number, number, number];
         const [oh, ow] = [Math.floor(shape[1] / 2), Math.floor(shape[2] / 2)];
         const x = rand(shape);
