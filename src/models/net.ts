@@ -5,6 +5,7 @@
  * ReLU in the same kernel, XNNPACK on wasm); weights use Glorot-uniform init from a seeded Rng.
  */
 import { tf } from '../compute/backend.js';
+import { MLP_GRADS_KERNEL } from '../compute/kernels/mlp-grads.js';
 import { Rng } from '../compute/rng.js';
 import * as ops from './ops.js';
 import type { Logits, Model, ModelKind, Probs, SerializedModel } from './model.js';
@@ -46,6 +47,8 @@ export class Net implements Model {
   readonly layers: LayerSpec[];
   readonly head: Head;
   private readonly weights: Array<Param | undefined>;
+  /** for a dense ReLU net with a softmax head: 1/0 per weighted layer, its ReLU (the fused training kernel's attribute) */
+  private readonly mlpRelu: number[] | undefined;
 
   constructor(cfg: NetConfig, init: Rng | Float32Array[]) {
     this.kind = cfg.kind;
@@ -60,6 +63,15 @@ export class Net implements Model {
       const [wv, bv] = Array.isArray(init) ? [init[k++], init[k++]] : [glorot(s.w, init), new Float32Array(s.b[0])];
       return { w: variable(wv, s.w), b: variable(bv, s.b) };
     });
+    const dense = cfg.layers.filter((l) => l.type === 'dense');
+    const act = (l: LayerSpec) => (l.type === 'dense' ? (l.activation ?? 'linear') : 'linear');
+    const fusable =
+      cfg.head === 'softmax' &&
+      dense.length > 0 &&
+      cfg.layers.every((l) => l.type === 'dense' || l.type === 'flatten') &&
+      dense.every((l) => act(l) === 'relu' || act(l) === 'linear') &&
+      act(dense[dense.length - 1]) === 'linear';
+    this.mlpRelu = fusable ? dense.map((l) => (act(l) === 'relu' ? 1 : 0)) : undefined;
   }
 
   get config(): NetConfig {
@@ -181,6 +193,28 @@ export class Net implements Model {
           return tf.mul(tf.losses.sigmoidCrossEntropy(y, z), this.numClasses) as tf.Scalar;
       }
     });
+  }
+
+  /**
+   * The training loss (as `loss`) and its gradient for every variable (in `variables` order) from
+   * one kernel, where the backend has it (wasm with the native BLAS) and this is a dense ReLU net
+   * with a softmax head; undefined otherwise (train through `loss` and autograd).
+   */
+  lossAndGrads(x: tf.Tensor, y: tf.Tensor2D): { loss: tf.Scalar; grads: tf.Tensor[] } | undefined {
+    if (!this.mlpRelu || !tf.getKernel(MLP_GRADS_KERNEL, tf.getBackend())) return undefined;
+    const flat = x.reshape([x.shape[0], -1]);
+    const inputs: tf.NamedTensorMap = { x: flat, y };
+    this.weights
+      .filter((p): p is Param => p !== undefined)
+      .forEach((p, l) => {
+        inputs[`w${l}`] = p.w;
+        inputs[`b${l}`] = p.b;
+      });
+    const [loss, ...grads] = tf.engine().runKernel(MLP_GRADS_KERNEL, inputs, {
+      relu: this.mlpRelu,
+    } as unknown as tf.NamedAttrMap) as tf.Tensor[];
+    flat.dispose();
+    return { loss: loss as tf.Scalar, grads };
   }
 
   params(): Float32Array {

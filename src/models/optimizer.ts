@@ -15,6 +15,8 @@ export interface OptimizerConfig {
 export interface StepOptimizer {
   /** Minimise `loss` over `vars` by one step; returns the loss when `returnLoss` (caller disposes). */
   minimize(loss: () => tf.Scalar, returnLoss: boolean, vars: tf.Variable[]): tf.Scalar | undefined;
+  /** One step with gradients computed elsewhere (`grads[i]` for `vars[i]`; the caller disposes them). */
+  apply(grads: tf.Tensor[], vars: tf.Variable[]): void;
   dispose(): void;
 }
 
@@ -24,6 +26,7 @@ export function makeOptimizer(cfg: OptimizerConfig): StepOptimizer {
   const opt = cfg.optimizer === 'adam' ? tf.train.adam(cfg.lr) : tf.train.momentum(cfg.lr, cfg.momentum ?? 0.9);
   return {
     minimize: (loss, returnLoss, vars) => opt.minimize(loss, returnLoss, vars) ?? undefined,
+    apply: (grads, vars) => opt.applyGradients(vars.map((v, i) => ({ name: v.name, tensor: grads[i] }))),
     dispose: () => {
       opt.dispose();
       // tfjs 4.22's MomentumOptimizer.dispose() forgets the learning-rate scalar it inherits from SGD
@@ -39,11 +42,22 @@ class FusedOptimizer implements StepOptimizer {
 
   minimize(loss: () => tf.Scalar, returnLoss: boolean, vars: tf.Variable[]): tf.Scalar | undefined {
     const { value, grads } = tf.variableGrads(loss, vars);
+    this.apply(
+      vars.map((v) => grads[v.name]),
+      vars,
+    );
+    tf.dispose(Object.values(grads));
+    if (returnLoss) return value;
+    value.dispose();
+    return undefined;
+  }
+
+  apply(grads: tf.Tensor[], vars: tf.Variable[]): void {
     this.t += 1;
     const b1 = 0.9;
     const b2 = 0.999;
-    for (const v of vars) {
-      const g = grads[v.name];
+    vars.forEach((v, i) => {
+      const g = grads[i];
       const st =
         this.state.get(v) ??
         (this.cfg.optimizer === 'adam' ? [tf.zerosLike(v), tf.zerosLike(v)] : [tf.zerosLike(v)]).map((t) => tf.keep(t));
@@ -70,11 +84,7 @@ class FusedOptimizer implements StepOptimizer {
         v,
         out.slice(1).map((t) => tf.keep(t)),
       );
-    }
-    tf.dispose(Object.values(grads));
-    if (returnLoss) return value;
-    value.dispose();
-    return undefined;
+    });
   }
 
   dispose(): void {

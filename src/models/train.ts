@@ -74,6 +74,12 @@ export async function fit(net: Net, data: TrainData, opts: TrainOptions): Promis
         const lossT: tf.Scalar | undefined = tf.tidy(() => {
           const xt = tf.tensor(m === bs ? xb : xb.subarray(0, m * d), [m, ...net.inputShape]);
           const yt = tf.tensor2d(m === bs ? yb : yb.subarray(0, m * k), [m, k]);
+          // a dense ReLU net on the native build: loss and gradients from one kernel (no L2 there)
+          const fused = opts.l2 ? undefined : net.lossAndGrads(xt, yt);
+          if (fused) {
+            optimizer.apply(fused.grads, vars);
+            return wantLoss ? fused.loss : undefined;
+          }
           return optimizer.minimize(
             () => {
               const base = net.loss(xt, yt);

@@ -2,6 +2,7 @@ import { describe, expect, it, beforeAll } from 'vitest';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/compute/backend.js';
 import { Rng } from '../../src/compute/rng.js';
+import { Net } from '../../src/models/net.js';
 import * as ops from '../../src/models/ops.js';
 
 // Each custom wasm kernel against the cpu backend (tfjs's reference implementation), on random
@@ -229,6 +230,54 @@ export function kernelSuite(title: string, expectNative: boolean): void {
       // the fused kernel ran (and the comparison is not cpu against cpu's own ops)
       expect(tf.getKernel('MseActBiasGrad', 'wasm')).toBeDefined();
       expect(tf.getKernel('MseActBiasGrad', 'cpu')).toBeUndefined();
+    });
+
+    // MseMlpGrads (native build only) against autograd through the layer ops on the cpu backend
+    it('an MLP: loss and gradients from one kernel equal autograd (soft, unnormalised targets; a linear hidden layer)', async () => {
+      const cfg = {
+        kind: 'tabular' as const,
+        inputShape: [4, 3],
+        numClasses: 5,
+        layers: [
+          { type: 'flatten' as const },
+          { type: 'dense' as const, units: 9, activation: 'relu' as const },
+          { type: 'dense' as const, units: 7 },
+          { type: 'dense' as const, units: 6, activation: 'relu' as const },
+          { type: 'dense' as const, units: 5 },
+        ],
+        head: 'softmax' as const,
+      };
+      const x = rand([11, 4, 3]);
+      const y = rand([11, 5]);
+      for (let i = 0; i < y.data.length; i++) y.data[i] = Math.abs(y.data[i]);
+      const run = (fused: boolean) => () => {
+        const net = new Net(cfg, new Rng(3));
+        const out = tf.tidy(() => {
+          const xt = tf.tensor(x.data, x.shape);
+          const yt = tf.tensor2d(y.data, [11, 5]);
+          const got = fused ? net.lossAndGrads(xt, yt) : undefined;
+          if (fused && !got) throw new Error('no fused kernel');
+          const { loss, grads } =
+            got ??
+            (() => {
+              const r = tf.variableGrads(() => net.loss(xt, yt), net.variables);
+              return { loss: r.value, grads: net.variables.map((v) => r.grads[v.name]) };
+            })();
+          return tf.concat([loss.reshape([1]), ...grads.map((g) => g.flatten())]);
+        });
+        net.dispose();
+        return out;
+      };
+      const want = await onBackend('cpu', run(false));
+      if (!expectNative) {
+        await tf.setBackend('wasm');
+        expect(
+          new Net(cfg, new Rng(3)).lossAndGrads(tf.zeros([1, 4, 3]), tf.zeros([1, 5]) as tf.Tensor2D),
+        ).toBeUndefined();
+        return;
+      }
+      const got = await onBackend('wasm', run(true));
+      expect(maxRelErr(got, want)).toBeLessThan(1e-5);
     });
 
     it('Identity aliases instead of copying, and the alias survives disposing the source', async () => {

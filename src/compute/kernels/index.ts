@@ -11,6 +11,7 @@ import { makeConv2DBackpropInput } from './conv2d-backprop-input.js';
 import { makeFusedMatMul } from './fused-mat-mul.js';
 import { makeIdentity } from './identity.js';
 import { makeMaxPoolGrad } from './max-pool-grad.js';
+import { makeMlpGrads } from './mlp-grads.js';
 import { kernelFunc } from './wasm-util.js';
 import { nativeBlas } from '../native.js';
 import { makeNativeBatchMatMul, makeNativeFusedMatMul } from './native-gemm.js';
@@ -48,6 +49,7 @@ export function registerWasmKernels(): void {
         makeNativeMomentum(blas),
         makeNativeAdam(blas),
         makeActBiasGrad(blas),
+        makeMlpGrads(blas),
       ]
     : [
         makeConv2DBackpropFilter(stockMatMul),
