@@ -294,12 +294,16 @@ export async function runCell(c: PlanCell, ctx: RunContext): Promise<CellOutput>
     // defender utility on the test set, through an unmetered API of its own
     ctx.onProgress?.('utility');
     phases.enter('utility');
-    const utility = await defendedUtility(v.model, instances, ds, stream(c.seed, 'utility'));
+    // the victim's own answers on the test set, once: the utility pass and every row's fidelity use them
+    const victimTest = await probsOf(v.model, ds.test.x, ds.test.n);
+    const utility = await defendedUtility(v.model, victimTest, instances, ds, stream(c.seed, 'utility'));
     const rows: ResultRow[] = [];
     // attacks without learning curves run once per budget, each from the same seed
     const passes = c.budgets.length > 1 && !unit.learningCurve ? c.budgets.map((b) => [b]) : [c.budgets];
     for (const pass of passes)
-      rows.push(...(await runPass(c, ctx, attack, why, ds, v, instances, know, utility, pass, notes, t0, phases)));
+      rows.push(
+        ...(await runPass(c, ctx, attack, why, ds, v, victimTest, instances, know, utility, pass, notes, t0, phases)),
+      );
     if (v.model instanceof ServedModel) notes.push(...v.model.notes);
     if (v.model instanceof ServedModel)
       notes.push(
@@ -362,6 +366,7 @@ async function runPass(
   planWhy: string | undefined,
   ds: Dataset,
   v: { model: Model; testAcc: number },
+  victimTest: Float32Array,
   instances: () => Defense[],
   know: AttackerKnowledge,
   utility: Utility,
@@ -527,8 +532,7 @@ async function runPass(
   const rows: ResultRow[] = [];
   const k = ds.numClasses;
   try {
-    // the victim's answers on the evaluation sets, once for every surrogate of the pass
-    const victimTest = await probsOf(v.model, ds.test.x, ds.test.n);
+    // the victim's answers on the uniform set, once for every surrogate of the pass
     const victimUnif = await probsOf(v.model, unif, unifN);
     // transferability is asked for (--transfer n): on images, the first n test images the victim gets right
     const attacked = c.transfer && ds.kind === 'image' ? correctlyClassified(victimTest, ds.test.y, k, c.transfer) : [];
@@ -583,13 +587,18 @@ async function runPass(
  * "honest"): top-1 accuracy of the answers and their agreement with the undefended victim, mean L1
  * and KL(y‖ỹ) from the true posteriors, and the honest user's slowdown, (API + PoW seconds) / API seconds.
  */
-async function defendedUtility(victim: Model, instances: () => Defense[], ds: Dataset, rng: Rng): Promise<Utility> {
+async function defendedUtility(
+  victim: Model,
+  y: Float32Array,
+  instances: () => Defense[],
+  ds: Dataset,
+  rng: Rng,
+): Promise<Utility> {
   const defenses = instances();
   const api = new LocalPredictionApi(victim, defenses, { rng: rng.fork(), domain: ds.domain, clientId: 'honest' });
   const k = ds.numClasses;
   const n = ds.test.n;
   const d = ds.inputShape.reduce((a, b) => a * b, 1);
-  const y = await probsOf(victim, ds.test.x, n);
   const meter = new UtilityMeter(k);
   const batch = 1024;
   for (let s = 0; s < n; s += batch) {
