@@ -161,8 +161,8 @@ function selfCheck(blas: NativeBlas): string | undefined {
 export function nativeHint(): string | undefined {
   if (nativeBlas() || process.env.MSE_NATIVE === '0') return undefined;
   return (
-    `native BLAS ${why}: training runs on pure wasm, about 2× slower (bench:perf, 2-core Xeon: MLP 23.3k vs 10.6k, ` +
-    `CNN 1.83k vs 0.86k examples/s); to build it: apt-get install g++ libopenblas0-pthread, then ` +
+    `native BLAS ${why}: training runs on pure wasm, about 3× slower (bench:perf, 2-core Xeon: MLP 57k vs 15k, ` +
+    `CNN 3.6k vs 1.3k examples/s); to build it: apt-get install g++ libopenblas0-pthread, then ` +
     `\`node scripts/build-native.mjs\` in mse's folder (or \`npm ci\` again)`
   );
 }
