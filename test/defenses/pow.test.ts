@@ -7,9 +7,7 @@ import { issueChallenge, leadingZeroBits, solve, verify } from '../../src/protoc
 import { logGaussianSurvival, logQ, PknnPrivacyCost, rdpGnmax } from '../../src/defenses/pow/privacy-cost.js';
 import { DEFENSES, parseDefense, parseDefenseSpec, prepareDefense } from '../../src/defenses/registry.js';
 import { UsageError } from '../../src/errors.js';
-import { fit } from '../../src/models/train.js';
-import { createNet, parseModelSpec } from '../../src/models/zoo.js';
-import { toyBlobs } from '../testing/fixtures.js';
+import { toyBlobs, trainedSoftmax } from '../testing/fixtures.js';
 
 beforeAll(async () => {
   await initBackend('wasm', { threads: 1 });
@@ -94,12 +92,7 @@ describe('PATE-kNN privacy cost (Dziedzic 2022 §pknn, Papernot 2018 Prop. 10)',
 describe('pow defense (Dziedzic 2022)', () => {
   it('an honest client pays about the victim’s own latency again; out-of-distribution queries pay many times more', async () => {
     const ds = toyBlobs(1200);
-    const victim = createNet(parseModelSpec('softmax'), ds, new Rng(1));
-    await fit(
-      victim,
-      { x: ds.train.x, y: ds.train.y, n: ds.train.n },
-      { epochs: 20, batchSize: 64, optimizer: 'adam', lr: 0.05, rng: new Rng(2) },
-    );
+    const victim = await trainedSoftmax(ds, 20);
     // base 2 (the paper uses 1.18 per ε-unit on MNIST, where costs run in the hundreds; toy blobs leak far less)
     const { defense: d, prepared } = await prepareDefense('pow:base=2,unit=0.01', {
       victim,

@@ -11,10 +11,8 @@ import { defineDefense } from '../../src/defenses/define.js';
 import type { PowDefense } from '../../src/defenses/pow.js';
 import { DEFENSES, parseDefenseSpec } from '../../src/defenses/registry.js';
 import { UsageError } from '../../src/errors.js';
-import { fit } from '../../src/models/train.js';
 import { Net } from '../../src/models/net.js';
-import { createNet, parseModelSpec } from '../../src/models/zoo.js';
-import { toyBlobs } from '../testing/fixtures.js';
+import { toyBlobs, trainedSoftmax } from '../testing/fixtures.js';
 
 beforeAll(async () => {
   await initBackend('wasm', { threads: 1 });
@@ -23,12 +21,7 @@ beforeAll(async () => {
 describe('defense state', () => {
   it('two pow instances prepared once keep separate per-client ledgers', async () => {
     const ds = toyBlobs(600);
-    const victim = createNet(parseModelSpec('softmax'), ds, new Rng(1));
-    await fit(
-      victim,
-      { x: ds.train.x, y: ds.train.y, n: ds.train.n },
-      { epochs: 10, batchSize: 64, optimizer: 'adam', lr: 0.05, rng: new Rng(2) },
-    );
+    const victim = await trainedSoftmax(ds, 10);
     const { unit, values } = parseDefenseSpec('pow:k=50,calib=60,base=2,unit=0.01,maxbits=32');
     const prepared = await unit.prepare(values, { victim, train: ds.train, heldOut: ds.test, rng: new Rng(0) });
     const a = unit.create(values, prepared) as PowDefense;

@@ -17,10 +17,8 @@ import { Rng } from '../../src/compute/rng.js';
 import { parseDefense, prepareDefense } from '../../src/defenses/registry.js';
 import { BudgetExhaustedError, DetectedError, MseError } from '../../src/errors.js';
 import type { Net } from '../../src/models/net.js';
-import { fit } from '../../src/models/train.js';
-import { createNet, parseModelSpec } from '../../src/models/zoo.js';
 import { createServer } from '../../src/serve/server.js';
-import { toyBlobs } from '../testing/fixtures.js';
+import { toyBlobs, trainedSoftmax } from '../testing/fixtures.js';
 
 const ds = toyBlobs(600);
 const domain = ds.domain;
@@ -29,12 +27,7 @@ let victim: Net;
 
 beforeAll(async () => {
   await initBackend('wasm', { threads: 1 });
-  victim = createNet(parseModelSpec('softmax'), ds, new Rng(1));
-  await fit(
-    victim,
-    { x: ds.train.x, y: ds.train.y, n: ds.train.n },
-    { epochs: 5, batchSize: 64, optimizer: 'adam', lr: 0.05, rng: new Rng(2) },
-  );
+  victim = await trainedSoftmax(ds, 5);
 });
 afterAll(() => victim.dispose());
 

@@ -12,10 +12,8 @@ import { parseDefense, prepareDefense } from '../../src/defenses/registry.js';
 import { BudgetExhaustedError } from '../../src/errors.js';
 import { probsOf, uniformInputs } from '../../src/metrics/agreement.js';
 import type { Net } from '../../src/models/net.js';
-import { fit } from '../../src/models/train.js';
-import { createNet, parseModelSpec } from '../../src/models/zoo.js';
 import { createServer, digestOf } from '../../src/serve/server.js';
-import { toyBlobs } from '../testing/fixtures.js';
+import { toyBlobs, trainedSoftmax } from '../testing/fixtures.js';
 
 const ds = toyBlobs(600);
 const domain = ds.domain;
@@ -23,12 +21,7 @@ let victim: Net;
 
 beforeAll(async () => {
   await initBackend('wasm', { threads: 1 });
-  victim = createNet(parseModelSpec('softmax'), ds, new Rng(1));
-  await fit(
-    victim,
-    { x: ds.train.x, y: ds.train.y, n: ds.train.n },
-    { epochs: 10, batchSize: 64, optimizer: 'adam', lr: 0.05, rng: new Rng(2) },
-  );
+  victim = await trainedSoftmax(ds, 10);
 });
 afterAll(() => victim.dispose());
 
