@@ -6,6 +6,8 @@
  */
 import { tf } from '../compute/backend.js';
 import { MLP_GRADS_KERNEL } from '../compute/kernels/mlp-grads.js';
+import { denseProbs, type DenseLayer } from '../compute/dense-native.js';
+import { nativeBlas, type NativeBlas } from '../compute/native.js';
 import { Rng } from '../compute/rng.js';
 import * as ops from './ops.js';
 import type { Logits, Model, ModelKind, Probs, SerializedModel } from './model.js';
@@ -174,6 +176,53 @@ export class Net implements Model {
 
   predict(x: tf.Tensor): Probs {
     return tf.tidy(() => this.probsFromLogits(this.logits(x)));
+  }
+
+  /**
+   * The native BLAS, where this is a dense ReLU net with a softmax head and the backend runs mse's
+   * fused kernels on it (what `denseLayers`, `predictRows` and the training loop's dense path need);
+   * null otherwise.
+   */
+  denseBlas(): NativeBlas | null {
+    if (!this.mlpRelu || !tf.getKernel(MLP_GRADS_KERNEL, tf.getBackend())) return null;
+    return nativeBlas();
+  }
+
+  /** A copy of the weighted layers as plain arrays (compute/dense-native.ts's form); undefined unless `denseBlas()`. */
+  denseLayers(): DenseLayer[] | undefined {
+    const relu = this.mlpRelu;
+    if (!relu) return undefined;
+    return this.weights
+      .filter((p): p is Param => p !== undefined)
+      .map((p, l) => ({
+        w: Float32Array.from(p.w.dataSync() as Float32Array),
+        b: Float32Array.from(p.b.dataSync() as Float32Array),
+        inputs: p.w.size / p.b.size,
+        outputs: p.b.size,
+        relu: relu[l] === 1,
+      }));
+  }
+
+  /** Write arrays of `denseLayers()`'s form back into the variables. */
+  assignDense(layers: DenseLayer[]): void {
+    const params = this.weights.filter((p): p is Param => p !== undefined);
+    if (layers.length !== params.length) throw new Error(`assignDense: ${layers.length} layers for ${params.length}`);
+    tf.tidy(() =>
+      params.forEach((p, l) => {
+        p.w.assign(tf.tensor(layers[l].w, p.w.shape));
+        p.b.assign(tf.tensor(layers[l].b, p.b.shape));
+      }),
+    );
+  }
+
+  /**
+   * Probabilities for the n rows of x (flat, row-major) without tfjs, where `denseBlas()` allows
+   * (compute/dense-native.ts); undefined otherwise (predict through tensors). Weights are read once per call.
+   */
+  predictRows(x: Float32Array, n: number, batch: number): Float32Array | undefined {
+    const blas = this.denseBlas();
+    const layers = blas ? this.denseLayers() : undefined;
+    return blas && layers ? denseProbs(blas, layers, x, n, batch) : undefined;
   }
 
   /**

@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../src/compute/backend.js';
 import { Rng } from '../../src/compute/rng.js';
 import { Net } from '../../src/models/net.js';
+import { fit, fitThroughTensors, predictAll } from '../../src/models/train.js';
 import * as ops from '../../src/models/ops.js';
 
 // Each custom wasm kernel against the cpu backend (tfjs's reference implementation), on random
@@ -278,6 +279,85 @@ export function kernelSuite(title: string, expectNative: boolean): void {
       }
       const got = await onBackend('wasm', run(true));
       expect(maxRelErr(got, want)).toBeLessThan(1e-5);
+    });
+
+    // Net.predictRows (native build only: compute/mlp-forward.ts) against predict on the cpu backend
+    it('an MLP: predictAll without tfjs equals predict, over a batch that does not divide n', async () => {
+      const cfg = {
+        kind: 'tabular' as const,
+        inputShape: [4, 3],
+        numClasses: 5,
+        layers: [
+          { type: 'flatten' as const },
+          { type: 'dense' as const, units: 9, activation: 'relu' as const },
+          { type: 'dense' as const, units: 7 },
+          { type: 'dense' as const, units: 5 },
+        ],
+        head: 'softmax' as const,
+      };
+      const x = rand([23, 4, 3]);
+      for (let i = 0; i < x.data.length; i++) x.data[i] *= 3; // confident rows too: softmax's shift matters
+      const want = await onBackend('cpu', () => {
+        const net = new Net(cfg, new Rng(3));
+        const p = tf.tidy(() => net.predict(tf.tensor(x.data, x.shape)));
+        net.dispose();
+        return p;
+      });
+      await tf.setBackend('wasm');
+      const net = new Net(cfg, new Rng(3));
+      const direct = net.predictRows(x.data, 23, 5);
+      const before = tf.memory().numTensors;
+      const all = await predictAll(net, x.data, 23, 5);
+      expect(tf.memory().numTensors).toBe(before);
+      net.dispose();
+      if (!expectNative) {
+        expect(direct).toBeUndefined();
+        expect(maxRelErr(all, want)).toBeLessThan(1e-5); // through tensors
+        return;
+      }
+      expect(direct).toBeDefined();
+      expect(maxRelErr(direct!, want)).toBeLessThan(1e-5);
+      expect(all).toEqual(direct);
+    });
+
+    // fit's dense path (native build only) against the same fit through tensors: same weights
+    it('an MLP: training on plain arrays gives the weights training through tensors gives (sgd and adam, a short last batch)', async () => {
+      await tf.setBackend('wasm');
+      const cfg = {
+        kind: 'tabular' as const,
+        inputShape: [6],
+        numClasses: 4,
+        layers: [
+          { type: 'dense' as const, units: 8, activation: 'relu' as const },
+          { type: 'dense' as const, units: 4 },
+        ],
+        head: 'softmax' as const,
+      };
+      const x = rand([37, 6]);
+      const y = Int32Array.from({ length: 37 }, (_, i) => (i * 7) % 4);
+      for (const optimizer of ['sgd', 'adam'] as const) {
+        const train = async (f: typeof fit) => {
+          const net = new Net(cfg, new Rng(5));
+          const stats = await f(
+            net,
+            { x: x.data, y, n: 37 },
+            { epochs: 3, batchSize: 8, optimizer, lr: 0.05, momentum: 0.9, rng: new Rng(6) },
+          );
+          const p = net.params();
+          net.dispose();
+          return { p, stats };
+        };
+        const before = tf.memory().numTensors;
+        const a = await train(fit);
+        const b = await train(fitThroughTensors);
+        expect(tf.memory().numTensors).toBe(before);
+        const fresh = new Net(cfg, new Rng(5));
+        expect(maxRelErr(a.p, fresh.params())).toBeGreaterThan(0.01); // it trained
+        expect(Array.from(a.p)).toEqual(Array.from(b.p)); // the same arithmetic in the same order
+        expect(a.stats.finalLoss).toBeCloseTo(b.stats.finalLoss, 5);
+        expect(fresh.denseBlas() !== null).toBe(expectNative);
+        fresh.dispose();
+      }
     });
 
     it('Identity aliases instead of copying, and the alias survives disposing the source', async () => {
