@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Reference timings for `npm run bench:perf`: the same MLP and CNN as mse's model zoo, trained
 with the same optimiser, batch size and example counts, on random inputs (speed does not depend
-on the values). Prints one JSON object.
+on the values). Each phase walks n distinct rows as mse's does (until issue 18 it re-ran one batch
+that stayed in cache, which mse's bench never gets). Prints one JSON object.
 
   torch_reference.py --threads 2 --train 4096 --infer 8192            # both models, both phases
   torch_reference.py --model cnn --phase train --n 4096 --sync        # one timed phase; with --sync it
@@ -34,36 +35,41 @@ SHAPES = {"mlp": (mlp, (784,)), "cnn": (cnn, (1, 28, 28))}
 
 
 def phase(name, kind, n, batch, infer_batch, sync):
+    """Time one pass over n distinct random rows, as mse's bench does: training draws its batches
+    from a fresh permutation (mse's fit shuffles each epoch), inference walks the rows in order."""
     make, shape = SHAPES[name]
     torch.manual_seed(0)
     model = make()
     if kind == "train":
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        x = torch.rand(batch, *shape)
-        y = torch.softmax(torch.randn(batch, 10), dim=1)
+        X = torch.rand(n, *shape)
+        Y = torch.softmax(torch.randn(n, 10), dim=1)
 
-        def step():
-            opt.zero_grad()
-            loss = -(y * F.log_softmax(model(x), dim=1)).sum(dim=1).mean()
-            loss.backward()
-            opt.step()
-        reps, per = max(1, n // batch), batch
+        def run(rows):
+            perm = torch.randperm(rows)
+            for s in range(0, rows - batch + 1, batch):
+                idx = perm[s:s + batch]
+                x, y = X.index_select(0, idx), Y.index_select(0, idx)
+                opt.zero_grad()
+                loss = -(y * F.log_softmax(model(x), dim=1)).sum(dim=1).mean()
+                loss.backward()
+                opt.step()
+            return rows - rows % batch
     else:
-        xi = torch.rand(infer_batch, *shape)
+        X = torch.rand(n, *shape)
 
-        def step():
+        def run(rows):
             with torch.no_grad():
-                torch.softmax(model(xi), dim=1)
-        reps, per = max(1, n // infer_batch), infer_batch
-    for _ in range(3):
-        step()
+                for s in range(0, rows, infer_batch):
+                    torch.softmax(model(X[s:s + infer_batch]), dim=1).numpy()
+            return rows
+    run(min(n, 3 * max(batch, infer_batch)))  # warm-up: allocator, thread pool
     if sync:
         print("ready", flush=True)
         sys.stdin.readline()
     t = time.perf_counter()
-    for _ in range(reps):
-        step()
-    return reps * per, time.perf_counter() - t
+    examples = run(n)
+    return examples, time.perf_counter() - t
 
 
 def main():
