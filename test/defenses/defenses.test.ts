@@ -319,6 +319,55 @@ describe('mad / poison (Orekondy 2020)', () => {
     proxy.dispose();
     victim.dispose();
   });
+
+  it('the MAD-argmax oracle picks the class set of largest objective among all 2^(K−1) (checked by brute force)', async () => {
+    const k = 7;
+    const x = tf.randomUniform([40, 6], -1, 1, 'float32', 8);
+    const victim = new Net(
+      {
+        kind: 'mlp',
+        inputShape: [6],
+        numClasses: k,
+        layers: [{ type: 'flatten' }, { type: 'dense', units: 8, activation: 'tanh' }, { type: 'dense', units: k }],
+        head: 'softmax',
+      },
+      new Rng(5),
+    );
+    const y = victim.predict(x);
+    const yv = y.dataSync() as Float32Array;
+    // ε large: α = 1, so ỹ is the chosen candidate itself
+    const d = await prepared('mad:eps=100,argmax=true', victim, new Rng(10));
+    const r = d.defense.output!(y, { answered: 0, batch: 0, rng: new Rng(10), clientId: 't', input: x });
+    const out = r.probs!.dataSync() as Float32Array;
+    const proxy = createNet(
+      parseModelSpec('mlp'),
+      { name: 'proxy', inputShape: [6], numClasses: k, kind: 'tabular' },
+      new Rng(10).fork(),
+    );
+    const p = proxy.predict(x).dataSync() as Float32Array;
+    let sets = 0;
+    for (let i = 0; i < 40; i++) {
+      const yi = Array.from(yv.subarray(i * k, (i + 1) * k));
+      const pi = Array.from(p.subarray(i * k, (i + 1) * k));
+      const top = yi.indexOf(Math.max(...yi));
+      let best: number[] = [];
+      let bestObj = -Infinity;
+      for (let bits = 0; bits < 1 << k; bits++) {
+        if (!(bits & (1 << top))) continue;
+        const m = [...Array(k).keys()].filter((j) => bits & (1 << j)).length;
+        const c = Array.from({ length: k }, (_, j) => (bits & (1 << j) ? (j === top ? 1 + 1e-5 : 1) / (m + 1e-5) : 0));
+        const o = madObjective(pi, yi, c);
+        if (o > bestObj) [bestObj, best] = [o, c];
+      }
+      for (let j = 0; j < k; j++) expect(out[i * k + j]).toBeCloseTo(best[j], 5);
+      sets += best.filter((v) => v > 0).length > 1 ? 1 : 0;
+    }
+    expect(sets).toBeGreaterThan(0); // not only singletons: the subset sums are exercised
+    tf.dispose([x, y, r.probs!]);
+    d.prepared.dispose();
+    proxy.dispose();
+    victim.dispose();
+  });
 });
 
 describe('input-noise (Grana 2020)', () => {
