@@ -25,6 +25,8 @@ export interface NativeBlas {
   ): void;
   biasAct(c: Float32Array, bias: Float32Array, rows: number, cols: number, act: number): void;
   im2col(x: Float32Array, col: Float32Array, ...dims: number[]): void;
+  /** out = act(im2col(x) · w + bias) over the batch, split between OpenBLAS's thread count (native/mse_blas.cc) */
+  convForward(x: Float32Array, w: Float32Array, bias: Float32Array, out: Float32Array, ...dims: number[]): void;
   col2im(col: Float32Array, dx: Float32Array, ...dims: number[]): void;
   momentum(
     w: Float32Array,
@@ -133,7 +135,7 @@ function readVendor(): string | undefined {
 /** A product checked against a plain loop, so a kernel family that computes wrong results is never used. */
 function selfCheck(blas: NativeBlas): string | undefined {
   // an addon built from an older native/mse_blas.cc lacks what this version calls
-  const missing = (['sgemm', 'im2col', 'col2im', 'adam', 'actBiasGrad', 'maxPoolGrad2'] as const).filter(
+  const missing = (['sgemm', 'im2col', 'convForward', 'col2im', 'adam', 'actBiasGrad', 'maxPoolGrad2'] as const).filter(
     (f) => typeof blas[f] !== 'function',
   );
   if (missing.length) return `built from older sources, no ${missing.join(', ')}: run npm run build`;

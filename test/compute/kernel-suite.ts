@@ -392,12 +392,12 @@ export function kernelSuite(title: string, expectNative: boolean): void {
     });
 
     it('a batch whose patch matrix exceeds one scratch chunk (conv forward, both gradients)', async () => {
-      // 14 × 60·60 output pixels × 5·5·8 taps = 10M patch values > the 8M-value chunk
-      const x = rand([14, 64, 64, 8]);
+      // 5 × 24·24 output pixels × 5·5·8 taps = 576k patch values > the 256k-value chunk: chunks of 2, 2, 1
+      const x = rand([5, 28, 28, 8]);
       const w = rand([5, 5, 8, 3]);
       const run = () =>
         tf.tidy(() => {
-          const xt = tf.tensor4d(x.data, [14, 64, 64, 8]);
+          const xt = tf.tensor4d(x.data, [5, 28, 28, 8]);
           const wt = tf.tensor4d(w.data, [5, 5, 8, 3]);
           const f = (a: tf.Tensor, b: tf.Tensor) =>
             tf
@@ -405,7 +405,16 @@ export function kernelSuite(title: string, expectNative: boolean): void {
               .square()
               .sum();
           const [gx, gw] = tf.grads(f)([xt, wt]);
-          return tf.concat([tf.conv2d(xt, wt, 1, 'valid').flatten(), gx.flatten(), gw.flatten()]);
+          // FusedConv2D: bias and ReLU applied chunk by chunk
+          const fused = tf.fused.conv2d({
+            x: xt,
+            filter: wt,
+            strides: 1,
+            pad: 'valid',
+            bias: tf.tensor1d([0.5, -0.25, 0.1]),
+            activation: 'relu',
+          });
+          return tf.concat([tf.conv2d(xt, wt, 1, 'valid').flatten(), fused.flatten(), gx.flatten(), gw.flatten()]);
         });
       const want = await onBackend('cpu', run);
       const got = await onBackend('wasm', run);
