@@ -222,7 +222,7 @@ function candidates(k: number, top: number): Float64Array {
 /** per-candidate subset sums for the exhaustive MAD-argmax search, grown on demand */
 let sumU = new Float64Array(0);
 let sumP = new Float64Array(0);
-let setSize = new Float64Array(0);
+let setSize = new Int32Array(0);
 
 /** MAD-argmax: the best uniform distribution over a class set containing the top-1 (exhaustive for K ≤ 10). */
 function argmaxOracle(y: Float64Array, p: ArrayLike<number>, target: Float64Array): void {
@@ -238,36 +238,50 @@ function argmaxOracle(y: Float64Array, p: ArrayLike<number>, target: Float64Arra
     if (sumU.length < count) {
       sumU = new Float64Array(count);
       sumP = new Float64Array(count);
-      setSize = new Float64Array(count);
+      setSize = new Int32Array(count);
     }
-    const others: number[] = [];
-    for (let j = 0; j < k; j++) if (j !== top) others.push(j);
+    const SU = sumU;
+    const SP = sumP;
+    const SZ = setSize;
+    const ou = new Float64Array(k - 1);
+    const op = new Float64Array(k - 1);
     let pu = 0;
     let pp = 0;
-    for (let j = 0; j < k; j++) {
+    for (let j = 0, b = 0; j < k; j++) {
       pu += p[j] * u[j];
       pp += p[j] * p[j];
+      if (j !== top) {
+        ou[b] = u[j];
+        op[b++] = p[j];
+      }
     }
-    sumU[0] = u[top];
-    sumP[0] = p[top];
-    setSize[0] = 1;
+    // per set size m: 1/D and c·c = (m − 1 + (1 + 1e-5)²)/D²
+    const inv = new Float64Array(k + 1);
+    const ccm = new Float64Array(k + 1);
+    for (let m = 1; m <= k; m++) {
+      inv[m] = 1 / (m + 1e-5);
+      ccm[m] = (m - 1 + (1 + 1e-5) ** 2) * inv[m] * inv[m];
+    }
+    SU[0] = u[top];
+    SP[0] = p[top];
+    SZ[0] = 1;
+    const eu = 1e-5 * u[top];
+    const ep = 1e-5 * p[top];
     let best = 0;
     let bestObj = -Infinity;
     for (let bits = 0; bits < count; bits++) {
       if (bits > 0) {
         const rest = bits & (bits - 1);
-        const j = others[31 - Math.clz32(bits & -bits)];
-        sumU[bits] = sumU[rest] + u[j];
-        sumP[bits] = sumP[rest] + p[j];
-        setSize[bits] = setSize[rest] + 1;
+        const b = 31 - Math.clz32(bits & -bits);
+        SU[bits] = SU[rest] + ou[b];
+        SP[bits] = SP[rest] + op[b];
+        SZ[bits] = SZ[rest] + 1;
       }
-      const m = setSize[bits];
-      const dm = m + 1e-5;
-      const cu = (sumU[bits] + 1e-5 * u[top]) / dm;
-      const cp = (sumP[bits] + 1e-5 * p[top]) / dm;
-      const cc = (m - 1 + (1 + 1e-5) ** 2) / (dm * dm);
+      const m = SZ[bits];
+      const cu = (SU[bits] + eu) * inv[m];
+      const cp = (SP[bits] + ep) * inv[m];
       // obj(c) = 2 − 2·(p − c)·u/‖p − c‖  (scoreAt, expanded)
-      const o = 2 - (2 * (pu - cu)) / (Math.sqrt(Math.max(0, pp - 2 * cp + cc)) || 1e-12);
+      const o = 2 - (2 * (pu - cu)) / (Math.sqrt(Math.max(0, pp - 2 * cp + ccm[m])) || 1e-12);
       if (o > bestObj) {
         bestObj = o;
         best = bits;
