@@ -469,6 +469,45 @@ static napi_value max_pool_grad2(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* maxPool2(x, out, N, H, W, C, OH, OW): the 2×2 stride-2 valid max pool, NHWC, channel-innermost
+ * (tfjs-wasm's MaxPool was a fifth of the MNIST CNN's forward pass once its convolutions ran here). */
+static void pool_window(const float *__restrict x0, const float *__restrict x1, const float *__restrict x2,
+                        const float *__restrict x3, float *__restrict o, int64_t C) {
+  for (int64_t c = 0; c < C; c++) {
+    float m = x0[c];
+    m = x1[c] > m ? x1[c] : m;
+    m = x2[c] > m ? x2[c] : m;
+    o[c] = x3[c] > m ? x3[c] : m;
+  }
+}
+
+static napi_value max_pool2(napi_env env, napi_callback_info info) {
+  size_t argc = 8;
+  napi_value argv[8];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 8) {
+    napi_throw_error(env, NULL, "mse_blas.maxPool2: 8 arguments expected");
+    return NULL;
+  }
+  F32(0, x);
+  F32(1, out);
+  int64_t N = iarg(env, argv[2]), H = iarg(env, argv[3]), W = iarg(env, argv[4]), C = iarg(env, argv[5]);
+  int64_t OH = iarg(env, argv[6]), OW = iarg(env, argv[7]);
+  if (N < 0 || C < 0 || OH < 0 || OW < 0 || 2 * OH > H || 2 * OW > W || (size_t)(N * H * W * C) > x_len ||
+      (size_t)(N * OH * OW * C) > out_len) {
+    napi_throw_range_error(env, NULL, "mse_blas.maxPool2: buffer smaller than its shape");
+    return NULL;
+  }
+  const int64_t row = W * C;
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t oh = 0; oh < OH; oh++)
+      for (int64_t ow = 0; ow < OW; ow++) {
+        const float *b = x + ((n * H + 2 * oh) * W + 2 * ow) * C;
+        pool_window(b, b + C, b + row, b + row + C, out + ((n * OH + oh) * OW + ow) * C, C);
+      }
+  return NULL;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -497,6 +536,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"adam", NULL, adam, NULL, NULL, NULL, napi_default, NULL},
       {"actBiasGrad", NULL, act_bias_grad, NULL, NULL, NULL, napi_default, NULL},
       {"maxPoolGrad2", NULL, max_pool_grad2, NULL, NULL, NULL, napi_default, NULL},
+      {"maxPool2", NULL, max_pool2, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"config", NULL, config, NULL, NULL, NULL, napi_default, NULL},
   };

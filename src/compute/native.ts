@@ -62,6 +62,7 @@ export interface NativeBlas {
     relu: number,
   ): void;
   maxPoolGrad2(x: Float32Array, dy: Float32Array, dx: Float32Array, ...dims: number[]): void;
+  maxPool2(x: Float32Array, out: Float32Array, ...dims: number[]): void;
   setThreads(n: number): number;
   config(): string;
 }
@@ -135,9 +136,9 @@ function readVendor(): string | undefined {
 /** A product checked against a plain loop, so a kernel family that computes wrong results is never used. */
 function selfCheck(blas: NativeBlas): string | undefined {
   // an addon built from an older native/mse_blas.cc lacks what this version calls
-  const missing = (['sgemm', 'im2col', 'convForward', 'col2im', 'adam', 'actBiasGrad', 'maxPoolGrad2'] as const).filter(
-    (f) => typeof blas[f] !== 'function',
-  );
+  const missing = (
+    ['sgemm', 'im2col', 'convForward', 'col2im', 'adam', 'actBiasGrad', 'maxPoolGrad2', 'maxPool2'] as const
+  ).filter((f) => typeof blas[f] !== 'function');
   if (missing.length) return `built from older sources, no ${missing.join(', ')}: run npm run build`;
   const [m, n, k] = [37, 29, 53];
   const a = new Float32Array(m * k).map((_, i) => Math.sin(i));

@@ -10,6 +10,7 @@ import { makeConv2DBackpropFilter } from './conv2d-backprop-filter.js';
 import { makeConv2DBackpropInput } from './conv2d-backprop-input.js';
 import { makeFusedMatMul } from './fused-mat-mul.js';
 import { makeIdentity } from './identity.js';
+import { makeNativeMaxPool } from './max-pool.js';
 import { makeMaxPoolGrad } from './max-pool-grad.js';
 import { makeMlpGrads } from './mlp-grads.js';
 import { kernelFunc } from './wasm-util.js';
@@ -45,6 +46,7 @@ export function registerWasmKernels(): void {
         makeNativeConv2D(blas, stockConv2d),
         makeNativeFusedConv2D(blas, kernelFunc(tf.FusedConv2D)),
         makeMaxPoolGrad(blas),
+        makeNativeMaxPool(blas, kernelFunc(tf.MaxPool)),
         makeIdentity(),
         makeNativeMomentum(blas),
         makeNativeAdam(blas),
