@@ -150,8 +150,8 @@ export function madObjective(p: ArrayLike<number>, y: ArrayLike<number>, c: Arra
 
 function extremeOracle(y: Float64Array, p: ArrayLike<number>, target: Float64Array): void {
   const k = y.length;
-  const u = new Float64Array(k);
-  direction(p, y, u);
+  const u = k <= 10 ? ws.u : new Float64Array(k);
+  direction(p, y, u, k);
   let pu = 0;
   let pp = 0;
   for (let j = 0; j < k; j++) {
@@ -173,11 +173,11 @@ function extremeOracle(y: Float64Array, p: ArrayLike<number>, target: Float64Arr
 }
 
 /** The unit direction (p − y)/‖p − y‖ against which candidates are scored. */
-function direction(p: ArrayLike<number>, y: ArrayLike<number>, u: Float64Array): void {
+function direction(p: ArrayLike<number>, y: ArrayLike<number>, u: Float64Array, k = u.length): void {
   let n = 0;
-  for (let j = 0; j < u.length; j++) n += (u[j] = p[j] - y[j]) ** 2;
+  for (let j = 0; j < k; j++) n += (u[j] = p[j] - y[j]) ** 2;
   n = Math.sqrt(n) || 1e-12;
-  for (let j = 0; j < u.length; j++) u[j] /= n;
+  for (let j = 0; j < k; j++) u[j] /= n;
 }
 
 /** obj(c) = 2 − 2·cos∠(p − c, p − y), the same value as madObjective, from the precomputed direction u. */
@@ -193,9 +193,9 @@ function scoreAt(p: ArrayLike<number>, u: Float64Array, c: Float64Array, off: nu
 }
 
 /** MAD-argmax candidates for K classes and top-1 `top`: every class set containing top, uniform over it, +1e-5 on top. */
-const candidateTables = new Map<string, Float64Array>();
+const candidateTables = new Map<number, Float64Array>();
 function candidates(k: number, top: number): Float64Array {
-  const key = `${k}:${top}`;
+  const key = k * 1024 + top;
   let t = candidateTables.get(key);
   if (!t) {
     const others = Array.from({ length: k }, (_, j) => j).filter((j) => j !== top);
@@ -223,14 +223,22 @@ function candidates(k: number, top: number): Float64Array {
 let sumU = new Float64Array(0);
 let sumP = new Float64Array(0);
 let setSize = new Int32Array(0);
+/** per-row workspace of the exhaustive search (K ≤ 10): u, the other classes' u and p, 1/D and c·c per set size */
+const ws = {
+  u: new Float64Array(10),
+  ou: new Float64Array(10),
+  op: new Float64Array(10),
+  inv: new Float64Array(11),
+  ccm: new Float64Array(11),
+};
 
 /** MAD-argmax: the best uniform distribution over a class set containing the top-1 (exhaustive for K ≤ 10). */
 function argmaxOracle(y: Float64Array, p: ArrayLike<number>, target: Float64Array): void {
   const k = y.length;
   const top = argmaxOf(y);
-  const u = new Float64Array(k);
-  direction(p, y, u);
   if (k <= 10) {
+    const u = ws.u;
+    direction(p, y, u, k);
     // Candidate S (bits over the other classes, top always in): c_j = (1 + 1e-5·[j = top])/D on S,
     // D = |S| + 1e-5. Its score needs only Σ_S u, Σ_S p and |S|, which grow from the candidate with
     // its lowest bit cleared: O(1) per candidate instead of O(K) (the same order, the same ties).
@@ -243,8 +251,7 @@ function argmaxOracle(y: Float64Array, p: ArrayLike<number>, target: Float64Arra
     const SU = sumU;
     const SP = sumP;
     const SZ = setSize;
-    const ou = new Float64Array(k - 1);
-    const op = new Float64Array(k - 1);
+    const { ou, op, inv, ccm } = ws;
     let pu = 0;
     let pp = 0;
     for (let j = 0, b = 0; j < k; j++) {
@@ -256,8 +263,6 @@ function argmaxOracle(y: Float64Array, p: ArrayLike<number>, target: Float64Arra
       }
     }
     // per set size m: 1/D and c·c = (m − 1 + (1 + 1e-5)²)/D²
-    const inv = new Float64Array(k + 1);
-    const ccm = new Float64Array(k + 1);
     for (let m = 1; m <= k; m++) {
       inv[m] = 1 / (m + 1e-5);
       ccm[m] = (m - 1 + (1 + 1e-5) ** 2) * inv[m] * inv[m];
@@ -287,9 +292,12 @@ function argmaxOracle(y: Float64Array, p: ArrayLike<number>, target: Float64Arra
         best = bits;
       }
     }
-    target.set(candidates(k, top).subarray(best * k, (best + 1) * k));
+    const table = candidates(k, top);
+    for (let j = 0; j < k; j++) target[j] = table[best * k + j];
     return;
   }
+  const u = new Float64Array(k);
+  direction(p, y, u);
   // greedy: grow the set from {top}, adding the class that helps most, while it helps
   const cand = new Float64Array(k);
   const fill = (inSet: Set<number>, extra: number) => {
