@@ -2,13 +2,13 @@
  * A dense ReLU network with a softmax head, computed on the native BLAS straight from JavaScript
  * memory — no tensors, no kernel dispatch:
  *   forward   h_{l+1} = act(h_l · W_l + b_l),  z = h_L                  (sgemm + biasAct)
- *   probs     p = softmax(z)                                              (as Net.predict)
  *   loss      L = −(1/n) Σ_i Σ_k y_ik log softmax(z_i)_k,  dz = (softmax(z)·Σ_k y_ik − y) / n
  *   backward  dW_l = h_lᵀ · dz_l,  dh_l = dz_l · W_lᵀ,  dz_{l−1} = dh_l ⊙ 1[h_l > 0],  db = Σ_rows dz
  * Through tfjs a batch is copied into the wasm heap, runs as a dozen kernels and is read back; for
  * the MLP those copies and dispatches were a quarter of inference and of a training step (issue 18).
- * The MseMlpGrads kernel runs `denseLossAndGrads` on heap views; `Net.predictRows` and the training
- * loop's dense path run these functions on their own arrays. The same arithmetic as
+ * The MseMlpGrads kernel runs `denseLossAndGrads` on heap views; `Net.predictRows` (which applies
+ * its head to `denseLogits`' blocks as predict does, so the probabilities are the same bits) and the
+ * training loop's dense path run these functions on their own arrays. The same arithmetic as
  * src/models/ops.ts (the kernel suite checks one against the other).
  */
 import type { NativeBlas } from './native.js';
@@ -30,18 +30,20 @@ function ensureScratch(size: number): Float32Array {
   return scratch;
 }
 
-/** Softmax probabilities [n, k] of `layers` applied to the n rows of x, `batch` rows per GEMM. */
-export function denseProbs(
+/**
+ * The logits of `layers` for the n rows of x, `batch` rows per GEMM: `emit(z, start, m)` receives
+ * each block's [m, k] logits (a view of scratch, valid during the call) for rows start … start + m.
+ */
+export function denseLogits(
   blas: NativeBlas,
   layers: DenseLayer[],
   x: Float32Array,
   n: number,
   batch: number,
-  out = new Float32Array(n * layers[layers.length - 1].outputs),
-): Float32Array {
+  emit: (z: Float32Array, start: number, m: number) => void,
+): void {
   const d = layers[0].inputs;
-  const k = layers[layers.length - 1].outputs;
-  if (x.length < n * d) throw new RangeError(`denseProbs: ${x.length} values for ${n} rows of ${d}`);
+  if (x.length < n * d) throw new RangeError(`denseLogits: ${x.length} values for ${n} rows of ${d}`);
   const widest = Math.max(...layers.map((l) => l.outputs));
   const rows = Math.max(1, Math.min(batch, n));
   const s2 = ensureScratch(2 * rows * widest);
@@ -55,18 +57,8 @@ export function denseProbs(
       blas.biasAct(o, l.b, m, l.outputs, l.relu ? 1 : 0);
       h = o;
     });
-    // row-wise softmax, max-shifted as tf.softmax does
-    for (let i = 0; i < m; i++) {
-      const r = i * k;
-      let mx = -Infinity;
-      for (let j = 0; j < k; j++) if (h[r + j] > mx) mx = h[r + j];
-      const o = (s + i) * k;
-      let sum = 0;
-      for (let j = 0; j < k; j++) sum += out[o + j] = Math.exp(h[r + j] - mx);
-      for (let j = 0; j < k; j++) out[o + j] /= sum;
-    }
+    emit(h, s, m);
   }
-  return out;
 }
 
 /**

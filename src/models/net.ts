@@ -6,7 +6,7 @@
  */
 import { tf } from '../compute/backend.js';
 import { MLP_GRADS_KERNEL } from '../compute/kernels/mlp-grads.js';
-import { denseProbs, type DenseLayer } from '../compute/dense-native.js';
+import { denseLogits, type DenseLayer } from '../compute/dense-native.js';
 import { nativeBlas, type NativeBlas } from '../compute/native.js';
 import { Rng } from '../compute/rng.js';
 import * as ops from './ops.js';
@@ -216,13 +216,23 @@ export class Net implements Model {
   }
 
   /**
-   * Probabilities for the n rows of x (flat, row-major) without tfjs, where `denseBlas()` allows
-   * (compute/dense-native.ts); undefined otherwise (predict through tensors). Weights are read once per call.
+   * Probabilities for the n rows of x (flat, row-major) without copying them into tensors, where
+   * `denseBlas()` allows (compute/dense-native.ts): the same values as predict. Undefined otherwise
+   * (predict through tensors). Weights are read once per call.
    */
   predictRows(x: Float32Array, n: number, batch: number): Float32Array | undefined {
     const blas = this.denseBlas();
     const layers = blas ? this.denseLayers() : undefined;
-    return blas && layers ? denseProbs(blas, layers, x, n, batch) : undefined;
+    if (!blas || !layers) return undefined;
+    const k = this.numClasses;
+    const out = new Float32Array(n * k);
+    // the logits are the bits the fused kernels give; the head runs as in predict (tfjs's softmax)
+    denseLogits(blas, layers, x, n, batch, (z, start, m) => {
+      const p = tf.tidy(() => this.probsFromLogits(tf.tensor2d(z, [m, k]) as Logits));
+      out.set(p.dataSync() as Float32Array, start * k);
+      p.dispose();
+    });
+    return out;
   }
 
   /**
