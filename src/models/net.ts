@@ -225,13 +225,14 @@ export class Net implements Model {
     const layers = blas ? this.denseLayers() : undefined;
     if (!blas || !layers) return undefined;
     const k = this.numClasses;
-    const out = new Float32Array(n * k);
-    // the logits are the bits the fused kernels give; the head runs as in predict (tfjs's softmax)
-    denseLogits(blas, layers, x, n, batch, (z, start, m) => {
-      const p = tf.tidy(() => this.probsFromLogits(tf.tensor2d(z, [m, k]) as Logits));
-      out.set(p.dataSync() as Float32Array, start * k);
-      p.dispose();
-    });
+    const logits = new Float32Array(n * k);
+    denseLogits(blas, layers, x, n, batch, (z, start) => logits.set(z, start * k));
+    if (n === 0) return logits;
+    // the logits are the bits the fused kernels give; the head runs as in predict (tfjs's softmax,
+    // row by row), once for all rows
+    const p = tf.tidy(() => this.probsFromLogits(tf.tensor2d(logits, [n, k]) as Logits));
+    const out = p.dataSync() as Float32Array;
+    p.dispose();
     return out;
   }
 
