@@ -277,7 +277,8 @@ async function main(): Promise<void> {
   const names = [...results.keys()];
   // issue 18's targets: PyTorch speed everywhere (issue 3's were 0.5× training, 0.8× CNN inference)
   const targets: Record<string, number> = { 'mlp train': 1, 'mlp infer': 1, 'cnn train': 1, 'cnn infer': 1 };
-  const rows = [['model', 'phase', ...names, 'mse/PyTorch', 'target']];
+  // the issue's targets hold per layout too: one process of T threads against PyTorch's, T workers against T
+  const rows = [['model', 'phase', ...names, `1×${T}t ratio`, `${T}×1t ratio`, 'mse/PyTorch', 'target']];
   for (const m of ['mlp', 'cnn'] as const) {
     for (const [ph, key] of [
       ['train', 'train_ex_s'],
@@ -287,10 +288,16 @@ async function main(): Promise<void> {
       const best = (prefix: string) => Math.max(...names.filter((n) => n.startsWith(prefix)).map(v));
       const ratio = Math.max(v(`mse 1×${T}t`), v(`mse ${T}×1t`)) / best('PyTorch ');
       const t = targets[`${m} ${ph}`];
+      const layout = (a: string, b: string) => {
+        const r = v(a) / v(b);
+        return Number.isFinite(r) ? `${r.toFixed(2)}×` : '-';
+      };
       rows.push([
         m,
         ph,
         ...names.map((n) => v(n).toFixed(0)),
+        layout(`mse 1×${T}t`, `PyTorch 1×${T}t`),
+        layout(`mse ${T}×1t`, `PyTorch ${T}×1t`),
         Number.isFinite(ratio) ? `${ratio.toFixed(2)}×` : '-',
         t ? `≥ ${t}×${Number.isFinite(ratio) ? (ratio >= t ? ' met' : ' not met') : ''}` : '',
       ]);

@@ -76,8 +76,9 @@ async function activate(choice: BackendChoice, threads: number): Promise<string 
     case 'node':
       return tryNode('@tensorflow/tfjs-node');
     case 'wasm': {
-      // With the native BLAS, GEMMs and convolutions run in OpenBLAS's own threads; the rest of the
-      // wasm work is elementwise, where the single-threaded build is faster (no shared memory).
+      // With the native BLAS, GEMMs and convolutions run on the addon's own threads (OpenBLAS stays
+      // single-threaded); the rest of the wasm work is elementwise, where the single-threaded build
+      // is faster (no shared memory).
       const blas = nativeBlas();
       if (blas) blas.setThreads(threads);
       const why = await activateWasm(blas ? 1 : threads);

@@ -1,9 +1,10 @@
 /**
- * Convolutions on the native BLAS: im2col (native copies of NHWC runs) + sgemm, in chunks of the
- * batch so the patch matrix stays within a small scratch buffer outside the wasm heap (one example's
- * patches when they alone exceed it).
+ * Convolutions on the native BLAS (native/mse_blas.cc): im2col (native copies of NHWC runs) + sgemm,
+ * in chunks of the batch whose patch matrix fits a small buffer (one example's patches when they
+ * alone exceed it), the chunks split between OpenBLAS's thread count of threads:
  *   forward        out [M, CO]  = col [M, K] · W [K, CO]             (+ bias, ReLU for FusedConv2D)
- *   filter grad    dW  [K, CO]  = Σ_chunks colᵀ · dy                 (sgemm accumulates, β = 1)
+ *   filter grad    dW  [K, CO]  = Σ_chunks colᵀ · dy                 (one partial per chunk, summed in
+ *                                                                     chunk order: the same for any thread count)
  *   input grad     dcol [M, K]  = dy [M, CO] · Wᵀ, then col2im (the adjoint of im2col)
  * with M = N·OH·OW and K = FH·FW·CI. NHWC, dilation 1; anything else goes to the stock kernel.
  */
@@ -15,12 +16,6 @@ import { asWasm, f32, type KernelArgs, type TensorInfo } from './wasm-util.js';
 // output biased while they are still in L2. Whole-batch chunks (32 MiB) went through memory:
 // the MNIST CNN's forward pass took 29 ms per 256 images on one thread, 23.6 ms in 1 MiB chunks.
 const SCRATCH_FLOATS = 256 * 1024;
-let scratch = new Float32Array(0);
-
-function buffer(n: number): Float32Array {
-  if (scratch.length < n) scratch = new Float32Array(n);
-  return scratch.subarray(0, n);
-}
 
 type Info = tf.backend_util.Conv2DInfo;
 
@@ -52,37 +47,7 @@ function convInfo(
   );
 }
 
-interface Chunk {
-  /** examples in the chunk */
-  n: number;
-  /** patch rows: n·OH·OW */
-  m: number;
-  /** element range of the chunk in the input [N, H, W, CI] */
-  inRange: [number, number];
-  /** element range of the chunk in the output [N, OH, OW, CO] */
-  outRange: [number, number];
-}
-
-/** K = FH·FW·CI, the patch length. */
-const patch = (info: Info) => info.filterHeight * info.filterWidth * info.inChannels;
-
-/** Batch chunks whose patch matrix [m, K] fits the scratch buffer. */
-function* chunks(info: Info): Generator<Chunk> {
-  const pix = info.outHeight * info.outWidth;
-  const inSize = info.inHeight * info.inWidth * info.inChannels;
-  const step = Math.max(1, Math.floor(SCRATCH_FLOATS / Math.max(1, pix * patch(info))));
-  for (let n0 = 0; n0 < info.batchSize; n0 += step) {
-    const n1 = Math.min(info.batchSize, n0 + step);
-    yield {
-      n: n1 - n0,
-      m: (n1 - n0) * pix,
-      inRange: [n0 * inSize, n1 * inSize],
-      outRange: [n0 * pix * info.outChannels, n1 * pix * info.outChannels],
-    };
-  }
-}
-
-/** The shape arguments of the native im2col/col2im, for a chunk of n examples. */
+/** The shape arguments of the native convolution calls, for n examples. */
 function dims(info: Info, n: number): number[] {
   return [
     n,
@@ -174,14 +139,7 @@ export function makeNativeConv2DBackpropFilter(blas: NativeBlas): tf.KernelConfi
       const info = convInfo(x.shape, a.filterShape, a.strides, 1, a.pad, a.dimRoundingMode);
       const out = backend.makeOutput(a.filterShape, 'float32');
       const [xs, g, dw] = [f32(backend, x), f32(backend, dy), f32(backend, out)];
-      const K = patch(info);
-      let beta = 0; // the first chunk overwrites, later ones accumulate
-      for (const c of chunks(info)) {
-        const col = buffer(c.m * K);
-        blas.im2col(xs.subarray(...c.inRange), col, ...dims(info, c.n));
-        blas.sgemm(col, g.subarray(...c.outRange), dw, 1, K, info.outChannels, c.m, 1, 0, 0, 0, beta);
-        beta = 1;
-      }
+      blas.convBackpropFilter(xs, g, dw, ...dims(info, info.batchSize), info.outChannels, SCRATCH_FLOATS);
       return out;
     },
   };
@@ -199,12 +157,7 @@ export function makeNativeConv2DBackpropInput(blas: NativeBlas): tf.KernelConfig
       const info = convInfo(a.inputShape, filter.shape, a.strides, 1, a.pad, a.dimRoundingMode);
       const out = backend.makeOutput(a.inputShape, 'float32');
       const [g, w, dx] = [f32(backend, dy), f32(backend, filter), f32(backend, out)];
-      const K = patch(info);
-      for (const c of chunks(info)) {
-        const dcol = buffer(c.m * K);
-        blas.sgemm(g.subarray(...c.outRange), w, dcol, 1, c.m, K, info.outChannels, 0, 1, 0, 0, 0);
-        blas.col2im(dcol, dx.subarray(...c.inRange), ...dims(info, c.n));
-      }
+      blas.convBackpropInput(g, w, dx, ...dims(info, info.batchSize), info.outChannels, SCRATCH_FLOATS);
       return out;
     },
   };
