@@ -244,6 +244,13 @@ static void col2im_rows(const float *col, float *dx, int64_t N, int64_t H, int64
  * GEMMs back to back, and a wake-up through the kernel costs as much as a small GEMM), then sleeps
  * on a condition variable. Without a pool (its threads could not be started) the caller runs every
  * share itself. */
+#if defined(__x86_64__) || defined(__i386__)
+#define CPU_RELAX() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define CPU_RELAX() __asm__ __volatile__("yield")
+#else
+#define CPU_RELAX() ((void)0)
+#endif
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_go = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t pool_idle = PTHREAD_COND_INITIALIZER;
@@ -273,7 +280,7 @@ static void *pool_worker(void *arg) {
     long g = __atomic_load_n(&pool_gen, __ATOMIC_ACQUIRE);
     for (double t0 = now_us(); g == seen && now_us() - t0 < 100;) {
       for (int i = 0; i < 64 && g == seen; i++) {
-        __builtin_ia32_pause();
+        CPU_RELAX();
         g = __atomic_load_n(&pool_gen, __ATOMIC_ACQUIRE);
       }
     }
@@ -293,8 +300,16 @@ static void *pool_worker(void *arg) {
   return NULL;
 }
 
+static pthread_mutex_t region_mu = PTHREAD_MUTEX_INITIALIZER; /* one region at a time per process */
+
 static void parallel(ShareFn fn, void *ctx, int T) {
   if (T > 16) T = 16;
+  if (T < 1) T = 1;
+  /* a second JavaScript thread using the addon meanwhile (worker_threads) runs its shares itself */
+  if (T == 1 || pthread_mutex_trylock(&region_mu) != 0) {
+    for (int t = 0; t < T; t++) fn(ctx, t, T);
+    return;
+  }
   while (pool_size < T - 1) { /* grow the pool (only ever between regions) */
     pthread_t th;
     WorkerArg *wa = (WorkerArg *)malloc(sizeof(WorkerArg));
@@ -308,8 +323,9 @@ static void parallel(ShareFn fn, void *ctx, int T) {
     pthread_detach(th);
     pool_size++;
   }
-  if (T <= 1 || pool_size == 0) {
-    for (int t = 0; t < T || t < 1; t++) fn(ctx, t, T < 1 ? 1 : T);
+  if (pool_size == 0) {
+    for (int t = 0; t < T; t++) fn(ctx, t, T);
+    pthread_mutex_unlock(&region_mu);
     return;
   }
   int run = T <= pool_size + 1 ? T : pool_size + 1; /* shares the pool can take; the rest run here */
@@ -324,10 +340,11 @@ static void parallel(ShareFn fn, void *ctx, int T) {
   fn(ctx, 0, T);
   for (int t = run; t < T; t++) fn(ctx, t, T);
   for (double t0 = now_us(); __atomic_load_n(&pool_done, __ATOMIC_ACQUIRE) < pool_size && now_us() - t0 < 100;)
-    __builtin_ia32_pause();
+    CPU_RELAX();
   pthread_mutex_lock(&pool_mu);
   while (__atomic_load_n(&pool_done, __ATOMIC_ACQUIRE) < pool_size) pthread_cond_wait(&pool_idle, &pool_mu);
   pthread_mutex_unlock(&pool_mu);
+  pthread_mutex_unlock(&region_mu);
 }
 
 /* The gradients of a convolution, over chunks of `step` examples whose patches fit the chunk size;
