@@ -774,6 +774,106 @@ static napi_value max_pool2(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* madArgmax(y, p, best, n, k): MAD-argmax's oracle for n rows of K ≤ 16 classes (Orekondy 2020, eq. 5
+ * in closed form; the same arithmetic, in the same order, as argmaxOracle in src/defenses/mad.ts).
+ * y: the victim's posteriors, p: the defender's surrogate's. For the top-1 class t of y and the unit
+ * direction u = (p − y)/‖p − y‖, candidate S ∋ t (bits over the other classes, in order) puts
+ * (1 + 1e-5·[j = t])/D on S, D = |S| + 1e-5, and scores 2 − 2·(p − c)·u/‖p − c‖, from Σ_S u and Σ_S p
+ * grown by subset sums. best[i] = the first candidate of highest score. */
+static napi_value mad_argmax(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  F32(0, y);
+  F32(1, p);
+  int32_t *best;
+  size_t best_len;
+  {
+    napi_typedarray_type t;
+    void *d;
+    napi_value ab;
+    size_t off;
+    if (napi_get_typedarray_info(env, argv[2], &t, &best_len, &d, &ab, &off) != napi_ok || t != napi_int32_array) {
+      napi_throw_type_error(env, NULL, "mse_blas: argument 2 must be an Int32Array");
+      return NULL;
+    }
+    best = (int32_t *)d;
+  }
+  int64_t n = iarg(env, argv[3]), k = iarg(env, argv[4]);
+  if (n < 0 || k < 2 || k > 16 || (size_t)(n * k) > y_len || (size_t)(n * k) > p_len || (size_t)n > best_len) {
+    napi_throw_range_error(env, NULL, "mse_blas.madArgmax: buffer smaller than its shape, or K outside 2…16");
+    return NULL;
+  }
+  const int64_t count = (int64_t)1 << (k - 1);
+  double *SU = (double *)malloc(sizeof(double) * (size_t)count * 2);
+  int32_t *SZ = (int32_t *)malloc(sizeof(int32_t) * (size_t)count);
+  if (!SU || !SZ) {
+    free(SU);
+    free(SZ);
+    napi_throw_error(env, NULL, "mse_blas.madArgmax: out of memory");
+    return NULL;
+  }
+  double *SP = SU + count;
+  double inv[17], ccm[17];
+  for (int64_t m = 1; m <= k; m++) {
+    inv[m] = 1 / (m + 1e-5);
+    ccm[m] = (m - 1 + (1 + 1e-5) * (1 + 1e-5)) * inv[m] * inv[m];
+  }
+  for (int64_t i = 0; i < n; i++) {
+    const float *yr = y + i * k, *pr = p + i * k;
+    int64_t top = 0;
+    for (int64_t j = 1; j < k; j++)
+      if (yr[j] > yr[top]) top = j;
+    double u[16], ou[16], op[16];
+    double nrm = 0;
+    for (int64_t j = 0; j < k; j++) {
+      u[j] = (double)pr[j] - (double)yr[j];
+      nrm += u[j] * u[j];
+    }
+    nrm = sqrt(nrm);
+    if (!(nrm != 0)) nrm = 1e-12; /* 0 or NaN, as JavaScript's `|| 1e-12` */
+    for (int64_t j = 0; j < k; j++) u[j] /= nrm;
+    double pu = 0, pp = 0;
+    for (int64_t j = 0, b = 0; j < k; j++) {
+      pu += (double)pr[j] * u[j];
+      pp += (double)pr[j] * (double)pr[j];
+      if (j != top) {
+        ou[b] = u[j];
+        op[b++] = pr[j];
+      }
+    }
+    SU[0] = u[top];
+    SP[0] = pr[top];
+    SZ[0] = 1;
+    const double eu = 1e-5 * u[top], ep = 1e-5 * (double)pr[top];
+    int64_t bi = 0;
+    double bestObj = -INFINITY;
+    for (int64_t bits = 0; bits < count; bits++) {
+      if (bits > 0) {
+        int64_t rest = bits & (bits - 1);
+        int b = __builtin_ctzll((unsigned long long)bits);
+        SU[bits] = SU[rest] + ou[b];
+        SP[bits] = SP[rest] + op[b];
+        SZ[bits] = SZ[rest] + 1;
+      }
+      int32_t m = SZ[bits];
+      double cu = (SU[bits] + eu) * inv[m], cp = (SP[bits] + ep) * inv[m];
+      double d2 = pp - 2 * cp + ccm[m];
+      double nc = sqrt(d2 > 0 ? d2 : 0);
+      if (!(nc != 0)) nc = 1e-12;
+      double o = 2 - (2 * (pu - cu)) / nc;
+      if (o > bestObj) {
+        bestObj = o;
+        bi = bits;
+      }
+    }
+    best[i] = (int32_t)bi;
+  }
+  free(SU);
+  free(SZ);
+  return NULL;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -807,6 +907,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"actBiasGrad", NULL, act_bias_grad, NULL, NULL, NULL, napi_default, NULL},
       {"maxPoolGrad2", NULL, max_pool_grad2, NULL, NULL, NULL, napi_default, NULL},
       {"maxPool2", NULL, max_pool2, NULL, NULL, NULL, napi_default, NULL},
+      {"madArgmax", NULL, mad_argmax, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"config", NULL, config, NULL, NULL, NULL, napi_default, NULL},
   };

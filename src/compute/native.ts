@@ -67,6 +67,8 @@ export interface NativeBlas {
   ): void;
   maxPoolGrad2(x: Float32Array, dy: Float32Array, dx: Float32Array, ...dims: number[]): void;
   maxPool2(x: Float32Array, out: Float32Array, ...dims: number[]): void;
+  /** MAD-argmax's chosen class set per row (src/defenses/mad.ts, madArgmaxSets) */
+  madArgmax(y: Float32Array, p: Float32Array, best: Int32Array, n: number, k: number): void;
   setThreads(n: number): number;
   config(): string;
 }

@@ -13,7 +13,8 @@ import { Net } from '../../src/models/net.js';
 import { paramError } from '../../src/metrics/param-error.js';
 import { UsageError } from '../../src/errors.js';
 import { fidelity, uniformInputs } from '../../src/metrics/agreement.js';
-import { madObjective } from '../../src/defenses/mad.js';
+import { madArgmaxSets, madObjective } from '../../src/defenses/mad.js';
+import { nativeBlas } from '../../src/compute/native.js';
 import { createNet, parseModelSpec } from '../../src/models/zoo.js';
 
 beforeAll(async () => {
@@ -319,6 +320,37 @@ describe('mad / poison (Orekondy 2020)', () => {
     proxy.dispose();
     victim.dispose();
   });
+
+  it.runIf(nativeBlas() !== null)(
+    'MAD-argmax in C chooses exactly what the JavaScript search chooses (random, confident, tied and degenerate rows)',
+    () => {
+      const r = new Rng(12);
+      for (const k of [2, 3, 7, 10]) {
+        const n = 300;
+        const y = new Float32Array(n * k);
+        const p = new Float32Array(n * k);
+        for (let i = 0; i < n; i++) {
+          const kind = i % 4; // 0 random, 1 confident, 2 uniform y (ties), 3 p = y (no direction)
+          let sy = 0;
+          let sp = 0;
+          for (let j = 0; j < k; j++) {
+            y[i * k + j] = kind === 2 ? 1 : kind === 1 && j === i % k ? 50 : r.uniform(0, 1);
+            p[i * k + j] = r.uniform(0, 1);
+            sy += y[i * k + j];
+            sp += p[i * k + j];
+          }
+          for (let j = 0; j < k; j++) {
+            y[i * k + j] /= sy;
+            p[i * k + j] = kind === 3 ? y[i * k + j] : p[i * k + j] / sp;
+          }
+        }
+        const inC = madArgmaxSets(y, p, n, k, true)!;
+        const inJs = madArgmaxSets(y, p, n, k, false)!;
+        expect(Array.from(inC)).toEqual(Array.from(inJs));
+        expect(new Set(inC).size).toBeGreaterThan(k > 2 ? 2 : 1); // not one answer for every row
+      }
+    },
+  );
 
   it('the MAD-argmax oracle picks the class set of largest objective among all 2^(K−1) (checked by brute force)', async () => {
     const k = 7;
