@@ -181,8 +181,8 @@ function selfCheck(blas: NativeBlas): string | undefined {
 export function nativeHint(): string | undefined {
   if (nativeBlas() || process.env.MSE_NATIVE === '0') return undefined;
   return (
-    `native BLAS ${why}: training runs on pure wasm, 3–5× slower (bench:perf, 2-core Xeon: MLP 71k vs 15k, ` +
-    `CNN 3.5k vs 1.2k examples/s); to build it: apt-get install g++ libopenblas0-pthread, then ` +
+    `native BLAS ${why}: training runs on pure wasm, 3–5× slower (bench:perf, 2-core Xeon: MLP 68k vs 16k, ` +
+    `CNN 5.6k vs 1.3k examples/s); to build it: apt-get install g++ libopenblas0-pthread, then ` +
     `\`node scripts/build-native.mjs\` in mse's folder (or \`npm ci\` again)`
   );
 }
