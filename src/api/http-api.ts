@@ -19,6 +19,7 @@ import { tf } from '../compute/backend.js';
 import { solve } from '../protocol/hashcash.js';
 import { BudgetExhaustedError, DetectedError, MseError } from '../errors.js';
 import { digestOf } from '../protocol/digest.js';
+import { notePow } from './pow-trace.js';
 import type { ApiInfo, ApiResponse, Ledger, PredictionApi, Reveal } from './types.js';
 
 interface RemoteInfo extends ApiInfo {
@@ -314,6 +315,7 @@ export class HttpPredictionApi implements PredictionApi {
     if (labels && labelRows !== n) throw this.notAPrediction('labels for only some of the inputs');
     l.queries += n;
     l.batches += 1;
+    notePow((l.powTrace ??= []), l.queries - n, l);
     return {
       ...(probs ? { probs: tf.tensor2d(probs, [n, k]) } : {}),
       ...(labels ? { labels: tf.tensor1d(labels, 'int32') } : {}),

@@ -8,6 +8,7 @@ import { tf } from '../compute/backend.js';
 import type { Rng } from '../compute/rng.js';
 import type { DecisionTree } from '../models/decision-tree.js';
 import { predictProbs, type Model } from '../models/model.js';
+import { notePow } from './pow-trace.js';
 import { BudgetExhaustedError, DetectedError, UsageError } from '../errors.js';
 import type { ApiInfo, ApiResponse, Defense, Labels, Ledger, PredictionApi, QueryCtx, Reveal } from './types.js';
 
@@ -134,6 +135,7 @@ export class LocalPredictionApi implements PredictionApi {
     l.queries += n;
     l.batches += 1;
     l.powSeconds += pow;
+    notePow((l.powTrace ??= []), l.queries - n, l);
     l.apiSeconds += (performance.now() - t0) / 1000;
     return leafIds ? { ...resp, leafIds } : resp;
   }

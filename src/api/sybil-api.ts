@@ -9,12 +9,14 @@
 import type { Tensor } from '@tensorflow/tfjs';
 import { tf } from '../compute/backend.js';
 import { BudgetExhaustedError, DetectedError } from '../errors.js';
-import type { ApiInfo, ApiResponse, Labels, Ledger, PredictionApi, Probs } from './types.js';
+import { notePow } from './pow-trace.js';
+import type { ApiInfo, ApiResponse, Labels, Ledger, PowTrace, PredictionApi, Probs } from './types.js';
 
 export class SybilApi implements PredictionApi {
   private next = 0;
   private readonly refused: boolean[];
   private first?: { at: number; alarm: string };
+  private readonly powTrace: PowTrace = [];
 
   constructor(
     private readonly accounts: readonly PredictionApi[],
@@ -41,6 +43,7 @@ export class SybilApi implements PredictionApi {
       batches: sum((l) => l.batches),
       apiSeconds: sum((l) => l.apiSeconds),
       powSeconds: sum((l) => l.powSeconds),
+      powTrace: this.powTrace,
       // the first alarm on any account, counted in the attacker's queries over all accounts
       ...(this.first ? { detectedAt: this.first.at, alarm: this.first.alarm } : {}),
     };
@@ -50,6 +53,15 @@ export class SybilApi implements PredictionApi {
     const n = x.shape[0];
     const answered = this.ledger.queries;
     if (answered + n > this.budget) throw new BudgetExhaustedError(answered, this.budget, n);
+    try {
+      return await this.spread(x, n);
+    } finally {
+      // whatever the accounts paid for this batch, at its place in the attacker's whole stream
+      notePow(this.powTrace, answered, this.ledger);
+    }
+  }
+
+  private async spread(x: Tensor, n: number): Promise<ApiResponse> {
     // each batch is split over the accounts still served, so each sees its share of every batch
     const live = this.refused.filter((r) => !r).length;
     const size = Math.max(1, Math.ceil(n / Math.max(1, live)));

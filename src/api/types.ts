@@ -21,6 +21,9 @@ export interface ApiResponse {
 
 export type QueryBudget = number;
 
+/** [first query, end, PoW seconds paid so far] per batch that paid any */
+export type PowTrace = Array<[number, number, number]>;
+
 export interface Ledger {
   /** examples answered */
   queries: number;
@@ -32,6 +35,8 @@ export interface Ledger {
   apiSeconds: number;
   /** proof-of-work seconds the client paid (measured or priced) */
   powSeconds: number;
+  /** every batch that paid PoW, as [first query, end, PoW seconds so far] (pow-trace.ts) */
+  powTrace?: PowTrace;
   /** set when a monitor stage raised an alarm: the client's queries before the one that raised it */
   detectedAt?: number;
   /** the alarm's reason */

@@ -14,6 +14,7 @@ import { activeBackend, tf } from '../compute/backend.js';
 import { stream } from '../compute/streams.js';
 import type { Rng } from '../compute/rng.js';
 import { LocalPredictionApi } from '../api/local-api.js';
+import { powWithin } from '../api/pow-trace.js';
 import { SybilApi } from '../api/sybil-api.js';
 import type { Watermarks } from '../defenses/dawn.js';
 import { verifyWatermarks } from '../metrics/watermark.js';
@@ -567,8 +568,8 @@ async function runPass(
           watermark_acc: wm?.acc,
           ownership_verified: wm ? (wm.verified ? 1 : 0) : undefined,
           attacker_cpu_s: p.attackerSeconds,
-          // PoW time scales with the queries in this prefix
-          pow_s: api.ledger.queries ? (api.ledger.powSeconds * p.queries) / api.ledger.queries : 0,
+          // the PoW this prefix of the stream paid (a growing price makes early queries cheaper)
+          pow_s: powWithin(api.ledger, p.queries),
           wall_s: (performance.now() - t0) / 1000,
           phase_s: formatPhases(phases.snapshot()),
           status: status === 'ok-detected' && !caughtWithin(p.budget) ? 'ok' : status,
