@@ -17,7 +17,7 @@
 
 /* mse's thread count (setThreads). OpenBLAS itself stays single-threaded: its idle workers spin
  * between calls and took a core from these threads (a MNIST CNN step on two threads: 4.8k examples/s
- * with OpenBLAS's pool, 5.2-5.7k without), so GEMMs and convolutions split their rows here instead. */
+ * with OpenBLAS's pool, 4.9-5.7k without), so GEMMs and convolutions split their rows here instead. */
 static int g_threads = 1;
 
 enum { CblasRowMajor = 101 };
@@ -188,25 +188,6 @@ static void im2col_rows(const float *x, float *col, int64_t N, int64_t H, int64_
         }
 }
 
-/* im2col(x, col, N, H, W, C, FH, FW, SH, SW, padT, padL, OH, OW): col [N·OH·OW, FH·FW·C] from NHWC x. */
-static napi_value im2col(napi_env env, napi_callback_info info) {
-  size_t argc = 14;
-  napi_value argv[14];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  F32(0, x);
-  F32(1, col);
-  int64_t N = iarg(env, argv[2]), H = iarg(env, argv[3]), W = iarg(env, argv[4]), C = iarg(env, argv[5]);
-  int64_t FH = iarg(env, argv[6]), FW = iarg(env, argv[7]), SH = iarg(env, argv[8]), SW = iarg(env, argv[9]);
-  int64_t pt = iarg(env, argv[10]), pl = iarg(env, argv[11]), OH = iarg(env, argv[12]), OW = iarg(env, argv[13]);
-  if ((size_t)(N * OH * OW * FH * FW * C) > col_len || (size_t)(N * H * W * C) > x_len) {
-    napi_throw_range_error(env, NULL, "mse_blas.im2col: buffer smaller than its shape");
-    return NULL;
-  }
-  im2col_rows(x, col, N, H, W, C, FH, FW, SH, SW, pt, pl, OH, OW);
-  return NULL;
-}
-
-
 /* dx [N, H, W, C] = 0, then the patch rows of col added back where they came from (im2col's adjoint). */
 static void col2im_rows(const float *col, float *dx, int64_t N, int64_t H, int64_t W, int64_t C, int64_t FH, int64_t FW,
                         int64_t SH, int64_t SW, int64_t pt, int64_t pl, int64_t OH, int64_t OW) {
@@ -347,118 +328,92 @@ static void parallel(ShareFn fn, void *ctx, int T) {
   pthread_mutex_unlock(&region_mu);
 }
 
-/* The gradients of a convolution, over chunks of `step` examples whose patches fit the chunk size;
- * chunk c goes to thread c mod T. */
-struct GradCtx {
-  const float *x, *dy, *w;
-  float *dx, *partials;
-  int64_t H, W, C, FH, FW, SH, SW, pt, pl, OH, OW, CO, N, step, nchunks;
-  int failed;
+/* A convolution over chunks of `step` examples (chunk c = examples c·step …), chunk c on thread c mod T,
+ * each thread with its own patch buffer: a chunk's patches are written and multiplied while they are
+ * still in cache, and the chunks — hence every GEMM's shape — do not depend on the thread count
+ * (OpenBLAS takes a different path for small products, so a different split would change the last
+ * bits). OpenBLAS's own threading split these skinny GEMMs badly: a first MNIST convolution,
+ * [147k, 25] · [25, 20], took 4.0 ms on two threads against 2.4 ms on one; its filter gradient
+ * ([25, 20] from 36,864 patches) twice as long as on one. */
+struct ConvCtx {
+  const float *x, *w, *bias, *dy;
+  float *out; /* forward: the output; filter gradient: one [K, CO] partial per chunk; input gradient: dx */
+  int64_t N, H, W, C, FH, FW, SH, SW, pt, pl, OH, OW, CO, K, pix, step, nchunks;
+  int act, failed;
+  void (*chunk)(ConvCtx *g, int64_t c, int64_t n0, int64_t nn, float *buf);
 };
 
-/* filter: partial_c = col_cᵀ · dy_c for each chunk, summed in chunk order afterwards, so that the
- * result does not depend on the thread count */
-static void filter_share(void *p, int t, int T) {
-  GradCtx *g = (GradCtx *)p;
-  int64_t K = g->FH * g->FW * g->C, pix = g->OH * g->OW;
-  float *col = (float *)malloc(sizeof(float) * (size_t)(g->step * pix * K));
-  if (!col) {
+static void conv_share(void *p, int t, int T) {
+  ConvCtx *g = (ConvCtx *)p;
+  float *buf = (float *)malloc(sizeof(float) * (size_t)(g->step * g->pix * g->K));
+  if (!buf) {
     g->failed = 1;
     return;
   }
   for (int64_t c = t; c < g->nchunks; c += T) {
-    int64_t n0 = c * g->step, nn = g->N - n0 < g->step ? g->N - n0 : g->step;
-    im2col_rows(g->x + n0 * g->H * g->W * g->C, col, nn, g->H, g->W, g->C, g->FH, g->FW, g->SH, g->SW, g->pt, g->pl,
-                g->OH, g->OW);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)g->CO, (int)(nn * pix), 1.0f, col, (int)K,
-                g->dy + n0 * pix * g->CO, (int)g->CO, 0.0f, g->partials + c * K * g->CO, (int)g->CO);
+    int64_t n0 = c * g->step;
+    g->chunk(g, c, n0, g->N - n0 < g->step ? g->N - n0 : g->step, buf);
   }
-  free(col);
+  free(buf);
+}
+
+static void im2col_chunk(ConvCtx *g, int64_t n0, int64_t nn, float *col) {
+  im2col_rows(g->x + n0 * g->H * g->W * g->C, col, nn, g->H, g->W, g->C, g->FH, g->FW, g->SH, g->SW, g->pt, g->pl, g->OH,
+              g->OW);
+}
+
+/* forward: out_c = act(col_c · w + bias) */
+static void forward_chunk(ConvCtx *g, int64_t c, int64_t n0, int64_t nn, float *col) {
+  (void)c;
+  float *o = g->out + n0 * g->pix * g->CO;
+  im2col_chunk(g, n0, nn, col);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(nn * g->pix), (int)g->CO, (int)g->K, 1.0f, col, (int)g->K,
+              g->w, (int)g->CO, 0.0f, o, (int)g->CO);
+  if (g->bias || g->act) bias_act_rows(o, g->bias, nn * g->pix, g->CO, g->act);
+}
+
+/* filter: partial_c = col_cᵀ · dy_c, summed in chunk order afterwards */
+static void filter_chunk(ConvCtx *g, int64_t c, int64_t n0, int64_t nn, float *col) {
+  im2col_chunk(g, n0, nn, col);
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)g->K, (int)g->CO, (int)(nn * g->pix), 1.0f, col, (int)g->K,
+              g->dy + n0 * g->pix * g->CO, (int)g->CO, 0.0f, g->out + c * g->K * g->CO, (int)g->CO);
 }
 
 /* input: dcol_c = dy_c · wᵀ, then col2im into the chunk's examples of dx */
-static void input_share(void *p, int t, int T) {
-  GradCtx *g = (GradCtx *)p;
-  int64_t K = g->FH * g->FW * g->C, pix = g->OH * g->OW;
-  float *dcol = (float *)malloc(sizeof(float) * (size_t)(g->step * pix * K));
-  if (!dcol) {
-    g->failed = 1;
-    return;
-  }
-  for (int64_t c = t; c < g->nchunks; c += T) {
-    int64_t n0 = c * g->step, nn = g->N - n0 < g->step ? g->N - n0 : g->step;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(nn * pix), (int)K, (int)g->CO, 1.0f,
-                g->dy + n0 * pix * g->CO, (int)g->CO, g->w, (int)g->CO, 0.0f, dcol, (int)K);
-    col2im_rows(dcol, g->dx + n0 * g->H * g->W * g->C, nn, g->H, g->W, g->C, g->FH, g->FW, g->SH, g->SW, g->pt, g->pl,
-                g->OH, g->OW);
-  }
-  free(dcol);
+static void input_chunk(ConvCtx *g, int64_t c, int64_t n0, int64_t nn, float *dcol) {
+  (void)c;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(nn * g->pix), (int)g->K, (int)g->CO, 1.0f,
+              g->dy + n0 * g->pix * g->CO, (int)g->CO, g->w, (int)g->CO, 0.0f, dcol, (int)g->K);
+  col2im_rows(dcol, g->out + n0 * g->H * g->W * g->C, nn, g->H, g->W, g->C, g->FH, g->FW, g->SH, g->SW, g->pt, g->pl,
+              g->OH, g->OW);
 }
 
-/* convBackpropFilter(x, dy, dw, N, H, W, C, FH, FW, SH, SW, padT, padL, OH, OW, CO, chunkFloats) and
- * convBackpropInput(dy, w, dx, …the same shape arguments): a convolution's two gradients, split
- * between OpenBLAS's thread count of threads. OpenBLAS's own threading of the filter gradient's GEMM
- * ([25, 20] from a reduction over 36,864 patches in a MNIST batch of 64) took twice as long as one thread. */
-static int grad_args(napi_env env, napi_value *argv, GradCtx *g, size_t a_len, size_t b_len, size_t o_len, int filter) {
-  int64_t d[14];
-  for (int i = 0; i < 14; i++) d[i] = iarg(env, argv[3 + i]);
+/* The shape arguments N, H, W, C, FH, FW, SH, SW, padT, padL, OH, OW, CO from argv[at …] and the chunk
+ * size from argv[chunk_at]; 0 when they describe no convolution. */
+static int conv_args(napi_env env, napi_value *argv, int at, int chunk_at, ConvCtx *g) {
+  int64_t d[13];
+  for (int i = 0; i < 13; i++) d[i] = iarg(env, argv[at + i]);
   memset(g, 0, sizeof(*g));
   g->N = d[0], g->H = d[1], g->W = d[2], g->C = d[3], g->FH = d[4], g->FW = d[5], g->SH = d[6], g->SW = d[7];
   g->pt = d[8], g->pl = d[9], g->OH = d[10], g->OW = d[11], g->CO = d[12];
-  int64_t K = g->FH * g->FW * g->C, pix = g->OH * g->OW, xs = g->N * g->H * g->W * g->C, ys = g->N * pix * g->CO;
-  if (g->N < 0 || K <= 0 || pix <= 0 || g->CO <= 0) return 0;
-  /* filter: a = x, b = dy, out = dw; input: a = dy, b = w, out = dx */
-  if (filter ? ((size_t)xs > a_len || (size_t)ys > b_len || (size_t)(K * g->CO) > o_len)
-             : ((size_t)ys > a_len || (size_t)(K * g->CO) > b_len || (size_t)xs > o_len))
-    return 0;
-  g->step = d[13] / (pix * K);
+  g->K = g->FH * g->FW * g->C;
+  g->pix = g->OH * g->OW;
+  if (g->N < 0 || g->H <= 0 || g->W <= 0 || g->K <= 0 || g->pix <= 0 || g->CO <= 0) return 0;
+  g->step = iarg(env, argv[chunk_at]) / (g->pix * g->K);
   if (g->step < 1) g->step = 1;
   g->nchunks = (g->N + g->step - 1) / g->step;
   return 1;
 }
 
-static int share_count(int64_t nchunks) {
-  int T = g_threads;
-  if (T > nchunks) T = (int)nchunks;
-  return T < 1 ? 1 : T;
-}
-
-/* A convolution's forward pass over chunks of `step` examples (chunk c = examples c·step …), chunk c on
- * thread c mod T: each chunk's patch matrix is written, multiplied and biased while it is still in
- * cache, and the chunks — hence every GEMM's shape — do not depend on the thread count (OpenBLAS
- * takes a different path for small products, so a different split would change the last bits). */
-struct FwdCtx {
-  const float *x, *w, *bias;
-  float *out;
-  int64_t H, W, C, FH, FW, SH, SW, pt, pl, OH, OW, CO, N, step, nchunks;
-  int act, failed;
-};
-
-static void forward_share(void *p, int t, int T) {
-  FwdCtx *j = (FwdCtx *)p;
-  int64_t K = j->FH * j->FW * j->C, pix = j->OH * j->OW;
-  float *col = (float *)malloc(sizeof(float) * (size_t)(j->step * pix * K));
-  if (!col) {
-    j->failed = 1;
-    return;
-  }
-  for (int64_t c = t; c < j->nchunks; c += T) {
-    int64_t n = c * j->step, nn = j->N - n < j->step ? j->N - n : j->step;
-    float *o = j->out + n * pix * j->CO;
-    im2col_rows(j->x + n * j->H * j->W * j->C, col, nn, j->H, j->W, j->C, j->FH, j->FW, j->SH, j->SW, j->pt, j->pl,
-                j->OH, j->OW);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(nn * pix), (int)j->CO, (int)K, 1.0f, col, (int)K, j->w,
-                (int)j->CO, 0.0f, o, (int)j->CO);
-    if (j->bias || j->act) bias_act_rows(o, j->bias, nn * pix, j->CO, j->act);
-  }
-  free(col);
+/* the chunks on up to g_threads threads; 0 when a patch buffer could not be had */
+static int conv_run(ConvCtx *g) {
+  int T = g_threads < g->nchunks ? g_threads : (int)g->nchunks;
+  parallel(conv_share, g, T < 1 ? 1 : T);
+  return !g->failed;
 }
 
 /* convForward(x, w, bias, out, N, H, W, C, FH, FW, SH, SW, padT, padL, OH, OW, CO, act, chunkFloats):
- * out [N, OH, OW, CO] = act(im2col(x) · w + bias), NHWC, w [FH·FW·C, CO]; bias may be empty. The
- * chunks are split between mse's threads, each running single-threaded GEMMs: OpenBLAS's own
- * threading split a GEMM this skinny badly (a first MNIST convolution, [147k, 25] · [25, 20], took
- * 4.0 ms on two threads against 2.4 ms on one). */
+ * out [N, OH, OW, CO] = act(im2col(x) · w + bias), NHWC, w [FH·FW·C, CO]; bias may be empty. */
 static napi_value conv_forward(napi_env env, napi_callback_info info) {
   size_t argc = 19;
   napi_value argv[19];
@@ -467,31 +422,25 @@ static napi_value conv_forward(napi_env env, napi_callback_info info) {
   F32(1, w);
   F32(2, bias);
   F32(3, out);
-  int64_t d[15];
-  for (int i = 0; i < 15; i++) d[i] = iarg(env, argv[4 + i]);
-  FwdCtx j;
-  memset(&j, 0, sizeof(j));
-  j.N = d[0], j.H = d[1], j.W = d[2], j.C = d[3], j.FH = d[4], j.FW = d[5], j.SH = d[6], j.SW = d[7], j.pt = d[8];
-  j.pl = d[9], j.OH = d[10], j.OW = d[11], j.CO = d[12], j.act = (int)d[13];
-  int64_t K = j.FH * j.FW * j.C, pix = j.OH * j.OW;
-  if (j.N < 0 || K <= 0 || pix <= 0 || j.CO <= 0 || (size_t)(j.N * j.H * j.W * j.C) > x_len ||
-      (size_t)(K * j.CO) > w_len || (size_t)(j.N * pix * j.CO) > out_len) {
+  ConvCtx g;
+  if (!conv_args(env, argv, 4, 18, &g) || (size_t)(g.N * g.H * g.W * g.C) > x_len || (size_t)(g.K * g.CO) > w_len ||
+      (size_t)(g.N * g.pix * g.CO) > out_len) {
     napi_throw_range_error(env, NULL, "mse_blas.convForward: buffer smaller than its shape");
     return NULL;
   }
-  if (j.N == 0) return NULL;
-  j.x = x;
-  j.w = w;
-  j.bias = bias_len >= (size_t)j.CO ? bias : NULL;
-  j.out = out;
-  j.step = d[14] / (pix * K);
-  if (j.step < 1) j.step = 1;
-  j.nchunks = (j.N + j.step - 1) / j.step;
-  parallel(forward_share, &j, share_count(j.nchunks));
-  if (j.failed) napi_throw_error(env, NULL, "mse_blas.convForward: out of memory for the patch buffer");
+  g.x = x;
+  g.w = w;
+  g.bias = bias_len >= (size_t)g.CO ? bias : NULL;
+  g.out = out;
+  g.act = (int)iarg(env, argv[17]);
+  g.chunk = forward_chunk;
+  if (g.N > 0 && !conv_run(&g)) napi_throw_error(env, NULL, "mse_blas.convForward: out of memory for the patch buffer");
   return NULL;
 }
 
+/* convBackpropFilter(x, dy, dw, N, H, W, C, FH, FW, SH, SW, padT, padL, OH, OW, CO, chunkFloats):
+ * dw = Σ over chunks of im2col(x)ᵀ · dy, one partial per chunk summed in chunk order, so that the
+ * result does not depend on the thread count. */
 static napi_value conv_backprop_filter(napi_env env, napi_callback_info info) {
   size_t argc = 17;
   napi_value argv[17];
@@ -499,36 +448,33 @@ static napi_value conv_backprop_filter(napi_env env, napi_callback_info info) {
   F32(0, x);
   F32(1, dy);
   F32(2, dw);
-  GradCtx g;
-  if (!grad_args(env, argv, &g, x_len, dy_len, dw_len, 1)) {
+  ConvCtx g;
+  if (!conv_args(env, argv, 3, 16, &g) || (size_t)(g.N * g.H * g.W * g.C) > x_len ||
+      (size_t)(g.N * g.pix * g.CO) > dy_len || (size_t)(g.K * g.CO) > dw_len) {
     napi_throw_range_error(env, NULL, "mse_blas.convBackpropFilter: buffer smaller than its shape");
     return NULL;
   }
-  int64_t KC = g.FH * g.FW * g.C * g.CO;
-  if (g.N == 0) {
-    memset(dw, 0, sizeof(float) * (size_t)KC);
-    return NULL;
-  }
+  const int64_t KC = g.K * g.CO;
+  memset(dw, 0, sizeof(float) * (size_t)KC);
+  if (g.N == 0) return NULL;
   g.x = x;
   g.dy = dy;
-  g.partials = (float *)malloc(sizeof(float) * (size_t)(g.nchunks * KC));
-  if (!g.partials) {
-    napi_throw_error(env, NULL, "mse_blas.convBackpropFilter: out of memory");
+  g.out = (float *)malloc(sizeof(float) * (size_t)(g.nchunks * KC));
+  g.chunk = filter_chunk;
+  if (!g.out || !conv_run(&g)) {
+    free(g.out);
+    napi_throw_error(env, NULL, "mse_blas.convBackpropFilter: out of memory for the partial gradients");
     return NULL;
   }
-  parallel(filter_share, &g, share_count(g.nchunks));
-  if (!g.failed) {
-    memcpy(dw, g.partials, sizeof(float) * (size_t)KC);
-    for (int64_t c = 1; c < g.nchunks; c++) {
-      const float *p = g.partials + c * KC;
-      for (int64_t i = 0; i < KC; i++) dw[i] += p[i];
-    }
+  for (int64_t c = 0; c < g.nchunks; c++) {
+    const float *p = g.out + c * KC;
+    for (int64_t i = 0; i < KC; i++) dw[i] += p[i];
   }
-  free(g.partials);
-  if (g.failed) napi_throw_error(env, NULL, "mse_blas.convBackpropFilter: out of memory for the patch buffer");
+  free(g.out);
   return NULL;
 }
 
+/* convBackpropInput(dy, w, dx, …the same shape arguments, chunkFloats): dx = col2im(dy · wᵀ), by chunks of examples. */
 static napi_value conv_backprop_input(napi_env env, napi_callback_info info) {
   size_t argc = 17;
   napi_value argv[17];
@@ -536,35 +482,18 @@ static napi_value conv_backprop_input(napi_env env, napi_callback_info info) {
   F32(0, dy);
   F32(1, w);
   F32(2, dx);
-  GradCtx g;
-  if (!grad_args(env, argv, &g, dy_len, w_len, dx_len, 0)) {
+  ConvCtx g;
+  if (!conv_args(env, argv, 3, 16, &g) || (size_t)(g.N * g.pix * g.CO) > dy_len || (size_t)(g.K * g.CO) > w_len ||
+      (size_t)(g.N * g.H * g.W * g.C) > dx_len) {
     napi_throw_range_error(env, NULL, "mse_blas.convBackpropInput: buffer smaller than its shape");
     return NULL;
   }
-  if (g.N == 0) return NULL;
   g.dy = dy;
   g.w = w;
-  g.dx = dx;
-  parallel(input_share, &g, share_count(g.nchunks));
-  if (g.failed) napi_throw_error(env, NULL, "mse_blas.convBackpropInput: out of memory for the patch buffer");
-  return NULL;
-}
-
-/* col2im(col, dx, …same shape args): dx = 0, then dx[n, ih, iw, :] += col rows (the adjoint of im2col). */
-static napi_value col2im(napi_env env, napi_callback_info info) {
-  size_t argc = 14;
-  napi_value argv[14];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  F32(0, col);
-  F32(1, dx);
-  int64_t N = iarg(env, argv[2]), H = iarg(env, argv[3]), W = iarg(env, argv[4]), C = iarg(env, argv[5]);
-  int64_t FH = iarg(env, argv[6]), FW = iarg(env, argv[7]), SH = iarg(env, argv[8]), SW = iarg(env, argv[9]);
-  int64_t pt = iarg(env, argv[10]), pl = iarg(env, argv[11]), OH = iarg(env, argv[12]), OW = iarg(env, argv[13]);
-  if ((size_t)(N * OH * OW * FH * FW * C) > col_len || (size_t)(N * H * W * C) > dx_len) {
-    napi_throw_range_error(env, NULL, "mse_blas.col2im: buffer smaller than its shape");
-    return NULL;
-  }
-  col2im_rows(col, dx, N, H, W, C, FH, FW, SH, SW, pt, pl, OH, OW);
+  g.out = dx;
+  g.chunk = input_chunk;
+  if (g.N > 0 && !conv_run(&g))
+    napi_throw_error(env, NULL, "mse_blas.convBackpropInput: out of memory for the patch buffer");
   return NULL;
 }
 
@@ -897,11 +826,9 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"sgemm", NULL, sgemm, NULL, NULL, NULL, napi_default, NULL},
       {"biasAct", NULL, bias_act, NULL, NULL, NULL, napi_default, NULL},
-      {"im2col", NULL, im2col, NULL, NULL, NULL, napi_default, NULL},
       {"convForward", NULL, conv_forward, NULL, NULL, NULL, napi_default, NULL},
       {"convBackpropFilter", NULL, conv_backprop_filter, NULL, NULL, NULL, napi_default, NULL},
       {"convBackpropInput", NULL, conv_backprop_input, NULL, NULL, NULL, napi_default, NULL},
-      {"col2im", NULL, col2im, NULL, NULL, NULL, napi_default, NULL},
       {"momentum", NULL, momentum, NULL, NULL, NULL, napi_default, NULL},
       {"adam", NULL, adam, NULL, NULL, NULL, napi_default, NULL},
       {"actBiasGrad", NULL, act_bias_grad, NULL, NULL, NULL, napi_default, NULL},

@@ -24,14 +24,12 @@ export interface NativeBlas {
     beta: number,
   ): void;
   biasAct(c: Float32Array, bias: Float32Array, rows: number, cols: number, act: number): void;
-  im2col(x: Float32Array, col: Float32Array, ...dims: number[]): void;
   /** out = act(im2col(x) · w + bias) over the batch, split between OpenBLAS's thread count (native/mse_blas.cc) */
   convForward(x: Float32Array, w: Float32Array, bias: Float32Array, out: Float32Array, ...dims: number[]): void;
   /** dw = Σ over chunks of im2col(x)ᵀ · dy, chunks split between threads, summed in chunk order */
   convBackpropFilter(x: Float32Array, dy: Float32Array, dw: Float32Array, ...dims: number[]): void;
   /** dx = col2im(dy · wᵀ), chunks of examples split between threads */
   convBackpropInput(dy: Float32Array, w: Float32Array, dx: Float32Array, ...dims: number[]): void;
-  col2im(col: Float32Array, dx: Float32Array, ...dims: number[]): void;
   momentum(
     w: Float32Array,
     vel: Float32Array,
@@ -145,15 +143,14 @@ function selfCheck(blas: NativeBlas): string | undefined {
   const missing = (
     [
       'sgemm',
-      'im2col',
       'convForward',
       'convBackpropFilter',
       'convBackpropInput',
-      'col2im',
       'adam',
       'actBiasGrad',
       'maxPoolGrad2',
       'maxPool2',
+      'madArgmax',
     ] as const
   ).filter((f) => typeof blas[f] !== 'function');
   if (missing.length) return `built from older sources, no ${missing.join(', ')}: run npm run build`;

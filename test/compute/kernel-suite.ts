@@ -294,7 +294,7 @@ export function kernelSuite(title: string, expectNative: boolean): void {
       expect(maxRelErr(got, want)).toBeLessThan(1e-5);
     });
 
-    // Net.predictRows (native build only: compute/mlp-forward.ts) against predict on the cpu backend
+    // Net.predictRows (native build only: compute/dense-native.ts) against predict on the cpu backend
     it('an MLP: predictAll on plain arrays gives predict’s values, over a batch that does not divide n', async () => {
       const cfg = {
         kind: 'tabular' as const,

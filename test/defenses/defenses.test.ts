@@ -185,6 +185,30 @@ describe('defenses against equation solving (Tramèr 2016 §7)', () => {
 });
 
 describe('mad / poison (Orekondy 2020)', () => {
+  /** A small tanh victim with k classes over 6 features. */
+  const tanhVictim = (k: number, seed: number) =>
+    new Net(
+      {
+        kind: 'mlp',
+        inputShape: [6],
+        numClasses: k,
+        layers: [{ type: 'flatten' }, { type: 'dense', units: 8, activation: 'tanh' }, { type: 'dense', units: k }],
+        head: 'softmax',
+      },
+      new Rng(seed),
+    );
+  /** The posteriors of the surrogate mad prepares from the defender's stream `seed` (its first fork). */
+  const surrogatePosteriors = (x: tf.Tensor, k: number, seed: number) => {
+    const proxy = createNet(
+      parseModelSpec('mlp'),
+      { name: 'proxy', inputShape: [6], numClasses: k, kind: 'tabular' },
+      new Rng(seed).fork(),
+    );
+    const p = tf.tidy(() => proxy.predict(x)).dataSync() as Float32Array;
+    proxy.dispose();
+    return p;
+  };
+
   it('its K-dimensional objective equals the angular deviation through a numeric last-layer Jacobian', () => {
     const r = new Rng(3);
     const K = 5;
@@ -276,16 +300,7 @@ describe('mad / poison (Orekondy 2020)', () => {
 
   it('the extreme oracle picks the vertex of largest objective (checked by brute force), from a seeded surrogate', async () => {
     const x = tf.randomUniform([16, 6], -1, 1, 'float32', 6);
-    const victim = new Net(
-      {
-        kind: 'mlp',
-        inputShape: [6],
-        numClasses: k,
-        layers: [{ type: 'flatten' }, { type: 'dense', units: 8, activation: 'tanh' }, { type: 'dense', units: k }],
-        head: 'softmax',
-      },
-      new Rng(4),
-    );
+    const victim = tanhVictim(k, 4);
     const y = victim.predict(x);
     const yv = y.dataSync() as Float32Array;
     const d1 = await prepared('mad:eps=100', victim, new Rng(9));
@@ -295,12 +310,7 @@ describe('mad / poison (Orekondy 2020)', () => {
     const out = r1.probs!.dataSync() as Float32Array;
     expect(Array.from(r2.probs!.dataSync())).toEqual(Array.from(out)); // same seed, same surrogate
     // ε large: ỹ is the chosen vertex itself; reconstruct the surrogate's posteriors to check the choice
-    const proxy = createNet(
-      parseModelSpec('mlp'),
-      { name: 'proxy', inputShape: [6], numClasses: k, kind: 'tabular' },
-      new Rng(9).fork(),
-    );
-    const p = proxy.predict(x).dataSync() as Float32Array;
+    const p = surrogatePosteriors(x, k, 9);
     for (let i = 0; i < 16; i++) {
       const yi = Array.from(yv.subarray(i * k, (i + 1) * k));
       const pi = Array.from(p.subarray(i * k, (i + 1) * k));
@@ -317,7 +327,6 @@ describe('mad / poison (Orekondy 2020)', () => {
     tf.dispose([x, y, r1.probs!, r2.probs!]);
     d1.prepared.dispose();
     d2.prepared.dispose();
-    proxy.dispose();
     victim.dispose();
   });
 
@@ -355,28 +364,14 @@ describe('mad / poison (Orekondy 2020)', () => {
   it('the MAD-argmax oracle picks the class set of largest objective among all 2^(K−1) (checked by brute force)', async () => {
     const k = 7;
     const x = tf.randomUniform([40, 6], -1, 1, 'float32', 8);
-    const victim = new Net(
-      {
-        kind: 'mlp',
-        inputShape: [6],
-        numClasses: k,
-        layers: [{ type: 'flatten' }, { type: 'dense', units: 8, activation: 'tanh' }, { type: 'dense', units: k }],
-        head: 'softmax',
-      },
-      new Rng(5),
-    );
+    const victim = tanhVictim(k, 5);
     const y = victim.predict(x);
     const yv = y.dataSync() as Float32Array;
     // ε large: α = 1, so ỹ is the chosen candidate itself
     const d = await prepared('mad:eps=100,argmax=true', victim, new Rng(10));
     const r = d.defense.output!(y, { answered: 0, batch: 0, rng: new Rng(10), clientId: 't', input: x });
     const out = r.probs!.dataSync() as Float32Array;
-    const proxy = createNet(
-      parseModelSpec('mlp'),
-      { name: 'proxy', inputShape: [6], numClasses: k, kind: 'tabular' },
-      new Rng(10).fork(),
-    );
-    const p = proxy.predict(x).dataSync() as Float32Array;
+    const p = surrogatePosteriors(x, k, 10);
     let sets = 0;
     for (let i = 0; i < 40; i++) {
       const yi = Array.from(yv.subarray(i * k, (i + 1) * k));
@@ -397,7 +392,6 @@ describe('mad / poison (Orekondy 2020)', () => {
     expect(sets).toBeGreaterThan(0); // not only singletons: the subset sums are exercised
     tf.dispose([x, y, r.probs!]);
     d.prepared.dispose();
-    proxy.dispose();
     victim.dispose();
   });
 });
