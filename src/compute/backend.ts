@@ -19,7 +19,7 @@ export interface BackendInfo {
   name: BackendChoice;
   /** what tf.getBackend() says (tensorflow | wasm | cpu) */
   tfBackend: string;
-  /** compute threads (wasm: the XNNPACK pool, or OpenBLAS's when the native BLAS is used) */
+  /** compute threads (wasm: the XNNPACK pool, or the native addon's own when it is used) */
   threads: number;
   /** 'OpenBLAS (…)' when mse's wasm kernels run their GEMMs natively, else why not */
   native: string;
@@ -111,7 +111,15 @@ export async function initBackend(
     if (why === undefined) {
       await tf.ready();
       const blas = choice === 'wasm' ? nativeBlas() : null;
-      const used = choice === 'wasm' ? (blas ? threads : tfwasm.getThreadsCount()) : choice === 'cpu' ? 1 : threads;
+      // the addon's own count (it clamps to 1…16), as it runs them
+      const used =
+        choice === 'wasm'
+          ? blas
+            ? blas.setThreads(threads)
+            : tfwasm.getThreadsCount()
+          : choice === 'cpu'
+            ? 1
+            : threads;
       const native = choice === 'wasm' ? nativeStatus() : 'not used by this backend';
       active = {
         name: choice,
