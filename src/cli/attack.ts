@@ -206,6 +206,7 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
     'ownership_verified',
     'attacker_cpu_s',
     'pow_s',
+    'pow_ratio',
     'wall_s',
     'backend',
     'status',

@@ -355,15 +355,31 @@ Examples:
     .description(
       "run a paper's reproduction spec (bench/papers/<paper>.json), write CSV + table, check every figure against its expected band",
     )
-    .argument('<paper>', 'paper id, e.g. tramer-2016')
+    .argument('[papers...]', 'paper ids (e.g. tramer-2016) or spec files')
+    .option('--all', 'every paper in bench/papers that has the scale')
     .option('--scale <name>', 'ci (minutes) or full', 'ci')
-    .option('-o, --out <dir>', 'output directory (default results/<paper>-<scale>); re-running resumes')
+    .option(
+      '-o, --out <dir>',
+      'output directory (default results/<paper>-<scale>; several papers: results/reproduce-<scale>/<paper>); re-running resumes',
+    )
+    .option(
+      '--shard <i/n>',
+      "run only task i of n's query passes (numbered across the papers) into shard CSVs; a later run without it folds them in and checks",
+    )
+    .option(
+      '--emit <slurm>',
+      'write a Slurm array (one task per query pass) and a dependent check + report job instead of running',
+    )
+    .option('--slurm-time <t>', 'Slurm --time per task (default 04:00:00)')
+    .option('--slurm-cpus <n>', 'Slurm --cpus-per-task (default 2)', intArg(1))
+    .option('--slurm-mem <m>', 'Slurm --mem per task, e.g. 8G')
+    .option('--slurm-partition <p>', 'Slurm partition')
     .addHelpText(
       'after',
-      '\nExamples:\n  $ mse reproduce tramer-2016                # the CI-sized version\n  $ mse reproduce tramer-2016 --scale full --out results/tramer-full',
+      '\nExamples:\n  $ mse reproduce tramer-2016                # the CI-sized version\n  $ mse reproduce tramer-2016 --scale full --out results/tramer-full\n  $ mse reproduce --all --scale full --emit slurm --slurm-mem 8G   # then: bash results/reproduce-full/submit.sh',
     )
-    .action(async (paper: string, opts) =>
-      (await import('./reproduce.js')).reproduce(program.opts<GlobalOptions>(), paper, opts),
+    .action(async (papers: string[], opts) =>
+      (await import('./reproduce.js')).reproduce(program.opts<GlobalOptions>(), papers, opts),
     );
 
   program

@@ -3,69 +3,187 @@ import chalk from 'chalk';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { checkPluginVersions, makeManifest, writeManifest } from '../runner/manifest.js';
-import { loadPaper, paperFile, reproduce as run } from '../runner/reproduce.js';
+import { listPapers, loadPaper, paperFile, paperPasses, reproduce as run } from '../runner/reproduce.js';
+import { slurmScripts, validateEmitOptions } from '../runner/emit.js';
+import { parseShard } from '../runner/shard.js';
+import { ensureDir } from '../fs-util.js';
 import { loadPlugins } from '../units/plugins.js';
 import { UsageError } from '../errors.js';
 import { validateSeeds } from '../runner/grid.js';
 import { startBackend } from './common.js';
 import type { GlobalOptions } from './options.js';
 
-export async function reproduce(g: GlobalOptions, paper: string, o: { scale: string; out?: string }): Promise<void> {
-  let spec: ReturnType<typeof loadPaper>;
-  try {
-    spec = loadPaper(paper); // validates the name before starting the backend
-  } catch (e) {
-    if (e instanceof SyntaxError) throw new UsageError(`${paper} is not valid JSON: ${e.message}`);
-    throw e;
-  }
-  if (typeof spec !== 'object' || spec === null || typeof spec.scales !== 'object' || spec.scales === null)
+export interface ReproduceOpts {
+  scale: string;
+  out?: string;
+  all?: boolean;
+  shard?: string;
+  emit?: string;
+  slurmTime?: string;
+  slurmCpus?: number;
+  slurmMem?: string;
+  slurmPartition?: string;
+}
+
+/** A paper's directory name under --out when several run together: its id, or a spec file's name. */
+function paperDir(paper: string): string {
+  return path.basename(paper).replace(/\.json$/, '');
+}
+
+/**
+ * `mse reproduce <paper…> | --all`: each paper's figures checked against its bands. Several papers
+ * go to <out>/<paper>/. `--shard i/n` runs only the query passes dealt to task i (numbered across
+ * all the papers, in order) into shard CSVs and checks nothing; a run without it folds those in
+ * first, so after every task it only checks and writes the tables. `--emit slurm` writes that as
+ * one Slurm array (a task per query pass) and a dependent job that checks and reports.
+ */
+export async function reproduce(g: GlobalOptions, papers: string[], o: ReproduceOpts): Promise<void> {
+  if (o.all && papers.length) throw new UsageError('give paper names or --all, not both');
+  if (o.all) papers = listPapers();
+  if (!papers.length)
     throw new UsageError(
-      `${paper} is not a reproduction spec (no "scales" object)`,
-      'see bench/papers/*.json for the format',
+      'name a paper (e.g. mse reproduce tramer-2016) or use --all',
+      `papers: ${listPapers().join(', ')}`,
     );
-  if (!Object.hasOwn(spec.scales, o.scale))
-    throw new UsageError(`${paper} has no scale '${o.scale}'`, `choose one of: ${Object.keys(spec.scales).join(', ')}`);
-  checkScale(paper, o.scale, spec.scales[o.scale]);
-  const plugins: unknown = spec.plugins;
-  if (plugins !== undefined && (!Array.isArray(plugins) || plugins.some((p) => typeof p !== 'string' || !p.trim())))
-    throw new UsageError(`${paper}: plugins must be a list of file names (relative to the spec file)`);
-  // the spec's plugins before anything is written: a broken one fails with nothing left behind
-  if (spec.plugins?.length) await loadPlugins(spec.plugins, path.dirname(paperFile(paper)));
-  const b = await startBackend(g);
-  const out = o.out ?? path.join('results', `${paper}-${o.scale}`);
-  const res = await run(
-    paper,
-    o.scale,
-    out,
-    { dataDir: g.dataDir },
-    (i, n, label) => {
-      if (!g.quiet) process.stderr.write(chalk.dim(`[${i}/${n}] ${label}\n`));
-    },
-    (plan) => {
-      for (const n of plan.data.notes) process.stderr.write(chalk.yellow(`mse: note: ${n}\n`));
-      checkPluginVersions(out, plan.plugins);
-      writeManifest(
-        out,
-        makeManifest(
-          path.basename(out),
-          b,
-          { paper, scale: o.scale, spec: spec.scales[o.scale] },
-          plan.data.datasets,
-          plan.plugins,
-        ),
+  if (new Set(papers.map(paperDir)).size !== papers.length) throw new UsageError('a paper is named twice');
+  if (o.emit !== undefined && o.emit !== 'slurm') throw new UsageError(`--emit must be slurm, got '${o.emit}'`);
+  if (o.emit && o.shard) throw new UsageError('--emit writes the jobs that run --shard; give one or the other');
+  if (o.out !== undefined && o.out.trim() === '') throw new UsageError('--out must not be empty');
+  const shard = o.shard ? parseShard(o.shard) : undefined;
+  const specs = papers.map((paper) => {
+    let spec: ReturnType<typeof loadPaper>;
+    try {
+      spec = loadPaper(paper); // validates the name before starting the backend
+    } catch (e) {
+      if (e instanceof SyntaxError) throw new UsageError(`${paper} is not valid JSON: ${e.message}`);
+      throw e;
+    }
+    if (typeof spec !== 'object' || spec === null || typeof spec.scales !== 'object' || spec.scales === null)
+      throw new UsageError(
+        `${paper} is not a reproduction spec (no "scales" object)`,
+        'see bench/papers/*.json for the format',
       );
-    },
-  );
-  writeFileSync(path.join(out, 'table.md'), res.table);
-  process.stdout.write(res.table + '\n');
-  const bad = res.checks.filter((c) => !c.ok);
-  for (const c of res.checks) {
-    const line = `${c.ok ? 'ok  ' : 'FAIL'} ${c.cell}: ${c.metric} = ${Number.isNaN(c.value) ? 'missing' : c.value.toPrecision(4)} (band ${c.band[0]}–${c.band[1]})`;
-    process.stdout.write((c.ok ? chalk.green(line) : chalk.red(line)) + '\n');
+    if (!Object.hasOwn(spec.scales, o.scale)) {
+      // --all runs the papers that have the scale; a paper named by hand must have it
+      if (o.all) return undefined;
+      throw new UsageError(
+        `${paper} has no scale '${o.scale}'`,
+        `choose one of: ${Object.keys(spec.scales).join(', ')}`,
+      );
+    }
+    checkScale(paper, o.scale, spec.scales[o.scale]);
+    const plugins: unknown = spec.plugins;
+    if (plugins !== undefined && (!Array.isArray(plugins) || plugins.some((p) => typeof p !== 'string' || !p.trim())))
+      throw new UsageError(`${paper}: plugins must be a list of file names (relative to the spec file)`);
+    return { paper, spec };
+  });
+  const todo = specs.filter((x): x is NonNullable<typeof x> => x !== undefined);
+  const single = papers.length === 1 && !o.all;
+  const root = o.out ?? path.join('results', single ? `${papers[0]}-${o.scale}` : `reproduce-${o.scale}`);
+  const outOf = (paper: string) => (single ? root : path.join(root, paperDir(paper)));
+  const data = { dataDir: g.dataDir };
+  // the spec's plugins before anything is written: a broken one fails with nothing left behind
+  for (const { paper, spec } of todo)
+    if (spec.plugins?.length) await loadPlugins(spec.plugins, path.dirname(paperFile(paper)));
+  // planning sizes budgets given in unknowns (`1x`) with a model, so it needs the backend too
+  const b = await startBackend(g);
+  if (o.emit) {
+    // one array task per query pass, over every paper; the data is checked here, before any job exists
+    let passes = 0;
+    for (const { paper } of todo) passes += await paperPasses(paper, o.scale, data);
+    const scope = o.all ? ['--all'] : papers;
+    const e = {
+      args: [],
+      shards: passes,
+      out: root,
+      cwd: process.cwd(),
+      time: o.slurmTime,
+      cpus: o.slurmCpus,
+      mem: o.slurmMem,
+      partition: o.slurmPartition,
+      command: {
+        name: 'reproduce',
+        task: ['reproduce', ...scope, '--scale', o.scale, '--out', root],
+        // the checks and tables once every pass is in, then each paper's report
+        after: [
+          ['reproduce', ...scope, '--scale', o.scale, '--out', root],
+          ...todo.map(({ paper }) => ['report', outOf(paper)]),
+        ],
+      },
+    };
+    validateEmitOptions(e, 'slurm'); // before anything is written
+    ensureDir(root);
+    const sc = slurmScripts(e);
+    const written = (
+      [
+        ['sbatch-array.sh', sc.array],
+        ['sbatch-merge.sh', sc.merge],
+        ['submit.sh', sc.submit],
+      ] as const
+    ).map(([name, text]) => {
+      writeFileSync(path.join(root, name), text, { mode: 0o755 });
+      return path.join(root, name);
+    });
+    process.stdout.write(`${written.join('\n')}\n`);
+    process.stderr.write(
+      chalk.dim(
+        `${passes} query passes over ${todo.length} papers; submit with: bash ${path.join(root, 'submit.sh')}\n`,
+      ),
+    );
+    return;
   }
-  process.stdout.write(`${res.checks.length - bad.length} passed, ${bad.length} failed\n`);
-  process.stderr.write(chalk.dim(`wrote ${res.csv} and ${path.join(out, 'table.md')}\n`));
-  if (bad.length) process.exitCode = 1;
+  let offset = 0;
+  let failed = 0;
+  for (const { paper, spec } of todo) {
+    const out = outOf(paper);
+    const base = offset;
+    const mine = shard
+      ? { index: shard.index, count: shard.count, take: (k: number) => (base + k) % shard.count === shard.index }
+      : undefined;
+    let passes = 0;
+    if (!single && !g.quiet && !shard) process.stderr.write(chalk.bold(`${paper} (${o.scale})\n`));
+    const res = await run(
+      paper,
+      o.scale,
+      out,
+      data,
+      (i, n, label) => {
+        if (!g.quiet) process.stderr.write(chalk.dim(`[${i}/${n}] ${label}\n`));
+      },
+      (plan) => {
+        passes = plan.cells.length;
+        for (const n of plan.data.notes) process.stderr.write(chalk.yellow(`mse: note: ${n}\n`));
+        checkPluginVersions(out, plan.plugins);
+        writeManifest(
+          out,
+          makeManifest(
+            path.basename(out),
+            b,
+            { paper, scale: o.scale, spec: spec.scales[o.scale] },
+            plan.data.datasets,
+            plan.plugins,
+          ),
+        );
+      },
+      mine,
+    );
+    offset += passes;
+    if (shard) continue;
+    writeFileSync(path.join(out, 'table.md'), res.table);
+    process.stdout.write(res.table + '\n');
+    const bad = res.checks.filter((c) => !c.ok);
+    for (const c of res.checks) {
+      const line = `${c.ok ? 'ok  ' : 'FAIL'} ${c.cell}: ${c.metric} = ${Number.isNaN(c.value) ? 'missing' : c.value.toPrecision(4)} (band ${c.band[0]}–${c.band[1]})`;
+      process.stdout.write((c.ok ? chalk.green(line) : chalk.red(line)) + '\n');
+    }
+    process.stdout.write(`${res.checks.length - bad.length} passed, ${bad.length} failed\n`);
+    process.stderr.write(chalk.dim(`wrote ${res.csv} and ${path.join(out, 'table.md')}\n`));
+    if (bad.length) failed++;
+  }
+  if (shard)
+    process.stderr.write(chalk.dim(`shard ${shard.index}/${shard.count}: done (${offset} query passes in all)\n`));
+  else if (!single) process.stdout.write(`${todo.length - failed} of ${todo.length} papers passed every check\n`);
+  if (failed) process.exitCode = 1;
 }
 
 /** A hand-written spec file is user input: check the shape the runner relies on, one line per problem. */

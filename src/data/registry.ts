@@ -333,36 +333,53 @@ export const DATASETS: DatasetEntry[] = [
       ]);
     },
   },
-  {
-    name: 'adult',
-    description: 'UCI Adult census income (>50K), one-hot encoded, scaled to [−1, 1]',
-    kind: 'tabular',
-    dir: 'adult',
-    files: ADULT_FILES,
-    async load(ctx) {
-      const rows = [...csvRows(await ctx.get('adult.data')), ...csvRows(await ctx.get('adult.test'), { fromLine: 2 })];
-      return tabular('adult', rows, {
-        label: 14,
-        categorical: new Set([1, 3, 5, 6, 7, 8, 9, 13]),
-        labelMap: (s) => s.replace(/\.$/, ''),
-        classNames: ['<=50K', '>50K'],
-      });
-    },
-  },
-  {
-    name: 'adult-race',
-    description: 'UCI Adult with race as the 5-class target (Tramèr et al. 2016 Table 4); income kept as a feature',
-    kind: 'tabular',
-    dir: 'adult',
-    files: ADULT_FILES,
-    async load(ctx) {
-      const rows = [
-        ...csvRows(await ctx.get('adult.data')),
-        ...csvRows(await ctx.get('adult.test'), { fromLine: 2 }),
-      ].map((r) => (r.length > 14 ? [...r.slice(0, 14), r[14].replace(/\.$/, '')] : r));
-      return tabular('adult-race', rows, { label: 8, categorical: new Set([1, 3, 5, 6, 7, 9, 13, 14]) });
-    },
-  },
+  ...(['category', 'drop'] as const).flatMap((missing): DatasetEntry[] => {
+    const suffix = missing === 'drop' ? '-complete' : '';
+    const how =
+      missing === 'drop'
+        ? 'rows with a missing value ("?") dropped (45,222 rows)'
+        : 'encoded as Tramèr et al. did: "?" kept as its own category (48,842 rows)';
+    const adultRows = async (ctx: LoadContext) => [
+      ...csvRows(await ctx.get('adult.data')),
+      ...csvRows(await ctx.get('adult.test'), { fromLine: 2 }),
+    ];
+    return [
+      {
+        name: `adult${suffix}`,
+        description: `UCI Adult census income (>50K), one-hot encoded, scaled to [−1, 1]; ${how}`,
+        kind: 'tabular',
+        dir: 'adult',
+        files: ADULT_FILES,
+        async load(ctx) {
+          return tabular(`adult${suffix}`, await adultRows(ctx), {
+            label: 14,
+            categorical: new Set([1, 3, 5, 6, 7, 8, 9, 13]),
+            labelMap: (s) => s.replace(/\.$/, ''),
+            classNames: ['<=50K', '>50K'],
+            missingCategorical: missing,
+          });
+        },
+      },
+      {
+        name: `adult-race${suffix}`,
+        description: `UCI Adult with race as the 5-class target (Tramèr et al. 2016 Table 4), income a feature; ${how}`,
+        kind: 'tabular',
+        dir: 'adult',
+        files: ADULT_FILES,
+        async load(ctx) {
+          // adult.test writes the income with a trailing '.' (">50K."): one category, as in Tramèr's 105 features
+          const rows = (await adultRows(ctx)).map((r) =>
+            r.length > 14 ? [...r.slice(0, 14), r[14].replace(/\.$/, '')] : r,
+          );
+          return tabular(`adult-race${suffix}`, rows, {
+            label: 8,
+            categorical: new Set([1, 3, 5, 6, 7, 9, 13, 14]),
+            missingCategorical: missing,
+          });
+        },
+      },
+    ];
+  }),
   {
     name: 'iris',
     description: 'Iris flowers (Fisher 1936), 4 features, 3 classes',

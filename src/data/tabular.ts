@@ -1,7 +1,11 @@
 /**
- * Tabular preprocessing as Tramèr et al. 2016 did it (regression/utils.py): drop rows with missing
- * values, one-hot encode categorical features, MinMax-scale every resulting column to [−1, 1], split
- * 70/30 with a fixed data seed (0), so the victim's data never depends on the experiment's --seed.
+ * Tabular preprocessing as Tramèr et al. 2016 did it (Steal-ML, regression/utils.py `prepare_data`):
+ * one-hot encode categorical features (`pd.get_dummies`, which keeps a row whose categorical value is
+ * missing and gives "?" its own column), MinMax-scale every resulting column to [−1, 1], split 70/30
+ * with a fixed data seed (0), so the victim's data never depends on the experiment's --seed. On
+ * Adult that is 48,842 rows and 105 features for Adult-Race, hence the paper's 530 softmax and
+ * 2,225 MLP unknowns. `missing: 'drop'` is the common cleaned variant (rows with any missing value
+ * dropped: 45,222 Adult rows). A missing numeric value or label always drops its row.
  */
 import { Rng } from '../compute/rng.js';
 import type { Split } from './types.js';
@@ -15,6 +19,8 @@ export interface TableSpec {
   drop?: Set<number>;
   /** tokens meaning "missing" */
   missing?: string[];
+  /** a missing categorical value: its own category (Tramèr's `get_dummies`, the default) or drop the row */
+  missingCategorical?: 'category' | 'drop';
   /** map a raw label to its class name (e.g. strip the trailing '.' in adult.test) */
   labelMap?: (raw: string) => string;
   /** fixed class order; default: sorted distinct labels */
@@ -32,7 +38,12 @@ export interface EncodedTable {
 
 export function encodeTable(rows: string[][], spec: TableSpec, header?: string[]): EncodedTable {
   const missing = new Set(spec.missing ?? ['?', '']);
-  const clean = rows.filter((r) => r.length > spec.label && r.every((v) => !missing.has(v.trim())));
+  const keepCat = (spec.missingCategorical ?? 'category') === 'category';
+  const clean = rows.filter(
+    (r) =>
+      r.length > spec.label &&
+      r.every((v, c) => !missing.has(v.trim()) || (keepCat && c !== spec.label && spec.categorical.has(c))),
+  );
   const ncol = clean[0]?.length ?? 0;
   const cols = [...Array(ncol).keys()].filter((c) => c !== spec.label && !spec.drop?.has(c));
   const labelOf = (r: string[]) => (spec.labelMap ?? ((s: string) => s))(r[spec.label].trim());

@@ -20,6 +20,7 @@ const METRICS = [
   'queries',
   'attacker_cpu_s',
   'pow_s',
+  'pow_ratio',
   'defended_acc',
   'perturbation_l1',
   'perturbation_kl',

@@ -25,7 +25,7 @@ export const METRIC_COLUMNS = [
   'perturbation_kl',
 ] as const;
 const TIMING_METRICS = TIMING_COLUMNS.filter((c) =>
-  ['attacker_cpu_s', 'pow_s', 'honest_slowdown', 'wall_s'].includes(c),
+  ['attacker_cpu_s', 'pow_s', 'pow_ratio', 'honest_slowdown', 'wall_s'].includes(c),
 );
 
 type Row = Record<string, string>;

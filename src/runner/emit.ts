@@ -14,6 +14,11 @@ export interface EmitOptions {
   out: string;
   /** the project directory the jobs run in (where mse is installed) */
   cwd: string;
+  /**
+   * what the jobs run (default: `mse bench <args>` per shard, then `mse merge`): the mse arguments
+   * of one array task (`--shard i/n` is added) and of the job that runs after all of them
+   */
+  command?: { name: string; task: string[]; after: string[][] };
   /** Slurm resources */
   time?: string;
   cpus?: number;
@@ -109,6 +114,7 @@ export function validateEmitOptions(o: EmitOptions, target: 'slurm' | 'github'):
   if (!Number.isInteger(o.shards) || o.shards < 1)
     throw new UsageError(`--shards must be a whole number of at least 1, got ${o.shards}`);
   o.args.forEach((a, i) => refuseControl(argName(o.args, i), a));
+  for (const a of [...(o.command?.task ?? []), ...(o.command?.after.flat() ?? [])]) refuseControl('an argument', a);
   refusePathLike('--out', o.out);
   refusePathLike('the working directory', o.cwd);
   if (o.cpus !== undefined && (!Number.isInteger(o.cpus) || o.cpus < 1))
@@ -155,26 +161,40 @@ export function slurmScripts(o: EmitOptions): { array: string; merge: string; su
     ...(o.mem ? [`#SBATCH --mem=${o.mem}`] : []),
     ...(o.partition ? [`#SBATCH --partition=${o.partition}`] : []),
   ];
+  const name = o.command?.name ?? 'bench';
+  const task = o.command
+    ? [
+        // one process per task, as many threads as Slurm gave it
+        'export MSE_THREADS="${SLURM_CPUS_PER_TASK:-1}"',
+        `npx mse ${o.command.task.map(quote).join(' ')} --shard "\${SLURM_ARRAY_TASK_ID}/${o.shards}"`,
+      ]
+    : [
+        `npx mse bench ${o.args.map(quote).join(' ')} --out ${quote(o.out)} --jobs "\${SLURM_CPUS_PER_TASK:-1}" --shard "\${SLURM_ARRAY_TASK_ID}/${o.shards}"`,
+      ];
+  // every step runs (a report is still worth having when a band failed); the job fails with the first failure
+  const after = o.command
+    ? ['status=0', ...o.command.after.map((a) => `npx mse ${a.map(quote).join(' ')} || status=$?`), 'exit "$status"']
+    : [`npx mse merge ${quote(o.out)}`];
   const array = [
     '#!/usr/bin/env bash',
-    '#SBATCH --job-name=mse-bench',
+    `#SBATCH --job-name=mse-${name}`,
     `#SBATCH --array=0-${o.shards - 1}`,
     `#SBATCH --output=${sbatchQuote(`${slurmPatternDir(o.out)}/slurm-%A_%a.out`)}`,
     `#SBATCH --chdir=${sbatchQuote(o.cwd)}`,
     ...res,
     'set -euo pipefail',
-    `npx mse bench ${o.args.map(quote).join(' ')} --out ${quote(o.out)} --jobs "\${SLURM_CPUS_PER_TASK:-1}" --shard "\${SLURM_ARRAY_TASK_ID}/${o.shards}"`,
+    ...task,
     '',
   ].join('\n');
   const merge = [
     '#!/usr/bin/env bash',
-    '#SBATCH --job-name=mse-merge',
+    `#SBATCH --job-name=${o.command ? `mse-${name}-merge` : 'mse-merge'}`,
     `#SBATCH --output=${sbatchQuote(`${slurmPatternDir(o.out)}/slurm-merge-%j.out`)}`,
     '#SBATCH --cpus-per-task=1',
     `#SBATCH --time=00:30:00`,
     `#SBATCH --chdir=${sbatchQuote(o.cwd)}`,
     'set -euo pipefail',
-    `npx mse merge ${quote(o.out)}`,
+    ...after,
     '',
   ].join('\n');
   const submit = [

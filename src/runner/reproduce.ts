@@ -14,7 +14,7 @@ import { loadPlugins } from '../units/plugins.js';
 import type { PlanDataReport } from './plan-data.js';
 import { runCell } from './run-cell.js';
 import { ResultsCsv, readResults } from './csv-writer.js';
-import type { ResultColumn } from './result-row.js';
+import { makeRow, type ResultColumn, type ResultRow } from './result-row.js';
 
 const PAPERS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bench', 'papers');
 
@@ -107,23 +107,24 @@ export interface ReproduceResult {
 }
 
 /**
- * `onPlan` is called once every dataset the spec needs is known to be here (before the first cell
- * and any training): print its notes, record its datasets in the manifest.
+ * A paper's cells at a scale as a plan, and which plan cell id every (spec cell, seed) became (cells
+ * that differ only in budget share one query pass when the attack has a learning curve). All data is
+ * checked first: one error for whatever is missing.
  */
-export async function reproduce(
+export async function planPaper(
   name: string,
   scale: string,
-  outDir: string,
   data: ResolveOptions,
-  onCell?: (i: number, total: number, label: string) => void,
-  onPlan?: (plan: Plan) => void,
-): Promise<ReproduceResult> {
+): Promise<{
+  spec: PaperSpec;
+  sc: PaperSpec['scales'][string];
+  plan: Plan;
+  planned: { cell: PaperCell; seed: number; id: string }[];
+}> {
   const spec = loadPaper(name);
   const sc = spec.scales[scale];
   if (spec.plugins?.length) await loadPlugins(spec.plugins, path.dirname(paperFile(name)));
   if (!sc) throw new UsageError(`${name} has no scale '${scale}'. Available: ${Object.keys(spec.scales).join(', ')}`);
-  // the paper's cells as plan requests (cells that differ only in budget share one query pass when
-  // the attack has a learning curve): all data checked first, one error for whatever is missing
   const reqs: CellRequest[] = sc.cells.flatMap((cell) =>
     sc.seeds.map((seed) => ({
       dataset: cell.dataset,
@@ -135,15 +136,59 @@ export async function reproduce(
     })),
   );
   const plan = await makePlan(reqs, { data });
-  onPlan?.(plan);
-  const csvPath = path.join(outDir, 'results.csv');
-  const csv = new ResultsCsv(csvPath);
   const planned = plan.requests.map((r, i) => ({
     cell: sc.cells[Math.floor(i / sc.seeds.length)],
+    seed: sc.seeds[i % sc.seeds.length],
     id: r.cell.ids[r.cell.budgets.indexOf(r.budgets[0])],
   }));
+  return { spec, sc, plan, planned };
+}
+
+/** One task's share of the plan: the query passes (plan cells, by index) it runs, into shard-i-of-n.csv. */
+export interface ReproduceShard {
+  index: number;
+  count: number;
+  take(planCell: number): boolean;
+}
+
+/** The rows of shard-*-of-*.csv in `dir` that belong to this plan and are not in `csv` yet, appended to it. */
+function foldShards(dir: string, csv: ResultsCsv, ids: Set<string>): void {
+  if (!existsSync(dir)) return;
+  for (const f of readdirSync(dir)
+    .filter((f) => /^shard-\d+-of-\d+\.csv$/.test(f))
+    .sort()) {
+    for (const row of readResults(path.join(dir, f)))
+      if (ids.has(row.cell_id) && !csv.has(row.cell_id)) csv.write(makeRow(row as Partial<ResultRow>));
+  }
+}
+
+/** How many query passes (plan cells) a paper's scale has: what `--shard` deals out. */
+export async function paperPasses(name: string, scale: string, data: ResolveOptions): Promise<number> {
+  return (await planPaper(name, scale, data)).plan.cells.length;
+}
+
+/**
+ * `onPlan` is called once every dataset the spec needs is known to be here (before the first cell
+ * and any training): print its notes, record its datasets in the manifest.
+ */
+export async function reproduce(
+  name: string,
+  scale: string,
+  outDir: string,
+  data: ResolveOptions,
+  onCell?: (i: number, total: number, label: string) => void,
+  onPlan?: (plan: Plan) => void,
+  shard?: ReproduceShard,
+): Promise<ReproduceResult> {
+  const { spec, sc, plan, planned } = await planPaper(name, scale, data);
+  onPlan?.(plan);
+  const csvPath = path.join(outDir, shard ? `shard-${shard.index}-of-${shard.count}.csv` : 'results.csv');
+  const csv = new ResultsCsv(csvPath);
   try {
+    // what shards of this paper already measured (mse reproduce --shard, e.g. a Slurm array's tasks)
+    if (!shard) foldShards(outDir, csv, new Set(plan.cells.flatMap((c) => c.ids)));
     const todo = plan.cells
+      .filter((_, k) => !shard || shard.take(k))
       .map((c) =>
         withBudgets(
           c,
@@ -166,6 +211,7 @@ export async function reproduce(
   } finally {
     csv.close();
   }
+  if (shard) return { table: '', checks: [], csv: csvPath, data: plan.data, plugins: plan.plugins };
   const rows = new Map(readResults(csvPath).map((r) => [r.cell_id, r]));
   const checks: CheckedFigure[] = [];
   const columns = spec.columns ?? ['queries', 'R_test', 'R_unif', 'param_error', 'wall_s'];

@@ -42,6 +42,8 @@ export const RESULT_COLUMNS = [
   'ownership_verified',
   'attacker_cpu_s',
   'pow_s',
+  // the attacker's PoW per query over the honest user's, over the same number of queries (Dziedzic 2022)
+  'pow_ratio',
   'wall_s',
   // where wall_s went, phase by phase (phases.ts)
   'phase_s',
@@ -55,6 +57,8 @@ export type ResultRow = Record<ResultColumn, string | number>;
 export const TIMING_COLUMNS: readonly ResultColumn[] = [
   'attacker_cpu_s',
   'pow_s',
+  // a price in seconds: puzzle bits are rounded from the measured hash rate and victim latency
+  'pow_ratio',
   'honest_slowdown',
   'wall_s',
   'phase_s',

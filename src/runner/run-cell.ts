@@ -18,7 +18,7 @@ import { powWithin } from '../api/pow-trace.js';
 import { SybilApi } from '../api/sybil-api.js';
 import type { Watermarks } from '../defenses/dawn.js';
 import { verifyWatermarks } from '../metrics/watermark.js';
-import type { ApiResponse, Defense, PredictionApi, Reveal } from '../api/types.js';
+import type { ApiResponse, Defense, Ledger, PredictionApi, Reveal } from '../api/types.js';
 import { HttpPredictionApi } from '../api/http-api.js';
 import { ModelServerApi } from '../api/model-server-api.js';
 import { ATTACKS } from '../attacks/registry.js';
@@ -77,6 +77,8 @@ type Utility = {
   l1?: number;
   kl?: number;
   slowdown: number;
+  /** the honest user's ledger (queries, PoW paid and when), for the attacker/honest PoW ratio */
+  ledger: Readonly<Ledger>;
   /** with a monitor in the stack: the share of honest streams it alarmed on (the benign false-positive rate) */
   fpr?: number;
 };
@@ -511,6 +513,7 @@ async function runPass(
         ...defender,
         detected_at: api.ledger.detectedAt,
         pow_s: api.ledger.powSeconds,
+        pow_ratio: powRatio(api.ledger, utility.ledger, api.ledger.queries),
         wall_s: (performance.now() - t0) / 1000,
         phase_s: formatPhases(phases.snapshot()),
         status,
@@ -570,6 +573,7 @@ async function runPass(
           attacker_cpu_s: p.attackerSeconds,
           // the PoW this prefix of the stream paid (a growing price makes early queries cheaper)
           pow_s: powWithin(api.ledger, p.queries),
+          pow_ratio: powRatio(api.ledger, utility.ledger, p.queries),
           wall_s: (performance.now() - t0) / 1000,
           phase_s: formatPhases(phases.snapshot()),
           status: status === 'ok-detected' && !caughtWithin(p.budget) ? 'ok' : status,
@@ -580,6 +584,20 @@ async function runPass(
     for (const s of new Set([result.surrogate, ...points.map((p) => p.surrogate)])) s.dispose();
   }
   return rows;
+}
+
+/**
+ * What the attacker's first q queries paid in PoW per query, over what the honest user's first q (all
+ * of its stream when shorter) paid per query: Dziedzic 2022's "attackers pay up to 100×, honest users
+ * ≤ 2×" as one number per row. Undefined when either paid nothing (no PoW in the stack).
+ */
+function powRatio(attacker: Readonly<Ledger>, honest: Readonly<Ledger>, q: number): number | undefined {
+  const qa = Math.min(q, attacker.queries);
+  const qh = Math.min(q, honest.queries);
+  if (qa <= 0 || qh <= 0) return undefined;
+  const a = powWithin(attacker, qa) / qa;
+  const h = powWithin(honest, qh) / qh;
+  return a > 0 && h > 0 ? a / h : undefined;
 }
 
 /** Top-1 accuracy of what the defended API returns, and its mean L1 and KL(y‖ỹ) distance from the victim's posteriors. */
@@ -631,6 +649,7 @@ async function defendedUtility(
   const utility: Utility = {
     ...meter.result(),
     slowdown: l.apiSeconds > 0 ? (l.apiSeconds + l.powSeconds) / l.apiSeconds : 1,
+    ledger: l,
   };
   // a monitor in the stack: how often it alarms on honest clients, each stream its own client
   if (defenses.some((x) => typeof x.monitor === 'function')) {

@@ -100,8 +100,15 @@ describe('pow defense (Dziedzic 2022)', () => {
       heldOut: ds.test,
       rng: new Rng(0),
     });
-    const priceOf = async (x: Float32Array, n: number, client: string) => {
-      const api = new LocalPredictionApi(victim, [d], { rng: new Rng(3), domain: ds.domain, clientId: client });
+    // the same price capped at 3 units a puzzle (the default cap is the paper's ≈ 400)
+    const capped = await prepareDefense('pow:base=2,unit=0.01,cap=3', {
+      victim,
+      train: ds.train,
+      heldOut: ds.test,
+      rng: new Rng(0),
+    });
+    const priceOf = async (x: Float32Array, n: number, client: string, defense = d) => {
+      const api = new LocalPredictionApi(victim, [defense], { rng: new Rng(3), domain: ds.domain, clientId: client });
       for (let s = 0; s < n; s += 64) {
         const m = Math.min(64, n - s);
         const r = await api.query(tf.tensor2d(x.subarray(s * 4, (s + m) * 4), [m, 4]));
@@ -126,6 +133,12 @@ describe('pow defense (Dziedzic 2022)', () => {
     // unit = 0.01 s per 64 queries: an honest client pays about one unit (≈ 2× the victim's latency when unit = latency)
     expect(honest).toBeLessThan((2 * 0.01) / 64);
     expect(attacker).toBeGreaterThan(10 * honest);
+    // a puzzle costs at most cap units (2^bits rounds the time to within √2 of it)
+    const cappedAttacker = await priceOf(mid, n, 'attacker', capped.defense);
+    expect(cappedAttacker).toBeLessThanOrEqual((3 * Math.SQRT2 * 0.01) / 64);
+    expect(cappedAttacker).toBeGreaterThan((3 * 0.01) / Math.SQRT2 / 64 / 2);
+    expect(cappedAttacker).toBeLessThan(attacker);
+    capped.prepared.dispose();
     prepared.dispose();
     victim.dispose();
   });
