@@ -19,6 +19,7 @@ import { createNet, parseModelSpec } from '../models/zoo.js';
 import { defineAttack } from './define.js';
 import { queryProbs, uniformQueries } from './query.js';
 import { AttackNotApplicable, remaining } from './types.js';
+import type { Rng } from '../compute/rng.js';
 
 export const eqMlp = defineAttack({
   name: 'eq-mlp',
@@ -26,10 +27,11 @@ export const eqMlp = defineAttack({
   params: {
     solver: {
       type: 'string',
-      choices: ['auto', 'lbfgs', 'adam'],
+      choices: ['auto', 'lbfgs', 'adam', 'sgd', 'sgd-lbfgs'],
       default: 'auto',
-      help: 'full-batch L-BFGS in float64, minibatch Adam (tfjs), or auto: Adam below 1× the unknowns, L-BFGS from 1×',
+      help: "full-batch L-BFGS in float64, minibatch Adam (tfjs), the paper's code's small-batch momentum SGD in float64 (then polished by L-BFGS with sgd-lbfgs), or auto: Adam below 1× the unknowns, L-BFGS from 1×",
     },
+    passes: { type: 'int', min: 1, default: 1000, help: "sgd: passes over the queries (the paper's code: 1000)" },
     iterations: { type: 'int', min: 1, default: 1000, help: 'L-BFGS iterations' },
     l2: { type: 'number', min: 0, default: 1e-8, help: "L2 penalty on the weights (the paper's reg_lambda)" },
     epochs: { type: 'int', min: 1, default: 300, help: 'Adam: training epochs over the queries' },
@@ -67,8 +69,20 @@ export const eqMlp = defineAttack({
       layers.map((l) => (l.type === 'dense' ? (l.activation ?? 'linear') : 'linear')),
       know.inputShape.reduce((a, b) => a * b, 1),
     );
-    const theta0 = net.pack(init);
     const lambda = params.l2;
+    let theta0 = net.pack(init);
+    if (solver === 'sgd' || solver === 'sgd-lbfgs') {
+      theta0 = sgdFit(net, x, targets, m, lambda, rng.fork(), params.passes);
+      if (solver === 'sgd') {
+        surrogate.dispose();
+        return {
+          surrogate: new Net(surrogate.config, net.unpack(theta0)),
+          queries: m,
+          budgetExhausted: false,
+          notes: [],
+        };
+      }
+    }
     const sol = lbfgs((th, g) => net.lossAndGrad(th, g, x, targets, m, lambda), theta0, {
       maxIter: params.iterations,
       gtol: 1e-7,
@@ -82,6 +96,51 @@ export const eqMlp = defineAttack({
     return { surrogate: fitted, queries: m, budgetExhausted: false, notes };
   },
 });
+
+/**
+ * The paper's own MLP extraction (Steal-ML neural-nets/theano_mlp.py): minibatch gradient descent
+ * with Nesterov momentum on the same soft cross-entropy, batches of max(1, ⌊m/1000⌋) queries,
+ * learning rate 0.1 × 0.99 every 100 passes, from Glorot-uniform first-layer weights and zero
+ * output weights and biases. In float64, on the shuffled queries each pass.
+ */
+export function sgdFit(
+  net: Float64Mlp,
+  x: Float32Array,
+  y: Float32Array,
+  m: number,
+  lambda: number,
+  rng: Rng,
+  passes: number,
+): Float64Array {
+  const th = net.glorotInit(rng);
+  const d = x.length / m;
+  const k = y.length / m;
+  const batch = Math.max(1, Math.floor(m / 1000));
+  const g = new Float64Array(th.length);
+  const v = new Float64Array(th.length);
+  const xb = new Float32Array(batch * d);
+  const yb = new Float32Array(batch * k);
+  const mu = 0.9;
+  for (let pass = 0; pass < passes; pass++) {
+    const lr = 0.1 * 0.99 ** Math.floor(pass / 100);
+    const order = rng.permutation(m);
+    // the code drops the last partial batch
+    for (let s = 0; s + batch <= m; s += batch) {
+      for (let i = 0; i < batch; i++) {
+        const r = order[s + i];
+        xb.set(x.subarray(r * d, (r + 1) * d), i * d);
+        yb.set(y.subarray(r * k, (r + 1) * k), i * k);
+      }
+      net.lossAndGrad(th, g, xb, yb, batch, lambda);
+      // Nesterov momentum (Sutskever et al. 2013's form): v ← μv − η∇, θ ← θ + μv − η∇
+      for (let j = 0; j < th.length; j++) {
+        v[j] = mu * v[j] - lr * g[j];
+        th[j] += mu * v[j] - lr * g[j];
+      }
+    }
+  }
+  return th;
+}
 
 /** A dense network in float64 with its loss gradient: softmax head, soft cross-entropy. */
 export class Float64Mlp {
@@ -102,6 +161,19 @@ export class Float64Mlp {
       o += (this.sizes[l] + 1) * this.sizes[l + 1];
     }
     this.size = o;
+  }
+
+  /** θ with Glorot-uniform weights in the hidden layers, zero output weights and zero biases (the paper's code). */
+  glorotInit(rng: Rng): Float64Array {
+    const th = new Float64Array(this.size);
+    this.offs.forEach((o, l) => {
+      if (l === this.offs.length - 1) return;
+      const n = this.sizes[l];
+      const u = this.sizes[l + 1];
+      const r = Math.sqrt(6 / (n + u));
+      for (let j = o.w; j < o.b; j++) th[j] = (2 * rng.uniform() - 1) * r;
+    });
+    return th;
   }
 
   /** Net.variables order [W0, b0, W1, b1, …] → θ */
