@@ -187,8 +187,9 @@ export async function reproduce(
   try {
     // what shards of this paper already measured (mse reproduce --shard, e.g. a Slurm array's tasks)
     if (!shard) foldShards(outDir, csv, new Set(plan.cells.flatMap((c) => c.ids)));
-    const todo = plan.cells
-      .filter((_, k) => !shard || shard.take(k))
+    // a shard counts its own passes only
+    const mine = plan.cells.filter((_, k) => !shard || shard.take(k));
+    const todo = mine
       .map((c) =>
         withBudgets(
           c,
@@ -196,7 +197,7 @@ export async function reproduce(
         ),
       )
       .filter((c) => c.budgets.length);
-    let done = plan.cells.reduce((a, c) => a + c.budgets.length, 0) - todo.reduce((a, c) => a + c.budgets.length, 0);
+    let done = mine.reduce((a, c) => a + c.budgets.length, 0) - todo.reduce((a, c) => a + c.budgets.length, 0);
     const total = done + todo.reduce((a, c) => a + c.budgets.length, 0);
     for (const cell of todo) {
       onCell?.(
