@@ -7,6 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { planPaper, paperFile } from '../dist/runner/reproduce.js';
 import { measureBands } from '../dist/runner/bands.js';
 import { readResults } from '../dist/runner/csv-writer.js';
+import { initBackend } from '../dist/compute/backend.js';
 
 const args = process.argv.slice(2);
 const flag = (name) => {
@@ -22,6 +23,8 @@ if (!paper || !scale || !csv) {
   console.error('usage: node scripts/measure-bands.mjs <paper> <scale> <results.csv> [--extra m1,m2] [--write]');
   process.exit(2);
 }
+// planning sizes budgets given in unknowns (`1x`) with a model: it needs a backend
+await initBackend('auto', { threads: 1 });
 const { planned, spec, sc } = await planPaper(paper, scale, { dataDir: process.env.MSE_DATA_DIR });
 const rows = new Map(readResults(csv).map((r) => [r.cell_id, r]));
 const { figures, missing } = measureBands(planned, rows, extra);
