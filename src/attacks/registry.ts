@@ -20,6 +20,7 @@ import { retrainAdaptive } from './retrain-adaptive.js';
 import { retrainLinesearch } from './retrain-linesearch.js';
 import { retrainUniform } from './retrain-uniform.js';
 import { treePath } from './tree-path.js';
+import { treeTopdown } from './tree-topdown.js';
 import type { Attack } from './types.js';
 
 export const ATTACKS = new Registry<AttackUnit>('attack', [
@@ -41,6 +42,7 @@ export const ATTACKS = new Registry<AttackUnit>('attack', [
   dfme,
   maze,
   treePath,
+  treeTopdown,
 ]);
 
 /** "name:key=value,…" → its unit and validated values (defaults filled) */

@@ -14,7 +14,7 @@ import type { Model, Probs, SerializedModel } from '../models/model.js';
 import { QueryRefusedError } from '../errors.js';
 import { defineAttack } from './define.js';
 
-interface Leaf {
+export interface Leaf {
   id: number;
   lo: Float64Array; // exclusive lower bounds (−∞ at the domain edge)
   hi: Float64Array; // inclusive upper bounds

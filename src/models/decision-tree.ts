@@ -1,7 +1,11 @@
 /**
  * CART decision tree (Gini impurity, axis-aligned thresholds), the victim of Tramèr et al.'s
- * path-finding attack (§4.2). Like BigML's API it can reveal a leaf identifier with each
- * prediction (`leafIds`), and its probabilities are the class frequencies in the leaf.
+ * path-finding attack (§4.2). Like BigML's API it can reveal a node identifier with each
+ * prediction (`leafIds`), and its probabilities are the class frequencies in that node.
+ * A missing feature (NaN, Tramèr's ⊥) stops the descent where a node splits on it, as BigML's
+ * "last prediction" strategy does: the answer is that internal node's distribution and identifier
+ * (leaves are numbered 0…L−1, internal node i answers L + i). A categorical feature is its one-hot
+ * columns, so a categorical split is a split on one of them ("is c" vs "is not c").
  * Deterministic: ties between equally good splits go to the lowest feature, then threshold.
  */
 import { tf } from '../compute/backend.js';
@@ -78,8 +82,10 @@ export class DecisionTree implements Model {
     return new DecisionTree([d], numClasses, nodes);
   }
 
+  private leafCount?: number;
+
   get numLeaves(): number {
-    return this.nodes.filter((n) => n.leaf >= 0).length;
+    return (this.leafCount ??= this.nodes.filter((n) => n.leaf >= 0).length);
   }
 
   get depth(): number {
@@ -88,20 +94,27 @@ export class DecisionTree implements Model {
     return walk(0);
   }
 
-  /** Index of the leaf node that row `r` of `x` falls into. */
+  /** Index of the node where row `r` of `x` stops: its leaf, or the first node that splits on a missing (NaN) feature. */
   private route(x: ArrayLike<number>, off: number): number {
     let i = 0;
     while (this.nodes[i].leaf < 0) {
       const nd = this.nodes[i];
-      i = x[off + nd.feature] <= nd.threshold ? nd.left : nd.right;
+      const v = x[off + nd.feature];
+      if (Number.isNaN(v)) return i;
+      i = v <= nd.threshold ? nd.left : nd.right;
     }
     return i;
   }
 
+  /** The identifier of the node each row stops at: its leaf's number, or L + index for an internal node (a missing feature). */
   leafIds(x: Float32Array, n: number): Int32Array {
     const d = this.inputShape[0];
+    const leaves = this.numLeaves;
     const out = new Int32Array(n);
-    for (let r = 0; r < n; r++) out[r] = this.nodes[this.route(x, r * d)].leaf;
+    for (let r = 0; r < n; r++) {
+      const i = this.route(x, r * d);
+      out[r] = this.nodes[i].leaf >= 0 ? this.nodes[i].leaf : leaves + i;
+    }
     return out;
   }
 

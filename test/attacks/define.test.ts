@@ -127,6 +127,7 @@ describe('defineAttack: requirements are checked before any query', () => {
       'dfme',
       'maze',
       'tree-path',
+      'tree-topdown',
     ]);
     expect(ATTACKS.get('maze').requires({})).toEqual({ reveals: 'probs' });
     const { unit, values } = parseAttackSpec('knockoff-adaptive:epochs=3');
@@ -141,7 +142,7 @@ describe('typed schemas reject bad values, naming the parameter and its range', 
     ['eq-lr:multiple=0', "attack eq-lr: multiple must be ≥ 1, got '0'"],
     ['tree-path:epsilon=0', "attack tree-path: epsilon must be ≥ 1e-9, got '0'"],
     ['retrain-adaptive:rounds=2.5', "attack retrain-adaptive: rounds must be an integer, got '2.5'"],
-    ['eq-mlp:solver=sgd', "attack eq-mlp: solver must be one of auto, lbfgs, adam, got 'sgd'"],
+    ['eq-mlp:solver=newton', "attack eq-mlp: solver must be one of auto, lbfgs, adam, sgd, sgd-lbfgs, got 'newton'"],
   ])('%s', (spec, message) => {
     expect(() => parseAttack(spec)).toThrow(UsageError);
     expect(() => parseAttack(spec)).toThrow(message);

@@ -60,3 +60,70 @@ describe('tree-path (Tramèr 2016 §4.2)', () => {
     net.dispose();
   });
 });
+
+describe('incomplete (⊥) queries and tree-topdown (Tramèr 2016 §4.2, top-down)', () => {
+  it("a missing feature stops the descent at the node that tests it, with that node's identifier and distribution", () => {
+    const ds = makeSynthetic('blobs', { d: 3, n: 1500 });
+    const tree = DecisionTree.fit(ds.train.x, ds.train.y, 3, ds.numClasses, { maxDepth: 4 });
+    const root = tree.nodes[0];
+    const x = Float32Array.from([NaN, NaN, NaN]);
+    // all ⊥: the root (internal ids follow the leaves' 0…L−1)
+    expect(Array.from(tree.leafIds(x, 1))).toEqual([tree.numLeaves + 0]);
+    expect(Array.from(tree.predictArray(x, 1))).toEqual(root.dist.map((v) => Math.fround(v)));
+    // the root's feature set: the query goes on to a child, which answers for itself
+    x[root.feature] = root.threshold - 1;
+    const child = tree.nodes[root.left];
+    const id = tree.leafIds(x, 1)[0];
+    expect(id).toBe(child.leaf >= 0 ? child.leaf : tree.numLeaves + root.left);
+    // a complete query still ends in a leaf
+    expect(tree.leafIds(ds.test.x, 50).every((v) => v < tree.numLeaves)).toBe(true);
+  });
+
+  it.each([
+    ['moons', 2, 6],
+    ['blobs', 4, 5],
+  ] as const)('reads every leaf of a CART on %s from the root down (%i features, depth %i)', async (name, d, depth) => {
+    const ds = makeSynthetic(name, { d, n: 2000 });
+    const tree = DecisionTree.fit(ds.train.x, ds.train.y, d, ds.numClasses, { maxDepth: depth });
+    const api = new LocalPredictionApi(tree, [], { rng: new Rng(1), domain, revealLeaves: true });
+    const res = await parseAttack('tree-topdown').run(
+      api,
+      { inputShape: [d], numClasses: ds.numClasses, domain },
+      new Rng(2),
+    );
+    const boxes = res.surrogate as BoxModel;
+    expect(new Set(boxes.leaves.map((l) => l.id))).toEqual(
+      new Set(Array.from({ length: tree.numLeaves }, (_, i) => i)),
+    );
+    const u = uniformInputs(new Rng(3), 5000, d, domain);
+    expect((await fidelity(tree, res.surrogate, u, 5000)).agreement).toBeGreaterThan(0.995);
+    expect((await fidelity(tree, res.surrogate, ds.test.x, ds.test.n)).agreement).toBeGreaterThan(0.99);
+    expect(res.budgetExhausted).toBe(false);
+  });
+
+  it('re-splits on a feature set higher up (a path that tests x0, then x1, then x0 again)', async () => {
+    // root: x0 ≤ 0; its right child: x1 ≤ 0; that node's left child: x0 ≤ 0.5 — four leaves
+    const leaf = (id: number, c: number) => ({
+      feature: -1,
+      threshold: 0,
+      left: -1,
+      right: -1,
+      dist: c ? [0, 1] : [1, 0],
+      leaf: id,
+    });
+    const tree = new DecisionTree([2], 2, [
+      { feature: 0, threshold: 0, left: 1, right: 2, dist: [0.5, 0.5], leaf: -1 },
+      leaf(0, 0),
+      { feature: 1, threshold: 0, left: 3, right: 6, dist: [0.5, 0.5], leaf: -1 },
+      { feature: 0, threshold: 0.5, left: 4, right: 5, dist: [0.5, 0.5], leaf: -1 },
+      leaf(1, 1),
+      leaf(2, 0),
+      leaf(3, 1),
+    ]);
+    const api = new LocalPredictionApi(tree, [], { rng: new Rng(1), domain, revealLeaves: true });
+    const res = await parseAttack('tree-topdown').run(api, { inputShape: [2], numClasses: 2, domain }, new Rng(2));
+    expect(new Set((res.surrogate as BoxModel).leaves.map((l) => l.id))).toEqual(new Set([0, 1, 2, 3]));
+    const u = uniformInputs(new Rng(3), 5000, 2, domain);
+    expect((await fidelity(tree, res.surrogate, u, 5000)).agreement).toBeGreaterThan(0.995);
+  });
+});
