@@ -13,6 +13,7 @@ import { tf } from '../compute/backend.js';
 import type { Model, Probs, SerializedModel } from '../models/model.js';
 import { QueryRefusedError } from '../errors.js';
 import { defineAttack } from './define.js';
+import type { PredictionApi } from '../api/types.js';
 
 export interface Leaf {
   id: number;
@@ -78,6 +79,33 @@ export class BoxModel implements Model {
   dispose(): void {}
 }
 
+/**
+ * One query at a time, each input asked once: the node identifier and class distribution the API
+ * answers for x (both tree attacks probe the same points again and again along their line searches).
+ */
+export function leafOracle(
+  api: PredictionApi,
+  inputShape: number[],
+): (x: Float64Array) => Promise<{ id: number; dist: Float32Array }> {
+  const cache = new Map<string, { id: number; dist: Float32Array }>();
+  return async (x) => {
+    const key = Array.from(x).join(',');
+    const hit = cache.get(key);
+    if (hit) return hit;
+    const xt = tf.tensor(Float32Array.from(x), [1, ...inputShape]);
+    try {
+      const r = await api.query(xt);
+      const dist = Float32Array.from((await r.probs!.data()) as Float32Array);
+      r.probs!.dispose();
+      const out = { id: r.leafIds![0], dist };
+      cache.set(key, out);
+      return out;
+    } finally {
+      xt.dispose();
+    }
+  };
+}
+
 export const treePath = defineAttack({
   name: 'tree-path',
   describe: 'decision-tree path-finding with a leaf-id oracle (Tramèr 2016 §4.2, Algorithm 1)',
@@ -95,23 +123,7 @@ export const treePath = defineAttack({
     const d = know.inputShape.reduce((a, b) => a * b, 1);
     const k = know.numClasses;
     const { min, max } = know.domain;
-    const cache = new Map<string, { id: number; dist: Float32Array }>();
-    const oracle = async (x: Float64Array): Promise<{ id: number; dist: Float32Array }> => {
-      const key = Array.from(x).join(',');
-      const hit = cache.get(key);
-      if (hit) return hit;
-      const xt = tf.tensor(Float32Array.from(x), [1, ...know.inputShape]);
-      try {
-        const r = await api.query(xt);
-        const dist = (await r.probs!.data()) as Float32Array;
-        r.probs!.dispose();
-        const out = { id: r.leafIds![0], dist: Float32Array.from(dist) };
-        cache.set(key, out);
-        return out;
-      } finally {
-        xt.dispose();
-      }
-    };
+    const oracle = leafOracle(api, know.inputShape);
     const leaves = new Map<number, Leaf>();
     const queue: Float64Array[] = [Float64Array.from({ length: d }, () => rng.uniform(min, max))];
     let exhausted = false;

@@ -16,10 +16,9 @@
  * against one that sends a missing value down a fixed branch it would read a wrong tree.
  * Categorical features are one-hot columns (mse's tabular encoding), split like any other.
  */
-import { tf } from '../compute/backend.js';
 import { QueryRefusedError } from '../errors.js';
 import { defineAttack } from './define.js';
-import { BoxModel, type Leaf } from './tree-path.js';
+import { BoxModel, leafOracle, type Leaf } from './tree-path.js';
 
 interface Probe {
   v: number;
@@ -42,23 +41,7 @@ export const treeTopdown = defineAttack({
     const d = know.inputShape.reduce((a, b) => a * b, 1);
     const k = know.numClasses;
     const { min, max } = know.domain;
-    const cache = new Map<string, { id: number; dist: Float32Array }>();
-    const oracle = async (x: Float64Array): Promise<{ id: number; dist: Float32Array }> => {
-      const key = Array.from(x).join(',');
-      const hit = cache.get(key);
-      if (hit) return hit;
-      const xt = tf.tensor(Float32Array.from(x), [1, ...know.inputShape]);
-      try {
-        const r = await api.query(xt);
-        const dist = Float32Array.from((await r.probs!.data()) as Float32Array);
-        r.probs!.dispose();
-        const out = { id: r.leafIds![0], dist };
-        cache.set(key, out);
-        return out;
-      } finally {
-        xt.dispose();
-      }
-    };
+    const oracle = leafOracle(api, know.inputShape);
     const leaves = new Map<number, Leaf>();
     const seen = new Set<number>();
     // every threshold along feature f between a and b (x elsewhere): the probes on the line, sorted,
@@ -82,20 +65,20 @@ export const treeTopdown = defineAttack({
       };
       await refine(a, b);
       out.push(b);
-      return out.filter((p, i) => i === 0 || p.v !== out[i - 1].v).sort((p, q) => p.v - q.v);
+      // in-order refinement leaves the probes ascending; a pair's end is the next pair's start
+      return out.filter((p, i) => i === 0 || p.v !== out[i - 1].v);
     };
-    // the regions a line crosses: [lo, hi] per identifier, with one probe inside each
-    const regions = (probes: Probe[], lo: number, hi: number) => {
+    // the regions a line crosses, one per identifier: [lo, hi] with one probe inside; a cut lies
+    // halfway between the closest probes on either side of it
+    const regions = (probes: Probe[]) => {
       const out: Array<{ lo: number; hi: number; v: number; id: number }> = [];
-      for (const p of probes) {
+      probes.forEach((p, i) => {
         const last = out[out.length - 1];
-        if (last && last.id === p.id) continue;
-        // the cut between the previous region and this one: halfway between their closest probes
-        const prev = probes[probes.indexOf(p) - 1];
-        const cut = prev ? (prev.v + p.v) / 2 : lo;
+        if (last && last.id === p.id) return;
+        const cut = i > 0 ? (probes[i - 1].v + p.v) / 2 : -Infinity;
         if (last) last.hi = cut;
-        out.push({ lo: cut, hi, v: p.v, id: p.id });
-      }
+        out.push({ lo: cut, hi: Infinity, v: p.v, id: p.id });
+      });
       return out;
     };
 
@@ -121,7 +104,7 @@ export const treeTopdown = defineAttack({
           { v: min, id: (await oracle(at(min))).id },
           { v: max, id: (await oracle(at(max))).id },
         );
-        for (const r of regions(probes, -Infinity, Infinity)) {
+        for (const r of regions(probes)) {
           if (r.lo < x[f] && x[f] <= r.hi) {
             lo[f] = r.lo;
             hi[f] = r.hi;
@@ -153,7 +136,7 @@ export const treeTopdown = defineAttack({
         { v: min, id: (await oracle(at(min))).id },
         { v: max, id: (await oracle(at(max))).id },
       );
-      for (const r of regions(probes, -Infinity, Infinity)) if (!seen.has(r.id)) queue.push(at(r.v));
+      for (const r of regions(probes)) if (!seen.has(r.id)) queue.push(at(r.v));
     };
 
     let exhausted = false;

@@ -78,19 +78,23 @@ describe.each(['softmax', 'ovr'] as const)('eq-%s (Tramèr 2016 §4.1.2)', (head
   });
 });
 
+/** The victim of the eq-mlp tests: 3 inputs, 6 tanh units, 3 classes (45 unknowns). */
+function tanhMlp(seed: number): Net {
+  return new Net(
+    {
+      kind: 'mlp',
+      inputShape: [3],
+      numClasses: 3,
+      layers: [{ type: 'flatten' }, { type: 'dense', units: 6, activation: 'tanh' }, { type: 'dense', units: 3 }],
+      head: 'softmax',
+    },
+    new Rng(seed),
+  );
+}
+
 describe('eq-mlp', () => {
   it('fits an MLP of the known shape to the soft answers: high agreement at 4× the unknowns', async () => {
-    const r = new Rng(8);
-    const v = new Net(
-      {
-        kind: 'mlp',
-        inputShape: [3],
-        numClasses: 3,
-        layers: [{ type: 'flatten' }, { type: 'dense', units: 6, activation: 'tanh' }, { type: 'dense', units: 3 }],
-        head: 'softmax',
-      },
-      r,
-    );
+    const v = tanhMlp(8);
     const unknowns = 6 * 4 + 3 * 7;
     const api = new LocalPredictionApi(v, [], { rng: new Rng(1), domain, budget: 4 * unknowns });
     const res = await parseAttack('eq-mlp').run(
@@ -105,16 +109,7 @@ describe('eq-mlp', () => {
   });
 
   it("solver=sgd (the paper's code: small-batch momentum SGD in float64) also fits it, and is deterministic", async () => {
-    const v = new Net(
-      {
-        kind: 'mlp',
-        inputShape: [3],
-        numClasses: 3,
-        layers: [{ type: 'flatten' }, { type: 'dense', units: 6, activation: 'tanh' }, { type: 'dense', units: 3 }],
-        head: 'softmax',
-      },
-      new Rng(8),
-    );
+    const v = tanhMlp(8);
     const unknowns = 6 * 4 + 3 * 7;
     const steal = async () => {
       const api = new LocalPredictionApi(v, [], { rng: new Rng(1), domain, budget: 4 * unknowns });
@@ -138,17 +133,7 @@ describe('eq-mlp', () => {
   });
 
   it("with L-BFGS (the default at ≥ 1×) matches the victim's probabilities closely, not just its labels", async () => {
-    const r = new Rng(9);
-    const v = new Net(
-      {
-        kind: 'mlp',
-        inputShape: [3],
-        numClasses: 3,
-        layers: [{ type: 'flatten' }, { type: 'dense', units: 6, activation: 'tanh' }, { type: 'dense', units: 3 }],
-        head: 'softmax',
-      },
-      r,
-    );
+    const v = tanhMlp(9);
     const unknowns = 6 * 4 + 3 * 7;
     const api = new LocalPredictionApi(v, [], { rng: new Rng(1), domain, budget: 3 * unknowns });
     const res = await parseAttack('eq-mlp').run(
