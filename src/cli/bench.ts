@@ -6,6 +6,7 @@
  * alone writes the CSV.
  */
 import { attackLabel, defenseLabel } from '../report/report.js';
+import { strongestSet } from '../report/strongest.js';
 import { ensureDir } from '../fs-util.js';
 import chalk from 'chalk';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -17,7 +18,7 @@ import { runCell } from '../runner/run-cell.js';
 import { ResultsCsv, readResults } from '../runner/csv-writer.js';
 import { githubWorkflow, slurmScripts, validateEmitOptions } from '../runner/emit.js';
 import { parseShard, shardOf } from '../runner/shard.js';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { readGridSpec, type GridSpec } from '../runner/grid.js';
 import {
   cellLabel,
@@ -31,6 +32,8 @@ import {
 import { checkPluginVersions, makeManifest, writeManifest } from '../runner/manifest.js';
 import type { ResultRow } from '../runner/result-row.js';
 import { phaseSummary } from '../runner/phases.js';
+import { costSamples, estimatePlan, formatDuration, historyFiles } from '../runner/estimate.js';
+import { SweepStatus, statusInterval } from './sweep-status.js';
 import { formatStat, summarise } from '../runner/summary.js';
 import { describeCellError, runSweep, workerError, type CellOutcome } from '../runner/sweep.js';
 import { loadDataset } from '../data/registry.js';
@@ -57,6 +60,8 @@ export interface BenchOpts {
   transfer?: number;
   baseline: boolean;
   json?: boolean;
+  /** print the plan and its estimated wall time, run nothing */
+  plan?: boolean;
   /** run only shard i of n (i/n) into <out>/shard-<i>-of-<n>.csv */
   shard?: string;
   /** write job files instead of running: slurm (sbatch array + merge) or github (matrix workflow) */
@@ -173,6 +178,7 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
     );
     return;
   }
+  if (o.plan) return printPlan(g, o, grid, out, shard, jobs);
   const b = await startBackend(g, !o.json);
   const runId = path.basename(out);
   // flags, spec and family defaults resolved once into plan cells, every dataset checked before anything trains
@@ -215,10 +221,13 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   // bars have 40 columns: what tells running cells apart first
   const barLabel = (c: PlanCell, phase = '') =>
     `${c.defenses.map(refText).join('+')} s${c.seed} ${refText(c.attack)} ${phase}`.slice(0, 40).padEnd(40);
+  const workers = Math.min(jobs, Math.max(1, todo.length));
+  const estimate = estimatePlan(todo, pastCells(out, csv.file), workers);
+  const estimateOf = new Map(estimate.cells.map((e) => [e.cell, e.seconds]));
   if (!o.json)
     process.stderr.write(
       chalk.dim(
-        `${total} cells (${cells.reduce((a, c) => a + c.budgets.length, 0)} rows), ${done} already in ${csv.file}; ${todo.length ? `${Math.min(jobs, todo.length)} worker${Math.min(jobs, todo.length) > 1 ? 's' : ''}` : 'nothing to run'}\n`,
+        `${total} cells (${cells.reduce((a, c) => a + c.budgets.length, 0)} rows), ${done} already in ${csv.file}; ${todo.length ? `${workers} worker${workers > 1 ? 's' : ''}, estimated ${formatDuration(estimate.wallS)} (mse bench --plan shows how)` : 'nothing to run'}\n`,
       ),
     );
 
@@ -238,13 +247,35 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   const failures: string[] = [];
   const t0 = performance.now();
   type Task = (typeof todo)[number];
+  // without bars (stderr piped, or --json): a status line (or JSON event) at least every 30 s
+  const status = new SweepStatus<Task>(total, done, (c) => estimateOf.get(c) ?? 0, label, workers, new Set(todo));
+  const heartbeat = bars
+    ? undefined
+    : setInterval(
+        () => process.stderr.write(o.json ? JSON.stringify(status.event()) + '\n' : chalk.dim(status.line()) + '\n'),
+        statusInterval() * 1000,
+      );
+  heartbeat?.unref();
   // recording is the only step that may stop the sweep (a full disk): a cell's own failure is an outcome
   const finish = (c: Task, { rows, error }: CellOutcome) => {
     if (rows) for (const row of rows) csv.write(row);
     done++;
+    status.finish(c);
     if (error) failures.push(`${label(c)}: ${error}`);
     gridBar?.update(done);
-    if (!bars && !o.json)
+    if (o.json)
+      process.stderr.write(
+        JSON.stringify({
+          event: 'cell',
+          cell: label(c),
+          status: error ? 'failed' : 'done',
+          ...(error ? { error } : {}),
+          cells_done: done,
+          cells_total: total,
+          elapsed_s: Math.round((performance.now() - t0) / 1000),
+        }) + '\n',
+      );
+    else if (!bars)
       process.stderr.write(
         `${error ? chalk.red('FAIL') : chalk.green('done')} [${done}/${total}] ${label(c)} (${((performance.now() - t0) / 1000).toFixed(0)} s)${error ? `: ${error}` : ''}\n`,
       );
@@ -277,11 +308,13 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
         1,
         async (cell) => {
           const bar = bars?.create(1, 0, { label: barLabel(cell) });
+          status.start(cell);
           try {
             const { rows } = await runCell(cell, {
               runId,
               data,
-              onProgress: (_phase, p) => {
+              onProgress: (phase, p) => {
+                status.progress(cell, phase, p);
                 if (!p || !bar) return;
                 bar.setTotal(p.total);
                 bar.update(p.done);
@@ -312,8 +345,10 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
         jobs,
         async (cell) => {
           const bar = bars?.create(1, 0, { label: barLabel(cell) });
+          status.start(cell);
           try {
             return await runWorker(g, cell, runId, children, (p) => {
+              status.progress(cell, p.phase, p.total ? p : undefined);
               if (!bar || !p.total) return;
               bar.setTotal(p.total);
               bar.update(p.done, { label: barLabel(cell, p.phase) });
@@ -332,6 +367,7 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
     process.removeListener('SIGHUP', onSignal);
     stopChildren();
     bars?.stop();
+    if (heartbeat) clearInterval(heartbeat);
     csv.close();
   }
 
@@ -361,7 +397,11 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
       'L1',
       'PoW s',
       'status',
+      'worst case',
     ].map((h) => chalk.bold(h));
+    // security is the worst case: mark the strongest attacker per defense and budget, and a defense
+    // only one attack was measured against (its figure is a lower bound)
+    const worst = strongestSet(groups, attackLabel);
     const lines = groups.map((gr) => [
       gr.key.dataset,
       gr.key.victim,
@@ -375,6 +415,11 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
       formatStat(gr.metrics.perturbation_l1),
       formatStat(gr.metrics.pow_s, 2),
       gr.statuses.join(', '),
+      worst.get(gr) === 'strongest'
+        ? chalk.yellow('◀ strongest')
+        : worst.get(gr) === 'single' && gr.key.defense !== 'none'
+          ? chalk.dim('single attacker')
+          : '',
     ]);
     const phases = phaseSummary(rows);
     process.stdout.write(
@@ -456,4 +501,78 @@ function runWorker(
       }
     });
   });
+}
+
+/**
+ * `mse bench --plan`: the grid resolved into cells (every name, value and dataset checked, nothing
+ * trained, no backend started), what `--out` already holds, and the estimated wall time from the
+ * cost model in estimate.ts, calibrated by past result CSVs here.
+ */
+async function printPlan(
+  g: GlobalOptions,
+  o: BenchOpts,
+  grid: GridSpec,
+  out: string,
+  shard: ReturnType<typeof parseShard> | undefined,
+  jobs: number,
+): Promise<void> {
+  const plan = await planSweep(grid, {
+    quick: o.quick === true,
+    ...(o.transfer ? { transfer: o.transfer } : {}),
+    data: { dataDir: g.dataDir, progress: false },
+  });
+  for (const n of plan.data.notes) process.stderr.write(chalk.yellow(`mse: note: ${n}\n`));
+  const cells = shard ? shardOf(plan.cells, shardKey, shard) : plan.cells;
+  const file = path.join(out, shard ? `shard-${shard.index}-of-${shard.count}.csv` : 'results.csv');
+  const have = new Set(existsSync(file) ? readResults(file).map((r) => r.cell_id) : []);
+  const todo = cells
+    .map((c) =>
+      withBudgets(
+        c,
+        c.budgets.filter((_, i) => !have.has(c.ids[i])),
+      ),
+    )
+    .filter((c) => c.budgets.length);
+  const rows = cells.reduce((a, c) => a + c.budgets.length, 0);
+  const rowsTodo = todo.reduce((a, c) => a + c.budgets.length, 0);
+  const samples = pastCells(out, file);
+  const workers = Math.min(jobs, Math.max(1, todo.length));
+  const est = estimatePlan(todo, samples, workers);
+  if (o.json) {
+    process.stdout.write(
+      JSON.stringify({
+        out,
+        cells: cells.length,
+        rows,
+        done_rows: rows - rowsTodo,
+        todo: est.cells.map((e) => ({
+          cell: cellLabel(e.cell),
+          budgets: e.cell.budgets,
+          estimate_s: Math.round(e.seconds),
+          basis: e.basis,
+        })),
+        workers,
+        estimate_wall_s: Math.round(est.wallS),
+        estimate_cpu_s: Math.round(est.cpuS),
+        history_cells: est.samples,
+      }) + '\n',
+    );
+    return;
+  }
+  const head = ['cell', 'budgets to run', 'estimate', 'from'].map((h) => chalk.bold(h));
+  const lines = est.cells.map((e) => [cellLabel(e.cell), e.cell.budgets.join(','), formatDuration(e.seconds), e.basis]);
+  process.stdout.write(
+    `${lines.length ? table([head, ...lines]) + '\n' : ''}` +
+      `${cells.length} cells (${rows} rows) in ${file}: ${rows - rowsTodo} rows already there, ${rowsTodo} to run.\n` +
+      (todo.length
+        ? `Estimated wall time: ${formatDuration(est.wallS)} on ${workers} worker${workers > 1 ? 's' : ''} (${formatDuration(est.cpuS)} of cell time; ${est.samples ? `calibrated by ${est.samples} past cells in result CSVs here` : 'no past cells here: bench:perf defaults, a rough guide'}).\n` +
+          chalk.dim('Victims not yet in the cache are trained first (not counted). Nothing was run.\n')
+        : 'Nothing to run.\n'),
+  );
+}
+
+/** Past cells for the cost model: this run's own rows and every run under the results root beside it, and ./results. */
+function pastCells(out: string, file: string) {
+  const roots = [...new Set([path.dirname(path.resolve(out)), path.resolve('results')])];
+  return costSamples([...new Set([...(existsSync(file) ? [file] : []), ...roots.flatMap((r) => historyFiles(r))])]);
 }

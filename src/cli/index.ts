@@ -263,6 +263,10 @@ Examples:
     )
     .option('--json', 'print the summary as JSON')
     .option(
+      '--plan',
+      'print what would run (cells, rows, what --out already has) and an estimated wall time, then exit without training',
+    )
+    .option(
       '--shard <i/n>',
       'run only shard i of n (a deterministic, balanced slice of the grid) into <out>/shard-i-of-n.csv; join with mse merge',
     )
@@ -277,7 +281,7 @@ Examples:
     .option('--slurm-partition <p>', 'Slurm partition')
     .addHelpText(
       'after',
-      '\nExamples:\n  $ mse bench --defense poison --dataset mnist --quick\n  $ mse bench -d mnist --defense mad:eps=0.5,1,argmax=true --defense reverse-sigmoid:beta=0.2,0.8 -b 1k,5k --seeds 3 -o results/mnist-defenses\n  $ mse bench -d adult -d breast-cancer --defense round:decimals=2,3,4 --seeds 3\n  $ mse bench --spec bench/sweeps/quick.json --jobs 2\n  $ mse bench -d mnist --defense mad:eps=0.1,0.5,1 --seeds 5 -o results/big --emit slurm --shards 8 --slurm-mem 8G',
+      '\nExamples:\n  $ mse bench --defense poison --dataset mnist --quick\n  $ mse bench --defense poison --dataset mnist --plan\n  $ mse bench -d mnist --defense mad:eps=0.5,1,argmax=true --defense reverse-sigmoid:beta=0.2,0.8 -b 1k,5k --seeds 3 -o results/mnist-defenses\n  $ mse bench -d adult -d breast-cancer --defense round:decimals=2,3,4 --seeds 3\n  $ mse bench --spec bench/sweeps/quick.json --jobs 2\n  $ mse bench -d mnist --defense mad:eps=0.1,0.5,1 --seeds 5 -o results/big --emit slurm --shards 8 --slurm-mem 8G',
     )
     .action(async (opts) => (await import('./bench.js')).bench(program.opts<GlobalOptions>(), opts));
 
@@ -288,10 +292,13 @@ Examples:
 
   program
     .command('report')
-    .description('trade-off tables (Pareto frontier marked) and figures (SVG + PNG) from a results CSV')
+    .description(
+      'trade-off tables against the strongest attacker (Pareto frontier marked) and figures (SVG + PNG) from a results CSV, and one self-contained interactive page (index.html)',
+    )
     .argument('<run>', 'a run directory (results/<run>) or a results.csv')
-    .option('-o, --out <dir>', 'where to write report.md and the figures (default <run>/report)')
+    .option('-o, --out <dir>', 'where to write report.md, index.html and the figures (default <run>/report)')
     .option('--no-png', 'SVG only')
+    .option('--no-html', 'no index.html')
     .addHelpText(
       'after',
       '\nExamples:\n  $ mse report results/mnist-defenses\n  $ mse report results/bench-2026-11-23/results.csv --out /tmp/report',

@@ -176,8 +176,22 @@ describe('mse bench', () => {
 
   it('sweeps the grid with the baseline, summarises over seeds, and a re-run does nothing', () => {
     const out = path.join(mkdtempSync(path.join(os.tmpdir(), 'mse-bench-')), 'run');
+    // --plan: the grid and an estimate, nothing run or written
+    const plan = mse([...args(out, '1'), '--plan']);
+    expect(plan.code).toBe(0);
+    expect(plan.out).toMatch(/6 cells \(12 rows\) in .*results\.csv: 0 rows already there, 12 to run/);
+    expect(plan.out).toMatch(/eq-lr linear\/logistic \[round:decimals=1\] seed 2\s+11,22/);
+    expect(plan.out).toMatch(/Estimated wall time: \d+ s on 1 worker/);
+    expect(existsSync(out)).toBe(false);
     const r = mse([...args(out, '1'), '--json']);
     expect(r.code).toBe(0);
+    // --json: one event per finished cell on stderr, for tools
+    const events = r.err
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { event: string; status: string; cells_done: number; cells_total: number });
+    expect(events.filter((e) => e.event === 'cell').map((e) => e.cells_done)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(events.every((e) => e.event !== 'cell' || (e.status === 'done' && e.cells_total === 6))).toBe(true);
     const res = JSON.parse(r.out) as {
       cells: number;
       summary: Array<{
@@ -198,6 +212,8 @@ describe('mse bench', () => {
     expect(again.code).toBe(0);
     expect(again.err).toMatch(/6 already in/);
     expect(readFileSync(path.join(out, 'results.csv'), 'utf8').trim().split('\n')).toHaveLength(13);
+    const done = mse([...args(out, '1'), '--plan', '--json']);
+    expect(JSON.parse(done.out)).toMatchObject({ cells: 6, rows: 12, done_rows: 12, todo: [] });
   });
 
   it('with workers, a killed sweep resumes and ends with every row exactly once', async () => {

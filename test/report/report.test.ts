@@ -58,12 +58,15 @@ describe('report', () => {
     const r = await writeReport(rows, out);
     expect(r.markdown).toMatch(/## mnist \/ cnn \/ knockoff/);
     expect(r.markdown).toMatch(/\| none \| 5000 \| 0\.915 ± 0\.064 \|/);
-    expect(r.markdown).toMatch(/\| top1 \| 5000 \| 0\.800 ± 0\.000 \|.*★ \|/);
+    // against the strongest (here the only) attacker: top1 is on the frontier, flagged single attacker
+    expect(r.markdown).toMatch(/## mnist \/ cnn \/ strongest attacker/);
+    expect(r.markdown).toMatch(/\| top1 \| 5000 \| knockoff \| 0\.800 ± 0\.000 \|.*\| 1 \(single attacker\) \| ★ \|/);
+    expect(r.markdown).toMatch(/\| none \| 5000 \| knockoff \| 0\.915 ± 0\.064 \|.*\| 1 \(single attacker\) \|  \|/);
     const svg = readFileSync(path.join(out, 'mnist-cnn-knockoff-curve.svg'), 'utf8');
     expect(svg).toContain('<svg');
     expect(svg).toContain('queries (budget)');
     expect(svg).toContain('attacker (surrogate) test accuracy');
-    const png = readFileSync(path.join(out, 'mnist-cnn-knockoff-tradeoff.png'));
+    const png = readFileSync(path.join(out, 'mnist-cnn-tradeoff.png'));
     expect(png.subarray(1, 4).toString()).toBe('PNG');
     expect(existsSync(path.join(out, 'report.md'))).toBe(true);
   });
