@@ -4,10 +4,11 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { HttpPredictionApi } from '../api/http-api.js';
 import { runCell } from '../runner/run-cell.js';
-import { ResultsCsv } from '../runner/csv-writer.js';
+import { ResultsCsv, readResults } from '../runner/csv-writer.js';
 import { checkPluginVersions, makeManifest, recordPlugins, writeManifest } from '../runner/manifest.js';
 import { canonicalValues } from '../models/normalize.js';
-import { makePlan, validateRequests, withBudgets, type CellRequest } from '../runner/plan.js';
+import { cellLabel, makePlan, validateRequests, withBudgets, type CellRequest, type Target } from '../runner/plan.js';
+import { estimatePlan, formatDuration, pastCells } from '../runner/estimate.js';
 import { loadDataset } from '../data/index.js';
 import { UsageError, unknownChoice } from '../errors.js';
 import { PROTOCOLS, type Protocol } from '../api/model-server-api.js';
@@ -39,6 +40,8 @@ interface AttackOpts {
   seed: number;
   out?: string;
   json?: boolean;
+  /** print the cell and its estimated time, run nothing */
+  plan?: boolean;
 }
 
 export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
@@ -93,8 +96,29 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
     throw new UsageError(
       '--target-mean and --target-std are for model servers (--protocol tf-serving or kserve-v2); mse serve takes the data as it is',
     );
-  const b = await startBackend(g);
+  const targetOpts = o.target
+    ? {
+        target: {
+          url: o.target,
+          key: o.key,
+          ...(protocol !== 'mse'
+            ? {
+                protocol: protocol as Protocol,
+                layout: (o.targetLayout ?? 'nhwc') as 'nhwc' | 'nchw' | 'flat',
+                output: (o.targetOutput ?? 'auto') as 'auto' | 'probs' | 'logits' | 'labels',
+                ...(o.timeout !== undefined ? { timeoutS: o.timeout } : {}),
+                ...(o.concurrency !== undefined ? { concurrency: o.concurrency } : {}),
+                ...(o.targetOutputName !== undefined ? { outputName: o.targetOutputName } : {}),
+                ...(o.targetMean !== undefined ? { mean: canonicalValues('--target-mean', 'mean', o.targetMean) } : {}),
+                ...(o.targetStd !== undefined ? { std: canonicalValues('--target-std', 'std', o.targetStd) } : {}),
+              }
+            : {}),
+        },
+      }
+    : {};
   const data = { dataDir: g.dataDir };
+  if (o.plan) return printAttackPlan(request, o, data, targetOpts);
+  const b = await startBackend(g);
   const ds = await loadDataset(o.dataset, { ...data, progress: !g.quiet });
   // the remote server must be a victim of this dataset (input shape, classes) and speak the
   // protocol: checked once here, before anything is trained or queried
@@ -117,28 +141,7 @@ export async function attack(g: GlobalOptions, o: AttackOpts): Promise<void> {
   const plan = await makePlan([request], {
     data: { ...data, progress: !g.quiet },
     ...(o.transfer ? { transfer: o.transfer } : {}),
-    ...(o.target
-      ? {
-          target: {
-            url: o.target,
-            key: o.key,
-            ...(protocol !== 'mse'
-              ? {
-                  protocol: protocol as Protocol,
-                  layout: (o.targetLayout ?? 'nhwc') as 'nhwc' | 'nchw' | 'flat',
-                  output: (o.targetOutput ?? 'auto') as 'auto' | 'probs' | 'logits' | 'labels',
-                  ...(o.timeout !== undefined ? { timeoutS: o.timeout } : {}),
-                  ...(o.concurrency !== undefined ? { concurrency: o.concurrency } : {}),
-                  ...(o.targetOutputName !== undefined ? { outputName: o.targetOutputName } : {}),
-                  ...(o.targetMean !== undefined
-                    ? { mean: canonicalValues('--target-mean', 'mean', o.targetMean) }
-                    : {}),
-                  ...(o.targetStd !== undefined ? { std: canonicalValues('--target-std', 'std', o.targetStd) } : {}),
-                }
-              : {}),
-          },
-        }
-      : {}),
+    ...targetOpts,
   });
   for (const n of plan.data.notes) process.stderr.write(chalk.yellow(`note: ${n}\n`));
   const cell = plan.cells[0];
@@ -240,4 +243,47 @@ function progressReporter(g: GlobalOptions): (phase: string, p?: AttackProgress)
     if (!current) current = { phase: key, bar: progressBar(g, p.phase === 'query' ? 'queries ' : 'training') };
     current.bar.update(p.done, p.total, p.label);
   };
+}
+
+/**
+ * `mse attack --plan`: the cell resolved (every name, value and dataset checked; a --target is not
+ * contacted), the budgets --out still lacks and the estimated time (estimate.ts); nothing trained.
+ */
+async function printAttackPlan(
+  request: CellRequest,
+  o: AttackOpts,
+  data: { dataDir?: string },
+  targetOpts: { target?: Target },
+): Promise<void> {
+  const plan = await makePlan([request], {
+    data: { ...data, progress: false },
+    ...(o.transfer ? { transfer: o.transfer } : {}),
+    ...targetOpts,
+  });
+  for (const n of plan.data.notes) process.stderr.write(chalk.yellow(`note: ${n}\n`));
+  const cell = plan.cells[0];
+  const file = o.out ? path.join(o.out, 'results.csv') : undefined;
+  const have = new Set(file && existsSync(file) ? readResults(file).map((r) => r.cell_id) : []);
+  const todo = withBudgets(
+    cell,
+    cell.budgets.filter((_, i) => !have.has(cell.ids[i])),
+  );
+  const est = estimatePlan(todo.budgets.length ? [todo] : [], pastCells(o.out, file), 1);
+  const line = {
+    cell: cellLabel(cell),
+    budgets: cell.budgets,
+    to_run: todo.budgets,
+    estimate_s: Math.round(est.wallS),
+    basis: est.cells[0]?.basis,
+  };
+  if (o.json) {
+    process.stdout.write(JSON.stringify(line) + '\n');
+    return;
+  }
+  process.stdout.write(
+    `${line.cell}\nbudgets ${cell.budgets.join(',')}${file ? `; ${cell.budgets.length - todo.budgets.length} already in ${file}` : ''}\n` +
+      (todo.budgets.length
+        ? `Estimated time: ${formatDuration(est.wallS)} (${line.basis}). Nothing was run.\n`
+        : 'Nothing to run.\n'),
+  );
 }

@@ -32,7 +32,7 @@ import {
 import { checkPluginVersions, makeManifest, writeManifest } from '../runner/manifest.js';
 import type { ResultRow } from '../runner/result-row.js';
 import { phaseSummary } from '../runner/phases.js';
-import { costSamples, estimatePlan, formatDuration, historyFiles } from '../runner/estimate.js';
+import { estimatePlan, formatDuration, pastCells } from '../runner/estimate.js';
 import { SweepStatus, statusInterval } from './sweep-status.js';
 import { formatStat, summarise } from '../runner/summary.js';
 import { describeCellError, runSweep, workerError, type CellOutcome } from '../runner/sweep.js';
@@ -569,10 +569,4 @@ async function printPlan(
           chalk.dim('Victims not yet in the cache are trained first (not counted). Nothing was run.\n')
         : 'Nothing to run.\n'),
   );
-}
-
-/** Past cells for the cost model: this run's own rows and every run under the results root beside it, and ./results. */
-function pastCells(out: string, file: string) {
-  const roots = [...new Set([path.dirname(path.resolve(out)), path.resolve('results')])];
-  return costSamples([...new Set([...(existsSync(file) ? [file] : []), ...roots.flatMap((r) => historyFiles(r))])]);
 }

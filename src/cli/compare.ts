@@ -1,6 +1,10 @@
 /** `mse compare a.csv b.csv`: per-metric deltas between two runs, joined on cells, with significance when seeds allow. */
 import chalk from 'chalk';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { ensureDir } from '../fs-util.js';
+import { compareReport, significance } from '../report/compare-page.js';
+import { renderHtml } from '../report/html.js';
 import { compareResults, regressions } from '../runner/compare.js';
 import { readResults } from '../runner/csv-writer.js';
 import { MseError } from '../errors.js';
@@ -12,6 +16,8 @@ export interface CompareOpts {
   failOnRegression?: boolean;
   all?: boolean;
   json?: boolean;
+  /** also write the comparison as a page */
+  html?: string;
 }
 
 export function compare(fileA: string, fileB: string, o: CompareOpts): void {
@@ -34,14 +40,8 @@ export function compare(fileA: string, fileB: string, o: CompareOpts): void {
     for (const cell of c.cells) {
       for (const d of cell.deltas) {
         if (!o.all && d.delta === 0) continue;
-        const sig =
-          d.n >= 2
-            ? d.significant
-              ? chalk.yellow(`t = ${d.t.toFixed(2)}, p < 0.05`)
-              : `t = ${d.t.toFixed(2)}, n.s.`
-            : d.beyondTolerance
-              ? chalk.yellow(`|Δ| > ${o.tolerance}`)
-              : 'within tolerance';
+        const text = significance(d, o.tolerance);
+        const sig = (d.n >= 2 ? d.significant : d.beyondTolerance) ? chalk.yellow(text) : text;
         lines.push([cell.key, d.metric, f(d.a), f(d.b), `${d.delta > 0 ? '+' : ''}${f(d.delta)}`, String(d.n), sig]);
       }
     }
@@ -54,6 +54,29 @@ export function compare(fileA: string, fileB: string, o: CompareOpts): void {
     );
     for (const k of c.onlyA) process.stdout.write(chalk.red(`only in ${fileA}: ${k}\n`));
     for (const k of c.onlyB) process.stdout.write(chalk.cyan(`only in ${fileB}: ${k}\n`));
+  }
+  if (o.html) {
+    const page = path.resolve(o.html);
+    ensureDir(path.dirname(page));
+    const rel = (f: string) => path.relative(path.dirname(page), path.resolve(f)).split(path.sep).join('/');
+    const manifestOf = (f: string): unknown => {
+      try {
+        return JSON.parse(readFileSync(path.join(path.dirname(f), 'manifest.json'), 'utf8')) as unknown;
+      } catch {
+        return undefined;
+      }
+    };
+    writeFileSync(
+      page,
+      renderHtml(compareReport(c, fileA, fileB, o.tolerance), {
+        title: 'mse compare',
+        runs: [
+          { label: `A: ${fileA}`, manifest: manifestOf(fileA), csvHref: rel(fileA) },
+          { label: `B: ${fileB}`, manifest: manifestOf(fileB), csvHref: rel(fileB) },
+        ],
+      }),
+    );
+    process.stderr.write(chalk.dim(`wrote ${page}\n`));
   }
   if (o.failOnRegression && reg.length) {
     for (const r of reg) process.stderr.write(chalk.red(`regression: ${r}\n`));

@@ -137,6 +137,7 @@ Examples:
       'append the result row to <dir>/results.csv (skips a cell already there) and write <dir>/manifest.json',
     )
     .option('--json', 'print the result row as JSON')
+    .option('--plan', 'print the cell, the budgets --out still lacks and an estimated time, then exit without training')
     .option(
       '--transfer <n>',
       "image victims: craft FGSM and PGD examples (ε 0.1, 0.3) on each surrogate from the first n test images the victim gets right, and record how often they fool the victim (the issue's 1000; costs 42 surrogate gradient passes over them per row)",
@@ -351,9 +352,10 @@ Examples:
     )
     .option('--all', 'list unchanged metrics too')
     .option('--json', 'print the comparison as JSON')
+    .option('--html <file>', 'also write the comparison as a self-contained page (deltas, significance, a figure)')
     .addHelpText(
       'after',
-      '\nExamples:\n  $ mse compare results/main/results.csv results/branch/results.csv\n  $ mse compare a.csv b.csv --fail-on-regression --tolerance 0.02',
+      '\nExamples:\n  $ mse compare results/main/results.csv results/branch/results.csv\n  $ mse compare a.csv b.csv --fail-on-regression --tolerance 0.02\n  $ mse compare results/main/results.csv results/branch/results.csv --html results/compare.html',
     )
     .action(async (a: string, b: string, opts) => (await import('./compare.js')).compare(a, b, opts));
 
@@ -365,6 +367,7 @@ Examples:
     .argument('[papers...]', 'paper ids (e.g. tramer-2016) or spec files')
     .option('--all', 'every paper in bench/papers that has the scale')
     .option('--scale <name>', 'ci (minutes) or full', 'ci')
+    .option('--plan', "print each paper's query passes, what --out holds and an estimated time, then exit")
     .option(
       '-o, --out <dir>',
       'output directory (default results/<paper>-<scale>; several papers: results/reproduce-<scale>/<paper>); re-running resumes',

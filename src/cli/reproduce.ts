@@ -1,16 +1,19 @@
 /** `mse reproduce <paper>`: run a paper's spec, write CSV + markdown table, fail if a figure leaves its band. */
 import chalk from 'chalk';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { checkPluginVersions, makeManifest, writeManifest } from '../runner/manifest.js';
-import { listPapers, loadPaper, paperFile, paperPasses, reproduce as run } from '../runner/reproduce.js';
+import { listPapers, loadPaper, paperFile, paperPasses, planPaper, reproduce as run } from '../runner/reproduce.js';
+import { estimatePlan, formatDuration, pastCells } from '../runner/estimate.js';
+import { readResults } from '../runner/csv-writer.js';
+import { withBudgets } from '../runner/plan.js';
 import { slurmScripts, validateEmitOptions } from '../runner/emit.js';
 import { parseShard } from '../runner/shard.js';
 import { ensureDir } from '../fs-util.js';
 import { loadPlugins } from '../units/plugins.js';
 import { UsageError } from '../errors.js';
 import { validateSeeds } from '../runner/grid.js';
-import { startBackend } from './common.js';
+import { startBackend, table } from './common.js';
 import type { GlobalOptions } from './options.js';
 
 export interface ReproduceOpts {
@@ -23,6 +26,8 @@ export interface ReproduceOpts {
   slurmCpus?: number;
   slurmMem?: string;
   slurmPartition?: string;
+  /** print each paper's query passes and the estimated time, run nothing */
+  plan?: boolean;
 }
 
 /** A paper's directory name under --out when several run together: its id, or a spec file's name. */
@@ -87,6 +92,7 @@ export async function reproduce(g: GlobalOptions, papers: string[], o: Reproduce
     if (spec.plugins?.length) await loadPlugins(spec.plugins, path.dirname(paperFile(paper)));
   // planning sizes budgets given in unknowns (`1x`) with a model, so it needs the backend too
   const b = await startBackend(g);
+  if (o.plan) return printReproducePlan(todo, o.scale, outOf, data);
   if (o.emit) {
     // one array task per query pass, over every paper; the data is checked here, before any job exists
     let passes = 0;
@@ -216,4 +222,45 @@ function checkScale(paper: string, scale: string, sc: unknown): void {
   ) {
     throw new UsageError(`${where}: relations must be a list of {metric, greater, less, by?}`);
   }
+}
+
+/**
+ * `mse reproduce … --plan`: per paper, its query passes (the cells of its plan), what its output
+ * already holds and the estimated time (estimate.ts, one process); nothing is trained or written.
+ */
+async function printReproducePlan(
+  todo: Array<{ paper: string }>,
+  scale: string,
+  outOf: (paper: string) => string,
+  data: { dataDir?: string },
+): Promise<void> {
+  let total = 0;
+  const lines: string[][] = [];
+  for (const { paper } of todo) {
+    const { plan } = await planPaper(paper, scale, data);
+    for (const n of plan.data.notes) process.stderr.write(chalk.yellow(`mse: note: ${n}\n`));
+    const file = path.join(outOf(paper), 'results.csv');
+    const have = new Set(existsSync(file) ? readResults(file).map((r) => r.cell_id) : []);
+    const left = plan.cells
+      .map((c) =>
+        withBudgets(
+          c,
+          c.budgets.filter((_, i) => !have.has(c.ids[i])),
+        ),
+      )
+      .filter((c) => c.budgets.length);
+    const est = estimatePlan(left, pastCells(outOf(paper), file), 1);
+    total += est.wallS;
+    lines.push([
+      paper,
+      String(plan.cells.length),
+      String(plan.cells.length - left.length),
+      formatDuration(est.wallS),
+      outOf(paper),
+    ]);
+  }
+  process.stdout.write(
+    table([['paper', 'query passes', 'done', 'estimate', 'output'].map((h) => chalk.bold(h)), ...lines]) +
+      `\nEstimated ${formatDuration(total)} in one process at scale ${scale} (cost model: mse bench --plan). Nothing was run.\n`,
+  );
 }

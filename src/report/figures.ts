@@ -361,6 +361,57 @@ export function detectionSpec(title: string, points: DetectionPoint[]): TopLevel
   } as TopLevelSpec;
 }
 
+export interface ComparePoint {
+  cell: string;
+  a: number;
+  b: number;
+  /** significant / not significant / beyond tolerance / within tolerance */
+  verdict: string;
+  tip?: Tip;
+}
+
+/** One metric in run A (x) against run B (y) per cell, both on [0, 1], the diagonal "no change". */
+export function compareSpec(title: string, points: ComparePoint[]): TopLevelSpec {
+  const { values, tooltip } = withTips(points, [
+    { field: 'cell', title: 'cell' },
+    { field: 'a', title: 'A', type: 'quantitative', format: '.4f' },
+    { field: 'b', title: 'B', type: 'quantitative', format: '.4f' },
+  ]);
+  const toggle = legendToggle('verdict');
+  const axis = (field: string, t: string) => ({
+    field,
+    type: 'quantitative',
+    scale: { domain: [0, 1] },
+    title: t,
+  });
+  return {
+    ...BASE,
+    width: 420,
+    height: 420,
+    title,
+    config: CONFIG,
+    layer: [
+      {
+        data: { values: [{ v: 0 }, { v: 1 }] },
+        mark: { type: 'line', strokeDash: [4, 4], color: REFERENCE },
+        encoding: { x: axis('v', 'run A'), y: axis('v', 'run B') },
+      },
+      {
+        data: { values },
+        params: toggle.params,
+        mark: { type: 'point', filled: true, size: 70 },
+        encoding: {
+          x: axis('a', 'run A'),
+          y: axis('b', 'run B'),
+          color: { field: 'verdict', type: 'nominal', title: 'the change' },
+          opacity: toggle.opacity,
+          tooltip,
+        },
+      },
+    ],
+  } as TopLevelSpec;
+}
+
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   try {

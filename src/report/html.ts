@@ -51,6 +51,8 @@ export interface HtmlOptions {
   /** where the results CSV is, relative to the page */
   csvHref?: string;
   title?: string;
+  /** several runs' provenance (a comparison), each under its label, instead of manifest/csvHref */
+  runs?: Array<{ label: string; manifest?: unknown; csvHref?: string }>;
 }
 
 const STYLE = `
@@ -91,7 +93,7 @@ const SCRIPT = `
     });
   });
   var num = function (s) {
-    var m = /^-?[0-9.,]+(e-?[0-9]+)?/.exec(s.trim());
+    var m = /^[-+]?[0-9.,]+(e-?[0-9]+)?/.exec(s.trim());
     return m ? Number(m[0].replace(/,/g, '')) : NaN;
   };
   document.querySelectorAll('table.sortable').forEach(function (table) {
@@ -123,7 +125,7 @@ function tableHtml(s: Section): string {
   const pareto = s.table.header.indexOf('Pareto');
   // numbers right-aligned, words left
   const numeric = s.table.header.map((_, c) =>
-    s.table!.rows.every((r) => /^(-?[0-9.,]+(e-?[0-9]+)?( ± .*)?|–|)$/.test(r[c] ?? '')),
+    s.table!.rows.every((r) => /^([-+]?[0-9.,]+(e-?[0-9]+)?( ± .*)?|–|)$/.test(r[c] ?? '')),
   );
   const cls = (c: number) => (numeric[c] ? '' : ' class="text"');
   const head = s.table.header.map((h, c) => `<th scope="col"${cls(c)}>${esc(h)}</th>`).join('');
@@ -212,7 +214,11 @@ ${inlineLibraries()}
     .join('')}</select></label>${opts.csvHref ? `<a href="${esc(opts.csvHref)}">results.csv</a>` : ''}</nav>
 </header>
 <p>${prose(report.intro)} Click a column header to sort; click a legend entry to highlight a series (shift-click for more); hover a point for every metric.</p>
-${manifestHtml(opts.manifest, opts.csvHref)}
+${
+  opts.runs
+    ? opts.runs.map((r) => `<h3>${esc(r.label)}</h3>${manifestHtml(r.manifest, r.csvHref)}`).join('\n')
+    : manifestHtml(opts.manifest, opts.csvHref)
+}
 ${sections}
 <script type="application/json" id="mse-specs">${JSON.stringify(specs).replace(/</g, '\\u003c')}</script>
 <script>${SCRIPT}</script>

@@ -350,7 +350,8 @@ function attackSection(model: string, attack: string, gs: Group[]): Section {
         defense: defenseLabel(g),
         budget: Number(g.key.budget),
         acc: s.mean,
-        ...(Number.isFinite(s.ci) ? { lo: s.mean - s.ci, hi: s.mean + s.ci } : {}),
+        // an accuracy's interval stays inside [0, 1] (the t-interval of 3 seeds can leave it)
+        ...(Number.isFinite(s.ci) ? { lo: Math.max(0, s.mean - s.ci), hi: Math.min(1, s.mean + s.ci) } : {}),
         tip: tipOf(g),
       };
     });

@@ -127,7 +127,8 @@ export function costSamples(files: string[]): CostSample[] {
 export function historyFiles(root: string, limit = 200): string[] {
   if (!existsSync(root)) return [];
   const files: Array<{ file: string; t: number }> = [];
-  for (const dir of readdirSync(root)) {
+  // a results root holds run directories; a crowded one (an --out under /tmp) is sampled, not walked
+  for (const dir of readdirSync(root).slice(0, 2000)) {
     const d = path.join(root, dir);
     let entries: string[];
     try {
@@ -147,6 +148,17 @@ export function historyFiles(root: string, limit = 200): string[] {
     .sort((a, b) => b.t - a.t)
     .slice(0, limit)
     .map((f) => f.file);
+}
+
+/**
+ * Past cells for the cost model: the run's own rows (`file`), every run beside `out` and under
+ * ./results.
+ */
+export function pastCells(out: string | undefined, file: string | undefined): CostSample[] {
+  const roots = [...new Set([...(out ? [path.dirname(path.resolve(out))] : []), path.resolve('results')])];
+  return costSamples([
+    ...new Set([...(file && existsSync(file) ? [file] : []), ...roots.flatMap((r) => historyFiles(r))]),
+  ]);
 }
 
 const median = (v: number[]) => {

@@ -11,6 +11,9 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { writeReport } from '../../src/report/report.js';
+import { compareReport } from '../../src/report/compare-page.js';
+import { renderHtml } from '../../src/report/html.js';
+import { compareResults } from '../../src/runner/compare.js';
 
 function findChromium(): { path?: string; why: string } {
   const candidates = [process.env.MSE_CHROMIUM, 'chromium', 'chromium-browser', 'google-chrome'].filter(
@@ -89,6 +92,7 @@ function runRows(): Array<Record<string, string>> {
 const dir = path.resolve('results/html-report-test');
 const reportDir = path.join(dir, 'report');
 const page = path.join(reportDir, 'index.html');
+const comparePage = path.join(dir, 'compare.html');
 
 beforeAll(async () => {
   rmSync(dir, { recursive: true, force: true });
@@ -102,6 +106,20 @@ beforeAll(async () => {
   };
   writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
   await writeReport(runRows(), reportDir, { png: false, manifest, csvHref: '../results.csv' });
+  // run B: the noise defense got weaker for the attacker, one cell left out
+  const b = runRows()
+    .filter((r) => !(r.defense === 'pow' && r.budget === '1000'))
+    .map((r) => (r.defense === 'noise' ? { ...r, surrogate_acc: String(Number(r.surrogate_acc) + 0.2) } : r));
+  writeFileSync(
+    comparePage,
+    renderHtml(compareReport(compareResults(runRows(), b), 'a/results.csv', 'b/results.csv', 0.01), {
+      title: 'mse compare',
+      runs: [
+        { label: 'A', manifest, csvHref: 'a/results.csv' },
+        { label: 'B', csvHref: 'b/results.csv' },
+      ],
+    }),
+  );
 }, 60_000);
 
 describe('report page (index.html)', () => {
@@ -179,6 +197,17 @@ describe('report page (index.html)', () => {
         // the selector shows one block
         await tab.selectOption('#block', { label: 'Detection' });
         expect(await tab.locator('section.block:not([hidden])').count()).toBe(1);
+        // mse compare's page: the moved metrics, significant under a paired t-test, its figure drawn
+        await tab.goto(pathToFileURL(comparePage).href);
+        await tab.waitForFunction(`document.querySelectorAll('.figure svg g.mark-symbol path').length > 0`, undefined, {
+          timeout: 20_000,
+        });
+        const moved = await tab.locator('#deltas tbody tr').allTextContents();
+        expect(moved.some((r) => /noise.*surrogate_acc.*\+0\.2.*p < 0\.05|noise.*surrogate_acc.*\+0\.2/.test(r))).toBe(
+          true,
+        );
+        expect(await tab.locator('#only tbody tr').allTextContents()).toEqual([expect.stringMatching(/^A .*pow/)]);
+        await tab.screenshot({ path: path.join(dir, 'compare.png'), fullPage: true });
         expect(errors).toEqual([]);
       } finally {
         await browser.close();
