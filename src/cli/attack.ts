@@ -11,6 +11,7 @@ import { cellLabel, makePlan, validateRequests, withBudgets, type CellRequest, t
 import { estimatePlan, formatDuration, pastCells } from '../runner/estimate.js';
 import { loadDataset } from '../data/index.js';
 import { UsageError, unknownChoice } from '../errors.js';
+import { assertDirOrAbsent } from '../fs-util.js';
 import { PROTOCOLS, type Protocol } from '../api/model-server-api.js';
 import { parseSpec } from '../params.js';
 import { jsonProgress, progressBar, startBackend, table } from './common.js';
@@ -255,6 +256,7 @@ async function printAttackPlan(
   data: { dataDir?: string },
   targetOpts: { target?: Target },
 ): Promise<void> {
+  if (o.out) assertDirOrAbsent(o.out); // where the run would fail, the plan does too
   const plan = await makePlan([request], {
     data: { ...data, progress: false },
     ...(o.transfer ? { transfer: o.transfer } : {}),

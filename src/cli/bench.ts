@@ -7,7 +7,7 @@
  */
 import { attackLabel, defenseLabel } from '../report/report.js';
 import { strongestSet } from '../report/strongest.js';
-import { ensureDir } from '../fs-util.js';
+import { assertDirOrAbsent, ensureDir } from '../fs-util.js';
 import chalk from 'chalk';
 import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
@@ -132,6 +132,8 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   if (fromFile.plugins?.length) await loadPlugins(fromFile.plugins);
   if (o.emit !== undefined && o.emit !== 'slurm' && o.emit !== 'github')
     throw new UsageError(`--emit must be slurm or github, got '${o.emit}'`);
+  if (o.plan && o.emit)
+    throw new UsageError('--plan shows what would run here; --emit writes job files: give one or the other');
   const shard = o.shard ? parseShard(o.shard) : undefined;
   const jobs = o.jobs ?? os.availableParallelism();
   if (!(jobs >= 1)) throw new UsageError('--jobs must be at least 1');
@@ -516,6 +518,7 @@ async function printPlan(
   shard: ReturnType<typeof parseShard> | undefined,
   jobs: number,
 ): Promise<void> {
+  assertDirOrAbsent(out); // where the run would fail, the plan does too
   const plan = await planSweep(grid, {
     quick: o.quick === true,
     ...(o.transfer ? { transfer: o.transfer } : {}),

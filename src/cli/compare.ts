@@ -46,7 +46,13 @@ export function compare(fileA: string, fileB: string, o: CompareOpts): void {
       }
     }
     const unchanged = c.cells.filter((cell) => cell.deltas.every((d) => d.delta === 0)).length;
-    process.stdout.write(lines.length > 1 ? `${table(lines)}\n` : 'no metric differs\n');
+    process.stdout.write(
+      lines.length > 1
+        ? `${table(lines)}\n`
+        : c.cells.length
+          ? 'no metric differs\n'
+          : 'no cell is in both files: nothing to compare\n',
+    );
     process.stdout.write(
       chalk.dim(
         `${c.cells.length} cells in both (${unchanged} identical${o.all ? '' : ', not listed'}); timing columns ${o.timing ? 'included' : 'ignored (--timing to include)'}\n`,

@@ -13,23 +13,29 @@ export async function report(target: string, o: { out?: string; png: boolean; ht
   const rows = readResults(csv);
   if (!rows.length) throw new MseError('report', `${csv} has no result rows`);
   const out = o.out ?? path.join(path.dirname(csv), 'report');
+  const manifest = readManifest(path.join(path.dirname(csv), 'manifest.json'));
   const r = await writeReport(rows, out, {
     png: o.png,
     html: o.html,
-    manifest: readManifest(path.join(path.dirname(csv), 'manifest.json')),
+    manifest: manifest.value,
+    manifestProblem: manifest.problem,
     csvHref: path.relative(out, csv).split(path.sep).join('/'),
   });
   process.stdout.write(r.markdown + '\n');
   process.stderr.write(chalk.dim(`wrote ${r.files.join(', ')}\n`));
 }
 
-/** The run's manifest for the page's provenance; a missing or damaged one only loses that part. */
-function readManifest(file: string): unknown {
+/** The run's manifest for the page's provenance; a missing or damaged one only loses that part, and says why. */
+function readManifest(file: string): { value?: unknown; problem?: string } {
+  if (!existsSync(file)) return {};
+  let problem: string;
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as unknown;
-  } catch {
-    if (existsSync(file))
-      process.stderr.write(chalk.yellow(`mse: note: ${file} is not valid JSON; the page shows no provenance\n`));
-    return undefined;
+    const value = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) return { value };
+    problem = 'is not a JSON object';
+  } catch (e) {
+    problem = (e as NodeJS.ErrnoException).code === 'EISDIR' ? 'is a directory' : 'is not valid JSON';
   }
+  process.stderr.write(chalk.yellow(`mse: note: ${file} ${problem}; the page shows no provenance\n`));
+  return { problem: `manifest.json beside the CSV ${problem}` };
 }

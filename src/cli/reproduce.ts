@@ -9,7 +9,7 @@ import { readResults } from '../runner/csv-writer.js';
 import { withBudgets } from '../runner/plan.js';
 import { slurmScripts, validateEmitOptions } from '../runner/emit.js';
 import { parseShard } from '../runner/shard.js';
-import { ensureDir } from '../fs-util.js';
+import { assertDirOrAbsent, ensureDir } from '../fs-util.js';
 import { loadPlugins } from '../units/plugins.js';
 import { UsageError } from '../errors.js';
 import { validateSeeds } from '../runner/grid.js';
@@ -53,6 +53,8 @@ export async function reproduce(g: GlobalOptions, papers: string[], o: Reproduce
   if (new Set(papers.map(paperDir)).size !== papers.length) throw new UsageError('a paper is named twice');
   if (o.emit !== undefined && o.emit !== 'slurm') throw new UsageError(`--emit must be slurm, got '${o.emit}'`);
   if (o.emit && o.shard) throw new UsageError('--emit writes the jobs that run --shard; give one or the other');
+  if (o.plan && o.emit)
+    throw new UsageError('--plan shows what would run here; --emit writes job files: give one or the other');
   if (o.out !== undefined && o.out.trim() === '') throw new UsageError('--out must not be empty');
   const shard = o.shard ? parseShard(o.shard) : undefined;
   const specs = papers.map((paper) => {
@@ -92,7 +94,10 @@ export async function reproduce(g: GlobalOptions, papers: string[], o: Reproduce
     if (spec.plugins?.length) await loadPlugins(spec.plugins, path.dirname(paperFile(paper)));
   // planning sizes budgets given in unknowns (`1x`) with a model, so it needs the backend too
   const b = await startBackend(g);
-  if (o.plan) return printReproducePlan(todo, o.scale, outOf, data);
+  if (o.plan) {
+    assertDirOrAbsent(root); // where the run would fail, the plan does too
+    return printReproducePlan(todo, o.scale, outOf, data, shard);
+  }
   if (o.emit) {
     // one array task per query pass, over every paper; the data is checked here, before any job exists
     let passes = 0;
@@ -233,15 +238,21 @@ async function printReproducePlan(
   scale: string,
   outOf: (paper: string) => string,
   data: { dataDir?: string },
+  shard: ReturnType<typeof parseShard> | undefined,
 ): Promise<void> {
   let total = 0;
+  let offset = 0;
   const lines: string[][] = [];
   for (const { paper } of todo) {
     const { plan } = await planPaper(paper, scale, data);
     for (const n of plan.data.notes) process.stderr.write(chalk.yellow(`mse: note: ${n}\n`));
-    const file = path.join(outOf(paper), 'results.csv');
+    // a shard's passes are dealt over all the papers in order, as the run deals them
+    const base = offset;
+    offset += plan.cells.length;
+    const mine = plan.cells.filter((_, k) => !shard || (base + k) % shard.count === shard.index);
+    const file = path.join(outOf(paper), shard ? `shard-${shard.index}-of-${shard.count}.csv` : 'results.csv');
     const have = new Set(existsSync(file) ? readResults(file).map((r) => r.cell_id) : []);
-    const left = plan.cells
+    const left = mine
       .map((c) =>
         withBudgets(
           c,
@@ -253,8 +264,8 @@ async function printReproducePlan(
     total += est.wallS;
     lines.push([
       paper,
-      String(plan.cells.length),
-      String(plan.cells.length - left.length),
+      String(mine.length),
+      String(mine.length - left.length),
       formatDuration(est.wallS),
       outOf(paper),
     ]);

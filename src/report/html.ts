@@ -53,6 +53,8 @@ export interface HtmlOptions {
   title?: string;
   /** several runs' provenance (a comparison), each under its label, instead of manifest/csvHref */
   runs?: Array<{ label: string; manifest?: unknown; csvHref?: string }>;
+  /** why the manifest beside the CSV could not be used, for the page */
+  manifestProblem?: string;
 }
 
 const STYLE = `
@@ -138,35 +140,43 @@ function tableHtml(s: Section): string {
   return `<div class="wrap"><table class="sortable"><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table></div>`;
 }
 
-function manifestHtml(manifest: unknown, csvHref: string | undefined): string {
-  const m = (manifest ?? {}) as Record<string, unknown>;
-  const backend = m.backend as { label?: string; tf_backend?: string; threads?: number } | undefined;
-  const versions = m.versions as Record<string, string> | undefined;
-  const command = Array.isArray(m.command) ? (m.command as string[]) : undefined;
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isText = (v: unknown): v is string => typeof v === 'string';
+
+/** A relative link with each path segment percent-encoded (a run named `a#b` is a directory, not a fragment). */
+export const hrefOf = (rel: string) => rel.split('/').map(encodeURIComponent).join('/');
+
+/**
+ * The provenance block: the manifest's fields that have the types mse writes (anything else is
+ * left out, not printed as "[object Object]"), then the whole file folded.
+ */
+function manifestHtml(manifest: unknown, csvHref: string | undefined, problem?: string): string {
+  const m = isRecord(manifest) ? manifest : {};
   const items: Array<[string, string]> = [];
-  if (command) items.push(['command', ['mse', ...command.slice(1)].join(' ')]);
-  if (typeof m.created === 'string') items.push(['created', m.created]);
-  if (typeof m.git_commit === 'string') items.push(['git commit', m.git_commit]);
-  if (backend)
+  if (Array.isArray(m.command) && m.command.every(isText))
+    items.push(['command', ['mse', ...m.command.slice(1)].join(' ')]);
+  if (isText(m.created)) items.push(['created', m.created]);
+  if (isText(m.git_commit)) items.push(['git commit', m.git_commit]);
+  const b = m.backend;
+  if (isRecord(b) && isText(b.label))
     items.push([
       'backend',
-      `${backend.label ?? ''} (tf.getBackend() = ${backend.tf_backend ?? '?'}, ${backend.threads} threads)`,
+      `${b.label}${isText(b.tf_backend) ? ` (tf.getBackend() = ${b.tf_backend}${typeof b.threads === 'number' ? `, ${b.threads} threads` : ''})` : ''}`,
     ]);
-  if (versions)
+  const v = m.versions;
+  if (isRecord(v) && Object.values(v).every(isText))
     items.push([
       'versions',
-      Object.entries(versions)
-        .map(([k, v]) => `${k} ${v}`)
+      Object.entries(v)
+        .map(([k, x]) => `${k} ${String(x)}`)
         .join(', '),
     ]);
-  if (csvHref) items.push(['results', csvHref]);
-  const list = items
-    .map(([k, v]) => `<dt>${esc(k)}</dt><dd>${k === 'results' ? `<a href="${esc(v)}">${esc(v)}</a>` : esc(v)}</dd>`)
-    .join('');
-  const full = manifest
+  const list = items.map(([k, x]) => `<dt>${esc(k)}</dt><dd>${esc(x)}</dd>`).join('');
+  const link = csvHref ? `<dt>results</dt><dd><a href="${esc(hrefOf(csvHref))}">${esc(csvHref)}</a></dd>` : '';
+  const full = isRecord(manifest)
     ? `<details class="manifest"><summary>manifest.json</summary><pre>${esc(JSON.stringify(manifest, null, 2))}</pre></details>`
-    : '<p class="caption">No manifest.json beside the CSV: provenance unknown.</p>';
-  return `<dl class="manifest">${list}</dl>${full}`;
+    : `<p class="caption">${esc(problem ?? 'No manifest.json beside the CSV')}: provenance unknown.</p>`;
+  return `<dl class="manifest">${list}${link}</dl>${full}`;
 }
 
 /** The whole page. Figures are Vega-Lite specs embedded as JSON, drawn in the browser. */
@@ -211,13 +221,13 @@ ${inlineLibraries()}
         .map((s) => `<option value="s:${esc(s.id)}">${esc(s.title)}</option>`)
         .join('')}</optgroup>`;
     })
-    .join('')}</select></label>${opts.csvHref ? `<a href="${esc(opts.csvHref)}">results.csv</a>` : ''}</nav>
+    .join('')}</select></label>${opts.csvHref ? `<a href="${esc(hrefOf(opts.csvHref))}">results.csv</a>` : ''}</nav>
 </header>
 <p>${prose(report.intro)} Click a column header to sort; click a legend entry to highlight a series (shift-click for more); hover a point for every metric.</p>
 ${
   opts.runs
     ? opts.runs.map((r) => `<h3>${esc(r.label)}</h3>${manifestHtml(r.manifest, r.csvHref)}`).join('\n')
-    : manifestHtml(opts.manifest, opts.csvHref)
+    : manifestHtml(opts.manifest, opts.csvHref, opts.manifestProblem)
 }
 ${sections}
 <script type="application/json" id="mse-specs">${JSON.stringify(specs).replace(/</g, '\\u003c')}</script>

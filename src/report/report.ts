@@ -179,7 +179,34 @@ export function buildReport(rows: Array<Record<string, string>>): Report {
     for (const [attack, bs] of blocks) sections.push(attackSection(model, attack, bs));
   }
   sections.push(...detectionSection(groups), ...watermarkSection(groups));
-  return { intro: `${rows.length} rows, ${groups.length} cells. ${INTRO}`, sections };
+  // rows that did not finish leave dashes in the tables: say so, and which
+  const unfinished = rows.filter((r) => !String(r.status ?? '').startsWith('ok'));
+  if (unfinished.length)
+    sections.push({
+      id: 'unfinished',
+      title: 'Rows that did not finish',
+      group: 'unfinished',
+      text: [
+        'These rows carry no figures (a dash in the tables above): the cell failed, or the attack does not apply to that victim or budget. `mse bench` with the same grid re-runs failed cells once their cause is fixed.',
+      ],
+      table: {
+        header: ['dataset / victim', 'defense', 'attack', 'budget', 'seed', 'status'],
+        rows: unfinished.map((r) => [
+          `${r.dataset} / ${r.victim}`,
+          r.defense_params ? `${r.defense}:${r.defense_params}` : r.defense,
+          r.attack_params ? `${r.attack}:${r.attack_params}` : r.attack,
+          r.budget,
+          r.seed,
+          r.status || '(empty)',
+        ]),
+      },
+      figures: [],
+    });
+  const plural = (n: number, w: string) => `${n} ${w}${n === 1 ? '' : 's'}`;
+  return {
+    intro: `${plural(rows.length, 'row')}, ${plural(groups.length, 'cell')}${unfinished.length ? `; ${plural(unfinished.length, 'row')} did not finish (listed at the end)` : ''}. ${INTRO}`,
+    sections,
+  };
 }
 
 /**
@@ -368,26 +395,28 @@ function attackSection(model: string, attack: string, gs: Group[]): Section {
   return { id: slug(title), title, group: model, text, table, figures };
 }
 
-const cell = (s: string) => s.replace(/\|/g, '\\|');
+/** Markdown previewers render inline HTML: data (names from a CSV) must not become markup or break a table. */
+const md = (s: string) => s.replace(/</g, '&lt;').replace(/>/g, '&gt;');
+const cell = (s: string) => md(s).replace(/\|/g, '\\|');
 
 /** The report as markdown, figures linked as `<name>.png` (or `.svg`). */
 export function renderMarkdown(r: Report, figureExt: 'png' | 'svg'): string {
-  const md = ['# mse report', '', r.intro, ''];
+  const out = ['# mse report', '', md(r.intro), ''];
   for (const s of r.sections) {
-    md.push(`## ${s.title}`, '');
-    for (const t of s.text) md.push(t, '');
+    out.push(`## ${md(s.title)}`, '');
+    for (const t of s.text) out.push(md(t), '');
     if (s.table) {
-      md.push(`| ${s.table.header.map(cell).join(' | ')} |`, `|${s.table.header.map(() => '---|').join('')}`);
-      for (const row of s.table.rows) md.push(`| ${row.map(cell).join(' | ')} |`);
-      md.push('');
+      out.push(`| ${s.table.header.map(cell).join(' | ')} |`, `|${s.table.header.map(() => '---|').join('')}`);
+      for (const row of s.table.rows) out.push(`| ${row.map(cell).join(' | ')} |`);
+      out.push('');
     }
     for (const f of s.figures) {
-      md.push(`![${f.name}](${f.name}.${figureExt})`, '');
-      if (f.caption) md.push(f.caption, '');
+      out.push(`![${f.name}](${f.name}.${figureExt})`, '');
+      if (f.caption) out.push(f.caption, '');
     }
-    for (const t of s.after ?? []) md.push(t, '');
+    for (const t of s.after ?? []) out.push(t, '');
   }
-  return md.join('\n');
+  return out.join('\n');
 }
 
 export interface ReportResult {
@@ -402,7 +431,7 @@ export interface ReportResult {
 export async function writeReport(
   rows: Array<Record<string, string>>,
   outDir: string,
-  opts: { png?: boolean; html?: boolean; manifest?: unknown; csvHref?: string } = {},
+  opts: { png?: boolean; html?: boolean; manifest?: unknown; manifestProblem?: string; csvHref?: string } = {},
 ): Promise<ReportResult> {
   ensureDir(outDir);
   const report = buildReport(rows);
@@ -425,7 +454,10 @@ export async function writeReport(
   files.unshift(path.join(outDir, 'report.md'));
   if (opts.html !== false) {
     const file = path.join(outDir, 'index.html');
-    writeFileSync(file, renderHtml(report, { manifest: opts.manifest, csvHref: opts.csvHref }));
+    writeFileSync(
+      file,
+      renderHtml(report, { manifest: opts.manifest, manifestProblem: opts.manifestProblem, csvHref: opts.csvHref }),
+    );
     files.splice(1, 0, file);
   }
   return { markdown, files };

@@ -361,6 +361,13 @@ function appendAll(fd: number, file: string, text: string): void {
  */
 export function readResults(file: string): Array<Record<string, string>> {
   const s = scanResults(readText(file));
+  // a file that is not a results CSV at all (a manifest, a spec) is said as such, not as damage to repair
+  if (s.header.length && !s.header.includes('cell_id'))
+    throw new MseError(
+      'csv',
+      `${file} is not an mse results CSV (no cell_id column)`,
+      'give a results.csv written by mse bench, attack or reproduce',
+    );
   if (s.damaged.length) throw damageError(file, s.damaged);
   if (!s.header.length)
     throw new MseError(

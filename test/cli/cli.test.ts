@@ -183,6 +183,14 @@ describe('mse bench', () => {
     expect(plan.out).toMatch(/eq-lr linear\/logistic \[round:decimals=1\] seed 2\s+11,22/);
     expect(plan.out).toMatch(/Estimated wall time: \d+ s on 1 worker/);
     expect(existsSync(out)).toBe(false);
+    // where the run would fail, the plan does; --plan and --emit are two different things
+    const file = path.join(path.dirname(out), 'a-file');
+    writeFileSync(file, 'x');
+    const onFile = mse([...args(file, '1'), '--plan']);
+    expect(onFile.code).toBe(1);
+    expect(onFile.err).toMatch(/a-file is a file, not a directory/);
+    expect(mse([...args(out, '1'), '--plan', '--emit', 'slurm']).code).toBe(2);
+    expect(existsSync(out)).toBe(false);
     const r = mse([...args(out, '1'), '--json']);
     expect(r.code).toBe(0);
     // --json: one event per finished cell on stderr, for tools

@@ -155,6 +155,20 @@ describe('report page (index.html)', () => {
     expect(row('none', '5000')?.[9]).toBe('');
   });
 
+  it('prints only manifest fields of the types mse writes, and links a run whatever its name', () => {
+    const report = { intro: 'x', sections: [] };
+    const odd = renderHtml(report, {
+      manifest: { command: [1, null, { a: 'x' }], versions: 'abc', backend: [], git_commit: 'c0ffee' },
+      csvHref: '../h#a?b%20/results.csv',
+    });
+    expect(odd).not.toContain('[object Object]');
+    expect(odd).not.toMatch(/undefined threads|0 a, 1 b/);
+    expect(odd).toContain('c0ffee');
+    expect(odd).toContain('href="../h%23a%3Fb%2520/results.csv"');
+    const none = renderHtml(report, { manifestProblem: 'manifest.json beside the CSV is not a JSON object' });
+    expect(none).toContain('manifest.json beside the CSV is not a JSON object: provenance unknown.');
+  });
+
   const chromium = findChromium();
   it.skipIf(!chromium.path)(
     `renders in headless Chromium: every figure drawn, tables sort, no console error${chromium.path ? '' : ` (skipped: ${chromium.why})`}`,

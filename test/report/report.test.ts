@@ -191,3 +191,40 @@ describe('report: watermarks', () => {
     expect(r.markdown).not.toMatch(/## Detection/);
   });
 });
+
+describe('report: what a hostile or broken run holds', () => {
+  const base = {
+    dataset: 'linear',
+    victim: 'logistic',
+    victim_acc: '0.9',
+    defense: 'none',
+    defense_params: '',
+    attack: 'eq-lr',
+    attack_params: '',
+    budget: '11',
+    seed: '1',
+    surrogate_acc: '0.9',
+    defended_acc: '0.9',
+    status: 'ok',
+  };
+  it('lists the rows that did not finish instead of leaving only dashes', async () => {
+    const r = await writeReport(
+      [base, { ...base, seed: '2', surrogate_acc: '', status: 'failed: out of memory' }],
+      mkdtempSync(path.join(os.tmpdir(), 'mse-report-')),
+      { png: false, html: false },
+    );
+    expect(r.markdown).toMatch(/2 rows, 1 cell; 1 row did not finish/);
+    expect(r.markdown).toMatch(/## Rows that did not finish/);
+    expect(r.markdown).toMatch(/\| linear \/ logistic \| none \| eq-lr \| 11 \| 2 \| failed: out of memory \|/);
+  });
+
+  it('names from the CSV cannot become markup in report.md or break its tables', async () => {
+    const r = await writeReport(
+      [{ ...base, defense: '<img src=x onerror=alert(1)>', defense_params: 'a|b' }],
+      mkdtempSync(path.join(os.tmpdir(), 'mse-report-')),
+      { png: false, html: false },
+    );
+    expect(r.markdown).not.toContain('<img');
+    expect(r.markdown).toContain('&lt;img src=x onerror=alert(1)&gt;:a\\|b');
+  });
+});
