@@ -258,7 +258,7 @@ async function printAttackPlan(
 ): Promise<void> {
   if (o.out) assertDirOrAbsent(o.out); // where the run would fail, the plan does too
   const plan = await makePlan([request], {
-    data: { ...data, progress: false },
+    data: { ...data, progress: false, plan: true },
     ...(o.transfer ? { transfer: o.transfer } : {}),
     ...targetOpts,
   });

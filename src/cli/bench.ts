@@ -224,7 +224,13 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   const barLabel = (c: PlanCell, phase = '') =>
     `${c.defenses.map(refText).join('+')} s${c.seed} ${refText(c.attack)} ${phase}`.slice(0, 40).padEnd(40);
   const workers = Math.min(jobs, Math.max(1, todo.length));
-  const estimate = estimatePlan(todo, pastCells(out, csv.file), workers);
+  // an estimate only informs: whatever goes wrong reading past runs, the sweep runs without one
+  let estimate: ReturnType<typeof estimatePlan>;
+  try {
+    estimate = estimatePlan(todo, pastCells(out, csv.file), workers);
+  } catch {
+    estimate = estimatePlan(todo, [], workers);
+  }
   const estimateOf = new Map(estimate.cells.map((e) => [e.cell, e.seconds]));
   if (!o.json)
     process.stderr.write(
@@ -262,7 +268,7 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   const finish = (c: Task, { rows, error }: CellOutcome) => {
     if (rows) for (const row of rows) csv.write(row);
     done++;
-    status.finish(c);
+    status.finish(c, !error && !!rows?.every((r) => String(r.status).startsWith('ok')));
     if (error) failures.push(`${label(c)}: ${error}`);
     gridBar?.update(done);
     if (o.json)
@@ -522,7 +528,7 @@ async function printPlan(
   const plan = await planSweep(grid, {
     quick: o.quick === true,
     ...(o.transfer ? { transfer: o.transfer } : {}),
-    data: { dataDir: g.dataDir, progress: false },
+    data: { dataDir: g.dataDir, progress: false, plan: true },
   });
   for (const n of plan.data.notes) process.stderr.write(chalk.yellow(`mse: note: ${n}\n`));
   const cells = shard ? shardOf(plan.cells, shardKey, shard) : plan.cells;

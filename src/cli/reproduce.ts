@@ -1,6 +1,6 @@
 /** `mse reproduce <paper>`: run a paper's spec, write CSV + markdown table, fail if a figure leaves its band. */
 import chalk from 'chalk';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { checkPluginVersions, makeManifest, writeManifest } from '../runner/manifest.js';
 import { listPapers, loadPaper, paperFile, paperPasses, planPaper, reproduce as run } from '../runner/reproduce.js';
@@ -96,7 +96,7 @@ export async function reproduce(g: GlobalOptions, papers: string[], o: Reproduce
   const b = await startBackend(g);
   if (o.plan) {
     assertDirOrAbsent(root); // where the run would fail, the plan does too
-    return printReproducePlan(todo, o.scale, outOf, data, shard);
+    return printReproducePlan(todo, o.scale, outOf, { ...data, plan: true }, shard);
   }
   if (o.emit) {
     // one array task per query pass, over every paper; the data is checked here, before any job exists
@@ -237,7 +237,7 @@ async function printReproducePlan(
   todo: Array<{ paper: string }>,
   scale: string,
   outOf: (paper: string) => string,
-  data: { dataDir?: string },
+  data: { dataDir?: string; plan: boolean },
   shard: ReturnType<typeof parseShard> | undefined,
 ): Promise<void> {
   let total = 0;
@@ -251,7 +251,17 @@ async function printReproducePlan(
     offset += plan.cells.length;
     const mine = plan.cells.filter((_, k) => !shard || (base + k) % shard.count === shard.index);
     const file = path.join(outOf(paper), shard ? `shard-${shard.index}-of-${shard.count}.csv` : 'results.csv');
-    const have = new Set(existsSync(file) ? readResults(file).map((r) => r.cell_id) : []);
+    assertDirOrAbsent(outOf(paper));
+    // what the run counts as done: its CSV and, unsharded, the shard CSVs it folds in first
+    const csvs = [
+      file,
+      ...(shard || !existsSync(outOf(paper))
+        ? []
+        : readdirSync(outOf(paper))
+            .filter((f) => /^shard-\d+-of-\d+\.csv$/.test(f))
+            .map((f) => path.join(outOf(paper), f))),
+    ];
+    const have = new Set(csvs.flatMap((f) => (existsSync(f) ? readResults(f).map((r) => r.cell_id) : [])));
     const left = mine
       .map((c) =>
         withBudgets(

@@ -58,12 +58,13 @@ export class SweepStatus<C> {
     r.detail = p?.label;
   }
 
-  finish(c: C): void {
+  /** `ok`: the cell ran to the end (a failed or not-applicable one ends at once and says nothing of the rate) */
+  finish(c: C, ok = true): void {
     const r = this.running.get(c);
     this.running.delete(c);
     this.queued.delete(c);
     this.done++;
-    if (r) {
+    if (r && ok) {
       this.actual += (performance.now() - r.startedAt) / 1000;
       this.expected += this.estimate(c);
     }
@@ -73,12 +74,19 @@ export class SweepStatus<C> {
   eta(): number | undefined {
     const scale = this.expected > 0 ? this.actual / this.expected : 1;
     let left = 0;
-    for (const c of this.queued) left += this.estimate(c);
-    for (const [c, r] of this.running) {
-      const spent = (performance.now() - r.startedAt) / 1000;
-      left += Math.max(this.estimate(c) * scale - spent, 0) / scale;
+    let longest = 0;
+    const rest = (c: C, spent: number) => Math.max(this.estimate(c) * scale - spent, 0);
+    for (const c of this.queued) {
+      left += rest(c, 0);
+      longest = Math.max(longest, rest(c, 0));
     }
-    const s = (left * scale) / Math.max(1, this.workers);
+    for (const [c, r] of this.running) {
+      const x = rest(c, (performance.now() - r.startedAt) / 1000);
+      left += x;
+      longest = Math.max(longest, x);
+    }
+    // the workers share what is left, but no cell is split: the longest one left bounds it below
+    const s = Math.max(left / Math.max(1, this.workers), longest);
     return Number.isFinite(s) ? s : undefined;
   }
 
@@ -113,5 +121,6 @@ export class SweepStatus<C> {
 /** Seconds between status lines: 30, or MSE_STATUS_INTERVAL_S (tests use 1). */
 export function statusInterval(): number {
   const v = Number(process.env.MSE_STATUS_INTERVAL_S);
-  return Number.isFinite(v) && v > 0 ? v : 30;
+  // setInterval treats more than 2^31 ms as 1 ms: an hour at most
+  return Number.isFinite(v) && v > 0 ? Math.min(v, 3600) : 30;
 }

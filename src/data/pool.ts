@@ -205,7 +205,7 @@ export function missingDataError(
   ].filter(Boolean);
   const ways = [
     names.length
-      ? `fetch ${names.length > 1 ? 'them' : 'it'} with \`mse datasets fetch ${names.join(' ')}\`${isOffline(opts) ? ' after unsetting MSE_OFFLINE (downloads are off)' : ''}`
+      ? `fetch ${names.length > 1 ? 'them' : 'it'} with \`mse datasets fetch ${names.join(' ')}\`${opts.plan ? ' (--plan does not download; the run would fetch them first)' : isOffline(opts) ? ' after unsetting MSE_OFFLINE (downloads are off)' : ''}`
       : undefined,
     'or put the files in a directory DIR (directly or in DIR/<dataset>/) and pass --data-dir DIR or set MSE_DATA_DIR=DIR',
     ...debian.map((e) => `or install Debian's ${e.debian} package (/usr/share/datasets/${e.dir})`),

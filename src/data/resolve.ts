@@ -30,6 +30,8 @@ export interface ResolveOptions {
   dataDir?: string;
   /** never download (default: MSE_OFFLINE=1) */
   offline?: boolean;
+  /** planning only (`--plan`): never download, and say the run would */
+  plan?: boolean;
   /** show a download progress bar */
   progress?: boolean;
   /** where downloads go (default: <package>/datasets, or MSE_CACHE_DIR) */
@@ -132,7 +134,7 @@ export function findFile(
 }
 
 export function isOffline(opts: ResolveOptions): boolean {
-  return opts.offline ?? process.env.MSE_OFFLINE === '1';
+  return opts.plan === true || (opts.offline ?? process.env.MSE_OFFLINE === '1');
 }
 
 /** Locate `file`, downloading it into the cache if needed (and allowed). */
@@ -148,7 +150,9 @@ export async function resolveFile(
   if (isOffline(opts) || file.urls.length === 0) {
     throw new DataError(
       `${dataset}: ${file.name} not found (looked in ${[...new Set(looked)].join(', ')})`,
-      `put the file in one of those directories or set MSE_DATA_DIR${file.urls.length ? '; or allow downloads (unset MSE_OFFLINE)' : ''}`,
+      opts.plan && file.urls.length
+        ? `--plan does not download: the run would fetch it first; fetch it now with \`mse datasets fetch ${dataset}\`, or set MSE_DATA_DIR`
+        : `put the file in one of those directories or set MSE_DATA_DIR${file.urls.length ? '; or allow downloads (unset MSE_OFFLINE)' : ''}`,
     );
   }
   const target = path.join(cacheDir(opts), dir, file.name);

@@ -80,20 +80,21 @@ dl.manifest dt { color: #555; } dl.manifest dd { margin: 0; font-family: monospa
 const SCRIPT = `
 (function () {
   var specs = JSON.parse(document.getElementById('mse-specs').textContent);
-  var failed = 0;
   Object.keys(specs).forEach(function (id) {
     vegaEmbed('#' + id, specs[id], {
       renderer: 'svg',
       actions: { export: true, source: false, compiled: false, editor: false },
-    }).catch(function (e) { failed++; console.error('figure ' + id + ': ' + e.message); });
+    }).catch(function (e) { console.error('figure ' + id + ': ' + e.message); });
   });
   var select = document.getElementById('block');
-  select.addEventListener('change', function () {
+  var show = function () {
+    var v = select.value;
     document.querySelectorAll('section.block').forEach(function (s) {
-      var v = select.value;
       s.hidden = v !== 'all' && v !== 'g:' + s.dataset.group && v !== 's:' + s.id;
     });
-  });
+  };
+  select.addEventListener('change', show);
+  show(); // a reload may restore the selector's last choice
   var num = function (s) {
     var m = /^[-+]?[0-9.,]+(e-?[0-9]+)?/.exec(s.trim());
     return m ? Number(m[0].replace(/,/g, '')) : NaN;
@@ -110,8 +111,10 @@ const SCRIPT = `
         rows.sort(function (a, b) {
           var x = a.cells[col].textContent, y = b.cells[col].textContent;
           var nx = num(x), ny = num(y), c;
+          var bx = x.trim() === '' || x.trim() === '–', by = y.trim() === '' || y.trim() === '–';
+          if (bx !== by) return bx ? 1 : -1; // blanks and dashes last, whichever the direction
           if (!isNaN(nx) && !isNaN(ny)) c = nx - ny;
-          else if (isNaN(nx) !== isNaN(ny)) c = isNaN(nx) ? 1 : -1; // blanks and dashes last
+          else if (isNaN(nx) !== isNaN(ny)) c = isNaN(nx) ? 1 : -1;
           else c = x.localeCompare(y, 'en', { numeric: true });
           return dir === 'ascending' ? c : -c;
         });

@@ -170,8 +170,16 @@ export function buildReport(rows: Array<Record<string, string>>): Report {
   const sections: Section[] = [];
   const byModel = new Map<string, Group[]>();
   for (const g of groups) byModel.set(modelKey(g), [...(byModel.get(modelKey(g)) ?? []), g]);
+  // two variants of one dataset / victim (other data, another model file) are told apart by name
+  const plain = (g: Group) => `${g.key.dataset} / ${g.key.victim}`;
+  const variants = new Map<string, number>();
+  for (const gs of byModel.values()) variants.set(plain(gs[0]), (variants.get(plain(gs[0])) ?? 0) + 1);
   for (const gs of byModel.values()) {
-    const model = `${gs[0].key.dataset} / ${gs[0].key.victim}`;
+    const k = gs[0].key;
+    const model =
+      (variants.get(plain(gs[0])) ?? 0) > 1
+        ? `${plain(gs[0])} (${[k.dataset_variant, k.victim_variant].filter(Boolean).join(', ') || 'no variant'})`
+        : plain(gs[0]);
     const worst = worstCaseSection(model, gs);
     if (worst) sections.push(worst);
     const blocks = new Map<string, Group[]>();

@@ -3,8 +3,8 @@
  * as overhead + rate × work, where work is what dominates an attack's time:
  *   - an attack that trains a surrogate trains it on each budget's prefix of one query pass for its
  *     epochs, so work = epochs × Σ budgets (sample-epochs);
- *   - an attack that does not (equation solving, path-finding, exact ReLU) costs per query, so
- *     work = the largest budget.
+ *   - an attack that does not (equation solving, path-finding, exact ReLU) costs per query and
+ *     runs each budget as its own pass, so work = Σ budgets.
  * The rate is calibrated from past cells of the same attack, dataset, victim and defenses (then
  * fewer of those) in result CSVs on this machine — each row records its cell's running wall time,
  * so a cell's last row holds its total — and where none exist, from bench:perf's throughput figures
@@ -15,6 +15,7 @@ import path from 'node:path';
 import { ATTACKS } from '../attacks/registry.js';
 import { formatModelSpec } from '../models/zoo.js';
 import { readResults } from './csv-writer.js';
+import { splitTopLevel } from '../params.js';
 import type { PlanCell } from './plan.js';
 
 /** What a cell's cost depends on, as rows record it. */
@@ -41,7 +42,7 @@ export interface CellEstimate {
 
 export interface PlanEstimate {
   cells: CellEstimate[];
-  /** the cells spread over the workers, longest first */
+  /** the cells spread over the workers in the plan's order, each to the first one free */
   wallS: number;
   /** the sum over cells: what one worker would take */
   cpuS: number;
@@ -56,19 +57,21 @@ const DEFAULT_RATE: Record<string, number> = { cnn: 1 / 5000, train: 1 / 80000, 
 const epochsOf = (params: Record<string, unknown>): number | undefined =>
   typeof params.epochs === 'number' ? params.epochs : undefined;
 
-/** Work units of a cell: sample-epochs for a training attack, queries for one that does not train. */
+/**
+ * Work units of a cell: sample-epochs for a training attack (each budget trains on its prefix of
+ * the queries), queries for one that does not (each budget is its own pass).
+ */
 export function cellWork(attack: string, params: Record<string, unknown>, budgets: number[]): number {
   const declared = ATTACKS.has(attack) ? ATTACKS.get(attack).params : undefined;
   const trains = declared !== undefined && 'epochs' in declared;
-  if (!trains) return Math.max(0, ...budgets);
-  const epochs = epochsOf(params) ?? Number((declared.epochs as { default?: unknown }).default ?? 1);
+  const epochs = trains ? (epochsOf(params) ?? Number((declared.epochs as { default?: unknown }).default ?? 1)) : 1;
   return epochs * budgets.reduce((a, b) => a + b, 0);
 }
 
 /** "epochs=10,lr=0.001" → { epochs: 10, lr: 0.001 } (numbers where they parse). */
 function parseParams(text: string): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const kv of text.split(',')) {
+  for (const kv of splitTopLevel(text, ',')) {
     const i = kv.indexOf('=');
     if (i < 0) continue;
     const v = kv.slice(i + 1);
@@ -140,8 +143,12 @@ export function historyFiles(root: string, limit = 200): string[] {
     for (const f of entries)
       if (f === 'results.csv' || /^shard-\d+-of-\d+\.csv$/.test(f)) {
         const file = path.join(d, f);
-        const st = statSync(file);
-        if (st.size < 64 * 1024 * 1024) files.push({ file, t: st.mtimeMs });
+        try {
+          const st = statSync(file);
+          if (st.isFile() && st.size < 64 * 1024 * 1024) files.push({ file, t: st.mtimeMs });
+        } catch {
+          // a dangling link or an unreadable run: history only informs
+        }
       }
   }
   return files
@@ -157,7 +164,7 @@ export function historyFiles(root: string, limit = 200): string[] {
 export function pastCells(out: string | undefined, file: string | undefined): CostSample[] {
   const roots = [...new Set([...(out ? [path.dirname(path.resolve(out))] : []), path.resolve('results')])];
   return costSamples([
-    ...new Set([...(file && existsSync(file) ? [file] : []), ...roots.flatMap((r) => historyFiles(r))]),
+    ...new Set([...(file && existsSync(file) ? [path.resolve(file)] : []), ...roots.flatMap((r) => historyFiles(r))]),
   ]);
 }
 
@@ -210,9 +217,9 @@ export function estimatePlan(cells: PlanCell[], samples: CostSample[], jobs: num
     const r = rate(costKey(cell), declared !== undefined && 'epochs' in declared);
     return { cell, seconds: OVERHEAD_S + r.rate * work, basis: r.basis };
   });
-  // longest first onto the least-loaded worker (what the sweep's queue does, near enough)
+  // in the plan's order, each cell to the worker that frees first: what the sweep's queue does
   const load = new Array<number>(Math.max(1, Math.min(jobs, out.length))).fill(0);
-  for (const e of [...out].sort((a, b) => b.seconds - a.seconds)) {
+  for (const e of out) {
     const i = load.indexOf(Math.min(...load));
     load[i] += e.seconds;
   }

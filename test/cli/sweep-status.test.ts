@@ -31,3 +31,22 @@ describe('sweep status (piped stderr and --json)', () => {
     expect(s.event().running).toEqual([]);
   });
 });
+
+describe('sweep status ETA', () => {
+  it('is bounded below by the longest cell left, and a failed cell does not rescale it', () => {
+    const est: Record<string, number> = { a: 10, b: 1000 };
+    const s = new SweepStatus<string>(
+      2,
+      0,
+      (c) => est[c],
+      (c) => c,
+      4,
+      new Set(['a', 'b']),
+    );
+    // four workers but one long cell: it takes its own 1000 s, not a quarter of the total
+    expect(s.eta()).toBeCloseTo(1000, 0);
+    s.start('a');
+    s.finish('a', false); // failed at once: says nothing about the rate
+    expect(s.eta()).toBeCloseTo(1000, 0);
+  });
+});
