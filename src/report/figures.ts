@@ -286,7 +286,8 @@ export function costSpec(title: string, points: CostPoint[]): TopLevelSpec {
             field: 'powRatio',
             type: 'quantitative',
             scale: { type: 'log', domain: [yBottom, yTop] },
-            title: 'attacker’s PoW per query ÷ honest user’s',
+            // two lines: one would be taller than the plot and push it down under the title
+            title: ['attacker’s PoW per query', '÷ the honest user’s'],
           },
           color: { field: 'series', type: 'nominal', title: 'defense vs attack' },
           opacity: toggle.opacity,
@@ -331,7 +332,7 @@ export function detectionSpec(title: string, points: DetectionPoint[]): TopLevel
         type: 'quantitative',
         scale: { type: 'log' },
         axis: { format: ',d' },
-        title: 'queries answered before the first alarm',
+        title: ['queries answered', 'before the first alarm'],
       },
       color: { field: 'series', type: 'nominal', title: 'detector vs attack @ budget' },
       opacity: toggle.opacity,
