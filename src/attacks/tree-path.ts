@@ -9,6 +9,7 @@
  * Every leaf is then known as a box with its class distribution; the stolen model predicts with the
  * box that contains x (the nearest box where none does, e.g. after the budget ran out).
  */
+import type { Schema } from '../params.js';
 import { tf } from '../compute/backend.js';
 import type { Model, Probs, SerializedModel } from '../models/model.js';
 import { QueryRefusedError } from '../errors.js';
@@ -106,10 +107,18 @@ export function leafOracle(
   };
 }
 
+/**
+ * The line searches' precision, shared by both tree attacks: a region narrower than ε between two
+ * thresholds can be missed (Adult's capital-gain has one 7.5e-4 wide on the [−1, 1] scale).
+ */
+export const TREE_PARAMS = {
+  epsilon: { type: 'number', min: 1e-9, default: 1e-3, help: 'threshold precision of the line searches' },
+} as const satisfies Schema;
+
 export const treePath = defineAttack({
   name: 'tree-path',
   describe: 'decision-tree path-finding with a leaf-id oracle (Tramèr 2016 §4.2, Algorithm 1)',
-  params: { epsilon: { type: 'number', min: 1e-9, default: 1e-3, help: 'threshold precision of the line searches' } },
+  params: TREE_PARAMS,
   // it stops by itself when every leaf is found, and keeps what it found when the budget runs out
   requires: {
     victims: ['tree'],

@@ -18,7 +18,7 @@
  */
 import { QueryRefusedError } from '../errors.js';
 import { defineAttack } from './define.js';
-import { BoxModel, leafOracle, type Leaf } from './tree-path.js';
+import { BoxModel, leafOracle, TREE_PARAMS, type Leaf } from './tree-path.js';
 
 interface Probe {
   v: number;
@@ -28,7 +28,7 @@ interface Probe {
 export const treeTopdown = defineAttack({
   name: 'tree-topdown',
   describe: 'decision-tree extraction with incomplete (⊥) queries, from the root down (Tramèr 2016 §4.2, top-down)',
-  params: { epsilon: { type: 'number', min: 1e-9, default: 1e-3, help: 'threshold precision of the line searches' } },
+  params: TREE_PARAMS,
   requires: {
     victims: ['tree'],
     victimsWhy: 'it reads the nodes of a decision tree',

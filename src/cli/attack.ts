@@ -7,7 +7,15 @@ import { runCell } from '../runner/run-cell.js';
 import { ResultsCsv, readResults } from '../runner/csv-writer.js';
 import { checkPluginVersions, makeManifest, recordPlugins, writeManifest } from '../runner/manifest.js';
 import { canonicalValues } from '../models/normalize.js';
-import { cellLabel, makePlan, validateRequests, withBudgets, type CellRequest, type Target } from '../runner/plan.js';
+import {
+  cellLabel,
+  makePlan,
+  remaining,
+  validateRequests,
+  withBudgets,
+  type CellRequest,
+  type Target,
+} from '../runner/plan.js';
 import { estimatePlan, formatDuration, pastCells } from '../runner/estimate.js';
 import { loadDataset } from '../data/index.js';
 import { UsageError, unknownChoice } from '../errors.js';
@@ -266,15 +274,13 @@ async function printAttackPlan(
   const cell = plan.cells[0];
   const file = o.out ? path.join(o.out, 'results.csv') : undefined;
   const have = new Set(file && existsSync(file) ? readResults(file).map((r) => r.cell_id) : []);
-  const todo = withBudgets(
-    cell,
-    cell.budgets.filter((_, i) => !have.has(cell.ids[i])),
-  );
-  const est = estimatePlan(todo.budgets.length ? [todo] : [], pastCells(o.out, file), 1);
+  const todo = remaining([cell], (id) => have.has(id));
+  const est = estimatePlan(todo, pastCells(o.out, file), 1);
+  const toRun = todo[0]?.budgets ?? [];
   const line = {
     cell: cellLabel(cell),
     budgets: cell.budgets,
-    to_run: todo.budgets,
+    to_run: toRun,
     estimate_s: Math.round(est.wallS),
     basis: est.cells[0]?.basis,
   };
@@ -283,8 +289,8 @@ async function printAttackPlan(
     return;
   }
   process.stdout.write(
-    `${line.cell}\nbudgets ${cell.budgets.join(',')}${file ? `; ${cell.budgets.length - todo.budgets.length} already in ${file}` : ''}\n` +
-      (todo.budgets.length
+    `${line.cell}\nbudgets ${cell.budgets.join(',')}${file ? `; ${cell.budgets.length - toRun.length} already in ${file}` : ''}\n` +
+      (toRun.length
         ? `Estimated time: ${formatDuration(est.wallS)} (${line.basis}). Nothing was run.\n`
         : 'Nothing to run.\n'),
   );

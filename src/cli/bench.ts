@@ -17,18 +17,10 @@ import { MultiBar, Presets } from 'cli-progress';
 import { runCell } from '../runner/run-cell.js';
 import { ResultsCsv, readResults } from '../runner/csv-writer.js';
 import { githubWorkflow, slurmScripts, validateEmitOptions } from '../runner/emit.js';
-import { parseShard, shardOf } from '../runner/shard.js';
+import { parseShard, resultsFileName, shardOf } from '../runner/shard.js';
 import { existsSync, writeFileSync } from 'node:fs';
 import { readGridSpec, type GridSpec } from '../runner/grid.js';
-import {
-  cellLabel,
-  planSweep,
-  refText,
-  shardKey,
-  validateGridSpec,
-  withBudgets,
-  type PlanCell,
-} from '../runner/plan.js';
+import { cellLabel, planSweep, refText, remaining, shardKey, validateGridSpec, type PlanCell } from '../runner/plan.js';
 import { checkPluginVersions, makeManifest, writeManifest } from '../runner/manifest.js';
 import type { ResultRow } from '../runner/result-row.js';
 import { phaseSummary } from '../runner/phases.js';
@@ -193,7 +185,7 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
   // shards are cut on keys without pools, so every machine agrees on them
   const cells = shard ? shardOf(plan.cells, shardKey, shard) : plan.cells;
   checkPluginVersions(out, plan.plugins);
-  const csv = new ResultsCsv(path.join(out, shard ? `shard-${shard.index}-of-${shard.count}.csv` : 'results.csv'));
+  const csv = new ResultsCsv(path.join(out, resultsFileName(shard)));
   try {
     writeManifest(
       out,
@@ -209,14 +201,7 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
     csv.close();
     throw e;
   }
-  const todo = cells
-    .map((c) =>
-      withBudgets(
-        c,
-        c.budgets.filter((_, i) => !csv.has(c.ids[i])),
-      ),
-    )
-    .filter((c) => c.budgets.length);
+  const todo = remaining(cells, (id) => csv.has(id));
   const total = cells.length;
   let done = total - todo.length;
   const label = (c: PlanCell) => cellLabel(c);
@@ -225,11 +210,11 @@ export async function bench(g: GlobalOptions, o: BenchOpts): Promise<void> {
     `${c.defenses.map(refText).join('+')} s${c.seed} ${refText(c.attack)} ${phase}`.slice(0, 40).padEnd(40);
   const workers = Math.min(jobs, Math.max(1, todo.length));
   // an estimate only informs: whatever goes wrong reading past runs, the sweep runs without one
-  let estimate: ReturnType<typeof estimatePlan>;
+  let estimate = estimatePlan(todo, [], workers);
   try {
-    estimate = estimatePlan(todo, pastCells(out, csv.file), workers);
+    if (todo.length) estimate = estimatePlan(todo, pastCells(out, csv.file), workers);
   } catch {
-    estimate = estimatePlan(todo, [], workers);
+    // no history, then: the bench:perf defaults
   }
   const estimateOf = new Map(estimate.cells.map((e) => [e.cell, e.seconds]));
   if (!o.json)
@@ -532,16 +517,9 @@ async function printPlan(
   });
   for (const n of plan.data.notes) process.stderr.write(chalk.yellow(`mse: note: ${n}\n`));
   const cells = shard ? shardOf(plan.cells, shardKey, shard) : plan.cells;
-  const file = path.join(out, shard ? `shard-${shard.index}-of-${shard.count}.csv` : 'results.csv');
+  const file = path.join(out, resultsFileName(shard));
   const have = new Set(existsSync(file) ? readResults(file).map((r) => r.cell_id) : []);
-  const todo = cells
-    .map((c) =>
-      withBudgets(
-        c,
-        c.budgets.filter((_, i) => !have.has(c.ids[i])),
-      ),
-    )
-    .filter((c) => c.budgets.length);
+  const todo = remaining(cells, (id) => have.has(id));
   const rows = cells.reduce((a, c) => a + c.budgets.length, 0);
   const rowsTodo = todo.reduce((a, c) => a + c.budgets.length, 0);
   const samples = pastCells(out, file);

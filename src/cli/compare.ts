@@ -1,9 +1,10 @@
 /** `mse compare a.csv b.csv`: per-metric deltas between two runs, joined on cells, with significance when seeds allow. */
 import chalk from 'chalk';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ensureDir } from '../fs-util.js';
-import { compareReport, significance } from '../report/compare-page.js';
+import { compareReport, formatValue as f, significance } from '../report/compare-page.js';
+import { manifestForDisplay } from '../runner/manifest.js';
 import { renderHtml } from '../report/html.js';
 import { compareResults, regressions } from '../runner/compare.js';
 import { readResults } from '../runner/csv-writer.js';
@@ -35,7 +36,6 @@ export function compare(fileA: string, fileB: string, o: CompareOpts): void {
   if (o.json) {
     process.stdout.write(JSON.stringify({ ...c, regressions: reg }) + '\n');
   } else {
-    const f = (v: number) => (Number.isInteger(v) ? String(v) : Math.abs(v) >= 100 ? v.toFixed(1) : v.toPrecision(4));
     const lines: string[][] = [['cell', 'metric', 'a', 'b', 'Δ', 'seeds', 'significance'].map((h) => chalk.bold(h))];
     for (const cell of c.cells) {
       for (const d of cell.deltas) {
@@ -65,20 +65,13 @@ export function compare(fileA: string, fileB: string, o: CompareOpts): void {
     const page = path.resolve(o.html);
     ensureDir(path.dirname(page));
     const rel = (f: string) => path.relative(path.dirname(page), path.resolve(f)).split(path.sep).join('/');
-    const manifestOf = (f: string): unknown => {
-      try {
-        return JSON.parse(readFileSync(path.join(path.dirname(f), 'manifest.json'), 'utf8')) as unknown;
-      } catch {
-        return undefined;
-      }
-    };
     writeFileSync(
       page,
       renderHtml(compareReport(c, fileA, fileB, o.tolerance), {
         title: 'mse compare',
         runs: [
-          { label: `A: ${fileA}`, manifest: manifestOf(fileA), csvHref: rel(fileA) },
-          { label: `B: ${fileB}`, manifest: manifestOf(fileB), csvHref: rel(fileB) },
+          { label: `A: ${fileA}`, manifest: manifestForDisplay(path.dirname(fileA)).value, csvHref: rel(fileA) },
+          { label: `B: ${fileB}`, manifest: manifestForDisplay(path.dirname(fileB)).value, csvHref: rel(fileB) },
         ],
       }),
     );

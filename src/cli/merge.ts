@@ -9,6 +9,7 @@ import path from 'node:path';
 import { realFile, ResultsCsv, readResults } from '../runner/csv-writer.js';
 import type { GridSpec } from '../runner/grid.js';
 import { cellLabel, planSweep } from '../runner/plan.js';
+import { isShardFile } from '../runner/shard.js';
 import { RESULT_COLUMNS, type ResultRow } from '../runner/result-row.js';
 import { loadPlugin } from '../units/plugins.js';
 import { MseError, UsageError } from '../errors.js';
@@ -19,7 +20,7 @@ export async function merge(g: GlobalOptions, targets: string[], o: { out?: stri
   const files = targets.flatMap((t) =>
     existsSync(t) && statSync(t).isDirectory()
       ? readdirSync(t)
-          .filter((f) => /^shard-\d+-of-\d+\.csv$/.test(f))
+          .filter(isShardFile)
           .map((f) => path.join(t, f))
       : [t],
   );

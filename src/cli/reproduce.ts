@@ -6,9 +6,9 @@ import { checkPluginVersions, makeManifest, writeManifest } from '../runner/mani
 import { listPapers, loadPaper, paperFile, paperPasses, planPaper, reproduce as run } from '../runner/reproduce.js';
 import { estimatePlan, formatDuration, pastCells } from '../runner/estimate.js';
 import { readResults } from '../runner/csv-writer.js';
-import { withBudgets } from '../runner/plan.js';
+import { remaining } from '../runner/plan.js';
 import { slurmScripts, validateEmitOptions } from '../runner/emit.js';
-import { parseShard } from '../runner/shard.js';
+import { isShardFile, parseShard, resultsFileName } from '../runner/shard.js';
 import { assertDirOrAbsent, ensureDir } from '../fs-util.js';
 import { loadPlugins } from '../units/plugins.js';
 import { UsageError } from '../errors.js';
@@ -250,7 +250,7 @@ async function printReproducePlan(
     const base = offset;
     offset += plan.cells.length;
     const mine = plan.cells.filter((_, k) => !shard || (base + k) % shard.count === shard.index);
-    const file = path.join(outOf(paper), shard ? `shard-${shard.index}-of-${shard.count}.csv` : 'results.csv');
+    const file = path.join(outOf(paper), resultsFileName(shard));
     assertDirOrAbsent(outOf(paper));
     // what the run counts as done: its CSV and, unsharded, the shard CSVs it folds in first
     const csvs = [
@@ -258,18 +258,11 @@ async function printReproducePlan(
       ...(shard || !existsSync(outOf(paper))
         ? []
         : readdirSync(outOf(paper))
-            .filter((f) => /^shard-\d+-of-\d+\.csv$/.test(f))
+            .filter(isShardFile)
             .map((f) => path.join(outOf(paper), f))),
     ];
     const have = new Set(csvs.flatMap((f) => (existsSync(f) ? readResults(f).map((r) => r.cell_id) : [])));
-    const left = mine
-      .map((c) =>
-        withBudgets(
-          c,
-          c.budgets.filter((_, i) => !have.has(c.ids[i])),
-        ),
-      )
-      .filter((c) => c.budgets.length);
+    const left = remaining(mine, (id) => have.has(id));
     const est = estimatePlan(left, pastCells(outOf(paper), file), 1);
     total += est.wallS;
     lines.push([

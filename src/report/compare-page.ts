@@ -8,8 +8,10 @@ import type { Comparison } from '../runner/compare.js';
 import { compareSpec, type ComparePoint } from './figures.js';
 import type { Report, Section } from './report.js';
 
-const f = (v: number) =>
+/** A compared value as the terminal table and the page print it. */
+export const formatValue = (v: number) =>
   !Number.isFinite(v) ? '–' : Number.isInteger(v) ? String(v) : Math.abs(v) >= 100 ? v.toFixed(1) : v.toPrecision(4);
+const f = formatValue;
 
 /** What a delta's significance says, as the terminal table says it. */
 export function significance(d: Comparison['cells'][number]['deltas'][number], tolerance: number): string {

@@ -471,6 +471,13 @@ export async function writeReport(
   return { markdown, files };
 }
 
+/** Table order across models: model, defense, attack (accounts numerically), budget. */
+const byModelDefenseAttack = (a: Group, b: Group): number =>
+  `${a.key.dataset}/${a.key.victim}`.localeCompare(`${b.key.dataset}/${b.key.victim}`) ||
+  defenseLabel(a).localeCompare(defenseLabel(b)) ||
+  attackLabel(a).localeCompare(attackLabel(b), 'en', { numeric: true }) ||
+  Number(a.key.budget) - Number(b.key.budget);
+
 /**
  * Where a detector watched the stream (rows with a benign false-positive rate): how soon each
  * attack was caught, in how many seeds, against how often honest clients were — the trade-off a
@@ -479,13 +486,7 @@ export async function writeReport(
 function detectionSection(groups: Group[]): Section[] {
   const watched = groups.filter((g) => g.metrics.benign_fpr.n > 0);
   if (!watched.length) return [];
-  const sorted = [...watched].sort(
-    (a, b) =>
-      `${a.key.dataset}/${a.key.victim}`.localeCompare(`${b.key.dataset}/${b.key.victim}`) ||
-      defenseLabel(a).localeCompare(defenseLabel(b)) ||
-      attackLabel(a).localeCompare(attackLabel(b), 'en', { numeric: true }) ||
-      Number(a.key.budget) - Number(b.key.budget),
-  );
+  const sorted = [...watched].sort(byModelDefenseAttack);
   const table: Table = {
     header: [
       'dataset / victim',
@@ -576,13 +577,7 @@ export function splitAccounts(label: string): { label: string; accounts: number 
 function watermarkSection(groups: Group[]): Section[] {
   const marked = groups.filter((g) => g.metrics.watermark_acc.n > 0);
   if (!marked.length) return [];
-  const sorted = [...marked].sort(
-    (a, b) =>
-      `${a.key.dataset}/${a.key.victim}`.localeCompare(`${b.key.dataset}/${b.key.victim}`) ||
-      defenseLabel(a).localeCompare(defenseLabel(b)) ||
-      attackLabel(a).localeCompare(attackLabel(b), 'en', { numeric: true }) ||
-      Number(a.key.budget) - Number(b.key.budget),
-  );
+  const sorted = [...marked].sort(byModelDefenseAttack);
   return [
     {
       id: 'watermarks',

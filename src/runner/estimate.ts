@@ -16,6 +16,7 @@ import { ATTACKS } from '../attacks/registry.js';
 import { formatModelSpec } from '../models/zoo.js';
 import { readResults } from './csv-writer.js';
 import { splitTopLevel } from '../params.js';
+import { isShardFile, resultsFileName } from './shard.js';
 import type { PlanCell } from './plan.js';
 
 /** What a cell's cost depends on, as rows record it. */
@@ -141,7 +142,7 @@ export function historyFiles(root: string, limit = 200): string[] {
       continue;
     }
     for (const f of entries)
-      if (f === 'results.csv' || /^shard-\d+-of-\d+\.csv$/.test(f)) {
+      if (f === resultsFileName() || isShardFile(f)) {
         const file = path.join(d, f);
         try {
           const st = statSync(file);

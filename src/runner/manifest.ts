@@ -1,7 +1,7 @@
 /** `manifest.json` beside a run's CSV: the command, spec, git commit, versions and backend. */
 import { ensureDir } from '../fs-util.js';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -151,6 +151,23 @@ export function recordPlugins(dir: string, plugins: ReadonlyArray<PluginEntry>):
     return;
   }
   writeManifest(dir, { ...m, plugins: mergePlugins(m.plugins ?? [], plugins) });
+}
+
+/**
+ * A run's manifest for display (the report and compare pages): its content when it is a JSON
+ * object, else why it cannot be used (absent: neither). Never throws: provenance only informs.
+ */
+export function manifestForDisplay(dir: string): { value?: Record<string, unknown>; problem?: string } {
+  const file = path.join(dir, 'manifest.json');
+  if (!existsSync(file)) return {};
+  try {
+    const value = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    if (typeof value === 'object' && value !== null && !Array.isArray(value))
+      return { value: value as Record<string, unknown> };
+    return { problem: 'is not a JSON object' };
+  } catch (e) {
+    return { problem: (e as NodeJS.ErrnoException).code === 'EISDIR' ? 'is a directory' : 'is not valid JSON' };
+  }
 }
 
 export function readManifest(dir: string): Manifest {

@@ -171,6 +171,18 @@ export function withBudgets(c: PlanCell, budgets: number[]): PlanCell {
   return { ...c, budgets: keep.map((x) => x.b), ids: keep.map((x) => x.id) };
 }
 
+/** The cells with only the budgets whose rows `has` lacks; cells with none left dropped. */
+export function remaining(cells: PlanCell[], has: (id: string) => boolean): PlanCell[] {
+  return cells
+    .map((c) =>
+      withBudgets(
+        c,
+        c.budgets.filter((_, i) => !has(c.ids[i])),
+      ),
+    )
+    .filter((c) => c.budgets.length);
+}
+
 /**
  * A key that does not depend on where the attacker's data came from (which may differ between
  * machines: one has the full pool, another the shipped split), for cutting shards every machine

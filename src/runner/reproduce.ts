@@ -9,7 +9,8 @@ import { fileURLToPath } from 'node:url';
 import { MseError, UsageError, unknownChoice } from '../errors.js';
 import type { ResolveOptions } from '../data/resolve.js';
 import { ATTACKS } from '../attacks/registry.js';
-import { cellLabel, makePlan, withBudgets, type CellRequest, type Plan } from './plan.js';
+import { isShardFile, resultsFileName } from './shard.js';
+import { cellLabel, makePlan, remaining, type CellRequest, type Plan } from './plan.js';
 import { loadPlugins } from '../units/plugins.js';
 import type { PlanDataReport } from './plan-data.js';
 import { runCell } from './run-cell.js';
@@ -154,9 +155,7 @@ export interface ReproduceShard {
 /** The rows of shard-*-of-*.csv in `dir` that belong to this plan and are not in `csv` yet, appended to it. */
 function foldShards(dir: string, csv: ResultsCsv, ids: Set<string>): void {
   if (!existsSync(dir)) return;
-  for (const f of readdirSync(dir)
-    .filter((f) => /^shard-\d+-of-\d+\.csv$/.test(f))
-    .sort()) {
+  for (const f of readdirSync(dir).filter(isShardFile).sort()) {
     for (const row of readResults(path.join(dir, f)))
       if (ids.has(row.cell_id) && !csv.has(row.cell_id)) csv.write(makeRow(row as Partial<ResultRow>));
   }
@@ -182,21 +181,14 @@ export async function reproduce(
 ): Promise<ReproduceResult> {
   const { spec, sc, plan, planned } = await planPaper(name, scale, data);
   onPlan?.(plan);
-  const csvPath = path.join(outDir, shard ? `shard-${shard.index}-of-${shard.count}.csv` : 'results.csv');
+  const csvPath = path.join(outDir, resultsFileName(shard));
   const csv = new ResultsCsv(csvPath);
   try {
     // what shards of this paper already measured (mse reproduce --shard, e.g. a Slurm array's tasks)
     if (!shard) foldShards(outDir, csv, new Set(plan.cells.flatMap((c) => c.ids)));
     // a shard counts its own passes only
     const mine = plan.cells.filter((_, k) => !shard || shard.take(k));
-    const todo = mine
-      .map((c) =>
-        withBudgets(
-          c,
-          c.budgets.filter((_, i) => !csv.has(c.ids[i])),
-        ),
-      )
-      .filter((c) => c.budgets.length);
+    const todo = remaining(mine, (id) => csv.has(id));
     let done = mine.reduce((a, c) => a + c.budgets.length, 0) - todo.reduce((a, c) => a + c.budgets.length, 0);
     const total = done + todo.reduce((a, c) => a + c.budgets.length, 0);
     for (const cell of todo) {

@@ -19,6 +19,12 @@ export function parseShard(text: string): Shard {
   return { index, count };
 }
 
+/** The CSV a run writes in its output directory: `results.csv`, or a shard's own file. */
+export const resultsFileName = (s?: Shard): string => (s ? `shard-${s.index}-of-${s.count}.csv` : 'results.csv');
+
+/** Whether a file name is a shard's CSV (what merge and reproduce fold in). */
+export const isShardFile = (name: string): boolean => /^shard-\d+-of-\d+\.csv$/.test(name);
+
 /** The items of shard `s`, given a stable key per item. */
 export function shardOf<T>(items: T[], key: (t: T) => string, s: Shard): T[] {
   const order = items.map((t, i) => ({ t, k: key(t), i })).sort((a, b) => (a.k < b.k ? -1 : a.k > b.k ? 1 : a.i - b.i));
